@@ -1,0 +1,20 @@
+"""Turns files (and, later, web pages) into chunks with metadata and hands them to the knowledge base."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knowledge_base import KnowledgeBase
+
+from ingest.chunking import Chunker, ChunkingConfig
+from ingest.loaders import LoadError
+from ingest.pipeline import IngestReport, Ingestor, Outcome, Progress
+
+
+def build_ingestor(settings: Any, kb: KnowledgeBase) -> Ingestor:
+    config = ChunkingConfig(settings.chunk_size, settings.chunk_overlap)
+    return Ingestor(kb, Chunker(config), max_file_bytes=int(settings.max_file_mb * 2**20))
+
+
+__all__ = ["Chunker", "ChunkingConfig", "IngestReport", "Ingestor", "LoadError", "Outcome", "Progress",
+           "build_ingestor"]

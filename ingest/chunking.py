@@ -1,0 +1,73 @@
+"""Structure-aware chunking: headings first, then recursive splitting.
+
+Every chunk starts with a short context header (document title › section path): a passage like "Set it
+to 4 mm" is findable only when it says what it belongs to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.documents import Document
+from langchain_text_splitters import ExperimentalMarkdownSyntaxTextSplitter, RecursiveCharacterTextSplitter
+
+HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
+SEPARATOR = " › "
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    chunk_size: int = 800
+    chunk_overlap: int = 80
+
+    @property
+    def fingerprint(self) -> str:
+        """Part of every source's hash, so a change of chunking re-chunks everything on the next ingest."""
+        return f"chunking-v1:{self.chunk_size}:{self.chunk_overlap}"
+
+
+class Chunker:
+    def __init__(self, config: ChunkingConfig) -> None:
+        self.config = config
+        self._splitter = RecursiveCharacterTextSplitter(
+            chunk_size=config.chunk_size,
+            chunk_overlap=config.chunk_overlap,
+            separators=["\n\n", "\n", ". ", "; ", ", ", " ", ""],
+            keep_separator="end",
+            strip_whitespace=True,
+        )
+
+    def split(self, documents: list[Document], title: str) -> list[Document]:
+        chunks: list[Document] = []
+        for document in documents:
+            for section_path, text in self._sections(document):
+                header = _context_header(title, section_path)
+                for piece in self._splitter.split_text(text):
+                    meta = {k: v for k, v in document.metadata.items() if k in ("page",)}
+                    if section_path:
+                        meta["section"] = section_path
+                    chunks.append(Document(page_content=f"{header}\n\n{piece}", metadata=meta))
+        return chunks
+
+    def _sections(self, document: Document) -> list[tuple[str, str]]:
+        if document.metadata.get("format") != "markdown":
+            return [("", document.page_content)]
+        splitter = ExperimentalMarkdownSyntaxTextSplitter(HEADINGS, strip_headers=True)
+        sections: list[tuple[str, str]] = []
+        for part in splitter.split_text(document.page_content):
+            path = SEPARATOR.join(part.metadata[key] for _, key in HEADINGS if part.metadata.get(key))
+            text = part.page_content.strip()
+            if not text:
+                continue
+            if sections and sections[-1][0] == path:  # code blocks come back as their own parts
+                sections[-1] = (path, sections[-1][1] + "\n\n" + text)
+            else:
+                sections.append((path, text))
+        return sections
+
+
+def _context_header(title: str, section_path: str) -> str:
+    parts = [p for p in section_path.split(SEPARATOR) if p] if section_path else []
+    if parts and parts[0].strip().lower() == title.strip().lower():
+        parts = parts[1:]
+    return SEPARATOR.join([title, *parts]) if title else SEPARATOR.join(parts)

@@ -1,0 +1,52 @@
+"""One loader per file type behind one function: adding a type is adding a module and a line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from langchain_core.documents import Document
+
+from ingest.loaders.table import load_csv
+from ingest.loaders.word import load_docx
+from ingest.loaders.errors import LoadError
+from ingest.loaders.html import load_html
+from ingest.loaders.pdf import load_pdf
+from ingest.loaders.text import load_markdown, load_text
+
+Loader = Callable[[Path, bytes], list[Document]]
+
+LOADERS: dict[str, Loader] = {
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".txt": load_text,
+    ".text": load_text,
+    ".rst": load_text,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".csv": load_csv,
+    ".tsv": load_csv,
+}
+
+
+def kind_of(path: Path) -> str:
+    return path.suffix.lower().lstrip(".")
+
+
+def is_supported(path: Path) -> bool:
+    return path.suffix.lower() in LOADERS
+
+
+def load(path: Path, raw: bytes) -> list[Document]:
+    """Documents (one per page for PDFs) with `title` and `format` metadata; LoadError says why not."""
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise LoadError(f"unsupported file type {path.suffix or '(none)'!r}")
+    if not raw.strip():
+        raise LoadError("empty file")
+    return loader(path, raw)
+
+
+__all__ = ["LOADERS", "LoadError", "is_supported", "kind_of", "load"]

@@ -1,0 +1,58 @@
+"""HTML files to Markdown: scripts, styles, navigation and footers dropped, headings kept for the splitter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from langchain_core.documents import Document
+
+from ingest.loaders.errors import LoadError
+from ingest.loaders.text import decode
+
+CLUTTER = ["script", "style", "noscript", "nav", "footer", "header", "aside", "form", "iframe", "svg", "template"]
+
+
+def html_to_markdown(html: str) -> tuple[str, str]:
+    """(title, markdown) of the page's main content."""
+    from bs4 import BeautifulSoup
+    from markdownify import MarkdownConverter
+
+    soup = BeautifulSoup(html, "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(CLUTTER):
+        tag.decompose()
+    for tag in soup.select('[role="navigation"], [aria-hidden="true"], .cookie-banner, #cookie-banner'):
+        tag.decompose()
+    body = soup.find("main") or soup.find("article") or soup.body or soup
+    markdown = MarkdownConverter(heading_style="ATX", bullets="-", strip=["img"]).convert_soup(body)
+    lines = [line.rstrip() for line in markdown.splitlines()]
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    if not title:
+        h1 = soup.find("h1")
+        title = h1.get_text(" ", strip=True) if h1 else ""
+    return title, text.strip()
+
+
+def load_html(path: Path, raw: bytes) -> list[Document]:
+    html, encoding = _decode_html(raw)
+    title, markdown = html_to_markdown(html)
+    if not markdown:
+        raise LoadError("no text in HTML")
+    return [Document(page_content=markdown, metadata={"title": title or path.stem, "format": "markdown",
+                                                      "encoding": encoding})]
+
+
+def _decode_html(raw: bytes) -> tuple[str, str]:
+    """The charset the page declares wins over guessing."""
+    import re
+
+    declared = re.search(rb"""<meta[^>]+charset=["']?([\w-]+)""", raw[:4096], re.IGNORECASE)
+    if declared:
+        name = declared.group(1).decode("ascii", "ignore")
+        try:
+            return raw.decode(name), name
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return decode(raw)

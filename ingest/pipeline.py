@@ -1,0 +1,253 @@
+"""Files and folders → chunks → the knowledge base, incrementally, one bad file never stopping the rest.
+
+Reading and splitting run in a background thread while the main thread embeds, and sources are written
+in groups so the embedding model always gets full batches, even for folders of one-chunk files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from knowledge_base import ChunkedSource, KnowledgeBase
+
+from ingest.chunking import Chunker
+from ingest.loaders import LoadError, is_supported, kind_of, load
+
+GROUP_CHUNKS = 256
+GROUP_SOURCES = 256
+
+
+@dataclass
+class Outcome:
+    source: str
+    status: str  # added | updated | unchanged | failed | skipped | removed
+    message: str = ""
+    chunks: int = 0
+
+
+@dataclass
+class IngestReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    embedded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+
+    def of(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        names = ("added", "updated", "unchanged", "failed", "skipped", "removed")
+        return {name: len(self.of(name)) for name in names}
+
+    @property
+    def succeeded(self) -> bool:
+        """False only when nothing could be ingested and something failed."""
+        c = self.counts
+        return not (c["failed"] and not (c["added"] or c["updated"] or c["unchanged"]))
+
+
+class Progress:
+    """What the pipeline tells its caller; the CLI draws a bar, the UI a progress widget."""
+
+    def files_found(self, total: int) -> None: ...
+    def chunks_planned(self, count: int) -> None: ...
+    def chunks_embedded(self, count: int) -> None: ...
+    def file_done(self, outcome: Outcome) -> None: ...
+
+
+@dataclass
+class Candidate:
+    path: Path
+    doc_type: str
+
+
+@dataclass
+class Prepared:
+    candidate: Candidate
+    item: ChunkedSource | None = None
+    outcome: Outcome | None = None
+
+
+class Ingestor:
+    def __init__(self, kb: KnowledgeBase, chunker: Chunker, max_file_bytes: int = 100 * 2**20) -> None:
+        self.kb = kb
+        self.chunker = chunker
+        self.max_file_bytes = max_file_bytes
+
+    def run(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        globs: list[str] | None = None,
+        excludes: list[str] | None = None,
+        doc_type: str | None = None,
+        sync: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        progress = progress or Progress()
+        start = time.perf_counter()
+        report = IngestReport()
+        candidates, roots = [], []
+        for raw_path in paths:
+            path = Path(raw_path).expanduser()
+            found, problems = discover(path, globs or [], excludes or [], doc_type)
+            candidates.extend(found)
+            report.outcomes.extend(problems)
+            if path.is_dir():
+                roots.append(path.resolve())
+        candidates = list({str(c.path): c for c in candidates}.values())
+        progress.files_found(len(candidates))
+        for outcome in report.outcomes:
+            progress.file_done(outcome)
+
+        with self.kb.writing():
+            known = self.kb.source_hashes()
+            pending: list[Prepared] = []
+            for prepared in self._prepare_in_background(candidates, known, progress):
+                if prepared.outcome is not None:
+                    report.outcomes.append(prepared.outcome)
+                    progress.file_done(prepared.outcome)
+                    continue
+                pending.append(prepared)
+                if (sum(len(p.item.chunks) for p in pending) >= GROUP_CHUNKS  # type: ignore[union-attr]
+                        or len(pending) >= GROUP_SOURCES):
+                    self._write(pending, known, report, progress)
+                    pending = []
+            if pending:
+                self._write(pending, known, report, progress)
+            if sync:
+                seen = {str(c.path) for c in candidates}
+                for root in roots:
+                    gone = [r.source for r in self.kb.sources(prefix=str(root) + os.sep) if r.source not in seen]
+                    for source in self.kb.remove(gone):
+                        outcome = Outcome(source, "removed", "no longer exists")
+                        report.outcomes.append(outcome)
+                        progress.file_done(outcome)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _write(self, pending: list[Prepared], known: dict[str, str], report: IngestReport,
+               progress: Progress) -> None:
+        items = [p.item for p in pending if p.item is not None]
+        result = self.kb.write(items, on_embedded=progress.chunks_embedded)
+        report.embedded += result.embedded
+        report.reused += result.reused
+        for item in items:
+            status = "updated" if item.source in known else "added"
+            outcome = Outcome(item.source, status, chunks=len(item.chunks))
+            report.outcomes.append(outcome)
+            progress.file_done(outcome)
+
+    def _prepare_in_background(
+        self, candidates: list[Candidate], known: dict[str, str], progress: Progress
+    ) -> Iterator[Prepared]:
+        results: queue.Queue[Prepared | None] = queue.Queue(maxsize=64)
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                for candidate in candidates:
+                    if stop.is_set():
+                        return
+                    prepared = self.prepare(candidate, known)
+                    if prepared.item is not None:
+                        progress.chunks_planned(len(prepared.item.chunks))
+                    results.put(prepared)
+            finally:
+                results.put(None)
+
+        thread = threading.Thread(target=work, name="kbagent-ingest-reader", daemon=True)
+        thread.start()
+        try:
+            while (prepared := results.get()) is not None:
+                yield prepared
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a reader waiting on a full queue
+                try:
+                    results.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+
+    def prepare(self, candidate: Candidate, known: dict[str, str]) -> Prepared:
+        path = candidate.path
+        source = str(path)
+        try:
+            size = path.stat().st_size
+            if size > self.max_file_bytes:
+                raise LoadError(f"file too large ({size / 2**20:.1f} MB > {self.max_file_bytes / 2**20:.0f} MB)")
+            raw = path.read_bytes()
+        except PermissionError:
+            return Prepared(candidate, outcome=Outcome(source, "failed", "permission denied"))
+        except LoadError as exc:
+            return Prepared(candidate, outcome=Outcome(source, "failed", str(exc)))
+        except OSError as exc:
+            return Prepared(candidate, outcome=Outcome(source, "failed", exc.strerror or str(exc)))
+        digest = hashlib.sha256()
+        digest.update(f"{self.chunker.config.fingerprint}|{candidate.doc_type}|".encode())
+        digest.update(raw)
+        content_hash = digest.hexdigest()
+        if known.get(source) == content_hash:
+            return Prepared(candidate, outcome=Outcome(source, "unchanged"))
+        try:
+            documents = load(path, raw)
+            title = str(documents[0].metadata.get("title") or path.stem) if documents else path.stem
+            chunks = self.chunker.split(documents, title)
+            if not chunks:
+                raise LoadError("no text found")
+        except LoadError as exc:
+            return Prepared(candidate, outcome=Outcome(source, "failed", str(exc)))
+        except Exception as exc:  # a loader bug must not stop the folder
+            return Prepared(candidate, outcome=Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]))
+        item = ChunkedSource(source, content_hash, chunks, title=title, doc_type=candidate.doc_type,
+                             kind=kind_of(path))
+        return Prepared(candidate, item=item)
+
+
+def discover(
+    path: Path, globs: list[str], excludes: list[str], doc_type: str | None
+) -> tuple[list[Candidate], list[Outcome]]:
+    """Files to ingest under a path, in a stable order, and one outcome per path that can't be walked."""
+    if not path.exists():
+        return [], [Outcome(str(path), "failed", "no such file or directory")]
+    if path.is_file():
+        resolved = path.resolve()
+        if not is_supported(resolved):
+            return [], [Outcome(str(resolved), "failed", f"unsupported file type {path.suffix or '(none)'!r}")]
+        return [Candidate(resolved, doc_type or resolved.parent.name)], []
+    root = path.resolve()
+    found: list[Candidate] = []
+    skipped: list[Outcome] = []
+    for folder, dirs, files in os.walk(root, followlinks=False, onerror=None):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            file = Path(folder) / name
+            rel = file.relative_to(root).as_posix()
+            if globs and not _matches(rel, name, globs):
+                continue
+            if excludes and _matches(rel, name, excludes):
+                continue
+            if not is_supported(file):
+                skipped.append(Outcome(str(file), "skipped", f"unsupported file type {file.suffix or '(none)'!r}"))
+                continue
+            if not file.is_file():  # broken symlink, socket, ...
+                skipped.append(Outcome(str(file), "skipped", "not a regular file"))
+                continue
+            parts = Path(rel).parts
+            found.append(Candidate(file, doc_type or (parts[0] if len(parts) > 1 else root.name)))
+    return found, skipped
+
+
+def _matches(rel: str, name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)

@@ -1,0 +1,224 @@
+"""The `kbagent` command. Heavy libraries are imported inside commands, so `--help` and errors are instant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    name="kbagent",
+    help="Ingest documents into a local knowledge base and search it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(Exception):
+    """Ends the command with its message on one line and exit status 2."""
+
+
+def _settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from kbagent.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UserError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _open_kb(settings: Any) -> Any:
+    from knowledge_base import KnowledgeBase
+
+    return KnowledgeBase.open(settings)
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
+    glob: Annotated[list[str] | None, typer.Option("--glob", help="Only files matching (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Skip files matching.")] = None,
+    doc_type: Annotated[str | None, typer.Option("--doc-type", help="Set doc_type for every file.")] = None,
+    sync: Annotated[bool, typer.Option("--sync", help="Also remove sources gone from these folders.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero if any file fails.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Ingest files and folders (md, txt, pdf, html, docx, csv); unchanged files cost nothing."""
+    from ingest import build_ingestor
+    from kbagent.progress import RichProgress
+
+    settings = _settings()
+    err = _console(stderr=True)
+    with _open_kb(settings) as kb, RichProgress(err, enabled=not json_out) as progress:
+        report = build_ingestor(settings, kb).run(
+            paths, globs=glob, excludes=exclude, doc_type=doc_type, sync=sync, progress=progress
+        )
+    counts = report.counts
+    if json_out:
+        print(json.dumps({**counts, "embedded_chunks": report.embedded, "reused_chunks": report.reused,
+                          "seconds": round(report.seconds, 2),
+                          "problems": [o.__dict__ for o in report.outcomes if o.status in ("failed", "skipped")]},
+                         indent=2))
+    else:
+        out = _console()
+        for outcome in report.of("failed"):
+            out.print(f"[red]failed[/]  {outcome.source}: {outcome.message}")
+        for outcome in report.of("skipped"):
+            out.print(f"[yellow]skipped[/] {outcome.source}: {outcome.message}")
+        rate = report.embedded / report.seconds if report.seconds else 0.0
+        out.print(
+            f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
+            f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['removed']} removed; "
+            f"{report.embedded} chunks embedded ({report.reused} reused) in {report.seconds:.1f}s "
+            f"({rate:.1f} chunks/s)"
+        )
+    if not report.succeeded or (strict and counts["failed"]):
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=200, help="How many chunks.")] = 10,
+    doc_type: Annotated[str | None, typer.Option("--doc-type", help="Only this doc_type.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Search the knowledge base: top-k chunks with score, source, page and text."""
+    settings = _settings()
+    with _open_kb(settings) as kb:
+        docs = kb.search(query, k=k, filters={"doc_type": doc_type})
+    rows = [_doc_row(d) for d in docs]
+    if json_out:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    out = _console()
+    if not rows:
+        out.print("No results. (Is anything ingested? Try `kbagent sources`.)")
+    for n, row in enumerate(rows, start=1):
+        where = row["source"] + (f" (p. {row['page']})" if row["page"] else "")
+        out.print(f"[bold][{n}][/] {row['score']:.3f}  [bold]{row['title']}[/] — {where}  [dim]{row['doc_type']}[/]")
+        text = " ".join(row["text"].split())
+        out.print(f"    {text[:400]}{'…' if len(text) > 400 else ''}", markup=False)
+
+
+def _doc_row(doc: Any) -> dict[str, Any]:
+    meta = doc.metadata
+    return {
+        "text": doc.page_content,
+        "source": meta.get("source", ""),
+        "title": meta.get("title", ""),
+        "doc_type": meta.get("doc_type", ""),
+        "page": meta.get("page"),
+        "section": meta.get("section"),
+        "score": meta.get("score"),
+        "chunk_id": meta.get("chunk_id"),
+    }
+
+
+@app.command()
+def sources(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+    """List ingested sources with chunk counts and times."""
+    settings = _settings()
+    with _open_kb(settings) as kb:
+        records = [r.as_dict() for r in kb.sources()]
+    if json_out:
+        print(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table("source", "type", "doc_type", "chunks", "ingested at")
+    for r in records:
+        table.add_row(str(r["source"]), str(r["kind"]), str(r["doc_type"]), str(r["chunks"]), str(r["ingested_at"]))
+    _console().print(table)
+    _console().print(f"{len(records)} sources, {sum(int(r['chunks']) for r in records)} chunks")
+
+
+@app.command()
+def stats(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Totals: sources, chunks, doc types, model, store."""
+    settings = _settings()
+    with _open_kb(settings) as kb:
+        totals = kb.stats()
+    if json_out:
+        print(json.dumps(totals, indent=2))
+        return
+    for key, value in totals.items():
+        print(f"{key:16} {value}")
+
+
+@app.command()
+def remove(
+    targets: Annotated[list[str], typer.Argument(help="Sources (as listed by `sources`) or folders.")],
+) -> None:
+    """Delete sources, or every source under a folder, from the knowledge base."""
+    settings = _settings()
+    with _open_kb(settings) as kb:
+        known = {r.source for r in kb.sources()}
+        chosen: list[str] = []
+        for target in targets:
+            candidates = {target, str(Path(target).expanduser().resolve())}
+            exact = [c for c in candidates if c in known]
+            under = [s for c in candidates for s in known if s.startswith(c.rstrip(os.sep) + os.sep)]
+            if not exact and not under:
+                _console(stderr=True).print(f"not in the knowledge base: {target}", markup=False)
+            chosen.extend(exact + under)
+        removed = kb.remove(sorted(set(chosen)))
+    for source in removed:
+        print(f"removed {source}")
+    print(f"{len(removed)} sources removed")
+    if not removed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def config(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the effective settings (secrets masked)."""
+    values = _settings().masked()
+    if json_out:
+        print(json.dumps(values, indent=2))
+        return
+    for key, value in values.items():
+        print(f"{key:22} {value}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("chromadb", "httpx", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    from knowledge_base.errors import ConfigError
+
+    try:
+        app()
+    except (UserError, ConfigError) as exc:
+        print(f"kbagent: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("kbagent: interrupted; rerun the same command to finish (nothing is lost)", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

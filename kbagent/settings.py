@@ -1,0 +1,68 @@
+"""The one settings object: read from `KBAGENT_*` variables and `.env`, built once at the edge, passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KBAGENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("./data"), description="Where the store and the source records live.")
+    collection: str = Field("kbagent", description="Chroma collection name.")
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="'all-MiniLM-L6-v2' (shipped offline), any sentence-transformers name or path, "
+        "or 'openai:<model>'.",
+    )
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    embedding_device: str = Field("cpu", description="torch device for local embedding models.")
+    chunk_size: int = Field(800, ge=100, le=20000, description="Characters per chunk.")
+    chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
+    chroma_url: str = Field("", description="Empty: embedded store on disk. http://host:port: a Chroma server.")
+    search_k: int = Field(10, ge=1, le=200)
+    max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
+
+    # Provider keys keep their usual names (no prefix).
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info: Any) -> int:
+        size = info.data.get("chunk_size", 800)
+        if v >= size:
+            raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_size ({size})")
+        return v
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def records_path(self) -> Path:
+        return self.data_dir / "sources.sqlite3"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.data_dir / "ingest.lock"
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as printable values, secrets masked."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "*** (set)" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out

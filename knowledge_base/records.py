@@ -1,0 +1,109 @@
+"""Source records: what was ingested, its hash and its chunk ids, kept in SQLite beside the store.
+
+Write order makes the pair crash-safe: chunks reach Chroma before their record is written, and a record
+is deleted before its chunks. So a record always describes chunks that exist, and a rerun redoes
+whatever a crash cut short.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (
+    source      TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    title       TEXT NOT NULL DEFAULT '',
+    doc_type    TEXT NOT NULL DEFAULT '',
+    kind        TEXT NOT NULL DEFAULT '',
+    chunk_ids   TEXT NOT NULL,
+    ingested_at REAL NOT NULL
+);
+"""
+
+
+@dataclass
+class SourceRecord:
+    source: str
+    content_hash: str
+    title: str = ""
+    doc_type: str = ""
+    kind: str = ""
+    chunk_ids: list[str] = field(default_factory=list)
+    ingested_at: float = field(default_factory=time.time)
+
+    @property
+    def chunks(self) -> int:
+        return len(self.chunk_ids)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "title": self.title,
+            "doc_type": self.doc_type,
+            "kind": self.kind,
+            "chunks": self.chunks,
+            "content_hash": self.content_hash,
+            "ingested_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.ingested_at)),
+        }
+
+
+class SourceRecords:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @staticmethod
+    def _row(row: tuple) -> SourceRecord:
+        source, content_hash, title, doc_type, kind, chunk_ids, ingested_at = row
+        return SourceRecord(source, content_hash, title, doc_type, kind, json.loads(chunk_ids), ingested_at)
+
+    def get(self, source: str) -> SourceRecord | None:
+        row = self._db.execute("SELECT * FROM sources WHERE source = ?", (source,)).fetchone()
+        return self._row(row) if row else None
+
+    def hashes(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT source, content_hash FROM sources"))
+
+    def all(self, prefix: str | None = None) -> list[SourceRecord]:
+        if prefix:
+            rows = self._db.execute(
+                "SELECT * FROM sources WHERE substr(source, 1, ?) = ? ORDER BY source", (len(prefix), prefix)
+            )
+        else:
+            rows = self._db.execute("SELECT * FROM sources ORDER BY source")
+        return [self._row(r) for r in rows]
+
+    def put_many(self, records: Iterable[SourceRecord]) -> None:
+        rows = [
+            (r.source, r.content_hash, r.title, r.doc_type, r.kind, json.dumps(r.chunk_ids), r.ingested_at)
+            for r in records
+        ]
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def delete_many(self, sources: Iterable[str]) -> None:
+        with self._transaction():
+            self._db.executemany("DELETE FROM sources WHERE source = ?", [(s,) for s in sources])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

@@ -1,0 +1,113 @@
+"""Shared fixtures: real Chroma (embedded and a `chroma run` server), the real embedding model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.update(
+    HF_HUB_OFFLINE="1",
+    HF_HUB_DISABLE_TELEMETRY="1",
+    GRADIO_ANALYTICS_ENABLED="False",
+    ANONYMIZED_TELEMETRY="False",
+    TOKENIZERS_PARALLELISM="false",
+    HF_HUB_DISABLE_PROGRESS_BARS="1",
+    TRANSFORMERS_VERBOSITY="error",
+)
+for key in [k for k in os.environ if k.startswith("KBAGENT_")]:
+    del os.environ[key]
+
+from ingest import build_ingestor  # noqa: E402
+from kbagent.settings import Settings  # noqa: E402
+from knowledge_base import KnowledgeBase  # noqa: E402
+from knowledge_base.embeddings import SentenceTransformerEmbedder  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples" / "harborview"
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The real shipped all-MiniLM-L6-v2, loaded once per test session."""
+    return SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Chroma server (`chroma run`, shipped by the chromadb package) on 127.0.0.1."""
+    chroma = shutil.which("chroma", path=str(VENV_BIN)) or shutil.which("chroma")
+    if chroma is None:
+        pytest.fail("the `chroma` command from the chromadb package is missing")
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    log = open(path / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(path / "db")],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"chroma run exited: {(path / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start within 60 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", collection=f"t{uuid.uuid4().hex[:12]}", _env_file=None)
+
+
+@pytest.fixture(params=["embedded", "server"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The same tests against the embedded store and a real Chroma server."""
+    if request.param == "server":
+        return settings.model_copy(update={"chroma_url": request.getfixturevalue("chroma_server")})
+    return settings
+
+
+@pytest.fixture
+def kb(store_settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[KnowledgeBase]:
+    with KnowledgeBase.open(store_settings, embedder=embedder) as kb:
+        yield kb
+
+
+@pytest.fixture
+def embedded_kb(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[KnowledgeBase]:
+    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+        yield kb
+
+
+@pytest.fixture
+def ingestor(kb: KnowledgeBase):  # type: ignore[no-untyped-def]
+    return build_ingestor(kb.settings, kb)

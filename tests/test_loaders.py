@@ -1,0 +1,120 @@
+"""Each file type loads into clean text with its metadata; each kind of bad file fails with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.loaders import LoadError, load
+from tests.files import write_corpus, write_docx, write_pdf
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> dict[str, Path]:
+    return write_corpus(tmp_path)
+
+
+def _load(path: Path):  # type: ignore[no-untyped-def]
+    return load(path, path.read_bytes())
+
+
+def test_markdown_title_and_text(corpus: dict[str, Path]) -> None:
+    [doc] = _load(corpus["md"])
+    assert doc.metadata["title"] == "Garden Handbook"
+    assert "Zorblat Crimson" in doc.page_content
+
+
+def test_text_title_from_first_line(corpus: dict[str, Path]) -> None:
+    [doc] = _load(corpus["txt"])
+    assert doc.metadata["title"] == "Weather log"
+
+
+def test_html_drops_clutter_keeps_structure(corpus: dict[str, Path]) -> None:
+    [doc] = _load(corpus["html"])
+    assert doc.metadata["title"] == "Lentil Soup"
+    text = doc.page_content
+    assert "## Method" in text and "- 200 g red lentils" in text
+    for clutter in ("tracking", "navigation link", "Copyright footer"):
+        assert clutter not in text
+
+
+def test_pdf_pages_numbered(corpus: dict[str, Path]) -> None:
+    docs = _load(corpus["pdf"])
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+    assert "QX-7781" in docs[1].page_content
+    assert docs[0].metadata["title"] == "Pump Manual"
+
+
+def test_docx_headings_and_table(corpus: dict[str, Path]) -> None:
+    [doc] = _load(corpus["docx"])
+    assert doc.metadata["title"] == "Kettle Guide"
+    assert "## Warranty" in doc.page_content
+    assert "| K-200 | 2200 |" in doc.page_content
+
+
+def test_csv_rows_keep_column_names(corpus: dict[str, Path]) -> None:
+    [doc] = _load(corpus["csv"])
+    assert "item: saffron threads; price: 14.90; unit: gram" in doc.page_content
+
+
+def test_csv_ragged_rows(tmp_path: Path) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b\n1\n2,3,4\n")
+    [doc] = _load(path)
+    assert "a: 1" in doc.page_content and "column 3: 4" in doc.page_content
+
+
+def test_latin1_and_utf16_text_are_decoded(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Café crème brûlée à la façon de Zoé, très délicieux et très sucré.".encode("latin-1"))
+    assert "brûlée" in _load(latin)[0].page_content
+    utf16 = tmp_path / "wide.txt"
+    utf16.write_text("Überall schöne Grüße", encoding="utf-16")
+    assert "schöne" in _load(utf16)[0].page_content
+
+
+BAD = {
+    "empty.md": (b"", "empty file"),
+    "blank.txt": (b"   \n\n  ", "empty file"),
+    "binary.txt": (bytes(range(256)) * 20, "binary"),
+    "image.md": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 100, "binary"),
+    "broken.pdf": (b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\nthis is not a pdf", "PDF"),
+    "fake.docx": (b"PK\x03\x04 not really a zip", "not a .docx"),
+    "notes.xyz": (b"some text", "unsupported file type"),
+    "only-header.csv": (b"a,b,c\n", "no data rows"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_files_fail_with_one_line(tmp_path: Path, name: str) -> None:
+    raw, expected = BAD[name]
+    path = tmp_path / name
+    path.write_bytes(raw)
+    with pytest.raises(LoadError) as info:
+        load(path, raw)
+    message = str(info.value)
+    assert expected.lower() in message.lower()
+    assert "\n" not in message
+
+
+def test_truncated_pdf(tmp_path: Path) -> None:
+    good = write_pdf(tmp_path / "good.pdf", ["Some text on page one", "more"])
+    raw = good.read_bytes()[: len(good.read_bytes()) // 3]
+    with pytest.raises(LoadError, match="PDF"):
+        load(tmp_path / "cut.pdf", raw)
+
+
+def test_encrypted_pdf(tmp_path: Path) -> None:
+    path = write_pdf(tmp_path / "secret.pdf", ["classified"], password="hunter2")
+    with pytest.raises(LoadError, match="encrypted"):
+        _load(path)
+
+
+def test_docx_zip_bomb_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.loaders.word as word
+
+    path = write_docx(tmp_path / "big.docx", "Big", {"A": "x" * 50_000})
+    monkeypatch.setattr(word, "MAX_UNCOMPRESSED", 10_000)
+    with pytest.raises(LoadError, match="zip bomb"):
+        _load(path)
