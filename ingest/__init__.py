@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from knowledge_base import KnowledgeBase
-
 from ingest.chunking import Chunker, ChunkingConfig
 from ingest.loaders import LoadError
-from ingest.pipeline import IngestReport, Ingestor, Outcome, Progress
+from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress
+from knowledge_base import KnowledgeBase
 
 
 def build_ingestor(settings: Any, kb: KnowledgeBase) -> Ingestor:
@@ -16,5 +15,13 @@ def build_ingestor(settings: Any, kb: KnowledgeBase) -> Ingestor:
     return Ingestor(kb, Chunker(config), max_file_bytes=int(settings.max_file_mb * 2**20))
 
 
-__all__ = ["Chunker", "ChunkingConfig", "IngestReport", "Ingestor", "LoadError", "Outcome", "Progress",
-           "build_ingestor"]
+__all__ = [
+    "Chunker",
+    "ChunkingConfig",
+    "IngestReport",
+    "Ingestor",
+    "LoadError",
+    "Outcome",
+    "Progress",
+    "build_ingestor",
+]

@@ -6,6 +6,7 @@ in groups so the embedding model always gets full batches, even for folders of o
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -16,10 +17,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from knowledge_base import ChunkedSource, KnowledgeBase
-
 from ingest.chunking import Chunker
 from ingest.loaders import LoadError, is_supported, kind_of, load
+from knowledge_base import ChunkedSource, KnowledgeBase
 
 GROUP_CHUNKS = 256
 GROUP_SOURCES = 256
@@ -118,8 +118,10 @@ class Ingestor:
                     progress.file_done(prepared.outcome)
                     continue
                 pending.append(prepared)
-                if (sum(len(p.item.chunks) for p in pending) >= GROUP_CHUNKS  # type: ignore[union-attr]
-                        or len(pending) >= GROUP_SOURCES):
+                if (
+                    sum(len(p.item.chunks) for p in pending) >= GROUP_CHUNKS  # type: ignore[union-attr]
+                    or len(pending) >= GROUP_SOURCES
+                ):
                     self._write(pending, known, report, progress)
                     pending = []
             if pending:
@@ -135,8 +137,7 @@ class Ingestor:
         report.seconds = time.perf_counter() - start
         return report
 
-    def _write(self, pending: list[Prepared], known: dict[str, str], report: IngestReport,
-               progress: Progress) -> None:
+    def _write(self, pending: list[Prepared], known: dict[str, str], report: IngestReport, progress: Progress) -> None:
         items = [p.item for p in pending if p.item is not None]
         result = self.kb.write(items, on_embedded=progress.chunks_embedded)
         report.embedded += result.embedded
@@ -173,10 +174,8 @@ class Ingestor:
         finally:
             stop.set()
             while thread.is_alive():  # unblock a reader waiting on a full queue
-                try:
+                with contextlib.suppress(queue.Empty):
                     results.get(timeout=0.1)
-                except queue.Empty:
-                    pass
 
     def prepare(self, candidate: Candidate, known: dict[str, str]) -> Prepared:
         path = candidate.path
@@ -208,8 +207,7 @@ class Ingestor:
             return Prepared(candidate, outcome=Outcome(source, "failed", str(exc)))
         except Exception as exc:  # a loader bug must not stop the folder
             return Prepared(candidate, outcome=Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]))
-        item = ChunkedSource(source, content_hash, chunks, title=title, doc_type=candidate.doc_type,
-                             kind=kind_of(path))
+        item = ChunkedSource(source, content_hash, chunks, title=title, doc_type=candidate.doc_type, kind=kind_of(path))
         return Prepared(candidate, item=item)
 
 

@@ -53,7 +53,7 @@ def _open_kb(settings: Any) -> Any:
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -78,10 +78,18 @@ def ingest(
         )
     counts = report.counts
     if json_out:
-        print(json.dumps({**counts, "embedded_chunks": report.embedded, "reused_chunks": report.reused,
-                          "seconds": round(report.seconds, 2),
-                          "problems": [o.__dict__ for o in report.outcomes if o.status in ("failed", "skipped")]},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    **counts,
+                    "embedded_chunks": report.embedded,
+                    "reused_chunks": report.reused,
+                    "seconds": round(report.seconds, 2),
+                    "problems": [o.__dict__ for o in report.outcomes if o.status in ("failed", "skipped")],
+                },
+                indent=2,
+            )
+        )
     else:
         out = _console()
         for outcome in report.of("failed"):

@@ -106,9 +106,7 @@ class KnowledgeBase:
         finally:
             lock.release()
 
-    def write(
-        self, items: Sequence[ChunkedSource], on_embedded: Callable[[int], None] | None = None
-    ) -> WriteResult:
+    def write(self, items: Sequence[ChunkedSource], on_embedded: Callable[[int], None] | None = None) -> WriteResult:
         """Make the store hold exactly these chunks for these sources, embedding only what is new."""
         now = time.time()
         ids: list[str] = []

@@ -41,8 +41,7 @@ MINUTES = {
             ("h1", "Harborview Community Bike Co-op - Board Meeting Minutes"),
             (
                 "p",
-                "Date: Tuesday 16 January 2024, 19:00-21:05. Place: mezzanine office, "
-                "14 Tidewater Lane, Port Wrenley.",
+                "Date: Tuesday 16 January 2024, 19:00-21:05. Place: mezzanine office, 14 Tidewater Lane, Port Wrenley.",
             ),
             ("h2", "Attendance"),
             (
@@ -117,10 +116,8 @@ MINUTES = {
             (
                 "bullets",
                 [
-                    "Hannah Oduya - update the membership page and the front-desk price card by "
-                    "20 February 2024.",
-                    "Felix Marchetti - order the truing stand; obtain two roller door quotes by "
-                    "31 January 2024.",
+                    "Hannah Oduya - update the membership page and the front-desk price card by 20 February 2024.",
+                    "Felix Marchetti - order the truing stand; obtain two roller door quotes by 31 January 2024.",
                     "Amara Fitzgerald-Nakamura - confirm the 2024 Harbour Trust grant application.",
                 ],
             ),
@@ -135,8 +132,7 @@ MINUTES = {
             ("h1", "Harborview Community Bike Co-op - Board Meeting Minutes"),
             (
                 "p",
-                "Date: Tuesday 9 April 2024, 19:00-20:50. Place: mezzanine office, "
-                "14 Tidewater Lane, Port Wrenley.",
+                "Date: Tuesday 9 April 2024, 19:00-20:50. Place: mezzanine office, 14 Tidewater Lane, Port Wrenley.",
             ),
             ("h2", "Attendance"),
             (
@@ -164,8 +160,7 @@ MINUTES = {
             ),
             (
                 "p",
-                "Decision: the revised Code of Conduct (POL-5) is adopted, in force from "
-                "1 May 2024. Unanimous.",
+                "Decision: the revised Code of Conduct (POL-5) is adopted, in force from 1 May 2024. Unanimous.",
             ),
             ("h2", "3. WTNB Night"),
             (
@@ -176,8 +171,7 @@ MINUTES = {
             ),
             (
                 "p",
-                "Decision: WTNB Night becomes a permanent part of the schedule every Thursday, "
-                "17:30-20:30. Unanimous.",
+                "Decision: WTNB Night becomes a permanent part of the schedule every Thursday, 17:30-20:30. Unanimous.",
             ),
             ("h2", "4. Tool Library restock"),
             (
@@ -232,8 +226,7 @@ MINUTES = {
             ("h1", "Harborview Community Bike Co-op - Board Meeting Minutes"),
             (
                 "p",
-                "Date: Tuesday 23 July 2024, 19:00-21:15. Place: mezzanine office, "
-                "14 Tidewater Lane, Port Wrenley.",
+                "Date: Tuesday 23 July 2024, 19:00-21:15. Place: mezzanine office, 14 Tidewater Lane, Port Wrenley.",
             ),
             ("h2", "Attendance"),
             (
@@ -367,8 +360,7 @@ SAFETY_POLICY = [
             "hub internals.",
             "Long hair must be tied back and scarves, lanyards and loose sleeves kept away "
             "from the bench grinder and the wire wheel.",
-            "Nitrile gloves are available at every stand and are recommended when using "
-            "degreaser or handling chains.",
+            "Nitrile gloves are available at every stand and are recommended when using degreaser or handling chains.",
         ],
     ),
     ("h1", "3. Age rules"),
@@ -432,8 +424,7 @@ SAFETY_POLICY = [
         [
             "The only degreaser allowed in the workshop is the citrus-based degreaser supplied "
             "by the co-op (part HV-DGR-CIT).",
-            "Petrol (gasoline), acetone, paint thinners and aerosol brake cleaners are banned "
-            "on the premises.",
+            "Petrol (gasoline), acetone, paint thinners and aerosol brake cleaners are banned on the premises.",
             "Isopropyl alcohol is used for cleaning disc brake rotors only.",
             "Used oil and dirty degreaser go in the labelled waste drum beside the sink, "
             "never down the drain. The drum is collected monthly by Port Wrenley Recycling.",
@@ -784,8 +775,7 @@ ANNUAL_REPORT = [
         "bullets",
         [
             "Budget: planned expenditure of $79,400 and income of $80,100, approved at the AGM.",
-            "Train enough new captains to reach 30 Stand Captains, so that Friday opening "
-            "can be reconsidered.",
+            "Train enough new captains to reach 30 Stand Captains, so that Friday opening can be reconsidered.",
             "Bike Rescue target for 2025: 180 bikes. Giving Day is Saturday 8 November 2025.",
             "Build the reserve towards three months of running costs.",
         ],
@@ -941,9 +931,7 @@ def build_pdf(path: Path, title: str, blocks: list) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="output root (default: samples/harborview)"
-    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output root (default: samples/harborview)")
     args = parser.parse_args(argv)
 
     for rel, spec in MINUTES.items():

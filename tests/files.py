@@ -81,10 +81,19 @@ def write_corpus(folder: Path) -> dict[str, Path]:
         "<footer>Copyright footer text</footer></body></html>",
         encoding="utf-8",
     )
-    write_pdf(files["pdf"], ["Pump Manual\nInstallation of the pump.", "Maintenance\nReplace the impeller "
-                            "gasket (part QX-7781) every 900 hours."], title="Pump Manual")
-    write_docx(files["docx"], "Kettle Guide", {"Descaling": "Descale the kettle monthly with citric acid.",
-                                               "Warranty": "The warranty lasts 27 months."},
-               table=[["Model", "Watts"], ["K-200", "2200"]])
+    write_pdf(
+        files["pdf"],
+        [
+            "Pump Manual\nInstallation of the pump.",
+            "Maintenance\nReplace the impeller gasket (part QX-7781) every 900 hours.",
+        ],
+        title="Pump Manual",
+    )
+    write_docx(
+        files["docx"],
+        "Kettle Guide",
+        {"Descaling": "Descale the kettle monthly with citric acid.", "Warranty": "The warranty lasts 27 months."},
+        table=[["Model", "Watts"], ["K-200", "2200"]],
+    )
     files["csv"].write_text("item,price,unit\nflour,2.40,kg\nsaffron threads,14.90,gram\n", encoding="utf-8")
     return files

@@ -23,7 +23,7 @@ def test_long_sections_split_within_size_with_overlap() -> None:
     header = "T › S\n\n"
     assert all(c.page_content.startswith(header) for c in chunks)
     assert all(len(c.page_content) - len(header) <= config.chunk_size for c in chunks)
-    first, second = (c.page_content[len(header):] for c in chunks[:2])
+    first, second = (c.page_content[len(header) :] for c in chunks[:2])
     assert first[-20:] in second  # neighbours share text
 
 
@@ -35,8 +35,10 @@ def test_code_fences_stay_with_their_section() -> None:
 
 
 def test_pages_keep_numbers_and_plain_text_is_not_parsed_as_markdown() -> None:
-    pages = [Document("# not a heading on page one", metadata={"page": 1, "format": "text"}),
-             Document("Page two text", metadata={"page": 2, "format": "text"})]
+    pages = [
+        Document("# not a heading on page one", metadata={"page": 1, "format": "text"}),
+        Document("Page two text", metadata={"page": 2, "format": "text"}),
+    ]
     chunks = Chunker(ChunkingConfig()).split(pages, "Manual")
     assert [c.metadata["page"] for c in chunks] == [1, 2]
     assert "section" not in chunks[0].metadata

@@ -20,7 +20,11 @@ def kbagent(*args: str, data: Path, env: dict[str, str] | None = None) -> subpro
     exe = VENV_BIN / "kbagent"
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "kbagent.cli"]
     return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=300, cwd=data.parent,
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=data.parent,
         env={**os.environ, "KBAGENT_DATA_DIR": str(data), **(env or {})},
     )
 

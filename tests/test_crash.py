@@ -25,8 +25,8 @@ def _corpus(folder: Path, files: int = 80) -> Path:
     folder.mkdir(parents=True)
     for i in range(files):
         sections = "\n\n".join(
-            f"## Part {j}\n\n" + " ".join(f"Document {i} part {j} sentence {k} about topic {i * 7 % 13}."
-                                          for k in range(12))
+            f"## Part {j}\n\n"
+            + " ".join(f"Document {i} part {j} sentence {k} about topic {i * 7 % 13}." for k in range(12))
             for j in range(3)
         )
         (folder / f"doc{i:03}.md").write_text(f"# Doc {i}\n\n{sections}\n", encoding="utf-8")
@@ -34,16 +34,22 @@ def _corpus(folder: Path, files: int = 80) -> Path:
 
 
 def _ingest(corpus: Path, data: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*INGEST, str(corpus), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "KBAGENT_DATA_DIR": str(data)}, cwd=data.parent)
+    return subprocess.Popen(
+        [*INGEST, str(corpus), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "KBAGENT_DATA_DIR": str(data)},
+        cwd=data.parent,
+    )
 
 
 def _state(data: Path, embedder) -> dict[str, object]:  # type: ignore[no-untyped-def]
     with KnowledgeBase.open(Settings(data_dir=data, _env_file=None), embedder=embedder) as kb:
         stored = kb.collection.get(include=["metadatas"])
         records = {r.source: (r.content_hash, sorted(r.chunk_ids)) for r in kb.sources()}
-        chunk_hashes = {i: (m["source"], m["content_hash"]) for i, m in zip(stored["ids"], stored["metadatas"],
-                                                                           strict=True)}
+        chunk_hashes = {
+            i: (m["source"], m["content_hash"]) for i, m in zip(stored["ids"], stored["metadatas"], strict=True)
+        }
     return {"ids": sorted(stored["ids"]), "records": records, "chunk_hashes": chunk_hashes}
 
 

@@ -118,8 +118,15 @@ def test_bad_files_are_reported_and_the_rest_ingested(
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     report = ingestor.run([root])
     status = _by_status(report)
-    assert status["failed"] == ["binary.txt", "broken.pdf", "empty.md", "fake.docx", "locked.pdf",
-                                "truncated.pdf", "unreadable.md"]
+    assert status["failed"] == [
+        "binary.txt",
+        "broken.pdf",
+        "empty.md",
+        "fake.docx",
+        "locked.pdf",
+        "truncated.pdf",
+        "unreadable.md",
+    ]
     assert status["skipped"] == ["image.png"]
     assert "latin1.txt" in status["added"] and len(status["added"]) == 7
     for outcome in report.of("failed"):
@@ -139,8 +146,7 @@ def test_nothing_ingestible_is_a_failure(tmp_path: Path, ingestor: Ingestor) -> 
 
 def test_glob_exclude_and_doc_type(tmp_path: Path, kb: KnowledgeBase, ingestor: Ingestor) -> None:
     write_corpus(tmp_path / "kb")
-    report = ingestor.run([tmp_path / "kb"], globs=["*.md", "*.pdf", "*.csv"], excludes=["data/*"],
-                          doc_type="handbook")
+    report = ingestor.run([tmp_path / "kb"], globs=["*.md", "*.pdf", "*.csv"], excludes=["data/*"], doc_type="handbook")
     assert _by_status(report)["added"] == ["garden.md", "pump.pdf"]
     assert {r.doc_type for r in kb.sources()} == {"handbook"}
 

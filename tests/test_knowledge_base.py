@@ -23,8 +23,12 @@ def _ids(kb: KnowledgeBase) -> set[str]:
 
 
 def test_write_and_search_with_metadata(kb: KnowledgeBase) -> None:
-    kb.write([_source("bees", ["Honey bees dance to show where flowers are.", "The queen lays eggs."]),
-              _source("cars", ["Diesel engines ignite fuel by compression."], doc_type="mech")])
+    kb.write(
+        [
+            _source("bees", ["Honey bees dance to show where flowers are.", "The queen lays eggs."]),
+            _source("cars", ["Diesel engines ignite fuel by compression."], doc_type="mech"),
+        ]
+    )
     [top, *_] = kb.search("how do bees communicate the location of food", k=3)
     assert top.metadata["source"] == "/docs/bees"
     assert top.metadata["title"] == "Bees" and top.metadata["doc_type"] == "notes" and top.metadata["page"] == 1

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
-from ingest.loaders.table import load_csv
-from ingest.loaders.word import load_docx
 from ingest.loaders.errors import LoadError
 from ingest.loaders.html import load_html
 from ingest.loaders.pdf import load_pdf
+from ingest.loaders.table import load_csv
 from ingest.loaders.text import load_markdown, load_text
+from ingest.loaders.word import load_docx
 
 Loader = Callable[[Path, bytes], list[Document]]
 

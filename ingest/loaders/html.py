@@ -40,8 +40,11 @@ def load_html(path: Path, raw: bytes) -> list[Document]:
     title, markdown = html_to_markdown(html)
     if not markdown:
         raise LoadError("no text in HTML")
-    return [Document(page_content=markdown, metadata={"title": title or path.stem, "format": "markdown",
-                                                      "encoding": encoding})]
+    return [
+        Document(
+            page_content=markdown, metadata={"title": title or path.stem, "format": "markdown", "encoding": encoding}
+        )
+    ]
 
 
 def _decode_html(raw: bytes) -> tuple[str, str]:

@@ -29,5 +29,9 @@ def load_csv(path: Path, raw: bytes) -> list[Document]:
         fields = [f"{name}: {value.strip()}" for name, value in zip(names, row, strict=False) if value.strip()]
         records.append("; ".join(fields))
     body = "\n".join(records)
-    return [Document(page_content=body, metadata={"title": path.stem.replace("_", " ").replace("-", " "),
-                                                  "format": "rows", "encoding": encoding})]
+    return [
+        Document(
+            page_content=body,
+            metadata={"title": path.stem.replace("_", " ").replace("-", " "), "format": "rows", "encoding": encoding},
+        )
+    ]

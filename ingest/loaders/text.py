@@ -9,8 +9,13 @@ from langchain_core.documents import Document
 
 from ingest.loaders.errors import LoadError
 
-_BOMS = (("utf-8-sig", b"\xef\xbb\xbf"), ("utf-32", b"\xff\xfe\x00\x00"), ("utf-32", b"\x00\x00\xfe\xff"),
-         ("utf-16", b"\xff\xfe"), ("utf-16", b"\xfe\xff"))
+_BOMS = (
+    ("utf-8-sig", b"\xef\xbb\xbf"),
+    ("utf-32", b"\xff\xfe\x00\x00"),
+    ("utf-32", b"\x00\x00\xfe\xff"),
+    ("utf-16", b"\xff\xfe"),
+    ("utf-16", b"\xfe\xff"),
+)
 
 
 WESTERN = ("cp1252", "latin_1", "iso8859_15")

@@ -57,8 +57,7 @@ def load_docx(path: Path, raw: bytes) -> list[Document]:
 
 
 def _table_markdown(table: object) -> str:
-    rows = [[cell.text.strip().replace("\n", " ").replace("|", "\\|") for cell in row.cells]
-            for row in table.rows]  # type: ignore[attr-defined]
+    rows = [[cell.text.strip().replace("\n", " ").replace("|", "\\|") for cell in row.cells] for row in table.rows]  # type: ignore[attr-defined]
     if not rows:
         return ""
     width = max(len(r) for r in rows)
