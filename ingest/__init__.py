@@ -6,7 +6,7 @@ from typing import Any
 
 from ingest.chunking import Chunker, ChunkingConfig
 from ingest.loaders import LoadError
-from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress
+from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
 from knowledge_base import KnowledgeBase
 
 
@@ -23,5 +23,6 @@ __all__ = [
     "LoadError",
     "Outcome",
     "Progress",
+    "TextSource",
     "build_ingestor",
 ]

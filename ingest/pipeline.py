@@ -13,9 +13,12 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from langchain_core.documents import Document
 
 from ingest.chunking import Chunker
 from ingest.loaders import LoadError, is_supported, kind_of, load
@@ -65,6 +68,19 @@ class Progress:
 
 
 @dataclass
+class TextSource:
+    """Text that doesn't come from a file: a web page, a JSONL corpus record."""
+
+    source: str
+    text: str
+    title: str = ""
+    doc_type: str = ""
+    kind: str = "text"
+    markdown: bool = True
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
 class Candidate:
     path: Path
     doc_type: str
@@ -72,7 +88,6 @@ class Candidate:
 
 @dataclass
 class Prepared:
-    candidate: Candidate
     item: ChunkedSource | None = None
     outcome: Outcome | None = None
 
@@ -111,21 +126,9 @@ class Ingestor:
 
         with self.kb.writing():
             known = self.kb.source_hashes()
-            pending: list[Prepared] = []
-            for prepared in self._prepare_in_background(candidates, known, progress):
-                if prepared.outcome is not None:
-                    report.outcomes.append(prepared.outcome)
-                    progress.file_done(prepared.outcome)
-                    continue
-                pending.append(prepared)
-                if (
-                    sum(len(p.item.chunks) for p in pending) >= GROUP_CHUNKS  # type: ignore[union-attr]
-                    or len(pending) >= GROUP_SOURCES
-                ):
-                    self._write(pending, known, report, progress)
-                    pending = []
-            if pending:
-                self._write(pending, known, report, progress)
+            self._consume(
+                self._in_background(candidates, lambda c: self.prepare(c, known), progress), known, report, progress
+            )
             if sync:
                 seen = {str(c.path) for c in candidates}
                 for root in roots:
@@ -136,6 +139,36 @@ class Ingestor:
                         progress.file_done(outcome)
         report.seconds = time.perf_counter() - start
         return report
+
+    def run_texts(self, items: Iterable[TextSource], progress: Progress | None = None) -> IngestReport:
+        """Ingest text sources (same incremental rules as files); `items` may be a lazy iterator."""
+        progress = progress or Progress()
+        start = time.perf_counter()
+        report = IngestReport()
+        with self.kb.writing():
+            known = self.kb.source_hashes()
+            self._consume(
+                self._in_background(items, lambda t: self.prepare_text(t, known), progress), known, report, progress
+            )
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _consume(
+        self, prepared_items: Iterator[Prepared], known: dict[str, str], report: IngestReport, progress: Progress
+    ) -> None:
+        """Write prepared sources in groups big enough to give the embedder full batches."""
+        pending: list[Prepared] = []
+        for prepared in prepared_items:
+            if prepared.outcome is not None:
+                report.outcomes.append(prepared.outcome)
+                progress.file_done(prepared.outcome)
+                continue
+            pending.append(prepared)
+            if sum(len(p.item.chunks) for p in pending) >= GROUP_CHUNKS or len(pending) >= GROUP_SOURCES:  # type: ignore[union-attr]
+                self._write(pending, known, report, progress)
+                pending = []
+        if pending:
+            self._write(pending, known, report, progress)
 
     def _write(self, pending: list[Prepared], known: dict[str, str], report: IngestReport, progress: Progress) -> None:
         items = [p.item for p in pending if p.item is not None]
@@ -148,18 +181,18 @@ class Ingestor:
             report.outcomes.append(outcome)
             progress.file_done(outcome)
 
-    def _prepare_in_background(
-        self, candidates: list[Candidate], known: dict[str, str], progress: Progress
+    def _in_background(
+        self, items: Iterable[Any], prepare: Callable[[Any], Prepared], progress: Progress
     ) -> Iterator[Prepared]:
         results: queue.Queue[Prepared | None] = queue.Queue(maxsize=64)
         stop = threading.Event()
 
         def work() -> None:
             try:
-                for candidate in candidates:
+                for item in items:
                     if stop.is_set():
                         return
-                    prepared = self.prepare(candidate, known)
+                    prepared = prepare(item)
                     if prepared.item is not None:
                         progress.chunks_planned(len(prepared.item.chunks))
                     results.put(prepared)
@@ -177,6 +210,26 @@ class Ingestor:
                 with contextlib.suppress(queue.Empty):
                     results.get(timeout=0.1)
 
+    def prepare_text(self, text: TextSource, known: dict[str, str]) -> Prepared:
+        content_hash = self._hash(text.doc_type, text.text.encode())
+        outcome = Outcome(text.source, "unchanged")
+        if known.get(text.source) == content_hash:
+            return Prepared(outcome=outcome)
+        document = Document(text.text, metadata={"format": "markdown" if text.markdown else "text"})
+        chunks = self.chunker.split([document], text.title)
+        if not chunks:
+            return Prepared(outcome=Outcome(text.source, "failed", "no text found"))
+        for chunk in chunks:
+            chunk.metadata.update({k: v for k, v in text.metadata.items() if isinstance(v, str | int | float | bool)})
+        item = ChunkedSource(text.source, content_hash, chunks, text.title, text.doc_type, text.kind)
+        return Prepared(item=item)
+
+    def _hash(self, doc_type: str, raw: bytes) -> str:
+        digest = hashlib.sha256()
+        digest.update(f"{self.chunker.config.fingerprint}|{doc_type}|".encode())
+        digest.update(raw)
+        return digest.hexdigest()
+
     def prepare(self, candidate: Candidate, known: dict[str, str]) -> Prepared:
         path = candidate.path
         source = str(path)
@@ -186,17 +239,14 @@ class Ingestor:
                 raise LoadError(f"file too large ({size / 2**20:.1f} MB > {self.max_file_bytes / 2**20:.0f} MB)")
             raw = path.read_bytes()
         except PermissionError:
-            return Prepared(candidate, outcome=Outcome(source, "failed", "permission denied"))
+            return Prepared(outcome=Outcome(source, "failed", "permission denied"))
         except LoadError as exc:
-            return Prepared(candidate, outcome=Outcome(source, "failed", str(exc)))
+            return Prepared(outcome=Outcome(source, "failed", str(exc)))
         except OSError as exc:
-            return Prepared(candidate, outcome=Outcome(source, "failed", exc.strerror or str(exc)))
-        digest = hashlib.sha256()
-        digest.update(f"{self.chunker.config.fingerprint}|{candidate.doc_type}|".encode())
-        digest.update(raw)
-        content_hash = digest.hexdigest()
+            return Prepared(outcome=Outcome(source, "failed", exc.strerror or str(exc)))
+        content_hash = self._hash(candidate.doc_type, raw)
         if known.get(source) == content_hash:
-            return Prepared(candidate, outcome=Outcome(source, "unchanged"))
+            return Prepared(outcome=Outcome(source, "unchanged"))
         try:
             documents = load(path, raw)
             title = str(documents[0].metadata.get("title") or path.stem) if documents else path.stem
@@ -204,11 +254,11 @@ class Ingestor:
             if not chunks:
                 raise LoadError("no text found")
         except LoadError as exc:
-            return Prepared(candidate, outcome=Outcome(source, "failed", str(exc)))
+            return Prepared(outcome=Outcome(source, "failed", str(exc)))
         except Exception as exc:  # a loader bug must not stop the folder
-            return Prepared(candidate, outcome=Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]))
+            return Prepared(outcome=Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]))
         item = ChunkedSource(source, content_hash, chunks, title=title, doc_type=candidate.doc_type, kind=kind_of(path))
-        return Prepared(candidate, item=item)
+        return Prepared(item=item)
 
 
 def discover(

@@ -114,12 +114,18 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=200, help="How many chunks.")] = 10,
     doc_type: Annotated[str | None, typer.Option("--doc-type", help="Only this doc_type.")] = None,
+    source_prefix: Annotated[str | None, typer.Option("--source", help="Only sources starting with this.")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="hybrid | dense | keyword")] = None,
+    mmr: Annotated[bool | None, typer.Option("--mmr/--no-mmr", help="Diversify results (MMR).")] = None,
+    min_score: Annotated[float | None, typer.Option("--min-score", help="Drop weaker chunks.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """Search the knowledge base: top-k chunks with score, source, page and text."""
     settings = _settings()
     with _open_kb(settings) as kb:
-        docs = kb.search(query, k=k, filters={"doc_type": doc_type})
+        options = _options(kb, mode, mmr, min_score)
+        filters = {"doc_type": doc_type, "source_prefix": _source_prefix(source_prefix)}
+        docs = kb.search(query, k=k, filters=filters, options=options)
     rows = [_doc_row(d) for d in docs]
     if json_out:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -134,6 +140,23 @@ def search(
         out.print(f"    {text[:400]}{'…' if len(text) > 400 else ''}", markup=False)
 
 
+def _options(kb: Any, mode: str | None, mmr: bool | None, min_score: float | None) -> Any:
+    from dataclasses import replace
+
+    from knowledge_base.retrieval import MODES
+
+    if mode is not None and mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
+    changes = {"mode": mode, "mmr": mmr, "min_score": min_score}
+    return replace(kb.default_options(), **{k: v for k, v in changes.items() if v is not None})
+
+
+def _source_prefix(prefix: str | None) -> str | None:
+    if not prefix or "://" in prefix or prefix.startswith("beir:"):
+        return prefix
+    return str(Path(prefix).expanduser().resolve())
+
+
 def _doc_row(doc: Any) -> dict[str, Any]:
     meta = doc.metadata
     return {
@@ -144,6 +167,8 @@ def _doc_row(doc: Any) -> dict[str, Any]:
         "page": meta.get("page"),
         "section": meta.get("section"),
         "score": meta.get("score"),
+        "similarity": meta.get("similarity"),
+        "bm25": meta.get("bm25"),
         "chunk_id": meta.get("chunk_id"),
     }
 
@@ -201,6 +226,35 @@ def remove(
     print(f"{len(removed)} sources removed")
     if not removed:
         raise typer.Exit(1)
+
+
+@app.command("eval")
+def evaluate(
+    path: Annotated[Path, typer.Argument(help="A question set (.jsonl) or a BEIR folder (corpus/queries/qrels).")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Top k for question sets.")] = 10,
+    mode: Annotated[str | None, typer.Option("--mode", help="hybrid | dense | keyword")] = None,
+    mmr: Annotated[bool | None, typer.Option("--mmr/--no-mmr")] = None,
+    store: Annotated[Path | None, typer.Option("--store", help="BEIR: keep the corpus store here.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write one JSON line per question.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Score retrieval: MRR, nDCG and keyword coverage on a question set, or nDCG@10/Recall@100 on BEIR."""
+    from kbagent.evaluation_view import run_beir, run_question_set
+
+    if not path.exists():
+        raise UserError(f"no such file or folder: {path}")
+    settings = _settings()
+    if path.is_dir():
+        if not (path / "corpus.jsonl").exists():
+            raise UserError(f"{path} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels.tsv)")
+        summary, lines = run_beir(settings, path, store, lambda kb: _options(kb, mode, mmr, None), limit, json_out)
+    else:
+        summary, lines = run_question_set(settings, path, k, lambda kb: _options(kb, mode, mmr, None), limit, json_out)
+    if report:
+        report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if json_out:
+        print(json.dumps(summary, indent=2))
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
     chroma_url: str = Field("", description="Empty: embedded store on disk. http://host:port: a Chroma server.")
     search_k: int = Field(10, ge=1, le=200)
+    search_mode: Literal["hybrid", "dense", "keyword"] = Field("hybrid", description="Default retrieval mode.")
+    search_mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")
+    search_min_score: float | None = Field(
+        None, description="Drop chunks whose cosine similarity (BM25 score in keyword mode) is below this."
+    )
+    hybrid_dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    hybrid_keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword ranking in fusion.")
+    reranker: str = Field("", description="Cross-encoder name or local path; empty = no re-ranking.")
+    rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")
     max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
 
     # Provider keys keep their usual names (no prefix).

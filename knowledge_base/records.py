@@ -91,15 +91,23 @@ class SourceRecords:
             (r.source, r.content_hash, r.title, r.doc_type, r.kind, json.dumps(r.chunk_ids), r.ingested_at)
             for r in records
         ]
-        with self._transaction():
+        with self.transaction():
             self._db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def delete_many(self, sources: Iterable[str]) -> None:
-        with self._transaction():
+        with self.transaction():
             self._db.executemany("DELETE FROM sources WHERE source = ?", [(s,) for s in sources])
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
+
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
+        """One SQLite transaction; nested calls join the outer one (records and keyword rows commit together)."""
+        if self._db.in_transaction:
+            yield
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield

@@ -20,7 +20,10 @@ from langchain_core.documents import Document
 
 from knowledge_base.chroma import open_client, open_collection
 from knowledge_base.embeddings import Embedder, build_embedder
+from knowledge_base.keyword_index import KeywordIndex
 from knowledge_base.records import SourceRecord, SourceRecords
+from knowledge_base.reranker import build_reranker
+from knowledge_base.retrieval import Candidate, SearchOptions, mmr_order, reciprocal_rank_fusion
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -71,8 +74,12 @@ class KnowledgeBase:
         self.client = client
         self.collection = open_collection(client, settings.collection, embedder)
         self.records = SourceRecords(settings.records_path)
+        self.keywords = KeywordIndex(self.records.connection)
+        self.reranker = build_reranker(settings)
         self._max_batch = min(client.get_max_batch_size(), 5000)
         self._lock = FileLock(str(settings.lock_path))  # one object: re-entrant within this process
+        if self.keywords.count() == 0 and self.records.hashes():
+            self.rebuild_keyword_index()
 
     @classmethod
     def open(cls, settings: Any, embedder: Embedder | None = None) -> KnowledgeBase:
@@ -88,6 +95,21 @@ class KnowledgeBase:
         self.close()
 
     # ---- writing ---------------------------------------------------------------------------------
+
+    def rebuild_keyword_index(self) -> int:
+        """Refill the keyword index from the dense store (stores made before it existed, or a lost file)."""
+        rows = []
+        offset = 0
+        while True:
+            page = self.collection.get(include=["documents", "metadatas"], limit=self._max_batch, offset=offset)
+            if not page["ids"]:
+                break
+            for chunk_id, text, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
+                rows.append((chunk_id, meta.get("source", ""), meta.get("doc_type", ""), text or ""))
+            offset += len(page["ids"])
+        with self.records.transaction():
+            self.keywords.replace_sources(sorted({r[1] for r in rows}), rows)
+        return len(rows)
 
     def source_hashes(self) -> dict[str, str]:
         return self.records.hashes()
@@ -145,7 +167,10 @@ class KnowledgeBase:
         stale = [i for i in self._ids_of_sources([it.source for it in items]) if i not in wanted]
         for part in batched(stale, self._max_batch):
             self.collection.delete(ids=list(part))
-        self.records.put_many(records)
+        keyword_rows = [(ids[i], metas[i]["source"], metas[i]["doc_type"], texts[i]) for i in range(len(ids))]
+        with self.records.transaction():
+            self.records.put_many(records)
+            self.keywords.replace_sources([it.source for it in items], keyword_rows)
         return WriteResult(len(new), len(reused), len(stale), [it.source for it in items])
 
     def _embed_and_upsert(
@@ -189,7 +214,9 @@ class KnowledgeBase:
         if not sources:
             return []
         with self.writing():
-            self.records.delete_many(sources)
+            with self.records.transaction():
+                self.records.delete_many(sources)
+                self.keywords.delete_sources(sources)
             for part in batched(self._ids_of_sources(sources), self._max_batch):
                 self.collection.delete(ids=list(part))
         return sources
@@ -199,26 +226,127 @@ class KnowledgeBase:
     def sources(self, prefix: str | None = None) -> list[SourceRecord]:
         return self.records.all(prefix)
 
-    def search(self, query: str, k: int | None = None, filters: dict[str, Any] | None = None) -> list[Document]:
-        """Top-k chunks, best first, each with `score` (cosine similarity) and `chunk_id` in its metadata."""
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        filters: dict[str, Any] | None = None,
+        options: SearchOptions | None = None,
+    ) -> list[Document]:
+        """Top-k chunks, best first. Metadata carries `score` (the mode's own), `chunk_id`, and where
+        computed `similarity` (cosine), `bm25`, `rerank_score`.
+
+        filters: `doc_type`, `source_prefix` (a path or URL prefix), or any other metadata equality.
+        """
         k = k or self.settings.search_k
+        options = options or self.default_options()
         if not query.strip():
             return []
-        vector = self.embedder.embed([query])[0]
+        filters = dict(filters or {})
+        sources = None
+        prefix = filters.pop("source_prefix", None)
+        if prefix:
+            sources = [r.source for r in self.records.all(prefix)]
+            if not sources:
+                return []
+        pool = options.candidates or max(4 * k, 40)
+        want_vectors = options.mmr or options.mode != "keyword"
+        vector = self.embedder.embed([query])[0] if want_vectors else None
+
+        candidates: dict[str, Candidate] = {}
+        dense_ids: list[str] = []
+        if options.mode in ("dense", "hybrid"):
+            dense_ids = self._dense_candidates(vector, pool, filters, sources, candidates)
+        keyword_ids: list[str] = []
+        if options.mode in ("keyword", "hybrid"):
+            doc_type = filters.get("doc_type")
+            other = {key: v for key, v in filters.items() if key != "doc_type" and v not in (None, "")}
+            hits = self.keywords.search(query, pool if not other else pool * 4, doc_type, sources)
+            for rank, hit in enumerate(hits, start=1):
+                c = candidates.setdefault(hit.chunk_id, Candidate(hit.chunk_id))
+                c.keyword_rank, c.keyword_score = rank, hit.score
+                keyword_ids.append(hit.chunk_id)
+        if options.mode == "hybrid":
+            fused = reciprocal_rank_fusion(dense_ids, keyword_ids, options.dense_weight, options.keyword_weight)
+        elif options.mode == "dense":
+            fused = {i: candidates[i].dense_score or 0.0 for i in dense_ids}
+        else:
+            fused = {i: candidates[i].keyword_score or 0.0 for i in keyword_ids}
+        ranked = sorted(fused, key=lambda i: -fused[i])[: max(pool, k)]
+        self._fill(ranked, candidates, vector, need_vectors=options.mmr)
+        chosen = [candidates[i] for i in ranked if candidates[i].metadata is not None]
+        chosen = [c for c in chosen if _matches(c.metadata, filters)]
+        for c in chosen:
+            c.fused = fused[c.chunk_id]
+        if options.min_score is not None:
+            key = "keyword_score" if options.mode == "keyword" else "dense_score"
+            chosen = [c for c in chosen if (getattr(c, key) or 0.0) >= options.min_score]
+        if self.reranker is not None and options.rerank and chosen:
+            head = chosen[: self.reranker.top_n]
+            for c, score in zip(head, self.reranker.score(query, [c.text for c in head]), strict=True):
+                c.rerank_score = score
+            chosen = sorted(head, key=lambda c: -(c.rerank_score or 0.0)) + chosen[len(head) :]
+        if options.mmr and vector is not None:
+            chosen = [chosen[i] for i in mmr_order(vector, chosen, k, options.mmr_lambda)]
+        return [_document(c) for c in chosen[:k]]
+
+    def default_options(self) -> SearchOptions:
+        s = self.settings
+        return SearchOptions(
+            mode=s.search_mode,
+            mmr=s.search_mmr,
+            min_score=s.search_min_score,
+            dense_weight=s.hybrid_dense_weight,
+            keyword_weight=s.hybrid_keyword_weight,
+        )
+
+    def _dense_candidates(
+        self,
+        vector: Sequence[float] | None,
+        pool: int,
+        filters: dict[str, Any],
+        sources: list[str] | None,
+        candidates: dict[str, Candidate],
+    ) -> list[str]:
+        where_filters = dict(filters)
+        if sources is not None:
+            where_filters["source"] = {"$in": sources} if len(sources) > 1 else sources[0]
         result = self.collection.query(
             query_embeddings=[vector],
-            n_results=k,
-            where=_where(filters),
-            include=["documents", "metadatas", "distances"],
+            n_results=pool,
+            where=_where(where_filters),
+            include=["documents", "metadatas", "distances", "embeddings"],
         )
-        docs = []
-        for chunk_id, text, meta, distance in zip(
-            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+        ids = result["ids"][0]
+        embeddings = result["embeddings"][0] if result.get("embeddings") is not None else [None] * len(ids)
+        for rank, (chunk_id, text, meta, distance, emb) in enumerate(
+            zip(ids, result["documents"][0], result["metadatas"][0], result["distances"][0], embeddings, strict=True),
+            start=1,
         ):
-            meta = dict(meta or {})
-            meta.update(chunk_id=chunk_id, score=round(1.0 - float(distance), 4))
-            docs.append(Document(page_content=text or "", metadata=meta, id=chunk_id))
-        return docs
+            c = candidates.setdefault(chunk_id, Candidate(chunk_id))
+            c.dense_rank, c.dense_score = rank, 1.0 - float(distance)
+            c.text, c.metadata, c.embedding = text or "", dict(meta or {}), emb
+        return list(ids)
+
+    def _fill(
+        self, ids: list[str], candidates: dict[str, Candidate], vector: Sequence[float] | None, need_vectors: bool
+    ) -> None:
+        """Text, metadata (and similarity) for candidates only the keyword index found."""
+        missing = [i for i in ids if not candidates[i].metadata]
+        if not missing:
+            return
+        include = ["documents", "metadatas"] + (["embeddings"] if vector is not None else [])
+        got = self.collection.get(ids=missing, include=include)
+        found = set()
+        for n, chunk_id in enumerate(got["ids"]):
+            c = candidates[chunk_id]
+            c.text, c.metadata = got["documents"][n] or "", dict(got["metadatas"][n] or {})
+            if vector is not None and got.get("embeddings") is not None:
+                c.embedding = got["embeddings"][n]
+                c.dense_score = float(sum(a * b for a, b in zip(vector, c.embedding, strict=True)))
+            found.add(chunk_id)
+        for chunk_id in set(missing) - found:  # keyword row without a dense twin: never shown
+            candidates[chunk_id].metadata = None  # type: ignore[assignment]
 
     def stats(self) -> dict[str, Any]:
         records = self.records.all()
@@ -234,6 +362,22 @@ class KnowledgeBase:
             "store": self.settings.chroma_url or str(self.settings.chroma_path),
             "collection": self.settings.collection,
         }
+
+
+def _document(c: Candidate) -> Document:
+    meta = dict(c.metadata)
+    meta.update(chunk_id=c.chunk_id, score=round(c.fused, 4))
+    if c.dense_score is not None:
+        meta["similarity"] = round(c.dense_score, 4)
+    if c.keyword_score is not None:
+        meta["bm25"] = round(c.keyword_score, 4)
+    if c.rerank_score is not None:
+        meta["rerank_score"] = round(c.rerank_score, 4)
+    return Document(page_content=c.text, metadata=meta, id=c.chunk_id)
+
+
+def _matches(meta: dict[str, Any], filters: dict[str, Any]) -> bool:
+    return all(value in (None, "") or meta.get(key) == value for key, value in filters.items())
 
 
 def _where(filters: dict[str, Any] | None) -> dict[str, Any] | None:

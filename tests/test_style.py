@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-LAYERS = {"knowledge_base": set(), "ingest": {"knowledge_base"}}
+LAYERS = {"knowledge_base": set(), "ingest": {"knowledge_base"}, "evaluation": {"knowledge_base", "ingest"}}
 
 
 def test_ruff_clean() -> None:

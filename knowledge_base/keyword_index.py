@@ -1,0 +1,92 @@
+"""Keyword (BM25) search over the same chunks as the dense index, in SQLite FTS5.
+
+It lives in the source-records database, so a source's record and its keyword rows are written in one
+transaction, and it updates row by row: no rebuild when one file changes.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunk_text (
+    id       INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    source   TEXT NOT NULL,
+    doc_type TEXT NOT NULL DEFAULT '',
+    text     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunk_text_source ON chunk_text(source);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(
+    text, content='chunk_text', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS chunk_text_ai AFTER INSERT ON chunk_text BEGIN
+    INSERT INTO chunk_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS chunk_text_ad AFTER DELETE ON chunk_text BEGIN
+    INSERT INTO chunk_fts(chunk_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+"""
+
+# Words too common to rank by; leaving them out also keeps posting-list scans short on large stores.
+STOPWORDS = frozenset(
+    "a an and are as at be been but by can do does for from had has have how i if in into is it its of on or "
+    "s so such t than that the their them then there these they this to was we were what when where which who "
+    "why will with you your".split()
+)
+TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    chunk_id: str
+    source: str
+    score: float  # BM25, higher is better
+
+
+def match_expression(query: str) -> str:
+    """An FTS5 query that ORs the query's words; user text never reaches FTS5's own syntax."""
+    words = dict.fromkeys(w.lower() for w in TOKEN.findall(query))
+    terms = [w for w in words if w not in STOPWORDS] or list(words)
+    return " OR ".join(f'"{w}"' for w in terms)
+
+
+class KeywordIndex:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+        self._db.executescript(SCHEMA)
+
+    def replace_sources(self, sources: Sequence[str], rows: Iterable[tuple[str, str, str, str]]) -> None:
+        """Make these sources' rows exactly `rows` (chunk_id, source, doc_type, text); run inside a transaction."""
+        self.delete_sources(sources)
+        self._db.executemany("INSERT INTO chunk_text(chunk_id, source, doc_type, text) VALUES (?, ?, ?, ?)", rows)
+
+    def delete_sources(self, sources: Sequence[str]) -> None:
+        self._db.executemany("DELETE FROM chunk_text WHERE source = ?", [(s,) for s in sources])
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM chunk_text").fetchone()[0]
+
+    def search(
+        self, query: str, k: int, doc_type: str | None = None, sources: Sequence[str] | None = None
+    ) -> list[KeywordHit]:
+        expression = match_expression(query)
+        if not expression:
+            return []
+        sql = (
+            "SELECT c.chunk_id, c.source, -bm25(chunk_fts) AS score FROM chunk_fts "
+            "JOIN chunk_text c ON c.id = chunk_fts.rowid WHERE chunk_fts MATCH ?"
+        )
+        params: list[object] = [expression]
+        if doc_type:
+            sql += " AND c.doc_type = ?"
+            params.append(doc_type)
+        if sources is not None:
+            sql += f" AND c.source IN ({','.join('?' * len(sources))})"
+            params.extend(sources)
+        sql += " ORDER BY bm25(chunk_fts) LIMIT ?"
+        params.append(k)
+        return [KeywordHit(*row) for row in self._db.execute(sql, params)]
