@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     hybrid_dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     hybrid_keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword ranking in fusion.")
     reranker: str = Field("", description="Cross-encoder name or local path; empty = no re-ranking.")
+    query_rewrite: bool = Field(False, description="Rewrite follow-up questions into stand-alone queries (LLM).")
     rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")
     max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
 

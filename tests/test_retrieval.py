@@ -184,3 +184,16 @@ def test_match_expression_escapes_user_text() -> None:
     assert match_expression('what is "NEAR(a b)" AND x*') == '"near" OR "b" OR "x"'
     assert match_expression("the of") == '"the" OR "of"'
     assert match_expression("?!") == ""
+
+
+def test_query_rewriting_with_a_scripted_model() -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from knowledge_base.query_rewriting import rewrite_query
+
+    model = FakeListChatModel(responses=['"Family membership price at Harborview"\n', "", "x" * 1000])
+    history = [("user", "Tell me about the Family membership"), ("assistant", "It covers two adults.")]
+    assert rewrite_query(model, history, "how much is it?") == "Family membership price at Harborview"
+    assert rewrite_query(model, history, "how much is it?") == "how much is it?"  # empty reply
+    assert rewrite_query(model, history, "how much is it?") == "how much is it?"  # runaway reply
+    assert rewrite_query(model, [], "standalone question") == "standalone question"
