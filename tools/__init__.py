@@ -1,0 +1,1 @@
+"""The agent's tools: knowledge-base search, a guarded web page fetcher/scraper, a safe calculator."""
