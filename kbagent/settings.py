@@ -39,9 +39,29 @@ class Settings(BaseSettings):
     rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")
     max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
 
-    # Provider keys keep their usual names (no prefix).
+    # The agent's model: provider:model, or empty for the embedded default (see agent/models.py).
+    model: str = Field("", description="openai:NAME, anthropic:NAME, gemini:NAME, deepseek:NAME, ollama:NAME, "
+                       "hf:ID-OR-PATH, gguf:PATH; empty = the embedded GGUF model.")
+    tool_calling: Literal["auto", "on", "off"] = Field(
+        "auto", description="Let the model call tools (auto: on for API models, off for small local ones)."
+    )
+    temperature: float = Field(0.2, ge=0, le=2)
+    max_tokens: int = Field(512, ge=16, le=32768, description="Longest answer, in tokens.")
+    context_tokens: int = Field(4096, ge=512, le=131072, description="Context window for local models.")
+    threads: int = Field(0, ge=0, description="CPU threads for local models; 0 = all cores.")
+    agent_k: int = Field(5, ge=1, le=20, description="Passages the agent retrieves per search.")
+    agent_min_similarity: float = Field(
+        0.3, ge=-1, le=1, description="Passages less similar to the question are not shown to the model."
+    )
+
+    # Provider keys and hosts keep their usual names (no prefix).
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    google_api_key: SecretStr | None = Field(None, validation_alias="GOOGLE_API_KEY")
+    deepseek_api_key: SecretStr | None = Field(None, validation_alias="DEEPSEEK_API_KEY")
+    hf_token: SecretStr | None = Field(None, validation_alias="HF_TOKEN")
+    ollama_host: str = Field("http://127.0.0.1:11434", validation_alias="OLLAMA_HOST")
 
     @field_validator("chunk_overlap")
     @classmethod
@@ -58,6 +78,10 @@ class Settings(BaseSettings):
     @property
     def records_path(self) -> Path:
         return self.data_dir / "sources.sqlite3"
+
+    @property
+    def threads_path(self) -> Path:
+        return self.data_dir / "threads.sqlite3"
 
     @property
     def lock_path(self) -> Path:

