@@ -37,9 +37,9 @@ def is_installed() -> bool:
         return False
 
 
-def ensure_model_file(data_dir: Path) -> Path:
-    """The joined, checksum-verified GGUF under `data_dir/models/` (joined on first use, ~1 GB, a few s)."""
-    target = data_dir / "models" / NAME
+def ensure_model_file(models_dir: Path) -> Path:
+    """The joined, checksum-verified GGUF in `models_dir` (joined on first use: ~1 GB, a few seconds)."""
+    target = models_dir / NAME
     if target.exists() and target.stat().st_size == SIZE:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

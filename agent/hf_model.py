@@ -32,9 +32,14 @@ def build_hf_chat_model(name: str, settings: Any, quantize: str = "4bit") -> Any
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"hf:{name} has no chat template; use an instruction-tuned model")
     generate = pipeline(
-        "text-generation", model=model, tokenizer=tokenizer, max_new_tokens=settings.max_tokens,
-        do_sample=settings.temperature > 0, temperature=settings.temperature or None, return_full_text=False,
-    )  # fmt: skip
+        "text-generation",
+        model=model,
+        tokenizer=tokenizer,
+        max_new_tokens=settings.max_tokens,
+        do_sample=settings.temperature > 0,
+        temperature=settings.temperature or None,
+        return_full_text=False,
+    )
     llm = HuggingFacePipeline(pipeline=generate, model_id=str(path))
     return ChatHuggingFace(llm=llm, tokenizer=tokenizer, model_id=str(path))
 
@@ -46,6 +51,8 @@ def quantization_config(mode: str) -> Any:
     if mode == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
         bnb_4bit_use_double_quant=True,
-    )  # fmt: skip
+    )

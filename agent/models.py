@@ -70,10 +70,14 @@ def build_chat_model(settings: Any, spec: ModelSpec | str | None = None) -> Any:
             if not key and not settings.openai_base_url:
                 raise ConfigError("openai models need OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
             return ChatOpenAI(
-                model=spec.name, api_key=key or "not-needed", base_url=settings.openai_base_url,
-                temperature=settings.temperature, max_tokens=settings.max_tokens, streaming=True,
+                model=spec.name,
+                api_key=key or "not-needed",
+                base_url=settings.openai_base_url,
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+                streaming=True,
                 stream_usage=True,
-            )  # fmt: skip
+            )
         case "anthropic" | "gemini" | "deepseek":
             from langchain_openai import ChatOpenAI
 
@@ -82,9 +86,13 @@ def build_chat_model(settings: Any, spec: ModelSpec | str | None = None) -> Any:
             if not key:
                 raise ConfigError(f"{spec.provider} models need {key_field.upper()}")
             return ChatOpenAI(
-                model=spec.name, api_key=key, base_url=base_url, temperature=settings.temperature,
-                max_tokens=settings.max_tokens, streaming=True,
-            )  # fmt: skip
+                model=spec.name,
+                api_key=key,
+                base_url=base_url,
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+                streaming=True,
+            )
         case "ollama":
             from langchain_ollama import ChatOllama
 
@@ -93,15 +101,19 @@ def build_chat_model(settings: Any, spec: ModelSpec | str | None = None) -> Any:
             if problem:
                 raise ConfigError(problem)
             return ChatOllama(
-                model=spec.name, base_url=host, temperature=settings.temperature, num_predict=settings.max_tokens,
+                model=spec.name,
+                base_url=host,
+                temperature=settings.temperature,
+                num_predict=settings.max_tokens,
                 num_ctx=settings.context_tokens,
-            )  # fmt: skip
+            )
         case "hf":
             from agent.hf_model import build_hf_chat_model
 
             return build_hf_chat_model(spec.name, settings)
         case "gguf" | "embedded":
-            path = embedded_model.ensure_model_file(settings.data_dir) if spec.provider == "embedded" else spec.name
+            models_dir = settings.models_dir or settings.data_dir / "models"
+            path = embedded_model.ensure_model_file(models_dir) if spec.provider == "embedded" else spec.name
             return build_llama_cpp(str(path), settings)
     raise ConfigError(f"unknown provider {spec.provider!r}")  # pragma: no cover
 

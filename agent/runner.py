@@ -26,9 +26,7 @@ from tools.calculator import CalculatorError, calculate, format_result, make_cal
 from tools.knowledge_search import Passages, make_search_tool, render, search_passages
 
 URL = re.compile(r"https?://[^\s<>\"')\]]+")
-ARITHMETIC = re.compile(
-    r"\d[\d,.]*\s*%\s*of\s*\d[\d,.]*|[(\d][\d\s,.()]*(?:[-+*/×÷^]|\*\*)[\d\s,.()+\-*/×÷^%]*[\d)%]"
-)  # fmt: skip
+ARITHMETIC = re.compile(r"\d[\d,.]*\s*%\s*of\s*\d[\d,.]*|[(\d][\d\s,.()]*(?:[-+*/×÷^]|\*\*)[\d\s,.()+\-*/×÷^%]*[\d)%]")
 HISTORY_MESSAGES = 6
 
 
@@ -91,19 +89,27 @@ class Agent:
             question = message_text(state["messages"][-1])
             registry = runtime.context.passages
             found = self._run_tool(
-                emit, "search_knowledge_base", {"query": question},
-                lambda: search_passages(self.kb, registry, question, self.settings.agent_k,
-                                        min_similarity=self.settings.agent_min_similarity),
+                emit,
+                "search_knowledge_base",
+                {"query": question},
+                lambda: search_passages(
+                    self.kb,
+                    registry,
+                    question,
+                    self.settings.agent_k,
+                    min_similarity=self.settings.agent_min_similarity,
+                ),
                 render,
-            )  # fmt: skip
+            )
             results = []
             for url in dict.fromkeys(URL.findall(question)):
                 if self.scraper is not None:
                     page = self._run_tool(emit, "scrape_webpage", {"url": url}, lambda u=url: self.scraper(u), str)
                     results.append(f"Web page {url}:\n{page}")
             for expression in arithmetic_in(question):
-                value = self._run_tool(emit, "calculator", {"expression": expression},
-                                       lambda e=expression: _calculate_text(e), str)  # fmt: skip
+                value = self._run_tool(
+                    emit, "calculator", {"expression": expression}, lambda e=expression: _calculate_text(e), str
+                )
                 results.append(value)
             if not found and not results:
                 emit({"token": prompts.NOT_FOUND})
@@ -123,16 +129,26 @@ class Agent:
         return graph.compile(checkpointer=self.threads.checkpointer)
 
     @staticmethod
-    def _run_tool(emit: Callable[[Any], None], name: str, args: dict[str, Any], call: Callable[[], Any],
-                  show: Callable[[Any], str]) -> Any:  # fmt: skip
+    def _run_tool(
+        emit: Callable[[Any], None],
+        name: str,
+        args: dict[str, Any],
+        call: Callable[[], Any],
+        show: Callable[[Any], str],
+    ) -> Any:
         call_id = f"rf-{uuid.uuid4().hex[:8]}"
         emit({"tool_start": ToolStart(call_id, name, args)})
         start = time.perf_counter()
         try:
             result = call()
         except Exception as exc:  # a failing tool is reported, and the answer goes on without it
-            emit({"tool_end": ToolEnd(call_id, name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start,
-                                      ok=False)})  # fmt: skip
+            emit(
+                {
+                    "tool_end": ToolEnd(
+                        call_id, name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start, ok=False
+                    )
+                }
+            )
             return [] if name == "search_knowledge_base" else f"{name} failed: {exc}"
         emit({"tool_end": ToolEnd(call_id, name, show(result), time.perf_counter() - start)})
         return result
@@ -149,9 +165,11 @@ class Agent:
         config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 12}
         try:
             for mode, chunk in self.graph.stream(
-                {"messages": [HumanMessage(question)]}, config, context=context,
+                {"messages": [HumanMessage(question)]},
+                config,
+                context=context,
                 stream_mode=["messages", "updates", "custom"],
-            ):  # fmt: skip
+            ):
                 for event in self._events(mode, chunk, started):
                     if isinstance(event, Token):
                         answer.append(event.text)

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(512, ge=16, le=32768, description="Longest answer, in tokens.")
     context_tokens: int = Field(4096, ge=512, le=131072, description="Context window for local models.")
     threads: int = Field(0, ge=0, description="CPU threads for local models; 0 = all cores.")
+    models_dir: Path | None = Field(None, description="Where the embedded model file is assembled; default DATA_DIR/models.")
     agent_k: int = Field(5, ge=1, le=20, description="Passages the agent retrieves per search.")
     agent_min_similarity: float = Field(
         0.3, ge=-1, le=1, description="Passages less similar to the question are not shown to the model."

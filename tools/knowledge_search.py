@@ -70,8 +70,9 @@ class Passages:
     def cited_in(self, answer: str) -> list[Passage]:
         import re
 
-        cited = {int(n) for group in re.findall(r"\[(\d+(?:\s*[,–-]\s*\d+)*)\]", answer)
-                 for n in re.findall(r"\d+", group)}  # fmt: skip
+        cited = {
+            int(n) for group in re.findall(r"\[(\d+(?:\s*[,–-]\s*\d+)*)\]", answer) for n in re.findall(r"\d+", group)
+        }
         return [p for p in self.all() if p.n in cited]
 
 

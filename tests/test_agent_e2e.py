@@ -1,0 +1,138 @@
+"""End to end with real models: the embedded GGUF in-process, and the same file behind llama.cpp's
+OpenAI-compatible server on 127.0.0.1 (the `openai:` path)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.events import Done, Sources, Token
+from agent.models import build_chat_model, parse_model
+from agent.runner import Agent
+from ingest import build_ingestor
+from kbagent.settings import Settings
+from knowledge_base import KnowledgeBase
+from tests.conftest import SAMPLES, free_port
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed"),
+]
+
+QUESTION = "How much does a Family membership cost per year?"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from agent.embedded_model import ensure_model_file
+
+    folder = tmp_path_factory.mktemp("models")
+    ensure_model_file(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sample_kb(tmp_path_factory: pytest.TempPathFactory, embedder, models_dir: Path) -> Iterator[KnowledgeBase]:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path_factory.mktemp("sample"), models_dir=models_dir, _env_file=None)
+    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+        build_ingestor(settings, kb).run([SAMPLES])
+        yield kb
+
+
+def _check_answer(events: list, expect: str, source: str) -> Done:  # type: ignore[type-arg]
+    done = events[-1]
+    assert isinstance(done, Done), events[-3:]
+    assert sum(isinstance(e, Token) for e in events) > 3  # streamed, not one block
+    assert expect in done.answer, done.answer
+    cited = next(e for e in events if isinstance(e, Sources)).passages
+    assert any(p.source.endswith(source) for p in cited), [p.source for p in cited]
+    return done
+
+
+def test_embedded_model_answers_with_citation(sample_kb: KnowledgeBase) -> None:
+    agent = Agent(sample_kb.settings, sample_kb)
+    assert agent.spec.label == "embedded" and not agent.tool_calling
+    _check_answer(list(agent.stream(QUESTION)), "70", "membership.md")
+    follow_up = agent.ask("Who founded the co-op, and in which year?")
+    assert "2011" in follow_up.answer
+
+
+def test_embedded_model_abstains(sample_kb: KnowledgeBase) -> None:
+    done = Agent(sample_kb.settings, sample_kb).ask("What is the boiling point of liquid nitrogen in kelvin?")
+    assert "couldn't find" in done.answer
+
+
+@pytest.fixture(scope="session")
+def llama_server(models_dir: Path) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server with the embedded model file, on 127.0.0.1."""
+    from agent.embedded_model import NAME
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(models_dir / NAME),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--model_alias",
+            "qwen-local",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not start within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_openai_compatible_server(sample_kb: KnowledgeBase, llama_server: str) -> None:
+    settings = sample_kb.settings.model_copy(
+        update={"model": "openai:qwen-local", "openai_base_url": llama_server, "tool_calling": "off"}
+    )
+    agent = Agent(settings, sample_kb)
+    assert agent.spec.label == "openai:qwen-local"
+    _check_answer(list(agent.stream(QUESTION)), "70", "membership.md")
+
+
+def test_unknown_model_names_fail_clearly(sample_kb: KnowledgeBase) -> None:
+    from knowledge_base import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown model"):
+        parse_model("gpt-5")
+    with pytest.raises(ConfigError, match="no GGUF file"):
+        build_chat_model(sample_kb.settings, "gguf:/nowhere/model.gguf")
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        build_chat_model(sample_kb.settings.model_copy(update={"openai_api_key": None}), "openai:gpt-4o-mini")
+    with pytest.raises(ConfigError, match="no Ollama server answers"):
+        build_chat_model(
+            sample_kb.settings.model_copy(update={"ollama_host": f"127.0.0.1:{free_port()}"}), "ollama:qwen2.5"
+        )
