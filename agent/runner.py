@@ -118,7 +118,7 @@ class Agent:
             messages = [
                 SystemMessage(prompts.RETRIEVAL_FIRST),
                 *[type(m)(message_text(m)) for m in history[-HISTORY_MESSAGES:]],
-                HumanMessage(prompts.retrieval_first_message(question, render(found), results)),
+                HumanMessage(prompts.retrieval_first_message(question, render(found, compact=True), results)),
             ]
             reply = self.model.invoke(messages)
             return {"messages": [AIMessage(message_text(reply))]}

@@ -78,6 +78,8 @@ class TextSource:
     kind: str = "text"
     markdown: bool = True
     metadata: dict[str, object] = field(default_factory=dict)
+    documents: list[Document] = field(default_factory=list)
+    """Already split text (a downloaded PDF's pages, page numbers kept); `text` is still what is hashed."""
 
 
 @dataclass
@@ -216,7 +218,7 @@ class Ingestor:
         if known.get(text.source) == content_hash:
             return Prepared(outcome=outcome)
         document = Document(text.text, metadata={"format": "markdown" if text.markdown else "text"})
-        chunks = self.chunker.split([document], text.title)
+        chunks = self.chunker.split(text.documents or [document], text.title)
         if not chunks:
             return Prepared(outcome=Outcome(text.source, "failed", "no text found"))
         for chunk in chunks:

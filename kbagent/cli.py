@@ -60,24 +60,51 @@ def _console(stderr: bool = False) -> Any:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
+    paths: Annotated[list[str] | None, typer.Argument(help="Files, folders or http(s) URLs.")] = None,
     glob: Annotated[list[str] | None, typer.Option("--glob", help="Only files matching (repeatable).")] = None,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Skip files matching.")] = None,
     doc_type: Annotated[str | None, typer.Option("--doc-type", help="Set doc_type for every file.")] = None,
     sync: Annotated[bool, typer.Option("--sync", help="Also remove sources gone from these folders.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit non-zero if any file fails.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    crawl: Annotated[int, typer.Option("--crawl", min=0, help="Follow same-site links to this depth.")] = 0,
+    max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Most pages crawled per call.")] = 50,
+    sitemap: Annotated[list[str] | None, typer.Option("--sitemap", help="Ingest a sitemap's pages.")] = None,
+    render: Annotated[bool, typer.Option("--render", help="Render every page in Chromium.")] = False,
 ) -> None:
-    """Ingest files and folders (md, txt, pdf, html, docx, csv); unchanged files cost nothing."""
+    """Ingest files, folders and web pages (md, txt, pdf, html, docx, csv); unchanged ones cost nothing."""
     from ingest import build_ingestor
+    from ingest.web import combine, ingest_web, is_url
     from kbagent.progress import RichProgress
 
+    urls = [p for p in paths or [] if is_url(p)]
+    files = [Path(p) for p in paths or [] if not is_url(p)]
+    if not (files or urls or sitemap):
+        raise UserError("nothing to ingest: give files, folders, URLs or --sitemap URL")
     settings = _settings()
     err = _console(stderr=True)
     with _open_kb(settings) as kb, RichProgress(err, enabled=not json_out) as progress:
-        report = build_ingestor(settings, kb).run(
-            paths, globs=glob, excludes=exclude, doc_type=doc_type, sync=sync, progress=progress
-        )
+        ingestor = build_ingestor(settings, kb)
+        reports = []
+        if files:
+            reports.append(
+                ingestor.run(files, globs=glob, excludes=exclude, doc_type=doc_type, sync=sync, progress=progress)
+            )
+        if urls or sitemap:
+            reports.append(
+                ingest_web(
+                    ingestor,
+                    settings,
+                    urls,
+                    crawl=crawl,
+                    max_pages=max_pages,
+                    sitemaps=sitemap or [],
+                    render=render or None,
+                    doc_type=doc_type,
+                    progress=progress,
+                )
+            )
+        report = combine(*reports)
     counts = report.counts
     if json_out:
         print(
@@ -255,6 +282,125 @@ def evaluate(
         report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if json_out:
         print(json.dumps(summary, indent=2))
+
+
+def _agent(settings: Any, kb: Any, model: str | None) -> Any:
+    from agent.runner import Agent
+
+    if model is not None:
+        settings = settings.model_copy(update={"model": model})
+    return Agent(settings, kb, scraper=_scraper(settings))
+
+
+def _scraper(settings: Any) -> Any:
+    """The guarded web scraper for the agent, when the web tools are installed."""
+    try:
+        from tools.scraper import make_scraper
+    except ImportError:
+        return None
+    return make_scraper(settings)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    model: Annotated[str | None, typer.Option("--model", help="provider:model (see `kbagent models`).")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="Continue this conversation.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the answer and sources as JSON.")] = False,
+) -> None:
+    """Answer a question from the knowledge base, streaming, then list the cited sources."""
+    from agent.events import Done, Error, Sources
+    from kbagent.chat_view import TerminalRenderer
+
+    settings = _settings()
+    render = None if json_out else TerminalRenderer(_console())
+    sources, done, error = [], None, None
+    with _open_kb(settings) as kb:
+        for event in _agent(settings, kb, model).stream(question, thread):
+            if render:
+                render(event)
+            if isinstance(event, Sources):
+                sources = event.passages
+            elif isinstance(event, Done):
+                done = event
+            elif isinstance(event, Error):
+                error = event.message
+    if error or done is None:
+        if json_out:
+            print(f"kbagent: error: {error}", file=sys.stderr)
+        raise typer.Exit(1)
+    if json_out:
+        answer = {"answer": done.answer, "thread_id": done.thread_id, "model": done.model,
+                  "seconds": round(done.seconds, 2), "sources": [p.as_dict() for p in sources]}  # fmt: skip
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def chat(
+    model: Annotated[str | None, typer.Option("--model", help="provider:model (see `kbagent models`).")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="Reopen this conversation.")] = None,
+) -> None:
+    """A conversation in the terminal, with history, tool calls shown, and /commands (/help)."""
+    from kbagent.chat_view import HELP, TerminalRenderer
+    from knowledge_base.errors import ConfigError
+
+    settings = _settings()
+    console = _console()
+    with _open_kb(settings) as kb:
+        agent = _agent(settings, kb, model)
+        thread_id = thread
+        console.print(f"kbagent chat — model {agent.spec.label}. {HELP}", markup=False)
+        render = TerminalRenderer(console)
+        while True:
+            try:
+                line = console.input("[bold]> [/]").strip()
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                return
+            if not line:
+                continue
+            if line in ("/quit", "/exit", "/q"):
+                return
+            if line == "/help":
+                console.print(HELP, markup=False)
+            elif line == "/new":
+                thread_id = None
+                console.print("(new conversation)")
+            elif line == "/sources":
+                render.print_sources() if render.sources else console.print("(no sources yet)")
+            elif line == "/threads":
+                for t in agent.threads.list(20):
+                    console.print(f"  {t.thread_id}  {t.title}", markup=False)
+            elif line.startswith("/open "):
+                thread_id = line.split(maxsplit=1)[1]
+                for role, text in agent.history(thread_id):
+                    console.print(f"[bold]{role}:[/] {text}", highlight=False)
+            elif line.startswith("/model"):
+                try:
+                    agent = _agent(settings, kb, line.split(maxsplit=1)[1] if " " in line else "")
+                    console.print(f"(model: {agent.spec.label})")
+                except ConfigError as exc:
+                    console.print(f"[red]error:[/] {exc}")
+            else:
+                render = TerminalRenderer(console)
+                for event in agent.stream(line, thread_id):
+                    render(event)
+                if render.done:
+                    thread_id = render.done.thread_id
+
+
+@app.command()
+def models(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What KBAGENT_MODEL can be set to on this machine, and why the others can't run."""
+    from agent.models import available_models
+
+    choices = available_models(_settings())
+    if json_out:
+        print(json.dumps([c.__dict__ for c in choices], indent=2))
+        return
+    for c in choices:
+        mark = "[green]yes[/]" if c.usable else "[red]no [/]"
+        _console().print(f"{mark}  {c.spec:22} {c.reason}")
 
 
 @app.command()

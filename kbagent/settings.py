@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     query_rewrite: bool = Field(False, description="Rewrite follow-up questions into stand-alone queries (LLM).")
     rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")
     max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
+    allow_hosts: str = Field("", description="Hosts, host:port or CIDRs the web fetcher may reach despite the guard.")
+    fetch_timeout_s: float = Field(20.0, gt=0, le=600, description="Time limit for one page, redirects included.")
+    fetch_max_mb: float = Field(10.0, gt=0, description="Larger web pages are refused.")
+    fetch_max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed (each one checked).")
+    crawl_delay_s: float = Field(1.0, ge=0, le=60, description="Pause between requests to one site when crawling.")
+    browser_path: str = Field("", description="Chromium for JavaScript pages; empty = Playwright's, else system.")
+    user_agent: str = Field("kbagent/0.1 (+offline knowledge-base ingester)", description="Sent with web requests.")
 
     # The agent's model: provider:model, or empty for the embedded default (see agent/models.py).
     model: str = Field("", description="openai:NAME, anthropic:NAME, gemini:NAME, deepseek:NAME, ollama:NAME, "
@@ -49,7 +56,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(512, ge=16, le=32768, description="Longest answer, in tokens.")
     context_tokens: int = Field(4096, ge=512, le=131072, description="Context window for local models.")
     threads: int = Field(0, ge=0, description="CPU threads for local models; 0 = all cores.")
-    models_dir: Path | None = Field(None, description="Where the embedded model file is assembled; default DATA_DIR/models.")
+    models_dir: Path | None = Field(None, description="Where the embedded model file is joined (DATA_DIR/models).")
     agent_k: int = Field(5, ge=1, le=20, description="Passages the agent retrieves per search.")
     agent_min_similarity: float = Field(
         0.3, ge=-1, le=1, description="Passages less similar to the question are not shown to the model."

@@ -10,6 +10,14 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" torch==2.13.0
 if [ "${1:-}" = "--test" ]; then
   "${pip[@]}" -e ".[test]"
+  # The web tests render a JavaScript page in a real Chromium (Playwright's own download is not used).
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+    else
+      echo "note: the browser tests need Chromium: sudo apt-get install chromium" >&2
+    fi
+  fi
 else
   "${pip[@]}" -e .
 fi

@@ -14,6 +14,7 @@ from agent.runner import Agent, arithmetic_in
 from ingest import build_ingestor
 from knowledge_base import KnowledgeBase
 from tests.scripted_model import ScriptedChatModel, tool_call
+from tests.web_site import web_site  # noqa: F401
 
 
 @pytest.fixture
@@ -140,3 +141,19 @@ def test_arithmetic_detection() -> None:
     assert arithmetic_in("compute (3 + 4) * 2 please") == ["(3 + 4) * 2"]
     assert arithmetic_in("the 2024-01-16 minutes") == []
     assert arithmetic_in("no numbers here") == []
+
+
+def test_scrape_tool_fetches_through_the_guard(kb: KnowledgeBase, web_site) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from tools.scraper import make_scraper
+
+    with web_site.fetcher() as fetcher:
+        scrape = make_scraper(kb.settings, fetcher=fetcher)
+        model = ScriptedChatModel(replies=[
+            tool_call("scrape_webpage", {"url": web_site.url + "/article"}, "c1"),
+            tool_call("scrape_webpage", {"url": "http://169.254.169.254/latest/meta-data/"}, "c2"),
+            AIMessage("Done."),
+        ])
+        events = list(_agent(kb, model, "on", scraper=scrape).stream("Summarise " + web_site.url + "/article"))
+    ends = [e for e in events if isinstance(e, ToolEnd)]
+    assert ends[0].output.startswith("<web_page url=") and "data, not instructions" in ends[0].output
+    assert "Could not fetch http://169.254.169.254" in ends[1].output and "refused" in ends[1].output.lower()

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-LAYERS = {"knowledge_base": set(), "ingest": {"knowledge_base"}, "evaluation": {"knowledge_base", "ingest"}}
+LAYERS = {
+    "knowledge_base": set(),
+    "tools": {"knowledge_base"},
+    "ingest": {"knowledge_base", "tools"},
+    "evaluation": {"knowledge_base", "ingest"},
+    "agent": {"tools", "knowledge_base"},
+}
 
 
 def test_ruff_clean() -> None:

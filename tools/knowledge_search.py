@@ -76,10 +76,12 @@ class Passages:
         return [p for p in self.all() if p.n in cited]
 
 
-def render(passages: list[Passage], max_chars: int = 1200) -> str:
+def render(passages: list[Passage], max_chars: int = 1200, compact: bool = False) -> str:
+    """Passages for a model. `compact` drops source paths (small local models read every token slowly)."""
     if not passages:
         return "No relevant passages found in the knowledge base."
-    body = "\n\n".join(f"{p.label}\n{p.text[:max_chars]}" for p in passages)
+    labels = [f"[{p.n}]" + (f" (p. {p.page})" if p.page else "") if compact else p.label for p in passages]
+    body = "\n\n".join(f"{label}\n{p.text[:max_chars]}" for label, p in zip(labels, passages, strict=True))
     return f"<retrieved_passages>\n<!-- {DATA_NOTE} -->\n{body}\n</retrieved_passages>"
 
 

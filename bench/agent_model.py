@@ -1,0 +1,125 @@
+"""The embedded model on this machine: time to first token and tokens/s on the agent's typical RAG prompt and on
+a 1,000-token prompt, and answer accuracy on the sample question set.
+
+    .venv/bin/python bench/agent_model.py [--questions N] [--model ''|provider:model]
+
+Accuracy: an answer counts as right when it contains one of the question's keywords (case-insensitive), or,
+for questions the knowledge base can't answer, when it abstains. Prints a table, writes
+bench/results/agent_model.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from agent import prompts
+from agent.events import Done
+from agent.runner import Agent
+from evaluation import load_questions
+from ingest import build_ingestor
+from kbagent.settings import Settings
+from knowledge_base import KnowledgeBase
+from tools.knowledge_search import Passages, render, search_passages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed_stream(model, messages) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    first = None
+    pieces = 0
+    text = ""
+    for chunk in model.stream(messages):
+        if chunk.content:
+            if first is None:
+                first = time.perf_counter()
+            pieces += 1
+            text += str(chunk.content)
+    end = time.perf_counter()
+    first = first or end
+    prompt_tokens = (
+        len(model.client.tokenize("".join(str(m.content) for m in messages).encode()))
+        if hasattr(model, "client")
+        else None
+    )
+    return {
+        "ttft_s": round(first - start, 2),
+        "decode_tok_s": round((pieces - 1) / (end - first), 1) if pieces > 1 else 0,
+        "tokens": pieces,
+        "prompt_tokens": prompt_tokens,
+        "total_s": round(end - start, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=int, default=36)
+    parser.add_argument("--model", default="")
+    args = parser.parse_args()
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        models_dir = Path(os.environ.get("KBAGENT_MODELS_DIR", str(ROOT / "data" / "models")))
+        settings = Settings(data_dir=Path(tmp), models_dir=models_dir, model=args.model, _env_file=None)
+        with KnowledgeBase.open(settings) as kb:
+            build_ingestor(settings, kb).run([ROOT / "samples" / "harborview"])
+            agent = Agent(settings, kb)
+            model = agent.model
+            question = "How much does a Family membership cost per year?"
+            found = search_passages(
+                kb, Passages(), question, settings.agent_k, min_similarity=settings.agent_min_similarity
+            )
+            rag = [
+                SystemMessage(prompts.RETRIEVAL_FIRST),
+                HumanMessage(prompts.retrieval_first_message(question, render(found, compact=True), [])),
+            ]
+            timed_stream(model, rag)  # warm-up: loads the model, caches the system prompt
+            results["rag_prompt"] = timed_stream(model, rag)
+            filler = " ".join(p.text for p in found) * 3
+            long = [
+                SystemMessage(prompts.RETRIEVAL_FIRST),
+                HumanMessage(f"Passages:\n{filler[:4200]}\n\nQuestion: Summarise the passages in one sentence."),
+            ]
+            results["long_prompt"] = timed_stream(model, long)
+
+            questions = load_questions(ROOT / "samples" / "harborview_questions.jsonl")[: args.questions]
+            right, times, rows = 0, [], []
+            for q in questions:
+                start = time.perf_counter()
+                done = None
+                for event in agent.stream(q.question):
+                    if isinstance(event, Done):
+                        done = event
+                seconds = time.perf_counter() - start
+                answer = done.answer if done else ""
+                ok = any(k.lower() in answer.lower() for k in q.keywords)
+                right += ok
+                times.append(seconds)
+                rows.append({"question": q.question, "answer": answer, "ok": ok, "seconds": round(seconds, 1)})
+                print(f"{'ok ' if ok else 'no '} {seconds:5.1f}s  {q.question}  ->  {answer[:100]!r}", flush=True)
+            results["accuracy"] = {
+                "right": right,
+                "questions": len(questions),
+                "share": round(right / len(questions), 3),
+                "median_answer_s": round(statistics.median(times), 1),
+            }
+            results["answers"] = rows
+    for key in ("rag_prompt", "long_prompt", "accuracy"):
+        print(f"{key:12} {results[key]}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "agent_model.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
