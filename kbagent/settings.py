@@ -21,6 +21,9 @@ class Settings(BaseSettings):
         description="'all-MiniLM-L6-v2' (shipped offline), any sentence-transformers name or path, "
         "or 'openai:<model>'.",
     )
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="auto: onnxruntime for the shipped MiniLM (fast start), torch otherwise."
+    )
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     embedding_device: str = Field("cpu", description="torch device for local embedding models.")
     chunk_size: int = Field(800, ge=100, le=20000, description="Characters per chunk.")
@@ -61,6 +64,11 @@ class Settings(BaseSettings):
     agent_min_similarity: float = Field(
         0.3, ge=-1, le=1, description="Passages less similar to the question are not shown to the model."
     )
+
+    # The web app (`python app.py`, `kbagent serve`).
+    host: str = Field("127.0.0.1", description="Address the app listens on; beyond localhost, set auth.")
+    port: int = Field(7860, ge=1, le=65535, description="Port the app listens on.")
+    auth: SecretStr | None = Field(None, description="user:password turns the app's login on.")
 
     # Provider keys and hosts keep their usual names (no prefix).
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")

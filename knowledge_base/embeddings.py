@@ -88,6 +88,15 @@ def build_embedder(settings: Any) -> Embedder:
     if name.startswith("openai:"):
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         return OpenAIEmbedder(name.split(":", 1)[1], key, settings.openai_base_url)
+    backend = getattr(settings, "embedding_backend", "auto")
+    if backend == "onnx" or (backend == "auto" and name.lower() in SHIPPED_MINILM):
+        if name.lower() not in SHIPPED_MINILM:
+            raise ConfigError("the onnx embedding backend serves the shipped all-MiniLM-L6-v2 only")
+        from knowledge_base.onnx_embedder import EXPORT_NAME, OnnxEmbedder
+
+        models_dir = getattr(settings, "models_dir", None) or settings.data_dir / "models"
+        model_dir = Path(resolve_local_model(name))
+        return OnnxEmbedder(name, model_dir, models_dir / EXPORT_NAME, settings.embedding_batch_size)
     return SentenceTransformerEmbedder(name, settings.embedding_device, settings.embedding_batch_size)
 
 

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,11 +26,13 @@ os.environ.update(
 )
 for key in [k for k in os.environ if k.startswith("KBAGENT_")]:
     del os.environ[key]
+# One models folder for the whole run (and its subprocesses): the ONNX export and the joined GGUF are made once.
+os.environ["KBAGENT_MODELS_DIR"] = tempfile.mkdtemp(prefix="kbagent-test-models-")
 
 from ingest import build_ingestor  # noqa: E402
 from kbagent.settings import Settings  # noqa: E402
 from knowledge_base import KnowledgeBase  # noqa: E402
-from knowledge_base.embeddings import SentenceTransformerEmbedder  # noqa: E402
+from knowledge_base.embeddings import Embedder, build_embedder  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples" / "harborview"
@@ -43,9 +46,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The real shipped all-MiniLM-L6-v2, loaded once per test session."""
-    return SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+def embedder() -> Embedder:
+    """The real shipped all-MiniLM-L6-v2 as the default settings build it (onnxruntime), loaded once."""
+    return build_embedder(Settings(_env_file=None))
 
 
 @pytest.fixture(scope="session")
@@ -99,13 +102,13 @@ def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settin
 
 
 @pytest.fixture
-def kb(store_settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[KnowledgeBase]:
+def kb(store_settings: Settings, embedder: Embedder) -> Iterator[KnowledgeBase]:
     with KnowledgeBase.open(store_settings, embedder=embedder) as kb:
         yield kb
 
 
 @pytest.fixture
-def embedded_kb(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[KnowledgeBase]:
+def embedded_kb(settings: Settings, embedder: Embedder) -> Iterator[KnowledgeBase]:
     with KnowledgeBase.open(settings, embedder=embedder) as kb:
         yield kb
 

@@ -1,0 +1,26 @@
+"""The ONNX path gives the same vectors as sentence-transformers, and is what the default settings build."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kbagent.settings import Settings
+from knowledge_base.embeddings import SentenceTransformerEmbedder, build_embedder
+from knowledge_base.onnx_embedder import OnnxEmbedder
+
+
+def test_onnx_matches_sentence_transformers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    onnx = build_embedder(Settings(data_dir=tmp_path, models_dir=tmp_path / "models", _env_file=None))
+    embedder = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    assert isinstance(onnx, OnnxEmbedder) and onnx.model_name == "all-MiniLM-L6-v2"
+    texts = ["short", "a somewhat longer sentence about bicycle brakes and pads", "word " * 400, "Ünïcödé ✓"]
+    got = np.array(onnx.embed(texts))
+    want = np.array(embedder.embed(texts))
+    assert got.shape == (4, 384)
+    assert np.abs(got - want).max() < 1e-4
+    assert (tmp_path / "models" / "all-MiniLM-L6-v2.onnx").exists()
+
+
+def test_torch_backend_on_request(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path, embedding_backend="torch", _env_file=None)
+    assert isinstance(build_embedder(settings), SentenceTransformerEmbedder)
