@@ -46,7 +46,7 @@ class ThreadStore:
     def touch(self, thread_id: str, question: str, model: str) -> None:
         now = time.time()
         title = " ".join(question.split())[:80]
-        with self._db:
+        with self.checkpointer.lock, self._db:  # the connection is shared with the checkpointer
             self._db.execute(
                 "INSERT INTO kb_threads VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(thread_id) DO UPDATE SET updated_at = excluded.updated_at, model = excluded.model",
@@ -54,12 +54,13 @@ class ThreadStore:
             )
 
     def list(self, limit: int = 100) -> list[ThreadInfo]:
-        rows = self._db.execute("SELECT * FROM kb_threads ORDER BY updated_at DESC LIMIT ?", (limit,))
+        with self.checkpointer.lock:
+            rows = self._db.execute("SELECT * FROM kb_threads ORDER BY updated_at DESC LIMIT ?", (limit,)).fetchall()
         return [ThreadInfo(*row) for row in rows]
 
     def delete(self, thread_id: str) -> None:
         self.checkpointer.delete_thread(thread_id)
-        with self._db:
+        with self.checkpointer.lock, self._db:
             self._db.execute("DELETE FROM kb_threads WHERE thread_id = ?", (thread_id,))
 
     def close(self) -> None:

@@ -12,7 +12,13 @@ from knowledge_base import KnowledgeBase
 
 def build_ingestor(settings: Any, kb: KnowledgeBase) -> Ingestor:
     config = ChunkingConfig(settings.chunk_size, settings.chunk_overlap)
-    return Ingestor(kb, Chunker(config), max_file_bytes=int(settings.max_file_mb * 2**20))
+    return Ingestor(
+        kb,
+        Chunker(config),
+        max_file_bytes=int(settings.max_file_mb * 2**20),
+        max_text_chars=int(settings.max_text_mb * 2**20),
+        write_batch_chunks=settings.write_batch_chunks,
+    )
 
 
 __all__ = [

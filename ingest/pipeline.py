@@ -24,7 +24,6 @@ from ingest.chunking import Chunker
 from ingest.loaders import LoadError, is_supported, kind_of, load
 from knowledge_base import ChunkedSource, KnowledgeBase
 
-GROUP_CHUNKS = 256
 GROUP_SOURCES = 256
 
 
@@ -95,10 +94,19 @@ class Prepared:
 
 
 class Ingestor:
-    def __init__(self, kb: KnowledgeBase, chunker: Chunker, max_file_bytes: int = 100 * 2**20) -> None:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        chunker: Chunker,
+        max_file_bytes: int = 100 * 2**20,
+        max_text_chars: int = 5 * 2**20,
+        write_batch_chunks: int = 256,
+    ) -> None:
         self.kb = kb
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
+        self.max_text_chars = max_text_chars
+        self.write_batch_chunks = write_batch_chunks
 
     def run(
         self,
@@ -128,8 +136,12 @@ class Ingestor:
 
         with self.kb.writing():
             known = self.kb.source_hashes()
+            twins: dict[str, str] = {}  # files are walked in a stable order, so the same twin wins every run
             self._consume(
-                self._in_background(candidates, lambda c: self.prepare(c, known), progress), known, report, progress
+                self._in_background(candidates, lambda c: self.prepare(c, known, twins), progress),
+                known,
+                report,
+                progress,
             )
             if sync:
                 seen = {str(c.path) for c in candidates}
@@ -166,7 +178,8 @@ class Ingestor:
                 progress.file_done(prepared.outcome)
                 continue
             pending.append(prepared)
-            if sum(len(p.item.chunks) for p in pending) >= GROUP_CHUNKS or len(pending) >= GROUP_SOURCES:  # type: ignore[union-attr]
+            chunks = sum(len(p.item.chunks) for p in pending)  # type: ignore[union-attr]
+            if chunks >= self.write_batch_chunks or len(pending) >= GROUP_SOURCES:
                 self._write(pending, known, report, progress)
                 pending = []
         if pending:
@@ -232,7 +245,10 @@ class Ingestor:
         digest.update(raw)
         return digest.hexdigest()
 
-    def prepare(self, candidate: Candidate, known: dict[str, str]) -> Prepared:
+    def prepare(self, candidate: Candidate, known: dict[str, str], twins: dict[str, str] | None = None) -> Prepared:
+        """Read, hash and split one file. `twins` maps content hashes to the first source that had them, so
+        the same file under a second name is skipped rather than stored twice."""
+        twins = {} if twins is None else twins
         path = candidate.path
         source = str(path)
         try:
@@ -247,10 +263,19 @@ class Ingestor:
         except OSError as exc:
             return Prepared(outcome=Outcome(source, "failed", exc.strerror or str(exc)))
         content_hash = self._hash(candidate.doc_type, raw)
+        if content_hash in twins:
+            return Prepared(outcome=Outcome(source, "skipped", f"same content as {twins[content_hash]}"))
         if known.get(source) == content_hash:
+            twins[content_hash] = source
             return Prepared(outcome=Outcome(source, "unchanged"))
         try:
             documents = load(path, raw)
+            text_chars = sum(len(d.page_content) for d in documents)
+            if text_chars > self.max_text_chars:
+                raise LoadError(
+                    f"too much text ({text_chars / 2**20:.1f} M characters > {self.max_text_chars / 2**20:.0f} M; "
+                    "raise KBAGENT_MAX_TEXT_MB to ingest it)"
+                )
             title = str(documents[0].metadata.get("title") or path.stem) if documents else path.stem
             chunks = self.chunker.split(documents, title)
             if not chunks:
@@ -260,6 +285,7 @@ class Ingestor:
         except Exception as exc:  # a loader bug must not stop the folder
             return Prepared(outcome=Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]))
         item = ChunkedSource(source, content_hash, chunks, title=title, doc_type=candidate.doc_type, kind=kind_of(path))
+        twins[content_hash] = source
         return Prepared(item=item)
 
 

@@ -52,6 +52,13 @@ def _open_kb(settings: Any) -> Any:
     return KnowledgeBase.open(settings)
 
 
+def _safe(text: str) -> str:
+    """One printable line: newlines and control characters in file names escaped, rich markup neutralised."""
+    from rich.markup import escape
+
+    return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
+
+
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
@@ -122,9 +129,9 @@ def ingest(
     else:
         out = _console()
         for outcome in report.of("failed"):
-            out.print(f"[red]failed[/]  {outcome.source}: {outcome.message}")
+            out.print(f"[red]failed[/]  {_safe(outcome.source)}: {_safe(outcome.message)}")
         for outcome in report.of("skipped"):
-            out.print(f"[yellow]skipped[/] {outcome.source}: {outcome.message}")
+            out.print(f"[yellow]skipped[/] {_safe(outcome.source)}: {_safe(outcome.message)}")
         rate = report.embedded / report.seconds if report.seconds else 0.0
         out.print(
             f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
@@ -401,6 +408,17 @@ def models(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     for c in choices:
         mark = "[green]yes[/]" if c.usable else "[red]no [/]"
         _console().print(f"{mark}  {c.spec:22} {c.reason}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Listen address (KBAGENT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (KBAGENT_PORT).")] = None,
+) -> None:
+    """Open the web app (chat, knowledge base, evaluation) on KBAGENT_HOST:KBAGENT_PORT; KBAGENT_AUTH sets a login."""
+    from app import main as serve_app
+
+    serve_app(_settings(host=host, port=port))
 
 
 @app.command()

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
         "auto", description="auto: onnxruntime for the shipped MiniLM (fast start), torch otherwise."
     )
     embedding_batch_size: int = Field(32, ge=1, le=1024)
+    write_batch_chunks: int = Field(
+        256, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."
+    )
     embedding_device: str = Field("cpu", description="torch device for local embedding models.")
     chunk_size: int = Field(800, ge=100, le=20000, description="Characters per chunk.")
     chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
@@ -41,6 +44,7 @@ class Settings(BaseSettings):
     query_rewrite: bool = Field(False, description="Rewrite follow-up questions into stand-alone queries (LLM).")
     rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")
     max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
+    max_text_mb: float = Field(5.0, gt=0, description="Files with more extracted text (M characters) are skipped.")
     allow_hosts: str = Field("", description="Hosts, host:port or CIDRs the web fetcher may reach despite the guard.")
     fetch_timeout_s: float = Field(20.0, gt=0, le=600, description="Time limit for one page, redirects included.")
     fetch_max_mb: float = Field(10.0, gt=0, description="Larger web pages are refused.")
@@ -50,8 +54,11 @@ class Settings(BaseSettings):
     user_agent: str = Field("kbagent/0.1 (+offline knowledge-base ingester)", description="Sent with web requests.")
 
     # The agent's model: provider:model, or empty for the embedded default (see agent/models.py).
-    model: str = Field("", description="openai:NAME, anthropic:NAME, gemini:NAME, deepseek:NAME, ollama:NAME, "
-                       "hf:ID-OR-PATH, gguf:PATH; empty = the embedded GGUF model.")
+    model: str = Field(
+        "",
+        description="openai:NAME, anthropic:NAME, gemini:NAME, deepseek:NAME, ollama:NAME, "
+        "hf:ID-OR-PATH, gguf:PATH; empty = the embedded GGUF model.",
+    )
     tool_calling: Literal["auto", "on", "off"] = Field(
         "auto", description="Let the model call tools (auto: on for API models, off for small local ones)."
     )

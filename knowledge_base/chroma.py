@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,7 +25,8 @@ def open_client(settings: Any) -> Any:
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if not settings.chroma_url:
-        settings.chroma_path.mkdir(parents=True, exist_ok=True)
+        if not settings.chroma_path.exists():
+            initialise_store(settings.chroma_path)
         return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
     url = urlparse(settings.chroma_url)
     if url.scheme not in ("http", "https") or not url.hostname:
@@ -35,6 +40,35 @@ def open_client(settings: Any) -> Any:
         )
     except Exception as exc:
         raise ConfigError(f"no Chroma server answers at {settings.chroma_url} ({exc})") from exc
+
+
+def initialise_store(path: Path) -> None:
+    """Create a new embedded store beside its final place, then rename it there.
+
+    Chroma's first start creates its schema in several steps; a process killed in between leaves a store
+    that never opens again ("table collections already exists"). Built in a child process (which releases
+    every file when it exits) and renamed, a new store is either complete or absent.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f"{path.name}.init-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    building = path.with_name(f"{path.name}.init-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    script = (
+        "import sys, chromadb; from chromadb.config import Settings; "
+        "chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False)).heartbeat()"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(building)], capture_output=True, text=True)
+    if done.returncode != 0:
+        shutil.rmtree(building, ignore_errors=True)
+        last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise ConfigError(f"could not create the Chroma store at {path}: {last}")
+    try:
+        building.rename(path)
+    except OSError:  # another process created it first
+        shutil.rmtree(building, ignore_errors=True)
 
 
 def open_collection(client: Any, name: str, embedder: Embedder) -> Any:

@@ -37,7 +37,10 @@ def html_to_markdown(html: str) -> tuple[str, str]:
 
 def load_html(path: Path, raw: bytes) -> list[Document]:
     html, encoding = _decode_html(raw)
-    title, markdown = html_to_markdown(html)
+    try:
+        title, markdown = html_to_markdown(html)
+    except RecursionError:
+        title, markdown = _flat_text(html)
     if not markdown:
         raise LoadError("no text in HTML")
     return [
@@ -45,6 +48,19 @@ def load_html(path: Path, raw: bytes) -> list[Document]:
             page_content=markdown, metadata={"title": title or path.stem, "format": "markdown", "encoding": encoding}
         )
     ]
+
+
+def _flat_text(html: str) -> tuple[str, str]:
+    """Plain text of pathologically nested HTML, which the Markdown converter can't recurse through."""
+    import re
+
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    title = re.search(r"(?is)<title[^>]*>(.*?)</title>", text)
+    text = re.sub(r"(?s)<[^>]+>", "\n", text)
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    from html import unescape
+
+    return (unescape(title.group(1).strip()) if title else ""), unescape("\n".join(x for x in lines if x))
 
 
 def _decode_html(raw: bytes) -> tuple[str, str]:

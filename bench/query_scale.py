@@ -1,0 +1,109 @@
+"""Hybrid query latency (k=10) at 10k and 100k chunks, process RSS, and the dense index's recall@10 against
+exact search.
+
+    .venv/bin/python bench/query_scale.py --store /tmp/scifact-store [--sizes 10000,100000]
+
+The vectors are real text embeddings: the SciFact store built by `bench/retrieval.py --store` (12k chunks)
+is read back, and larger sizes are filled with those vectors plus small noise (re-normalised), each with a
+synthetic text made of words from the corpus. Queries are real SciFact queries. Writes
+bench/results/query_scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from evaluation.beir import read_queries
+from kbagent.settings import Settings
+from knowledge_base import KnowledgeBase
+from knowledge_base.records import SourceRecord
+from knowledge_base.retrieval import SearchOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", type=Path, required=True, help="a store made by bench/retrieval.py --store")
+    parser.add_argument("--beir", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    source = KnowledgeBase.open(Settings(data_dir=args.store, collection="beir", _env_file=None))
+    base = source.collection.get(include=["embeddings", "documents"])
+    vectors = np.asarray(base["embeddings"], dtype=np.float32)
+    words = " ".join(base["documents"]).split()
+    queries = list(read_queries(args.beir).values())[: args.queries]
+    query_vectors = np.asarray(source.embedder.embed(queries), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    random.seed(0)
+    rows = []
+    for size in map(int, args.sizes.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            kb = KnowledgeBase.open(Settings(data_dir=Path(tmp), _env_file=None), embedder=source.embedder)
+            reps = -(-size // len(vectors))
+            pool = np.concatenate(
+                [vectors + (0 if r == 0 else rng.normal(0, 0.02, vectors.shape)) for r in range(reps)]
+            )
+            pool = (pool[:size] / np.linalg.norm(pool[:size], axis=1, keepdims=True)).astype(np.float32)
+            start = time.perf_counter()
+            ids, step = [f"c{i}" for i in range(size)], 5000
+            for i in range(0, size, step):
+                texts = [" ".join(random.choices(words, k=60)) for _ in range(min(step, size - i))]
+                metas = [{"source": f"synthetic:{j // 10}", "doc_type": "synthetic"} for j in range(i, i + len(texts))]
+                kb.collection.add(
+                    ids=ids[i : i + len(texts)], embeddings=pool[i : i + len(texts)], documents=texts, metadatas=metas
+                )
+                rows_kw = [(ids[i + n], metas[n]["source"], "synthetic", t) for n, t in enumerate(texts)]
+                with kb.records.transaction():
+                    kb.keywords.replace_sources([], rows_kw)
+            kb.records.put_many([SourceRecord(f"synthetic:{s}", "x") for s in range(-(-size // 10))])
+            build_s = time.perf_counter() - start
+
+            exact_hits = []
+            for q in query_vectors:
+                exact_hits.append({ids[i] for i in np.argpartition(-(pool @ q), 10)[:10]})
+            recall = []
+            for q, exact in zip(query_vectors, exact_hits, strict=True):
+                got = kb.collection.query(query_embeddings=[q], n_results=10, include=[])["ids"][0]
+                recall.append(len(exact & set(got)) / 10)
+
+            latencies = []
+            options = SearchOptions(mode="hybrid")
+            for q in queries:
+                t0 = time.perf_counter()
+                kb.search(q, k=10, options=options)
+                latencies.append((time.perf_counter() - t0) * 1000)
+            latencies.sort()
+            rows.append(
+                {
+                    "chunks": size,
+                    "build_s": round(build_s, 1),
+                    "recall@10_vs_exact": round(statistics.mean(recall), 4),
+                    "hybrid_p50_ms": round(latencies[len(latencies) // 2], 1),
+                    "hybrid_p95_ms": round(latencies[int(len(latencies) * 0.95)], 1),
+                    "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                }
+            )
+            print(rows[-1], flush=True)
+            kb.close()
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "query_scale.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

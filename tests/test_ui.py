@@ -1,0 +1,247 @@
+"""The Gradio app without a browser: safe upload names, event rendering, settings, and the API through
+`gradio_client` against the app started on a free loopback port (real Chroma, real embeddings, scripted model)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gradio_client import Client, handle_file
+
+import app as web_app
+from agent.events import Done, Error, Sources, Token, ToolEnd, ToolStart
+from ingest import build_ingestor
+from kbagent.settings import Settings
+from knowledge_base import KnowledgeBase
+from knowledge_base.embeddings import SentenceTransformerEmbedder
+from tests.ui_app import RunningApp, running_app, write_docs
+from tests.web_site import serve_site
+from tools.knowledge_search import Passage
+from ui import render
+from ui.services import ReportingProgress
+from ui.uploads import safe_name, store_upload
+
+# ---- upload names ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\win.ini", "win.ini"),
+        ("/abs/path/notes.md", "notes.md"),
+        ("..", "upload"),
+        ("...md", "md"),
+        ("", "upload"),
+        ("a\nb\r\tc\x00d.txt", "a b c d.txt"),
+        ("ｆｕｌｌ／ｗｉｄｔｈ.md", "width.md"),  # NFKC folds the fullwidth slash into a real one: last part only
+        ("Cafe\u0301 menu.md", "Café menu.md"),  # composed
+        ("CON.txt", "_CON.txt"),
+        ("notes..md", "notes.md"),
+        (".hidden.md", "hidden.md"),
+        ("x" * 300 + ".md", "x" * 117 + ".md"),
+        ('weird<>:"|?*name.txt', "weird_name.txt"),
+        ("日本語の文書.md", "日本語の文書.md"),
+    ],
+)
+def test_safe_name(name: str, expected: str) -> None:
+    assert safe_name(name) == expected
+    assert "/" not in expected and "\\" not in expected and ".." not in expected
+
+
+def test_store_upload_never_escapes_and_never_overwrites(tmp_path: Path) -> None:
+    folder = tmp_path / "data" / "uploads"
+    source = tmp_path / "in.txt"
+    source.write_text("first")
+    hostile = ["../../escape.txt", "/etc/cron.d/x.txt", "..", "a/../../b.txt", "\x00", "con", "line\nbreak.txt"]
+    stored = [store_upload(source, name, folder) for name in hostile]
+    for path in stored:
+        assert path.parent == folder.resolve() and path.read_text() == "first"
+    assert not (tmp_path / "escape.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data", "in.txt"]
+    same = store_upload(source, "../../escape.txt", folder)  # same bytes, same name: the same file
+    assert same == stored[0]
+    source.write_text("second")
+    other = store_upload(source, "escape.txt", folder)  # other bytes: a new unique name, the old file kept
+    assert other != stored[0] and other.name.startswith("escape-") and stored[0].read_text() == "first"
+
+
+# ---- rendering -------------------------------------------------------------------------------------------
+
+
+def _passage(n: int = 1, source: str = "/kb/ferries.md") -> Passage:
+    return Passage(n, f"c{n}", "Ferry *timetable*", source, "First ferry at 07:40 <b>Pier 9</b>", 2, None, 0.5, 0.61)
+
+
+def test_answer_view_streams_tool_calls_then_tokens() -> None:
+    view = render.AnswerView([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "When?")
+    view.apply(ToolStart("c1", "search_knowledge_base", {"query": "ferry"}))
+    pending = view.messages()
+    assert pending[-1].metadata["status"] == "pending" and pending[-1].metadata["title"].endswith(
+        "search_knowledge_base"
+    )
+    view.apply(ToolEnd("c1", "search_knowledge_base", "[1] Ferry — /kb/ferries.md\ntext", 0.1234))
+    view.apply(Token("The first ferry"))
+    first = view.messages()
+    view.apply(Token(" leaves at 07:40 [1]."))
+    second = view.messages()
+    assert first is not second and first[-1] is not second[-1]  # new lists of new messages every time
+    tool = second[-2]
+    assert tool.metadata == {
+        "title": "⚙ search_knowledge_base",
+        "id": "c1",
+        "status": "done",
+        "duration": 0.12,
+        "log": "ok",
+    }
+    assert '"query": "ferry"' in tool.content and "[1] Ferry" in tool.content
+    assert second[-1].content == "The first ferry leaves at 07:40 [1]." and second[2].content == "When?"
+    view.apply(Sources([_passage()]))
+    view.apply(Done("The first ferry leaves at 07:40 [1].", "t1", "openai:x", 0.5))
+    assert view.done and view.passages and view.answer.endswith("[1].")
+
+
+def test_answer_view_shows_errors_as_a_message() -> None:
+    view = render.AnswerView([], "Hi")
+    view.apply(ToolStart("c1", "scrape_webpage", {"url": "http://x"}))
+    view.apply(ToolEnd("c1", "scrape_webpage", "FetchError: refused", 0.01, ok=False))
+    view.apply(Error("ConfigError: no key"))
+    messages = view.messages()
+    assert messages[1].metadata["log"] == "failed" and "**Failed**" in messages[1].content
+    assert "ConfigError: no key" in messages[-1].content and "Traceback" not in messages[-1].content
+
+
+def test_sources_panel_lists_passages_as_text() -> None:
+    text = render.sources_markdown([_passage(1), _passage(2, "https://example.org/a")])
+    assert "**[1] Ferry \\*timetable\\***" in text and "`/kb/ferries.md`" in text and "p. 2" in text
+    assert "score 0.500" in text and "[https://example.org/a](https://example.org/a)" in text
+    assert "<b>" not in text and "&lt;b&gt;Pier 9&lt;/b&gt;" in text  # document HTML is shown, never rendered
+    assert render.sources_markdown([]).startswith("_No sources")
+
+
+def test_eval_summary_is_coloured() -> None:
+    row = {"questions": 2, "mrr": 0.9, "ndcg": 0.6, "coverage": 0.1}
+    html = render.eval_summary_html({"k": 10, "mode": "hybrid", "overall": row, "categories": {"fact": row}})
+    assert html.count('class="metric good"') == 2 and html.count("metric fair") == 2 and html.count("poor") == 2
+
+
+def test_progress_reports_fractions() -> None:
+    seen: list[tuple[float, str]] = []
+    progress = ReportingProgress(lambda f, t: seen.append((f, t)))
+    progress.files_found(2)
+    progress.chunks_planned(4)
+    progress.chunks_embedded(2)
+    assert seen[-1] == (0.5, "0/2 sources, 2/4 chunks embedded")
+
+
+# ---- settings and launch ---------------------------------------------------------------------------------
+
+
+def test_settings_host_port_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KBAGENT_HOST", "0.0.0.0")
+    monkeypatch.setenv("KBAGENT_PORT", "8123")
+    monkeypatch.setenv("KBAGENT_AUTH", "ada:s3cret:with-colon")
+    settings = Settings(_env_file=None)
+    assert (settings.host, settings.port) == ("0.0.0.0", 8123)
+    assert web_app.parse_auth(settings.auth) == ("ada", "s3cret:with-colon")
+    assert settings.masked()["auth"] == "*** (set)" and "s3cret" not in str(settings.masked())
+    assert web_app.parse_auth(None) is None
+    with pytest.raises(ValueError, match="user:password"):
+        web_app.parse_auth("no-colon")
+
+
+class _FakeDemo:
+    def launch(self, **kwargs: Any) -> dict[str, Any]:
+        return kwargs
+
+
+def test_launch_never_shares_and_warns_without_login(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = Settings(_env_file=None)
+    options = web_app.launch(_FakeDemo(), settings, share=True)  # type: ignore[arg-type]
+    assert options["share"] is False and options["server_name"] == "127.0.0.1" and options["server_port"] == 7860
+    assert options["auth"] is None and capsys.readouterr().err == ""
+    exposed = settings.model_copy(update={"host": "0.0.0.0"})
+    web_app.launch(_FakeDemo(), exposed)  # type: ignore[arg-type]
+    assert "without a login" in capsys.readouterr().err
+    with_login = exposed.model_copy(update={"auth": "ada:pw"})
+    assert web_app.launch(_FakeDemo(), with_login)["auth"] == ("ada", "pw")  # type: ignore[arg-type]
+    assert capsys.readouterr().err == ""
+    assert web_app.is_loopback("::1") and web_app.is_loopback("localhost") and not web_app.is_loopback("10.0.0.1")
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False" and os.environ["HF_HUB_DISABLE_TELEMETRY"] == "1"
+
+
+# ---- the API through gradio_client -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_app(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[RunningApp]:
+    tmp = tmp_path_factory.mktemp("ui-api")
+    with serve_site() as site:
+        settings = Settings(
+            data_dir=tmp / "data",
+            collection=f"t{uuid.uuid4().hex[:12]}",
+            allow_hosts=site.allow,
+            crawl_delay_s=0.0,
+            _env_file=None,
+        )
+        with KnowledgeBase.open(settings, embedder=embedder) as kb:
+            build_ingestor(settings, kb).run([write_docs(tmp / "docs")])
+            with running_app(settings, kb) as running:
+                running.site = site  # type: ignore[attr-defined]
+                yield running
+
+
+@pytest.fixture(scope="module")
+def client(api_app: RunningApp) -> Client:
+    return Client(api_app.url, verbose=False, download_files=False)
+
+
+def test_api_lists_the_named_endpoints(client: Client) -> None:
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/ask", "/ingest_url", "/list_sources", "/remove_source", "/search", "/ingest_files"} <= set(named)
+
+
+def test_api_asks_with_citations_and_continues_the_thread(client: Client) -> None:
+    first = client.predict("When does the first ferry to Skerry Island leave?", "", "", api_name="/ask")
+    assert "07:40" in first["answer"] and "[1]" in first["answer"]
+    assert first["sources"][0]["n"] == 1 and first["sources"][0]["source"].endswith("ferries.md")
+    assert first["tools"][0]["tool"] == "search_knowledge_base" and first["tools"][0]["ok"]
+    again = client.predict("And what do the cardamom buns cost?", first["thread_id"], "", api_name="/ask")
+    assert again["thread_id"] == first["thread_id"] and "3.50" in again["answer"]
+
+
+def test_api_refuses_bad_input_with_a_message(client: Client) -> None:
+    with pytest.raises(Exception, match="question must be"):
+        client.predict("   ", "", "", api_name="/ask")
+    with pytest.raises(Exception, match="http"):
+        client.predict("file:///etc/passwd", 0, api_name="/ingest_url")
+    with pytest.raises(Exception, match="can't be used"):
+        client.predict("Hello?", "", "nosuchprovider:x", api_name="/ask")
+
+
+def test_api_ingests_a_url_lists_and_removes_it(client: Client, api_app: RunningApp) -> None:
+    url = api_app.site.url + "/notes.txt"  # type: ignore[attr-defined]
+    report = client.predict(url, 0, api_name="/ingest_url")
+    assert report["added"] == 1 and report["problems"] == []
+    sources = {s["source"]: s for s in client.predict(api_name="/list_sources")}
+    assert sources[url]["chunks"] >= 1 and sources[url]["kind"]
+    hits = client.predict("tyre pressure for city tyres", 3, "", api_name="/search")
+    assert hits[0]["source"] == url
+    assert client.predict(url, api_name="/remove_source") == [url]
+    assert url not in {s["source"] for s in client.predict(api_name="/list_sources")}
+
+
+def test_api_upload_is_stored_under_a_safe_name(client: Client, api_app: RunningApp, tmp_path: Path) -> None:
+    odd = tmp_path / "bike ..rack\u0301 notes.md"
+    odd.write_text("# Bike racks\n\nThe covered bike rack behind the library holds forty bicycles.\n")
+    result = client.predict([handle_file(str(odd))], api_name="/ingest_files")
+    assert "1 added" in result[0]
+    uploads = api_app.settings.data_dir / "uploads"
+    stored = [p.name for p in uploads.iterdir()]
+    assert stored == ["bike .racḱ notes.md"]
+    hits = client.predict("covered bike rack library", 1, "", api_name="/search")
+    assert Path(hits[0]["source"]).parent == uploads.resolve()

@@ -1,0 +1,119 @@
+"""The app for the UI tests and the load benchmark: real Chroma and embeddings, a scripted model that always cites.
+
+`CitingModel` answers any number of questions, from any number of threads at once: it calls
+`search_knowledge_base` first, then answers with the first sentence of passage [1], citing it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+
+from agent.memory import ThreadStore
+from agent.models import ModelChoice, ModelSpec, parse_model
+from agent.runner import Agent
+from tests.scripted_model import ScriptedChatModel, tool_call
+from ui.services import SessionChoices, SessionKB
+
+NOT_FOUND = "I couldn't find that in the knowledge base."
+MODELS = [
+    ModelChoice("openai:scripted", True, "a scripted test model"),
+    ModelChoice("anthropic:<model>", False, "no ANTHROPIC_API_KEY"),
+]
+
+DOCS = {
+    "ferries.md": "# Ferry timetable\n\nThe first ferry to Skerry Island leaves at 07:40 from Pier 9. A return ticket "
+    "costs 14 euros and bikes travel free on weekdays.\n",
+    "bakery.md": "# Harbour bakery\n\nThe harbour bakery sells cardamom buns for 3.50 each and opens at six.\n",
+    "workshop.md": "# Repair workshop\n\nThe community repair workshop lends torque wrenches and truing stands. "
+    "Members book a bench by the hour; a bench costs 4 euros per hour.\n",
+}
+
+
+class CitingModel(ScriptedChatModel):
+    def _next(self, messages: list[BaseMessage]) -> AIMessage:
+        last = messages[-1]
+        if isinstance(last, HumanMessage):
+            return tool_call(
+                "search_knowledge_base", {"query": str(last.content)[:200]}, f"call-{uuid.uuid4().hex[:8]}"
+            )
+        if isinstance(last, ToolMessage):
+            match = re.search(
+                r"^\[1\][^\n]*\n(.*?)(?:\n\n\[\d+\]|\n</retrieved_passages>)",
+                str(last.content),
+                re.MULTILINE | re.DOTALL,
+            )
+            if not match:
+                return AIMessage(NOT_FOUND)
+            body = match.group(1).strip().split("\n", 1)[-1]  # past the chunk's context header line
+            question = next((str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+            return AIMessage(f"According to the knowledge base: {best_sentence(body, question)} [1]")
+        return AIMessage("(no question)")
+
+
+def best_sentence(text: str, question: str) -> str:
+    """The line or sentence sharing most words with the question (the first one on a tie), Markdown dropped."""
+    words = {w for w in re.findall(r"\w+", question.lower()) if len(w) > 3}
+    pieces = [p for line in text.splitlines() for p in re.split(r"(?<=[.!?])\s+", line)]
+    pieces = [re.sub(r"\s*\|\s*", ", ", p.replace("**", "")).strip(" ,-") for p in pieces]
+    pieces = [p for p in pieces if p and not set(p) <= set(", -:")]
+    return max(pieces, key=lambda x: len(words & set(re.findall(r"\w+", x.lower()))), default="")
+
+
+def write_docs(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def scripted_factory(kb: Any, threads: ThreadStore, delay_s: float = 0.0) -> Any:
+    """An agent factory like the app's real one, with the scripted model (tool calling, like an API model)."""
+
+    def make(model: str | None, choices: SessionChoices) -> Agent:
+        if model and model != "openai:scripted":
+            parse_model(model)  # unknown providers are refused, like the real factory does
+        settings = kb.settings.model_copy(
+            update={"tool_calling": "on", "agent_k": choices.k, "search_mode": choices.mode, "agent_min_similarity": 0}
+        )
+        return Agent(
+            settings,
+            SessionKB(kb, choices.mode),  # type: ignore[arg-type]
+            model=CitingModel(delay_s=delay_s),
+            spec=ModelSpec("openai", "scripted"),
+            threads=threads,
+        )
+
+    return make
+
+
+@dataclass
+class RunningApp:
+    url: str
+    demo: Any
+    kb: Any
+    settings: Any
+
+
+@contextmanager
+def running_app(settings: Any, kb: Any, delay_s: float = 0.0, **launch: Any) -> Iterator[RunningApp]:
+    """The app in this process, on a free loopback port, until the block ends."""
+    import app as web_app
+    from tests.conftest import free_port
+
+    threads = ThreadStore(settings.threads_path)
+    settings = settings.model_copy(update={"host": "127.0.0.1", "port": free_port(), "model": "openai:scripted"})
+    demo = web_app.build_app(settings, kb, scripted_factory(kb, threads, delay_s), threads=threads, models=MODELS)
+    _, url, _ = web_app.launch(demo, settings, prevent_thread_lock=True, quiet=True, **launch)
+    try:
+        yield RunningApp(url.rstrip("/"), demo, kb, settings)
+    finally:
+        demo.close()
+        threads.close()
