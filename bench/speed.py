@@ -56,7 +56,7 @@ texts = []
 for path in sorted(Path(sys.argv[1]).glob("*.md")):
     documents = load(path, path.read_bytes())
     texts += [c.page_content for c in chunker.split(documents, documents[0].metadata["title"])]
-texts.sort(key=len)
+texts = sorted(texts[:768], key=len)  # a fixed sample keeps the six runs short
 out = {}
 for backend in ("onnx", "torch"):
     embedder = build_embedder(settings.model_copy(update={"embedding_backend": backend}))

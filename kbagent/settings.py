@@ -22,7 +22,7 @@ class Settings(BaseSettings):
         "or 'openai:<model>'.",
     )
     embedding_backend: Literal["auto", "onnx", "torch"] = Field(
-        "auto", description="auto: onnxruntime for the shipped MiniLM (fast start), torch otherwise."
+        "auto", description="auto: shipped MiniLM queries via onnxruntime (fast start), batches via torch."
     )
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     write_batch_chunks: int = Field(
