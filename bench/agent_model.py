@@ -107,12 +107,15 @@ def main() -> None:
                 times.append(seconds)
                 rows.append({"question": q.question, "answer": answer, "ok": ok, "seconds": round(seconds, 1)})
                 print(f"{'ok ' if ok else 'no '} {seconds:5.1f}s  {q.question}  ->  {answer[:100]!r}", flush=True)
-            results["accuracy"] = {
-                "right": right,
-                "questions": len(questions),
-                "share": round(right / len(questions), 3),
-                "median_answer_s": round(statistics.median(times), 1),
-            }
+            if not questions:
+                results["accuracy"] = None
+            else:
+                results["accuracy"] = {
+                    "right": right,
+                    "questions": len(questions),
+                    "share": round(right / len(questions), 3),
+                    "median_answer_s": round(statistics.median(times), 1),
+                }
             results["answers"] = rows
     for key in ("rag_prompt", "long_prompt", "accuracy"):
         print(f"{key:12} {results[key]}")

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     embedding_backend: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="auto: shipped MiniLM queries via onnxruntime (fast start), batches via torch."
     )
+    embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "float32", description="Ingest precision for torch models; auto: bfloat16 on CPUs with AMX/AVX512-BF16."
+    )
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     write_batch_chunks: int = Field(
         256, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."

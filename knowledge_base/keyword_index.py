@@ -67,6 +67,12 @@ class KeywordIndex:
     def delete_sources(self, sources: Sequence[str]) -> None:
         self._db.executemany("DELETE FROM chunk_text WHERE source = ?", [(s,) for s in sources])
 
+    def rows(self, chunk_ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
+        """(chunk_id, source, doc_type, text) of these chunks."""
+        marks = ",".join("?" * len(chunk_ids))
+        sql = f"SELECT chunk_id, source, doc_type, text FROM chunk_text WHERE chunk_id IN ({marks})"
+        return list(self._db.execute(sql, list(chunk_ids))) if chunk_ids else []
+
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM chunk_text").fetchone()[0]
 

@@ -255,10 +255,15 @@ class KnowledgeBase:
 
         candidates: dict[str, Candidate] = {}
         dense_ids: list[str] = []
-        if options.mode in ("dense", "hybrid"):
-            dense_ids = self._dense_candidates(vector, pool, filters, sources, candidates)
+        mode = options.mode
+        if mode in ("dense", "hybrid"):
+            try:
+                dense_ids = self._dense_candidates(vector, pool, filters, sources, candidates)
+            except Exception as exc:  # chromadb's own errors; the keyword index still answers
+                log.warning("dense search failed (%s); answering from the keyword index only", str(exc)[:200])
+                mode = "keyword"
         keyword_ids: list[str] = []
-        if options.mode in ("keyword", "hybrid"):
+        if mode in ("keyword", "hybrid"):
             doc_type = filters.get("doc_type")
             other = {key: v for key, v in filters.items() if key != "doc_type" and v not in (None, "")}
             hits = self.keywords.search(query, pool if not other else pool * 4, doc_type, sources)
@@ -266,9 +271,9 @@ class KnowledgeBase:
                 c = candidates.setdefault(hit.chunk_id, Candidate(hit.chunk_id))
                 c.keyword_rank, c.keyword_score = rank, hit.score
                 keyword_ids.append(hit.chunk_id)
-        if options.mode == "hybrid":
+        if mode == "hybrid":
             fused = reciprocal_rank_fusion(dense_ids, keyword_ids, options.dense_weight, options.keyword_weight)
-        elif options.mode == "dense":
+        elif mode == "dense":
             fused = {i: candidates[i].dense_score or 0.0 for i in dense_ids}
         else:
             fused = {i: candidates[i].keyword_score or 0.0 for i in keyword_ids}
@@ -279,7 +284,7 @@ class KnowledgeBase:
         for c in chosen:
             c.fused = fused[c.chunk_id]
         if options.min_score is not None:
-            key = "keyword_score" if options.mode == "keyword" else "dense_score"
+            key = "keyword_score" if mode == "keyword" else "dense_score"
             chosen = [c for c in chosen if (getattr(c, key) or 0.0) >= options.min_score]
         if self.reranker is not None and options.rerank and chosen:
             head = chosen[: self.reranker.top_n]
@@ -336,7 +341,17 @@ class KnowledgeBase:
         if not missing:
             return
         include = ["documents", "metadatas"] + (["embeddings"] if vector is not None else [])
-        got = self.collection.get(ids=missing, include=include)
+        try:
+            got = self.collection.get(ids=missing, include=include)
+        except Exception as exc:  # the dense store is unreadable right now: texts come from the keyword index
+            log.warning("reading chunks from Chroma failed (%s); using the keyword index's copies", str(exc)[:200])
+            for chunk_id, source, doc_type, text in self.keywords.rows(missing):
+                candidates[chunk_id].text = text
+                candidates[chunk_id].metadata = {"source": source, "doc_type": doc_type}
+            for chunk_id in missing:
+                if not candidates[chunk_id].metadata:
+                    candidates[chunk_id].metadata = None  # type: ignore[assignment]
+            return
         found = set()
         for n, chunk_id in enumerate(got["ids"]):
             c = candidates[chunk_id]

@@ -76,6 +76,8 @@ def llama_server(models_dir: Path) -> Iterator[str]:
     from agent.embedded_model import NAME
 
     port = free_port()
+    log_path = models_dir / f"llama-server-{port}.log"
+    log = log_path.open("wb")  # a file, not a pipe: llama.cpp logs a lot, and a full pipe blocks the server
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -92,26 +94,27 @@ def llama_server(models_dir: Path) -> Iterator[str]:
             "--model_alias",
             "qwen-local",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ},
     )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while time.time() < deadline:
         try:
             if httpx.get(f"{url}/models", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            time.sleep(0.5)
+                pytest.fail(f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("llama_cpp.server did not start within 120 s")
+        pytest.fail(f"llama_cpp.server did not start within 180 s: {log_path.read_text(errors='replace')[-2000:]}")
     yield url
     proc.terminate()
     proc.wait(10)
+    log.close()
 
 
 def test_openai_compatible_server(sample_kb: KnowledgeBase, llama_server: str) -> None:
@@ -136,3 +139,84 @@ def test_unknown_model_names_fail_clearly(sample_kb: KnowledgeBase) -> None:
         build_chat_model(
             sample_kb.settings.model_copy(update={"ollama_host": f"127.0.0.1:{free_port()}"}), "ollama:qwen2.5"
         )
+
+
+class _OllamaShim:
+    """An Ollama-API server on 127.0.0.1 backed by the real model: /api/chat is translated to the llama.cpp
+    server's OpenAI API. (Ollama itself can't be installed on these machines.)"""
+
+    def __init__(self, openai_url: str) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        upstream = openai_url
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _json(self, body: dict) -> None:  # type: ignore[type-arg]
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._json({"models": [{"name": "qwen-local", "model": "qwen-local", "size": 1}]})
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = {
+                    "model": "qwen-local",
+                    "messages": request["messages"],
+                    "stream": True,
+                    "max_tokens": request.get("options", {}).get("num_predict", 256),
+                }
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.end_headers()
+                with httpx.stream("POST", f"{upstream}/chat/completions", json=body, timeout=300) as response:
+                    for line in response.iter_lines():
+                        if not line.startswith("data: ") or line == "data: [DONE]":
+                            continue
+                        delta = json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                        if delta:
+                            piece = {
+                                "model": "qwen-local",
+                                "created_at": "2026-11-28T00:00:00Z",
+                                "message": {"role": "assistant", "content": delta},
+                                "done": False,
+                            }
+                            self.wfile.write(json.dumps(piece).encode() + b"\n")
+                done = {
+                    "model": "qwen-local",
+                    "created_at": "2026-11-28T00:00:00Z",
+                    "message": {"role": "assistant", "content": ""},
+                    "done": True,
+                    "done_reason": "stop",
+                }
+                self.wfile.write(json.dumps(done).encode() + b"\n")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_ollama_path(sample_kb: KnowledgeBase, llama_server: str) -> None:
+    shim = _OllamaShim(llama_server)
+    try:
+        settings = sample_kb.settings.model_copy(
+            update={
+                "model": "ollama:qwen-local",
+                "ollama_host": shim.url.removeprefix("http://"),
+                "tool_calling": "off",
+            }
+        )
+        agent = Agent(settings, sample_kb)
+        assert agent.spec.label == "ollama:qwen-local"
+        _check_answer(list(agent.stream(QUESTION)), "70", "membership.md")
+    finally:
+        shim.server.shutdown()

@@ -117,3 +117,25 @@ def test_two_ingests_at_once_are_serialised(tmp_path: Path, embedder) -> None:  
     assert "waiting" in (err1 + err2).decode()
     state = _state(data, embedder)
     assert len(state["records"]) == 20 and _keyword_ids(data) == state["ids"]  # type: ignore[arg-type]
+
+
+def test_searches_answer_while_an_ingest_runs(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Another process writing the embedded store: searches still answer (from the keyword index when Chroma's
+    in-memory vector index can't follow the other process's writes; a `chroma run` server has no such gap)."""
+    first = _corpus(tmp_path / "first", files=5)
+    data = tmp_path / "data"
+    proc = _ingest(first, data)
+    proc.communicate(timeout=600)
+    assert proc.returncode == 0
+    big = _corpus(tmp_path / "big", files=60)
+    proc = _ingest(big, data)
+    answered = 0
+    with KnowledgeBase.open(Settings(data_dir=data, _env_file=None), embedder=embedder) as kb:
+        while proc.poll() is None and answered < 20:
+            hits = kb.search("Document 3 part 1 sentence", k=5)
+            assert hits and all(h.page_content for h in hits)
+            answered += 1
+            time.sleep(0.2)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert answered >= 3 and json.loads(out)["added"] == 60

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import Ingestor
+from ingest import Ingestor, build_ingestor
 from knowledge_base import KnowledgeBase
 from tests.files import write_corpus, write_pdf
 
@@ -167,3 +167,26 @@ def test_sample_knowledge_base_ingests_cleanly(embedded_kb: KnowledgeBase) -> No
     assert report.counts["failed"] == 0 and report.counts["added"] >= 15
     kinds = {r.kind for r in embedded_kb.sources()}
     assert {"md", "txt", "html", "pdf", "docx", "csv"} <= kinds
+
+
+def test_searches_answer_during_an_ingest_in_the_same_process(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+    """The app's case: one process, ingest in a worker thread, chats searching meanwhile."""
+    import threading
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(40):
+        (docs / f"note{i:02}.md").write_text(
+            f"# Note {i}\n\n" + " ".join(f"Fact {i}.{j} about ferries." for j in range(60))
+        )
+    build_ingestor(embedded_kb.settings, embedded_kb).run([docs / "note00.md"])
+    worker = threading.Thread(target=build_ingestor(embedded_kb.settings, embedded_kb).run, args=([docs],))
+    worker.start()
+    answered = 0
+    while worker.is_alive():
+        hits = embedded_kb.search("facts about ferries", k=5)
+        assert hits and "similarity" in hits[0].metadata
+        answered += 1
+    worker.join()
+    assert answered >= 3
+    assert len(embedded_kb.sources()) == 40
