@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         "auto", description="auto: shipped MiniLM queries via onnxruntime (fast start), batches via torch."
     )
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "float32", description="Ingest precision for torch models; auto: bfloat16 on CPUs with AMX/AVX512-BF16."
+        "auto", description="Ingest precision for torch models; auto: bfloat16 on CPUs with AMX/AVX512-BF16."
     )
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     write_batch_chunks: int = Field(

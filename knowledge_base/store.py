@@ -278,7 +278,7 @@ class KnowledgeBase:
         else:
             fused = {i: candidates[i].keyword_score or 0.0 for i in keyword_ids}
         ranked = sorted(fused, key=lambda i: -fused[i])[: max(pool, k)]
-        self._fill(ranked, candidates, vector, need_vectors=options.mmr)
+        self._fill(ranked, candidates, vector)
         chosen = [candidates[i] for i in ranked if candidates[i].metadata is not None]
         chosen = [c for c in chosen if _matches(c.metadata, filters)]
         for c in chosen:
@@ -333,9 +333,7 @@ class KnowledgeBase:
             c.text, c.metadata, c.embedding = text or "", dict(meta or {}), emb
         return list(ids)
 
-    def _fill(
-        self, ids: list[str], candidates: dict[str, Candidate], vector: Sequence[float] | None, need_vectors: bool
-    ) -> None:
+    def _fill(self, ids: list[str], candidates: dict[str, Candidate], vector: Sequence[float] | None) -> None:
         """Text, metadata (and similarity) for candidates only the keyword index found."""
         missing = [i for i in ids if not candidates[i].metadata]
         if not missing:
