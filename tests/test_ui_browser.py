@@ -27,19 +27,10 @@ from knowledge_base import KnowledgeBase
 from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.conftest import REPO, SAMPLES, free_port
 from tests.ui_app import RunningApp, running_app
+from tools.web.browser import FLAGS
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
-]
+ARGS = FLAGS  # the fetcher's own: headless, no background traffic, no name lookups
 SAMPLE_FILES = ["policies/membership.md", "about/visit.html", "guides/fixing-a-flat.md"]
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 TIMEOUT_MS = 30_000
