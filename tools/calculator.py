@@ -152,6 +152,11 @@ def format_result(value: int | float) -> str:
     return str(value)
 
 
+def describe(expression: str) -> str:
+    """`expression = result`, the line both the tool and the retrieval-first path show; raises CalculatorError."""
+    return f"{expression} = {format_result(calculate(expression))}"
+
+
 def make_calculator_tool() -> Any:
     from langchain_core.tools import tool
 
@@ -160,7 +165,7 @@ def make_calculator_tool() -> Any:
         """Evaluate arithmetic exactly: + - * / ** % //, parentheses, percentages ("17.5% of 2,340"),
         and functions sqrt, log, ln, exp, sin, cos, tan, round, min, max. Use it for any calculation."""
         try:
-            return f"{expression} = {format_result(calculate(expression))}"
+            return describe(expression)
         except CalculatorError as exc:
             return f"Calculator error: {exc}"
 
