@@ -130,6 +130,7 @@ def build_llama_cpp(path: str, settings: Any) -> Any:
         n_ctx=settings.context_tokens,
         n_threads=settings.threads or os.cpu_count() or 2,
         n_batch=512,
+        model_kwargs={"flash_attn": True},  # ~5% faster prompt reading on CPU (bench/agent_model.py)
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         streaming=True,

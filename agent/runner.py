@@ -23,7 +23,8 @@ from agent.memory import ThreadStore
 from agent.models import ModelSpec, build_chat_model, parse_model, uses_tool_calling
 from knowledge_base import KnowledgeBase
 from tools.calculator import CalculatorError, calculate, describe, make_calculator_tool
-from tools.knowledge_search import Passages, make_search_tool, render, search_passages
+from tools.excerpts import focus
+from tools.knowledge_search import Passage, Passages, make_search_tool, render, search_passages
 from tools.scraper import make_scrape_tool
 
 URL = re.compile(r"https?://[^\s<>\"')\]]+")
@@ -116,18 +117,27 @@ class Agent:
                 emit({"token": prompts.NOT_FOUND})
                 return {"messages": [AIMessage(prompts.NOT_FOUND)]}
             history = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
-            messages = [
-                SystemMessage(prompts.RETRIEVAL_FIRST),
-                *[type(m)(message_text(m)) for m in history[-HISTORY_MESSAGES:]],
-                HumanMessage(prompts.retrieval_first_message(question, render(found, compact=True), results)),
-            ]
-            reply = self.model.invoke(messages)
+            reply = self.model.invoke(self.answer_messages(question, found, results, history))
             return {"messages": [AIMessage(message_text(reply))]}
 
         graph = StateGraph(MessagesState, context_schema=TurnContext)
         graph.add_node("answer", answer)
         graph.add_edge(START, "answer")
         return graph.compile(checkpointer=self.threads.checkpointer)
+
+    def answer_messages(
+        self, question: str, found: list[Passage], results: list[str], history: list[BaseMessage] | None = None
+    ) -> list[BaseMessage]:
+        """The retrieval-first prompt: the fixed system prompt first (llama.cpp reuses its cached state),
+        then recent turns, then the passages cut to what bears on the question, and the question."""
+        excerpts = focus(self.kb.embedder, question, [p.text for p in found], self.settings.agent_context_chars)
+        return [
+            SystemMessage(prompts.RETRIEVAL_FIRST),
+            *[type(m)(message_text(m)) for m in (history or [])[-HISTORY_MESSAGES:]],
+            HumanMessage(
+                prompts.retrieval_first_message(question, render(found, compact=True, texts=excerpts), results)
+            ),
+        ]
 
     @staticmethod
     def _run_tool(

@@ -5,8 +5,9 @@ exact search.
 
 The vectors are real text embeddings: the SciFact store built by `bench/retrieval.py --store` (12k chunks)
 is read back, and larger sizes are filled with those vectors plus small noise (re-normalised), each with a
-synthetic text made of words from the corpus. Queries are real SciFact queries. Writes
-bench/results/query_scale.json.
+synthetic text made of words from the corpus. Queries are real SciFact queries. Also
+reports how much of exact BM25's top 10 the keyword index's cost budget (KBAGENT_KEYWORD_MAX_SCORED_ROWS)
+keeps. Writes bench/results/query_scale.json.
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ def main() -> None:
                 got = kb.collection.query(query_embeddings=[q], n_results=10, include=[])["ids"][0]
                 recall.append(len(exact & set(got)) / 10)
 
+            # The keyword index's cost budget against exact BM25 (no budget) on the same queries.
+            budget = kb.keywords.max_scored_rows
+            pruned = [{h.chunk_id for h in kb.keywords.search(q, 10)} for q in queries]
+            kb.keywords.max_scored_rows = 0
+            exact_kw = [{h.chunk_id for h in kb.keywords.search(q, 10)} for q in queries]
+            kb.keywords.max_scored_rows = budget
+            kw_overlap = [len(a & b) / len(b) for a, b in zip(pruned, exact_kw, strict=True) if b]
+
             latencies = []
             options = SearchOptions(mode="hybrid")
             for q in queries:
@@ -93,6 +102,7 @@ def main() -> None:
                     "chunks": size,
                     "build_s": round(build_s, 1),
                     "recall@10_vs_exact": round(statistics.mean(recall), 4),
+                    "keyword_overlap@10_vs_unbudgeted": round(statistics.mean(kw_overlap), 4),
                     "hybrid_p50_ms": round(latencies[len(latencies) // 2], 1),
                     "hybrid_p95_ms": round(latencies[int(len(latencies) * 0.95)], 1),
                     "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     )
     hybrid_dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     hybrid_keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword ranking in fusion.")
+    keyword_max_scored_rows: int = Field(
+        30_000,
+        ge=0,
+        description="Keyword search scores at most about this many rows, leaving out a query's commonest words "
+        "on large stores (latency); 0 = no limit.",
+    )
     reranker: str = Field("", description="Cross-encoder name or local path; empty = no re-ranking.")
     query_rewrite: bool = Field(False, description="Rewrite follow-up questions into stand-alone queries (LLM).")
     rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")
@@ -71,6 +77,13 @@ class Settings(BaseSettings):
     threads: int = Field(0, ge=0, description="CPU threads for local models; 0 = all cores.")
     models_dir: Path | None = Field(None, description="Where the embedded model file is joined (DATA_DIR/models).")
     agent_k: int = Field(5, ge=1, le=20, description="Passages the agent retrieves per search.")
+    agent_context_chars: int = Field(
+        1000,
+        ge=200,
+        le=100_000,
+        description="Passage text a local model reads per answer: each passage's sentences closest to the "
+        "question, this many characters in all (prompt reading is the slow part on a CPU).",
+    )
     agent_min_similarity: float = Field(
         0.3, ge=-1, le=1, description="Passages less similar to the question are not shown to the model."
     )

@@ -47,16 +47,22 @@ class KeywordHit:
     score: float  # BM25, higher is better
 
 
-def match_expression(query: str) -> str:
-    """An FTS5 query that ORs the query's words; user text never reaches FTS5's own syntax."""
+def query_terms(query: str) -> list[str]:
     words = dict.fromkeys(w.lower() for w in TOKEN.findall(query))
-    terms = [w for w in words if w not in STOPWORDS] or list(words)
+    return [w for w in words if w not in STOPWORDS] or list(words)
+
+
+def match_expression(query: str | Sequence[str]) -> str:
+    """An FTS5 query that ORs the query's words; user text never reaches FTS5's own syntax."""
+    terms = query_terms(query) if isinstance(query, str) else query
     return " OR ".join(f'"{w}"' for w in terms)
 
 
 class KeywordIndex:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, max_scored_rows: int = 0) -> None:
+        """max_scored_rows: the most rows one search scores; 0 = no limit (see `_affordable_terms`)."""
         self._db = connection
+        self.max_scored_rows = max_scored_rows
         self._db.executescript(SCHEMA)
 
     def replace_sources(self, sources: Sequence[str], rows: Iterable[tuple[str, str, str, str]]) -> None:
@@ -79,20 +85,45 @@ class KeywordIndex:
     def search(
         self, query: str, k: int, doc_type: str | None = None, sources: Sequence[str] | None = None
     ) -> list[KeywordHit]:
-        expression = match_expression(query)
-        if not expression:
+        terms = self._affordable_terms(query_terms(query))
+        if not terms:
             return []
+        params: list[object] = [match_expression(terms)]
+        if not doc_type and sources is None:
+            # Rank inside FTS5 first, then join only the top k: joining every match costs as much as scoring.
+            sql = (
+                "SELECT c.chunk_id, c.source, -f.score FROM (SELECT rowid, bm25(chunk_fts) AS score FROM chunk_fts "
+                "WHERE chunk_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunk_text c ON c.id = f.rowid ORDER BY f.score"
+            )
+            return [KeywordHit(*row) for row in self._db.execute(sql, [*params, k])]
         sql = (
             "SELECT c.chunk_id, c.source, -bm25(chunk_fts) AS score FROM chunk_fts "
             "JOIN chunk_text c ON c.id = chunk_fts.rowid WHERE chunk_fts MATCH ?"
         )
-        params: list[object] = [expression]
         if doc_type:
             sql += " AND c.doc_type = ?"
             params.append(doc_type)
         if sources is not None:
             sql += f" AND c.source IN ({','.join('?' * len(sources))})"
             params.extend(sources)
-        sql += " ORDER BY bm25(chunk_fts) LIMIT ?"
+        sql += " ORDER BY score DESC LIMIT ?"
         params.append(k)
         return [KeywordHit(*row) for row in self._db.execute(sql, params)]
+
+    def _affordable_terms(self, terms: list[str]) -> list[str]:
+        """The query's terms, leaving out the most common ones while their rows would exceed the budget.
+
+        FTS5 scores every row that matches any term (about 0.75 us a row), so on a large store one common
+        word decides the latency. A word that common carries little BM25 weight (low IDF), so it goes first:
+        Lucene's cutoff-frequency idea, applied as a cost budget. Small stores never reach it.
+        """
+        if not self.max_scored_rows or len(terms) < 2:
+            return terms
+        counts = {
+            t: self._db.execute("SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?", [f'"{t}"']).fetchone()[0]
+            for t in terms
+        }
+        kept = sorted((t for t in terms if counts[t]), key=lambda t: counts[t])
+        while len(kept) > 1 and sum(counts[t] for t in kept) > self.max_scored_rows:
+            kept.pop()
+        return kept

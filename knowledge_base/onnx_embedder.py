@@ -63,6 +63,9 @@ class OnnxEmbedder:
             out.extend(pooled.astype(np.float32).tolist())
         return out
 
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
 
 def export_onnx(model_dir: Path, onnx_path: Path) -> None:
     """Export the transformer (mean pooling and normalising stay in numpy); written atomically."""

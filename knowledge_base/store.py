@@ -11,6 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -74,10 +75,11 @@ class KnowledgeBase:
         self.client = client
         self.collection = open_collection(client, settings.collection, embedder)
         self.records = SourceRecords(settings.records_path)
-        self.keywords = KeywordIndex(self.records.connection)
+        self.keywords = KeywordIndex(self.records.connection, getattr(settings, "keyword_max_scored_rows", 0))
         self.reranker = build_reranker(settings)
         self._max_batch = min(client.get_max_batch_size(), 5000)
         self._lock = FileLock(str(settings.lock_path))  # one object: re-entrant within this process
+        self._searcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-keyword")
         if self.keywords.count() == 0 and self.records.hashes():
             self.rebuild_keyword_index()
 
@@ -86,6 +88,7 @@ class KnowledgeBase:
         return cls(settings, embedder or build_embedder(settings), open_client(settings))
 
     def close(self) -> None:
+        self._searcher.shutdown(wait=True)
         self.records.close()
 
     def __enter__(self) -> KnowledgeBase:
@@ -250,24 +253,32 @@ class KnowledgeBase:
             if not sources:
                 return []
         pool = options.candidates or max(4 * k, 40)
-        want_vectors = options.mmr or options.mode != "keyword"
-        vector = self.embedder.embed([query])[0] if want_vectors else None
+        doc_type = filters.get("doc_type")
+        other = {key: v for key, v in filters.items() if key != "doc_type" and v not in (None, "")}
+        mode = options.mode
+        # The keyword index (SQLite releases the GIL) runs while the query is embedded and the dense index
+        # searched: on a large store the two take about as long as each other.
+        keyword_job = (
+            self._searcher.submit(self.keywords.search, query, pool if not other else pool * 4, doc_type, sources)
+            if mode in ("keyword", "hybrid")
+            else None
+        )
+        want_vectors = options.mmr or mode != "keyword"
+        vector = self.embedder.embed_query(query) if want_vectors else None
 
         candidates: dict[str, Candidate] = {}
         dense_ids: list[str] = []
-        mode = options.mode
         if mode in ("dense", "hybrid"):
             try:
                 dense_ids = self._dense_candidates(vector, pool, filters, sources, candidates)
             except Exception as exc:  # chromadb's own errors; the keyword index still answers
                 log.warning("dense search failed (%s); answering from the keyword index only", str(exc)[:200])
                 mode = "keyword"
+                if keyword_job is None:
+                    keyword_job = self._searcher.submit(self.keywords.search, query, pool, doc_type, sources)
         keyword_ids: list[str] = []
-        if mode in ("keyword", "hybrid"):
-            doc_type = filters.get("doc_type")
-            other = {key: v for key, v in filters.items() if key != "doc_type" and v not in (None, "")}
-            hits = self.keywords.search(query, pool if not other else pool * 4, doc_type, sources)
-            for rank, hit in enumerate(hits, start=1):
+        if keyword_job is not None:
+            for rank, hit in enumerate(keyword_job.result(), start=1):
                 c = candidates.setdefault(hit.chunk_id, Candidate(hit.chunk_id))
                 c.keyword_rank, c.keyword_score = rank, hit.score
                 keyword_ids.append(hit.chunk_id)
@@ -278,15 +289,27 @@ class KnowledgeBase:
         else:
             fused = {i: candidates[i].keyword_score or 0.0 for i in keyword_ids}
         ranked = sorted(fused, key=lambda i: -fused[i])[: max(pool, k)]
-        self._fill(ranked, candidates, vector)
-        chosen = [candidates[i] for i in ranked if candidates[i].metadata is not None]
-        chosen = [c for c in chosen if _matches(c.metadata, filters)]
-        for c in chosen:
-            c.fused = fused[c.chunk_id]
-        if options.min_score is not None:
-            key = "keyword_score" if mode == "keyword" else "dense_score"
-            chosen = [c for c in chosen if (getattr(c, key) or 0.0) >= options.min_score]
-        if self.reranker is not None and options.rerank and chosen:
+        for chunk_id in ranked:
+            candidates[chunk_id].fused = fused[chunk_id]
+        score_key = "keyword_score" if mode == "keyword" else "dense_score"
+        reranking = self.reranker is not None and options.rerank
+
+        def keep(c: Candidate) -> bool:
+            if c.metadata is None or not _matches(c.metadata, filters):
+                return False
+            return options.min_score is None or (getattr(c, score_key) or 0.0) >= options.min_score
+
+        # Read texts only for what will be shown: the top k, or the whole pool when MMR or a re-ranker
+        # still reorders it. Candidates dropped by a filter are replaced from further down the ranking.
+        want = len(ranked) if options.mmr or reranking else k
+        chosen: list[Candidate] = []
+        start = 0
+        while start < len(ranked) and len(chosen) < want:
+            window = ranked[start : start + max(want - len(chosen), 8)]
+            self._fill(window, candidates, vector)
+            chosen.extend(c for c in (candidates[i] for i in window) if keep(c))
+            start += len(window)
+        if reranking and chosen:
             head = chosen[: self.reranker.top_n]
             for c, score in zip(head, self.reranker.score(query, [c.text for c in head]), strict=True):
                 c.rerank_score = score
@@ -320,22 +343,17 @@ class KnowledgeBase:
             query_embeddings=[vector],
             n_results=pool,
             where=_where(where_filters),
-            include=["documents", "metadatas", "distances", "embeddings"],
+            include=["distances"],  # texts are read later, for the few candidates that are shown
         )
         ids = result["ids"][0]
-        embeddings = result["embeddings"][0] if result.get("embeddings") is not None else [None] * len(ids)
-        for rank, (chunk_id, text, meta, distance, emb) in enumerate(
-            zip(ids, result["documents"][0], result["metadatas"][0], result["distances"][0], embeddings, strict=True),
-            start=1,
-        ):
+        for rank, (chunk_id, distance) in enumerate(zip(ids, result["distances"][0], strict=True), start=1):
             c = candidates.setdefault(chunk_id, Candidate(chunk_id))
             c.dense_rank, c.dense_score = rank, 1.0 - float(distance)
-            c.text, c.metadata, c.embedding = text or "", dict(meta or {}), emb
         return list(ids)
 
     def _fill(self, ids: list[str], candidates: dict[str, Candidate], vector: Sequence[float] | None) -> None:
-        """Text, metadata (and similarity) for candidates only the keyword index found."""
-        missing = [i for i in ids if not candidates[i].metadata]
+        """Text, metadata and vector of these candidates (and the similarity of those only the keyword index found)."""
+        missing = [i for i in ids if candidates[i].metadata is not None and not candidates[i].metadata]
         if not missing:
             return
         include = ["documents", "metadatas"] + (["embeddings"] if vector is not None else [])
@@ -356,7 +374,8 @@ class KnowledgeBase:
             c.text, c.metadata = got["documents"][n] or "", dict(got["metadatas"][n] or {})
             if vector is not None and got.get("embeddings") is not None:
                 c.embedding = got["embeddings"][n]
-                c.dense_score = float(sum(a * b for a, b in zip(vector, c.embedding, strict=True)))
+                if c.dense_score is None:
+                    c.dense_score = float(sum(a * b for a, b in zip(vector, c.embedding, strict=True)))
             found.add(chunk_id)
         for chunk_id in set(missing) - found:  # keyword row without a dense twin: never shown
             candidates[chunk_id].metadata = None  # type: ignore[assignment]

@@ -148,11 +148,13 @@ def test_scrape_tool_fetches_through_the_guard(kb: KnowledgeBase, web_site) -> N
 
     with web_site.fetcher() as fetcher:
         scrape = make_scraper(kb.settings, fetcher=fetcher)
-        model = ScriptedChatModel(replies=[
-            tool_call("scrape_webpage", {"url": web_site.url + "/article"}, "c1"),
-            tool_call("scrape_webpage", {"url": "http://169.254.169.254/latest/meta-data/"}, "c2"),
-            AIMessage("Done."),
-        ])
+        model = ScriptedChatModel(
+            replies=[
+                tool_call("scrape_webpage", {"url": web_site.url + "/article"}, "c1"),
+                tool_call("scrape_webpage", {"url": "http://169.254.169.254/latest/meta-data/"}, "c2"),
+                AIMessage("Done."),
+            ]
+        )
         events = list(_agent(kb, model, "on", scraper=scrape).stream("Summarise " + web_site.url + "/article"))
     ends = [e for e in events if isinstance(e, ToolEnd)]
     assert ends[0].output.startswith("<web_page url=") and "data, not instructions" in ends[0].output

@@ -32,5 +32,7 @@ def test_queries_use_onnx_and_batches_use_torch(tmp_path) -> None:  # type: igno
     embedder = build_embedder(Settings(data_dir=tmp_path, models_dir=tmp_path / "models", _env_file=None))
     embedder.embed(["one query"])
     assert "session" in embedder.onnx.__dict__ and "model" not in embedder.torch.__dict__
-    embedder.embed([f"chunk {i}" for i in range(20)])
+    embedder.embed([f"sentence {i} of a short paragraph. " * 3 for i in range(50)])
+    assert "model" not in embedder.torch.__dict__  # a small job stays on onnxruntime
+    embedder.embed([f"chunk {i} " + "text " * 150 for i in range(20)])
     assert "model" in embedder.torch.__dict__

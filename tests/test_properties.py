@@ -48,7 +48,7 @@ def test_markdown_sections_keep_their_text(paras: list[str]) -> None:
                 assert word in body
 
 
-numbers = st.one_of(st.integers(min_value=-10**6, max_value=10**6), st.floats(-1e6, 1e6, allow_nan=False))
+numbers = st.one_of(st.integers(min_value=-(10**6), max_value=10**6), st.floats(-1e6, 1e6, allow_nan=False))
 
 
 @settings(max_examples=300, deadline=None)

@@ -186,6 +186,24 @@ def test_match_expression_escapes_user_text() -> None:
     assert match_expression("?!") == ""
 
 
+def test_keyword_cost_budget_leaves_out_the_commonest_word() -> None:
+    import sqlite3
+
+    from knowledge_base.keyword_index import KeywordIndex
+
+    index = KeywordIndex(sqlite3.connect(":memory:"), max_scored_rows=0)
+    rows = [(f"c{i}", f"s{i}", "", f"common filler text {i}") for i in range(50)]
+    rows += [("rare1", "r", "", "common rare kestrel"), ("rare2", "r", "", "rare kestrel wings")]
+    index.replace_sources([], rows)
+    exact = index.search("common kestrel", 60)
+    assert len(exact) == 52 and exact[0].chunk_id == "rare1"  # both words: ranked first
+    index.max_scored_rows = 10  # "common" matches 51 rows: over budget, so only "kestrel" is scored
+    budgeted = index.search("common kestrel", 60)
+    assert {h.chunk_id for h in budgeted} == {"rare1", "rare2"}
+    assert index.search("common", 60) and len(index.search("common", 60)) == 51  # the last word always stays
+    assert index.search("nosuchword common", 5)  # a word with no rows costs nothing and changes nothing
+
+
 def test_query_rewriting_with_a_scripted_model() -> None:
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 

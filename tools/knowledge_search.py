@@ -7,6 +7,7 @@ numbering and the same chunk keeps its number. The text goes to the model marked
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -76,12 +77,18 @@ class Passages:
         return [p for p in self.all() if p.n in cited]
 
 
-def render(passages: list[Passage], max_chars: int = 1200, compact: bool = False) -> str:
-    """Passages for a model. `compact` drops source paths (small local models read every token slowly)."""
+def render(
+    passages: list[Passage], max_chars: int = 1200, compact: bool = False, texts: Sequence[str] | None = None
+) -> str:
+    """Passages for a model, or `texts` in their place (excerpts). `compact` drops source paths and the
+    data note, which the system prompt carries (small local models read every token slowly)."""
     if not passages:
         return "No relevant passages found in the knowledge base."
     labels = [f"[{p.n}]" + (f" (p. {p.page})" if p.page else "") if compact else p.label for p in passages]
-    body = "\n\n".join(f"{label}\n{p.text[:max_chars]}" for label, p in zip(labels, passages, strict=True))
+    bodies = texts if texts is not None else [p.text for p in passages]
+    body = "\n\n".join(f"{label}\n{text[:max_chars]}" for label, text in zip(labels, bodies, strict=True))
+    if compact:
+        return body
     return f"<retrieved_passages>\n<!-- {DATA_NOTE} -->\n{body}\n</retrieved_passages>"
 
 
