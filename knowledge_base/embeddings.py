@@ -49,6 +49,10 @@ class SentenceTransformerEmbedder:
     @cached_property
     def model(self) -> Any:
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        # oneDNN keeps a compiled kernel for every (batch, length) shape it meets, up to 1,024 of them: with
+        # length-sorted batches that was ~500 MB at 2,000 SciFact documents (1.83 vs 1.31 GB peak, same speed).
+        # Read when torch first runs a oneDNN kernel, so it has to be set before that.
+        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
         from sentence_transformers import SentenceTransformer
 
         path = resolve_local_model(self.model_name)

@@ -256,8 +256,8 @@ class KnowledgeBase:
         doc_type = filters.get("doc_type")
         other = {key: v for key, v in filters.items() if key != "doc_type" and v not in (None, "")}
         mode = options.mode
-        # The keyword index (SQLite releases the GIL) runs while the query is embedded and the dense index
-        # searched: on a large store the two take about as long as each other.
+        # The keyword index (SQLite releases the GIL) runs in a thread while the query is embedded and the
+        # dense index searched: at 100k chunks that hides the smaller of the two (bench/query_scale.py).
         keyword_job = (
             self._searcher.submit(self.keywords.search, query, pool if not other else pool * 4, doc_type, sources)
             if mode in ("keyword", "hybrid")
