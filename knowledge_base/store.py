@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ from langchain_core.documents import Document
 
 from knowledge_base.chroma import open_client, open_collection
 from knowledge_base.embeddings import Embedder, build_embedder
-from knowledge_base.keyword_index import KeywordIndex
+from knowledge_base.keyword_index import KeywordHit, KeywordIndex
 from knowledge_base.records import SourceRecord, SourceRecords
 from knowledge_base.reranker import build_reranker
 from knowledge_base.retrieval import Candidate, SearchOptions, mmr_order, reciprocal_rank_fusion
@@ -256,13 +256,16 @@ class KnowledgeBase:
         doc_type = filters.get("doc_type")
         other = {key: v for key, v in filters.items() if key != "doc_type" and v not in (None, "")}
         mode = options.mode
+
         # The keyword index (SQLite releases the GIL) runs in a thread while the query is embedded and the
         # dense index searched: at 100k chunks that hides the smaller of the two (bench/query_scale.py).
-        keyword_job = (
-            self._searcher.submit(self.keywords.search, query, pool if not other else pool * 4, doc_type, sources)
-            if mode in ("keyword", "hybrid")
-            else None
-        )
+        def search_keywords() -> Future[list[KeywordHit]]:
+            # Other metadata filters are applied after the keyword search: ask for more to keep k after them.
+            return self._searcher.submit(
+                self.keywords.search, query, pool if not other else pool * 4, doc_type, sources
+            )
+
+        keyword_job = search_keywords() if mode in ("keyword", "hybrid") else None
         want_vectors = options.mmr or mode != "keyword"
         vector = self.embedder.embed_query(query) if want_vectors else None
 
@@ -275,7 +278,7 @@ class KnowledgeBase:
                 log.warning("dense search failed (%s); answering from the keyword index only", str(exc)[:200])
                 mode = "keyword"
                 if keyword_job is None:
-                    keyword_job = self._searcher.submit(self.keywords.search, query, pool, doc_type, sources)
+                    keyword_job = search_keywords()
         keyword_ids: list[str] = []
         if keyword_job is not None:
             for rank, hit in enumerate(keyword_job.result(), start=1):

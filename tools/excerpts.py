@@ -25,12 +25,11 @@ GAP = "…"
 @dataclass
 class Unit:
     text: str
-    passage: int
     new_line: bool  # starts a line of its own (a list item, a table row, a paragraph)
     table_head: int | None = None  # for a table row: the index of its table's header row
 
 
-def split_units(text: str, passage: int = 0) -> tuple[str, list[Unit]]:
+def split_units(text: str) -> tuple[str, list[Unit]]:
     """(heading, units): the chunk's context line ("Title › Section", written by the chunker) and the rest
     as sentences, list items and table rows. Wrapped lines of a paragraph are joined first."""
     heading, _, rest = EMPHASIS.sub("", text.strip()).partition("\n")
@@ -46,22 +45,22 @@ def split_units(text: str, passage: int = 0) -> tuple[str, list[Unit]]:
             if not LINE_ITEM.match(line):
                 paragraph.append(line)
                 continue
-            _add_paragraph(units, paragraph, passage)
+            _add_paragraph(units, paragraph)
             if line.startswith("|"):
                 if set(line) <= set("|-: "):
                     continue  # the table's rule line
                 if head is None:
                     head = len(units)
-                units.append(Unit(line, passage, True, head if head != len(units) else None))
+                units.append(Unit(line, True, head if head != len(units) else None))
             else:
-                units.append(Unit(line, passage, True))
-        _add_paragraph(units, paragraph, passage)
+                units.append(Unit(line, True))
+        _add_paragraph(units, paragraph)
     return heading, units
 
 
-def _add_paragraph(units: list[Unit], paragraph: list[str], passage: int) -> None:
+def _add_paragraph(units: list[Unit], paragraph: list[str]) -> None:
     sentences = SENTENCE_END.split(" ".join(paragraph))
-    units.extend(Unit(s, passage, n == 0) for n, s in enumerate(sentences) if s.strip())
+    units.extend(Unit(s, n == 0) for n, s in enumerate(sentences) if s.strip())
     paragraph.clear()
 
 
@@ -72,7 +71,7 @@ def focus(embedder: Any, question: str, texts: Sequence[str], budget_chars: int)
     budget goes to the best units wherever they are. A kept table row brings its header row. Kept units stay
     in their original order, with "…" where something was left out.
     """
-    split = [split_units(t, i) for i, t in enumerate(texts)]
+    split = [split_units(t) for t in texts]
     flat = [(i, j) for i, (_, units) in enumerate(split) for j in range(len(units))]
     unit_texts = [split[i][1][j].text for i, j in flat]
     if sum(map(len, unit_texts)) <= budget_chars:
