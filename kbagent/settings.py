@@ -22,14 +22,16 @@ class Settings(BaseSettings):
         "or 'openai:<model>'.",
     )
     embedding_backend: Literal["auto", "onnx", "torch"] = Field(
-        "auto", description="auto: shipped MiniLM queries via onnxruntime (fast start), batches via torch."
+        "auto",
+        description="auto: the shipped MiniLM embeds queries through onnxruntime (fast start) and batches through "
+        "a TorchScript export; torch: sentence-transformers.",
     )
     embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="Ingest precision for torch models; auto: bfloat16 on CPUs with AMX/AVX512-BF16."
     )
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     write_batch_chunks: int = Field(
-        256, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."
+        1024, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."
     )
     embedding_device: str = Field("cpu", description="torch device for local embedding models.")
     chunk_size: int = Field(800, ge=100, le=20000, description="Characters per chunk.")

@@ -14,6 +14,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from knowledge_base.errors import ConfigError
+from knowledge_base.torch_env import cap_kernel_cache
 
 SHIPPED_MINILM = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
@@ -49,10 +50,7 @@ class SentenceTransformerEmbedder:
     @cached_property
     def model(self) -> Any:
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-        # oneDNN keeps a compiled kernel for every (batch, length) shape it meets, up to 1,024 of them: with
-        # length-sorted batches that was ~500 MB at 2,000 SciFact documents (1.83 vs 1.31 GB peak, same speed).
-        # Read when torch first runs a oneDNN kernel, so it has to be set before that.
-        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
+        cap_kernel_cache()
         from sentence_transformers import SentenceTransformer
 
         path = resolve_local_model(self.model_name)
@@ -115,17 +113,21 @@ def build_embedder(settings: Any) -> Embedder:
     if backend == "onnx" or (backend == "auto" and name.lower() in SHIPPED_MINILM):
         if name.lower() not in SHIPPED_MINILM:
             raise ConfigError("the onnx embedding backend serves the shipped all-MiniLM-L6-v2 only")
-        from knowledge_base.onnx_embedder import EXPORT_NAME, OnnxEmbedder
+        from knowledge_base.shipped_minilm import ONNX_NAME, OnnxEmbedder, ShippedMiniLM, TracedEmbedder, traced_name
 
         models_dir = getattr(settings, "models_dir", None) or settings.data_dir / "models"
         model_dir = Path(resolve_local_model(name))
-        onnx = OnnxEmbedder(name, model_dir, models_dir / EXPORT_NAME, settings.embedding_batch_size)
+        onnx = OnnxEmbedder(name, model_dir, models_dir / ONNX_NAME, settings.embedding_batch_size)
         if backend == "onnx":
             return onnx
-        torch = SentenceTransformerEmbedder(
-            name, settings.embedding_device, settings.embedding_batch_size, _dtype(settings)
+        dtype = _dtype(settings)
+        if settings.embedding_device != "cpu":  # the trace is fixed to the CPU it was made on
+            return ShippedMiniLM(
+                onnx, SentenceTransformerEmbedder(name, settings.embedding_device, onnx.batch_size, dtype)
+            )
+        return ShippedMiniLM(
+            onnx, TracedEmbedder(name, model_dir, models_dir / traced_name(dtype), onnx.batch_size, dtype)
         )
-        return ShippedMiniLM(onnx, torch)
     return SentenceTransformerEmbedder(name, settings.embedding_device, settings.embedding_batch_size, _dtype(settings))
 
 
@@ -139,37 +141,6 @@ def _dtype(settings: Any) -> str:
     except OSError:
         return "float32"
     return "bfloat16" if "amx_bf16" in flags or "avx512_bf16" in flags else "float32"
-
-
-class ShippedMiniLM:
-    """The shipped model with two engines and the same vectors (max |Δ| ~1e-7): a query goes through
-    onnxruntime, which starts without importing torch (a search in ~1.5 s instead of ~5 s) and embeds one
-    query in 3.8 ms against torch's 8.5 ms; ingest batches go through torch, which encodes them faster
-    (bench/speed.py)."""
-
-    SMALL_JOB_CHARS = 8000  # a query, or a question's excerpt sentences: not worth starting torch for
-
-    def __init__(self, onnx: Any, torch: SentenceTransformerEmbedder) -> None:
-        self.model_name = torch.model_name
-        self.onnx = onnx
-        self.torch = torch
-
-    @property
-    def batch_size(self) -> int:
-        return self.torch.batch_size
-
-    @batch_size.setter
-    def batch_size(self, value: int) -> None:
-        self.torch.batch_size = self.onnx.batch_size = value
-
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        torch_loaded = "model" in self.torch.__dict__
-        if not torch_loaded and sum(len(t) for t in texts) <= self.SMALL_JOB_CHARS:
-            return self.onnx.embed(texts)
-        return self.torch.embed(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.onnx.embed([text])[0]
 
 
 @register_embedding_function

@@ -1,8 +1,11 @@
 """The sentences of retrieved passages that bear on the question, within a character budget.
 
 A small local model reads a prompt at ~100 tokens/s on two cores, so five whole chunks cost ~8 s before the
-first word. Most of a chunk is beside the point: keeping each passage's heading and its sentences most
-similar to the question (by the knowledge base's own embedder) keeps the facts and halves the wait.
+first word. Most of a chunk is beside the point: keeping each passage's heading and its sentences that bear
+most on the question keeps the facts and halves the wait. A sentence's score is its similarity to the question
+(by the knowledge base's own embedder), raised for the question's rarer words it shares and for holding the
+kind of answer asked for (a number for "how many", a time or date for "when"), as a sentence embedding
+misses both.
 """
 
 from __future__ import annotations
@@ -14,8 +17,31 @@ from typing import Any
 
 import numpy as np
 
+from knowledge_base.keyword_index import TOKEN, query_terms
+
 SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)\s+(?=[A-Z0-9\"'(\[$£€])")  # not after an initial
-REFERS_BACK = re.compile(r"^(?:he|she|it|they|this|that|these|those|his|her|its|their|there)\b", re.IGNORECASE)
+REFERS_BACK = re.compile(
+    r"^(?:(?:of|among|from|for|in|with|by|to|all|both|each|none|most|some)\s+(?:these|those|them|this|that|which|it)"
+    r"|he|she|it|they|this|that|these|those|his|her|its|their|there)\b",
+    re.IGNORECASE,
+)
+LEXICAL_WEIGHT = 0.2  # the share of the question's (rarity-weighted) words a unit holds, this much at most
+ANSWER_TYPE_BOOST = 0.1
+_MONTH = r"(?:jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?|May(?=\s+\d)"
+ANSWER_TYPES = [  # (question asks for, unit holds): answer-type matching, as classic QA systems do
+    (
+        re.compile(r"\bhow (?:many|much|often|far|old)\b|\bwhat (?:is |was |are )?the (?:price|cost|fee|number)", re.I),
+        re.compile(r"\d"),
+    ),
+    (
+        re.compile(r"\bwhen\b|\bwhat (?:time|date|day|year)\b|\bwhich (?:day|date|month|year)\b|\bhow long\b", re.I),
+        re.compile(
+            rf"\b\d{{1,2}}[:.]\d{{2}}\b|\b\d{{1,2}}\s?[ap]\.?m\b|\b(?:mon|tues|wednes|thurs|fri|satur|sun)days?\b"
+            rf"|\b(?:{_MONTH})\b|\b(?:19|20)\d{{2}}\b|\b\d+\s+(?:minutes|hours|days|weeks|months|years)\b",
+            re.I,
+        ),
+    ),
+]
 RELEVANCE_FLOOR = 0.5  # beyond each passage's best unit, only units at least half as similar as the best
 EMPHASIS = re.compile(r"\*\*|__")  # bold markers: tokens a model reads and learns nothing from
 LINE_ITEM = re.compile(r"^\s*(?:[|>#]|[-*+•]\s|\d+[.)]\s)")
@@ -34,8 +60,9 @@ def split_units(text: str) -> tuple[str, list[Unit]]:
     as sentences, list items and table rows. Wrapped lines of a paragraph are joined first."""
     heading, _, rest = EMPHASIS.sub("", text.strip()).partition("\n")
     parts = heading.split(" › ")
-    if len(parts) > 2:  # "Title › Chapter › Section": the title and the nearest section say where it is
-        heading = f"{parts[0]} › {parts[-1]}"
+    parts[0] = parts[0].split(" | ")[0]  # a web page's "Page | Site name" title: the page says where it is
+    # "Title › Chapter › Section": the title and the nearest section say where it is
+    heading = " › ".join(parts if len(parts) <= 2 else [parts[0], parts[-1]])
     units: list[Unit] = []
     for block in re.split(r"\n\s*\n", rest):
         lines = [line.strip() for line in block.splitlines() if line.strip()]
@@ -69,7 +96,7 @@ def focus(embedder: Any, question: str, texts: Sequence[str], budget_chars: int)
 
     Every text keeps its heading and best unit, so every passage stays citable and placed; the rest of the
     budget goes to the best units wherever they are. A kept table row brings its header row. Kept units stay
-    in their original order, with "…" where something was left out.
+    in their original order, with "…" where something between them was left out.
     """
     split = [split_units(t) for t in texts]
     flat = [(i, j) for i, (_, units) in enumerate(split) for j in range(len(units))]
@@ -77,23 +104,26 @@ def focus(embedder: Any, question: str, texts: Sequence[str], budget_chars: int)
     if sum(map(len, unit_texts)) <= budget_chars:
         order, scores = list(range(len(flat))), [1.0] * len(flat)  # everything fits: no need to rank
     else:
-        vectors = np.asarray(embedder.embed([question, *unit_texts]), dtype=np.float32)
-        scores = (vectors[1:] @ vectors[0]).tolist()
+        scores = relevance(embedder, question, unit_texts)
         order = sorted(range(len(flat)), key=lambda n: -scores[n])
     chosen: set[tuple[int, int]] = set()
     used = 0
 
     def take(i: int, j: int) -> None:
-        """A unit, its table's header row, and the sentence before one that starts "He …" or "This …"."""
+        """A unit, its table's header row, the sentence before one that starts "He …" or "Of these …", and
+        the line after one that ends in a colon."""
         nonlocal used
-        unit = split[i][1][j]
+        units = split[i][1]
+        unit = units[j]
         wanted = [j, unit.table_head]
         if j > 0 and not unit.new_line and REFERS_BACK.match(unit.text):
             wanted.append(j - 1)
+        if unit.text.endswith(":") and j + 1 < len(units):
+            wanted.append(j + 1)
         for k in wanted:
             if k is not None and (i, k) not in chosen:
                 chosen.add((i, k))
-                used += len(split[i][1][k].text)
+                used += len(units[k].text)
 
     for i in range(len(texts)):  # each text's best unit first
         best = next((flat[n] for n in order if flat[n][0] == i), None)
@@ -110,13 +140,30 @@ def focus(embedder: Any, question: str, texts: Sequence[str], budget_chars: int)
         body, last = "", -1
         for j in sorted(j for k, j in chosen if k == i):
             unit = units[j]
-            if j != last + 1:
-                body += ("\n" if body else "") + GAP + " "
-            elif body:
-                body += "\n" if unit.new_line else " "
-            body += unit.text
+            if body:
+                body += f"\n{GAP} " if j != last + 1 else "\n" if unit.new_line else " "
+            body += unit.text.strip("| ") if unit.text.startswith("|") else unit.text  # "a | b": fewer tokens
             last = j
-        if units and last != len(units) - 1:
-            body += " " + GAP
         out.append(f"{heading}\n{body}" if body else heading)
     return out
+
+
+def relevance(embedder: Any, question: str, texts: Sequence[str]) -> list[float]:
+    """Similarity to the question, plus the share of its words a text holds (each word weighted by how few
+    of the texts have it), plus a little for holding the kind of answer the question asks for."""
+    vectors = np.asarray(embedder.embed([question, *texts]), dtype=np.float32)
+    scores = vectors[1:] @ vectors[0]
+    words = {_stem(w) for w in query_terms(question)}
+    held = [words & {_stem(w) for w in TOKEN.findall(t.lower())} for t in texts]
+    weight = {w: np.log(1 + len(texts) / (1 + sum(w in h for h in held))) for w in words}
+    total = sum(weight.values()) or 1.0
+    scores += LEXICAL_WEIGHT * np.array([sum(weight[w] for w in h) / total for h in held], dtype=np.float32)
+    for asks, holds in ANSWER_TYPES:
+        if asks.search(question):
+            scores += ANSWER_TYPE_BOOST * np.array([bool(holds.search(t)) for t in texts], dtype=np.float32)
+    return scores.tolist()
+
+
+def _stem(word: str) -> str:
+    """Five letters: "refurbished" and "refurbishes" meet, as do "bring" and "bringing"."""
+    return word[:5]
