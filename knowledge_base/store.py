@@ -163,7 +163,7 @@ class KnowledgeBase:
         stored = self._existing_ids(ids)
         new = [i for i, chunk_id in enumerate(ids) if chunk_id not in stored]
         reused = [i for i, chunk_id in enumerate(ids) if chunk_id in stored]
-        self._embed_and_upsert(new, ids, texts, metas, on_embedded)
+        self._embed_and_add(new, ids, texts, metas, on_embedded)
         for part in batched(reused, self._max_batch):
             self.collection.update(ids=[ids[i] for i in part], metadatas=[metas[i] for i in part])
 
@@ -177,7 +177,7 @@ class KnowledgeBase:
             self.keywords.replace_sources([it.source for it in items], keyword_rows)
         return WriteResult(len(new), len(reused), len(stale), [it.source for it in items])
 
-    def _embed_and_upsert(
+    def _embed_and_add(
         self,
         positions: list[int],
         ids: list[str],
@@ -187,7 +187,8 @@ class KnowledgeBase:
     ) -> None:
         # Similar lengths in one batch waste less padding; the store's order doesn't matter. Chroma's cost is
         # mostly per call, so the store gets a few hundred chunks at a time (256: 1.3 s for 2,363 chunks,
-        # against 2.3 s in batches of 32), the model its own best batch size.
+        # against 2.3 s in batches of 32), the model its own best batch size. These ids were just found
+        # missing (and the write lock is held), so `add` skips the existence check `upsert` makes (-10%).
         order = sorted(positions, key=lambda i: len(texts[i]))
         step = max(getattr(self.embedder, "batch_size", 32), 1)
         for group in batched(order, max(min(self._max_batch, UPSERT_CHUNKS), step)):
@@ -196,7 +197,7 @@ class KnowledgeBase:
                 vectors.extend(self.embedder.embed([texts[i] for i in part]))
                 if on_embedded:
                     on_embedded(len(part))
-            self.collection.upsert(
+            self.collection.add(
                 ids=[ids[i] for i in group],
                 embeddings=vectors,
                 documents=[texts[i] for i in group],
