@@ -27,7 +27,7 @@ from knowledge_base.reranker import build_reranker
 from knowledge_base.retrieval import Candidate, SearchOptions, mmr_order, reciprocal_rank_fusion
 
 T = TypeVar("T")
-UPSERT_CHUNKS = 512
+CHROMA_CALL_CHUNKS = 512
 log = logging.getLogger(__name__)
 
 
@@ -191,7 +191,7 @@ class KnowledgeBase:
         # missing (and the write lock is held), so `add` skips the existence check `upsert` makes (-10%).
         order = sorted(positions, key=lambda i: len(texts[i]))
         step = max(getattr(self.embedder, "batch_size", 32), 1)
-        for group in batched(order, max(min(self._max_batch, UPSERT_CHUNKS), step)):
+        for group in batched(order, max(min(self._max_batch, CHROMA_CALL_CHUNKS), step)):
             vectors: list[list[float]] = []
             for part in batched(group, step):
                 vectors.extend(self.embedder.embed([texts[i] for i in part]))
