@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def llama_counters(model):  # type: ignore[no-untyped-def]
-    """llama.cpp's context counters (prompt tokens read and ms), or None for other models."""
+    """llama.cpp's context counters (prompt tokens read so far), or None for other models."""
     client = getattr(model, "client", None)
     if client is None or not hasattr(client, "_ctx"):
         return None
@@ -67,7 +67,6 @@ def raw_prefill_rate(model) -> float | None:  # type: ignore[no-untyped-def]
 
 def timed_stream(model, messages, raw_rate: float | None = None) -> dict[str, float]:  # type: ignore[no-untyped-def]
     before = llama_counters(model)
-    read_before = (before.n_p_eval, before.t_p_eval_ms) if before else (0, 0.0)
     start = time.perf_counter()
     first = None
     pieces = 0
@@ -86,7 +85,7 @@ def timed_stream(model, messages, raw_rate: float | None = None) -> dict[str, fl
         else None
     )
     after = llama_counters(model)
-    read = after.n_p_eval - read_before[0] if after else None
+    read = after.n_p_eval - before.n_p_eval if after and before else None
     allowed = read / raw_rate if read and raw_rate else None
     return {
         "tokens_read": read,

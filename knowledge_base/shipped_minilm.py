@@ -144,26 +144,39 @@ def _atomic(path: Path) -> Path:
     return path.with_suffix(f".{os.getpid()}.tmp")
 
 
-def export_onnx(model_dir: Path, onnx_path: Path) -> None:
-    """The transformer alone (mean pooling and normalising stay in numpy); written atomically."""
+def _wrapped(model: Any, pool: bool) -> Any:
+    """The transformer as a module of the three inputs: its hidden states, or (pool) the finished vectors."""
     import torch
 
-    class Hidden(torch.nn.Module):
-        def __init__(self, model: Any) -> None:
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.model(
+            hidden = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
+            if not pool:
+                return hidden
+            hidden = hidden.float()  # pool and normalise in float32: bfloat16 norms are off by ~0.1%
+            mask = attention_mask.unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+            return torch.nn.functional.normalize(pooled, dim=1)
+
+    return Encoder()
+
+
+def export_onnx(model_dir: Path, onnx_path: Path) -> None:
+    """The transformer alone (mean pooling and normalising stay in numpy); written atomically."""
+    import torch
 
     model, sample = _load_hf(model_dir)
     partial = _atomic(onnx_path)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about shapes fixed at export; checked by the tests
         torch.onnx.export(
-            Hidden(model),
+            _wrapped(model, pool=False),
             sample,
             str(partial),
             input_names=INPUTS,
@@ -179,24 +192,11 @@ def export_traced(model_dir: Path, path: Path, dtype: str) -> None:
     """Transformer, mean pooling and normalising in one TorchScript file; written atomically."""
     import torch
 
-    class Pooled(torch.nn.Module):
-        def __init__(self, model: Any) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state.float()  # pool and normalise in float32: bfloat16 norms are off by ~0.1%
-            mask = attention_mask.unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-            return torch.nn.functional.normalize(pooled, dim=1)
-
     model, sample = _load_hf(model_dir, dtype)
     partial = _atomic(path)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about shapes fixed at export; checked by the tests
-        torch.jit.save(torch.jit.trace(Pooled(model), sample), str(partial))
+        torch.jit.save(torch.jit.trace(_wrapped(model, pool=True), sample), str(partial))
     partial.replace(path)
 
 

@@ -86,9 +86,10 @@ def render(
         return "No relevant passages found in the knowledge base."
     labels = [f"[{p.n}]" + (f" (p. {p.page})" if p.page else "") if compact else p.label for p in passages]
     bodies = texts if texts is not None else [p.text for p in passages]
-    if compact:  # "[1] Title › Section" on one line
-        return "\n\n".join(f"{label} {text[:max_chars]}" for label, text in zip(labels, bodies, strict=True))
-    body = "\n\n".join(f"{label}\n{text[:max_chars]}" for label, text in zip(labels, bodies, strict=True))
+    after_label = " " if compact else "\n"  # compact: "[1] Title › Section" on one line
+    body = "\n\n".join(f"{label}{after_label}{text[:max_chars]}" for label, text in zip(labels, bodies, strict=True))
+    if compact:
+        return body
     return f"<retrieved_passages>\n<!-- {DATA_NOTE} -->\n{body}\n</retrieved_passages>"
 
 
