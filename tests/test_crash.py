@@ -70,13 +70,24 @@ def _keyword_ids(data: Path) -> list[str]:
 
 def test_kill_9_then_rerun_equals_clean_run(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     corpus = _corpus(tmp_path / "corpus", files=40)
+    embedder.embed(["x " * 5000])  # the models' one-time exports (both engines), so the clean run times like a trial
     clean = tmp_path / "clean" / "data"
     clean.parent.mkdir()
     start = time.perf_counter()
     proc = _ingest(corpus, clean)
+    first_write = all_written = None  # when the first record, and the last, were committed
+    while all_written is None:
+        running = proc.poll() is None  # asked before reading, so a run that just ended is read in full
+        records = _records_written(clean)
+        now = time.perf_counter() - start
+        first_write = first_write or (now if records else None)
+        all_written = now if records == 40 else None
+        if not running:
+            break
+        time.sleep(0.05)
     out, err = proc.communicate(timeout=600)
-    clean_seconds = time.perf_counter() - start
     assert proc.returncode == 0, err.decode()[-2000:]
+    assert first_write is not None and all_written is not None
     expected = _state(clean, embedder)
     assert len(expected["records"]) == 40  # type: ignore[arg-type]
     assert _keyword_ids(clean) == expected["ids"]
@@ -87,7 +98,10 @@ def test_kill_9_then_rerun_equals_clean_run(tmp_path: Path, embedder) -> None:  
     for trial in range(trials):
         data = tmp_path / f"trial{trial}" / "data"
         data.parent.mkdir()
-        delay = rng.uniform(0.2, clean_seconds * 0.9)
+        # Writes take a small part of the run, so the kills are spread over three windows in turn: before the
+        # first write, between the first and the last, and anywhere up to just after the last.
+        window = [(0.2, first_write), (first_write, all_written), (0.2, all_written * 1.1)][trial % 3]
+        delay = rng.uniform(min(window), max(window))
         proc = _ingest(corpus, data)
         time.sleep(delay)
         if proc.poll() is None:
