@@ -6,12 +6,14 @@ to 4 mm" is findable only when it says what it belongs to.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from langchain_core.documents import Document
 from langchain_text_splitters import ExperimentalMarkdownSyntaxTextSplitter, RecursiveCharacterTextSplitter
 
 HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
+HEADING_LINE = re.compile(r"#{1,3} (.*)")  # what the Markdown splitter splits on, as it matches it
 SEPARATOR = " › "
 
 
@@ -23,7 +25,7 @@ class ChunkingConfig:
     @property
     def fingerprint(self) -> str:
         """Part of every source's hash, so a change of chunking re-chunks everything on the next ingest."""
-        return f"chunking-v1:{self.chunk_size}:{self.chunk_overlap}"
+        return f"chunking-v2:{self.chunk_size}:{self.chunk_overlap}"
 
 
 class Chunker:
@@ -52,13 +54,24 @@ class Chunker:
     def _sections(self, document: Document) -> list[tuple[str, str]]:
         if document.metadata.get("format") != "markdown":
             return [("", document.page_content)]
-        splitter = ExperimentalMarkdownSyntaxTextSplitter(HEADINGS, strip_headers=True)
-        sections: list[tuple[str, str]] = []
+        # Headings kept in the text, to see which ones have nothing under them.
+        splitter = ExperimentalMarkdownSyntaxTextSplitter(HEADINGS, strip_headers=False)
+        parts = []
         for part in splitter.split_text(document.page_content):
             path = SEPARATOR.join(part.metadata[key] for _, key in HEADINGS if part.metadata.get(key))
-            text = part.page_content.strip()
+            first, _, rest = part.page_content.partition("\n")
+            heading = HEADING_LINE.fullmatch(first.rstrip()) if "Code" not in part.metadata else None
+            parts.append((path, heading.group(1).strip() if heading else "", rest if heading else part.page_content))
+        sections: list[tuple[str, str]] = []
+        for n, (path, heading, body) in enumerate(parts):
+            text = body.strip()
             if not text:
-                continue
+                # A heading with nothing under it (yet): the headers of what follows under it carry its text;
+                # any other (a closing "## Notes", one before a sibling) would otherwise be in no chunk at all.
+                following = parts[n + 1][0] if n + 1 < len(parts) else None
+                if not heading or following == path or (following or "").startswith(path + SEPARATOR):
+                    continue
+                text = heading
             if sections and sections[-1][0] == path:  # code blocks come back as their own parts
                 sections[-1] = (path, sections[-1][1] + "\n\n" + text)
             else:

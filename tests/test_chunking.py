@@ -34,6 +34,20 @@ def test_code_fences_stay_with_their_section() -> None:
     assert "# not a heading" in chunks[0].page_content and "Then go." in chunks[0].page_content
 
 
+def test_headings_with_nothing_under_them_keep_their_text() -> None:
+    """A parent heading lives on in its children's headers; a closing or sibling-less one becomes its own chunk."""
+    text = "# Guide\n\n## Brakes\n\nSqueeze.\n\n## Spares\n\n## Tyres\n\nPump.\n\n```\nx\n```\n\n### Appendix Q\n"
+    chunks = Chunker(ChunkingConfig(200, 20)).split([Document(text, metadata={"format": "markdown"})], "Guide")
+    assert [c.page_content for c in chunks] == [
+        "Guide › Brakes\n\nSqueeze.",
+        "Guide › Spares\n\nSpares",
+        "Guide › Tyres\n\nPump.\n\n```\nx\n```",
+        "Guide › Tyres › Appendix Q\n\nAppendix Q",
+    ]
+    [only] = Chunker(ChunkingConfig()).split([Document("# Lone title", metadata={"format": "markdown"})], "Lone title")
+    assert only.page_content == "Lone title\n\nLone title"
+
+
 def test_pages_keep_numbers_and_plain_text_is_not_parsed_as_markdown() -> None:
     pages = [
         Document("# not a heading on page one", metadata={"page": 1, "format": "text"}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from langchain_core.documents import Document
 
@@ -38,14 +38,16 @@ def test_chunks_cover_the_text_within_size(paras: list[str], size: int, overlap:
 
 @settings(max_examples=150, deadline=None)
 @given(paragraphs)
+@example(["# 0"])  # a heading with nothing under it, once lost
+@example(["# 0", "text"])
 def test_markdown_sections_keep_their_text(paras: list[str]) -> None:
     text = "\n\n".join(f"## Section {i}\n\n{p}" for i, p in enumerate(paras))
     chunks = Chunker(ChunkingConfig(400, 40)).split([Document(text, metadata={"format": "markdown"})], "Doc")
-    body = " ".join(chunks_text.split("\n\n", 1)[1] for chunks_text in (c.page_content for c in chunks))
+    kept = " ".join(c.page_content for c in chunks)  # a heading's words may live in the context headers
     for p in paras:
         for word in p.split():
             if not word.startswith("#"):
-                assert word in body
+                assert word in kept
 
 
 numbers = st.one_of(st.integers(min_value=-(10**6), max_value=10**6), st.floats(-1e6, 1e6, allow_nan=False))
