@@ -32,6 +32,7 @@ from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
 from knowledge_base.records import SourceRecord
 from knowledge_base.retrieval import SearchOptions
+from knowledge_base.store import batched
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,9 +45,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     source = KnowledgeBase.open(Settings(data_dir=args.store, collection="beir", _env_file=None))
-    base = source.collection.get(include=["embeddings", "documents"])
+    base = source.collection.get(include=["embeddings"])
     vectors = np.asarray(base["embeddings"], dtype=np.float32)
-    words = " ".join(base["documents"]).split()
+    stored = [row[3] for part in batched(base["ids"], 5000) for row in source.keywords.rows(part)]
+    words = " ".join(stored).split()
     queries = list(read_queries(args.beir).values())[: args.queries]
     query_vectors = np.asarray(source.embedder.embed(queries), dtype=np.float32)
     rng = np.random.default_rng(0)
@@ -66,7 +68,10 @@ def main() -> None:
                 texts = [" ".join(random.choices(words, k=60)) for _ in range(min(step, size - i))]
                 metas = [{"source": f"synthetic:{j // 10}", "doc_type": "synthetic"} for j in range(i, i + len(texts))]
                 kb.collection.add(
-                    ids=ids[i : i + len(texts)], embeddings=pool[i : i + len(texts)], documents=texts, metadatas=metas
+                    ids=ids[i : i + len(texts)],
+                    embeddings=pool[i : i + len(texts)],
+                    documents=texts if kb.texts_in_chroma else None,
+                    metadatas=metas,
                 )
                 rows_kw = [(ids[i + n], metas[n]["source"], "synthetic", t) for n, t in enumerate(texts)]
                 with kb.records.transaction():

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     chunk_size: int = Field(800, ge=100, le=20000, description="Characters per chunk.")
     chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
     chroma_url: str = Field("", description="Empty: embedded store on disk. http://host:port: a Chroma server.")
+    chroma_texts: bool | None = Field(
+        None,
+        description="Also store chunk texts in Chroma. Default: only with a Chroma server, whose other clients "
+        "read them there; the embedded store keeps them in sources.sqlite3 alone (Chroma's writes take half the time).",
+    )
     search_k: int = Field(10, ge=1, le=200)
     search_mode: Literal["hybrid", "dense", "keyword"] = Field("hybrid", description="Default retrieval mode.")
     search_mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")

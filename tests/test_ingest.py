@@ -10,6 +10,7 @@ import pytest
 from ingest import Ingestor, build_ingestor
 from knowledge_base import KnowledgeBase
 from tests.files import write_corpus, write_pdf
+from tests.stored import stored_texts
 
 
 def _by_status(report) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
@@ -65,7 +66,7 @@ def test_changed_file_replaces_its_chunks(tmp_path: Path, kb: KnowledgeBase, ing
     report = ingestor.run([tmp_path / "kb"])
     assert _by_status(report)["updated"] == ["garden.md"]
     assert report.embedded == 1
-    garden = kb.collection.get(where={"source": str(files["md"])}, include=["documents"])["documents"]
+    garden = stored_texts(kb, where={"source": str(files["md"])})
     assert len(garden) == 1 and "3 litres" in garden[0]
     assert kb.collection.count() == before - 2  # intro and compost sections gone, nothing duplicated
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from langchain_core.documents import Document
 
 from knowledge_base import ChunkedSource, KnowledgeBase
+from tests.stored import stored_texts
 
 
 def _source(name: str, texts: list[str], doc_type: str = "notes", version: str = "1") -> ChunkedSource:
@@ -42,8 +43,7 @@ def test_rewrite_embeds_only_new_chunks_and_drops_old(kb: KnowledgeBase) -> None
     assert (first.embedded, first.reused, first.deleted) == (3, 0, 0)
     second = kb.write([_source("a", ["alpha one", "alpha THREE changed"], version="2")])
     assert (second.embedded, second.reused, second.deleted) == (1, 1, 2)
-    texts = sorted(kb.collection.get(include=["documents"])["documents"])
-    assert texts == ["alpha THREE changed", "alpha one"]
+    assert stored_texts(kb) == ["alpha THREE changed", "alpha one"]
     assert kb.sources()[0].chunks == 2 and kb.sources()[0].content_hash == "a-2"
 
 
@@ -64,7 +64,7 @@ def test_orphans_from_an_interrupted_write_are_cleaned(kb: KnowledgeBase) -> Non
     kb.write([_source("a", ["old text"])])
     kb.records.delete_many(["/docs/a"])  # as if the record write had been lost
     kb.write([_source("a", ["new text"], version="2")])
-    assert kb.collection.get(include=["documents"])["documents"] == ["new text"]
+    assert stored_texts(kb) == ["new text"]
 
 
 def test_stats(kb: KnowledgeBase) -> None:

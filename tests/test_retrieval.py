@@ -68,12 +68,31 @@ def test_keyword_index_stays_in_sync(kb: KnowledgeBase) -> None:
     assert kb.search("MV-3318-T", k=3, options=keyword) == []
 
 
-def test_keyword_index_is_rebuilt_when_missing(settings, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_keyword_index_is_rebuilt_from_chroma_texts(settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    """A store whose texts Chroma holds too (a server's, or one made before they moved) refills a lost index."""
+    settings = settings.model_copy(update={"chroma_texts": True})
     with KnowledgeBase.open(settings, embedder=embedder) as kb:
         kb.write(PARTS)
         kb.records.connection.execute("DELETE FROM chunk_text")
     with KnowledgeBase.open(settings, embedder=embedder) as kb:
+        assert _keyword_rows(kb) == _dense_ids(kb) and len(kb.sources()) == len(PARTS)
+        assert "QR-9902-K" in kb.search("QR-9902-K", k=1)[0].page_content
+
+
+def test_lost_texts_are_restored_by_ingesting_again_without_embedding(settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    """The embedded store keeps texts only in SQLite: losing them forgets the sources, so the next ingest
+    reads them again, and finds every vector already stored."""
+    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+        assert not kb.texts_in_chroma
+        kb.write(PARTS)
+        kb.records.connection.execute("DELETE FROM chunk_text")
+    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+        assert kb.sources() == [] and _keyword_rows(kb) == set()
+        assert kb.search("QR-9902-K", k=3) == []  # vectors without texts are never shown
+        result = kb.write(PARTS)
+        assert (result.embedded, result.reused) == (0, 9)
         assert _keyword_rows(kb) == _dense_ids(kb)
+        assert "QR-9902-K" in kb.search("QR-9902-K", k=1)[0].page_content
 
 
 def _catalog() -> tuple[list[ChunkedSource], dict[str, str]]:

@@ -1,0 +1,20 @@
+"""What a store holds, read the way search reads it: ids from Chroma, texts from wherever they live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knowledge_base import KnowledgeBase
+
+
+def stored_texts(kb: KnowledgeBase, where: dict[str, Any] | None = None) -> list[str]:
+    """Sorted texts of the chunks Chroma holds (for `where`); every one of them must have its text."""
+    got = kb.collection.get(where=where, include=["documents"])
+    in_chroma = dict(zip(got["ids"], got["documents"], strict=True))
+    texts = {chunk_id: text for chunk_id, _, _, text in kb.keywords.rows(got["ids"])}
+    assert texts.keys() == in_chroma.keys(), "a vector without its text, or a text without its vector"
+    if kb.texts_in_chroma:
+        assert in_chroma == texts
+    else:
+        assert set(in_chroma.values()) <= {None}
+    return sorted(texts.values())
