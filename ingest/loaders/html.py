@@ -1,4 +1,4 @@
-"""HTML files to Markdown: scripts, styles, navigation and footers dropped, headings kept for the splitter."""
+"""HTML files to Markdown: the same main-content Markdown web pages fall back to, headings kept for the splitter."""
 
 from __future__ import annotations
 
@@ -9,30 +9,20 @@ from langchain_core.documents import Document
 from ingest.loaders.errors import LoadError
 from ingest.loaders.text import decode
 
-CLUTTER = ["script", "style", "noscript", "nav", "footer", "header", "aside", "form", "iframe", "svg", "template"]
-
 
 def html_to_markdown(html: str) -> tuple[str, str]:
     """(title, markdown) of the page's main content."""
     from bs4 import BeautifulSoup
-    from markdownify import MarkdownConverter
+
+    from tools.web.extract import main_content_markdown  # imported here: the web fetcher loads httpx
 
     soup = BeautifulSoup(html, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup(CLUTTER):
-        tag.decompose()
-    for tag in soup.select('[role="navigation"], [aria-hidden="true"], .cookie-banner, #cookie-banner'):
-        tag.decompose()
-    body = soup.find("main") or soup.find("article") or soup.body or soup
-    markdown = MarkdownConverter(heading_style="ATX", bullets="-", strip=["img"]).convert_soup(body)
-    lines = [line.rstrip() for line in markdown.splitlines()]
-    text = "\n".join(lines)
-    while "\n\n\n" in text:
-        text = text.replace("\n\n\n", "\n\n")
+    markdown = main_content_markdown(soup)
     if not title:
         h1 = soup.find("h1")
         title = h1.get_text(" ", strip=True) if h1 else ""
-    return title, text.strip()
+    return title, markdown
 
 
 def load_html(path: Path, raw: bytes) -> list[Document]:

@@ -10,6 +10,7 @@ import codecs
 import copy
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from tools.web.errors import FetchError
 
@@ -18,6 +19,7 @@ WINDOWS_1252_LABELS = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 SPA_ROOTS = ("root", "app", "__next", "__nuxt", "svelte", "main-app", "ember-app")
 CLUTTER = ["script", "style", "noscript", "nav", "footer", "header", "aside", "form", "iframe", "svg", "template"]
+HIDDEN = '[role="navigation"], [aria-hidden="true"], .cookie-banner, #cookie-banner'
 FEW_WORDS = 40
 
 
@@ -125,16 +127,25 @@ def _script_hint(tree: object, markdown: str) -> bool:
 
 
 def _markdownify(tree: object) -> str:
-    """The fallback for pages trafilatura finds too short: the body minus clutter, through markdownify."""
+    """The fallback for pages trafilatura finds too short."""
     import lxml.html
     from bs4 import BeautifulSoup
-    from markdownify import MarkdownConverter
 
     soup = BeautifulSoup(lxml.html.tostring(tree, encoding="unicode"), "html.parser")  # type: ignore[arg-type]
+    return main_content_markdown(soup)
+
+
+def main_content_markdown(soup: Any) -> str:
+    """A parsed page's main element (or body) minus scripts, navigation, footers and banners, as Markdown with
+    ATX headings for the splitter. Removes the clutter from `soup` itself."""
+    from markdownify import MarkdownConverter
+
     for tag in soup(CLUTTER):
         tag.decompose()
+    for tag in soup.select(HIDDEN):
+        tag.decompose()
     body = soup.find("main") or soup.find("article") or soup.body or soup
-    return MarkdownConverter(heading_style="ATX", bullets="-", strip=["img"]).convert_soup(body)
+    return _tidy(MarkdownConverter(heading_style="ATX", bullets="-", strip=["img"]).convert_soup(body))
 
 
 def _tidy(markdown: str) -> str:
