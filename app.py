@@ -550,8 +550,8 @@ def main(settings: Any | None = None) -> None:
     from pydantic import ValidationError
 
     from agent.memory import ThreadStore
+    from kbagent.errors import ConfigError
     from kbagent.settings import Settings
-    from knowledge_base.errors import ConfigError
     from ui.services import default_agent_factory
 
     try:

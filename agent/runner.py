@@ -18,10 +18,12 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from agent import prompts
-from agent.events import Done, Error, Event, Sources, Token, ToolEnd, ToolStart
+from agent.config import AgentConfig
+from agent.events import Answer, Done, Error, Event, Sources, Token, ToolEnd, ToolStart, fold
 from agent.memory import ThreadStore
-from agent.models import ModelSpec, build_chat_model, parse_model, uses_tool_calling
+from agent.models import ModelSpec, uses_tool_calling
 from knowledge_base import KnowledgeBase
+from knowledge_base.retrieval import SearchOptions
 from tools.calculator import CalculatorError, calculate, describe, make_calculator_tool
 from tools.excerpts import focus
 from tools.knowledge_search import Passage, Passages, make_search_tool, render, search_passages
@@ -47,23 +49,30 @@ def message_text(message: BaseMessage) -> str:
 
 
 class Agent:
+    """Answers questions with the parts it is given (see `kbagent.components`); builds none of them."""
+
     def __init__(
         self,
-        settings: Any,
+        config: AgentConfig,
         kb: KnowledgeBase,
-        model: Any | None = None,
-        spec: ModelSpec | None = None,
+        model: Any,
+        spec: ModelSpec,
+        threads: ThreadStore,
         scraper: Callable[[str], str] | None = None,
-        threads: ThreadStore | None = None,
+        search_options: SearchOptions | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.kb = kb
-        self.spec = spec or parse_model(settings.model)
-        self.model = model if model is not None else build_chat_model(settings, self.spec)
+        self.spec = spec
+        self.model = model
         self.scraper = scraper
-        self.threads = threads or ThreadStore(settings.threads_path)
-        self.tool_calling = uses_tool_calling(settings, self.spec)
-        self.tools = [make_search_tool(kb, settings.agent_k, settings.agent_min_similarity), make_calculator_tool()]
+        self.threads = threads
+        self.search_options = search_options or kb.default_options()
+        self.tool_calling = uses_tool_calling(config, spec)
+        self.tools = [
+            make_search_tool(kb, config.k, config.min_similarity, self.search_options),
+            make_calculator_tool(),
+        ]
         if scraper is not None:
             self.tools.append(make_scrape_tool(scraper))
         self.graph = self._tool_graph() if self.tool_calling else self._retrieval_first_graph()
@@ -98,8 +107,9 @@ class Agent:
                     self.kb,
                     registry,
                     question,
-                    self.settings.agent_k,
-                    min_similarity=self.settings.agent_min_similarity,
+                    self.config.k,
+                    min_similarity=self.config.min_similarity,
+                    options=self.search_options,
                 ),
                 render,
             )
@@ -130,7 +140,7 @@ class Agent:
     ) -> list[BaseMessage]:
         """The retrieval-first prompt: the fixed system prompt first (llama.cpp reuses its cached state),
         then recent turns, then the passages cut to what bears on the question, and the question."""
-        excerpts = focus(self.kb.embedder, question, [p.text for p in found], self.settings.agent_context_chars)
+        excerpts = focus(self.kb.embedder, question, [p.text for p in found], self.config.context_chars)
         return [
             SystemMessage(prompts.RETRIEVAL_FIRST),
             *[type(m)(message_text(m)) for m in (history or [])[-HISTORY_MESSAGES:]],
@@ -225,16 +235,9 @@ class Agent:
         history = self.history(thread_id)
         return history[-1][1] if history and history[-1][0] == "assistant" else ""
 
-    def ask(self, question: str, thread_id: str | None = None) -> Done:
-        """The whole answer at once (tests, scripts)."""
-        done = None
-        for event in self.stream(question, thread_id):
-            if isinstance(event, Error):
-                raise RuntimeError(event.message)
-            if isinstance(event, Done):
-                done = event
-        assert done is not None
-        return done
+    def ask(self, question: str, thread_id: str | None = None) -> Answer:
+        """The whole answer at once (scripts, the API, tests); raises AnswerError when there is none."""
+        return fold(self.stream(question, thread_id))
 
     def history(self, thread_id: str) -> list[tuple[str, str]]:
         state = self.graph.get_state({"configurable": {"thread_id": thread_id}})

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ingest.chunking import Chunker, ChunkingConfig
+from ingest.config import IngestConfig
 from ingest.loaders import LoadError
 from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
 from knowledge_base import KnowledgeBase
 
 
-def build_ingestor(settings: Any, kb: KnowledgeBase) -> Ingestor:
-    config = ChunkingConfig(settings.chunk_size, settings.chunk_overlap)
+def build_ingestor(config: IngestConfig, kb: KnowledgeBase) -> Ingestor:
+    """An ingestor writing into `kb` with the chunking and size limits of `config`."""
     return Ingestor(
         kb,
-        Chunker(config),
-        max_file_bytes=int(settings.max_file_mb * 2**20),
-        max_text_chars=int(settings.max_text_mb * 2**20),
-        write_batch_chunks=settings.write_batch_chunks,
+        Chunker(config.chunking),
+        max_file_bytes=int(config.max_file_mb * 2**20),
+        max_text_chars=int(config.max_text_mb * 2**20),
+        write_batch_chunks=config.write_batch_chunks,
     )
 
 
 __all__ = [
     "Chunker",
     "ChunkingConfig",
+    "IngestConfig",
     "IngestReport",
     "Ingestor",
     "LoadError",

@@ -15,14 +15,12 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import httpx
 
 from ingest.loaders import LoadError, load
 from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
-from knowledge_base import ConfigError
-from tools.web import FetchConfig, FetchError, Page, WebFetcher
+from tools.web import FetchError, Page, WebFetcher
 
 TRACKING = ("utm_", "fbclid=", "gclid=", "mc_cid=", "mc_eid=")
 NOT_PAGES = {
@@ -40,7 +38,7 @@ def is_url(text: str) -> bool:
 
 def ingest_web(
     ingestor: Ingestor,
-    settings: Any,
+    fetcher: WebFetcher,
     urls: Iterable[str],
     *,
     crawl: int = 0,
@@ -49,28 +47,18 @@ def ingest_web(
     render: bool | None = None,
     doc_type: str | None = None,
     progress: Progress | None = None,
-    fetcher: WebFetcher | None = None,
 ) -> IngestReport:
     """Ingest pages; one outcome per page (or problem), like files. `render=None` lets each page decide."""
     progress = progress or Progress()
-    own = fetcher is None
-    try:
-        fetcher = fetcher or WebFetcher(FetchConfig.from_settings(settings))
-    except FetchError as exc:  # a bad KBAGENT_ALLOW_HOSTS entry
-        raise ConfigError(str(exc)) from exc
     crawler = Crawler(
         fetcher,
         crawl=crawl,
         max_pages=max_pages,
         render=render,
         doc_type=doc_type,
-        delay_s=float(getattr(settings, "crawl_delay_s", 1.0)),
+        delay_s=fetcher.config.crawl_delay_s,
     )
-    try:
-        report = ingestor.run_texts(crawler.sources(list(urls), list(sitemaps)), progress)
-    finally:
-        if own:
-            fetcher.close()
+    report = ingestor.run_texts(crawler.sources(list(urls), list(sitemaps)), progress)
     for outcome in crawler.problems:
         report.outcomes.append(outcome)
         progress.file_done(outcome)

@@ -7,17 +7,16 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+from kbagent import environment
+from kbagent.errors import AnswerError, KbagentError, UserError
+
+environment.prepare()
 
 app = typer.Typer(
     name="kbagent",
@@ -29,27 +28,12 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UserError(Exception):
-    """Ends the command with its message on one line and exit status 2."""
+def _components() -> Any:
+    """Every part, built on first use from the settings; close it when done."""
+    from kbagent.components import Components
+    from kbagent.settings import load_settings
 
-
-def _settings(**overrides: Any) -> Any:
-    from pydantic import ValidationError
-
-    from kbagent.settings import Settings
-
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise UserError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
-    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-
-
-def _open_kb(settings: Any) -> Any:
-    from knowledge_base import KnowledgeBase
-
-    return KnowledgeBase.open(settings)
+    return Components(load_settings())
 
 
 def _safe(text: str) -> str:
@@ -80,38 +64,28 @@ def ingest(
     render: Annotated[bool, typer.Option("--render", help="Render every page in Chromium.")] = False,
 ) -> None:
     """Ingest files, folders and web pages (md, txt, pdf, html, docx, csv); unchanged ones cost nothing."""
-    from ingest import build_ingestor
-    from ingest.web import combine, ingest_web, is_url
+    from ingest.web import is_url
     from kbagent.progress import RichProgress
 
     urls = [p for p in paths or [] if is_url(p)]
     files = [Path(p) for p in paths or [] if not is_url(p)]
     if not (files or urls or sitemap):
         raise UserError("nothing to ingest: give files, folders, URLs or --sitemap URL")
-    settings = _settings()
     err = _console(stderr=True)
-    with _open_kb(settings) as kb, RichProgress(err, enabled=not json_out) as progress:
-        ingestor = build_ingestor(settings, kb)
-        reports = []
-        if files:
-            reports.append(
-                ingestor.run(files, globs=glob, excludes=exclude, doc_type=doc_type, sync=sync, progress=progress)
-            )
-        if urls or sitemap:
-            reports.append(
-                ingest_web(
-                    ingestor,
-                    settings,
-                    urls,
-                    crawl=crawl,
-                    max_pages=max_pages,
-                    sitemaps=sitemap or [],
-                    render=render or None,
-                    doc_type=doc_type,
-                    progress=progress,
-                )
-            )
-        report = combine(*reports)
+    with _components() as parts, RichProgress(err, enabled=not json_out) as progress:
+        report = parts.ingest(
+            files,
+            urls,
+            sitemaps=sitemap or [],
+            progress=progress,
+            doc_type=doc_type,
+            globs=glob,
+            excludes=exclude,
+            sync=sync,
+            crawl=crawl,
+            max_pages=max_pages,
+            render=render or None,
+        )
     counts = report.counts
     if json_out:
         print(
@@ -155,8 +129,8 @@ def search(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """Search the knowledge base: top-k chunks with score, source, page and text."""
-    settings = _settings()
-    with _open_kb(settings) as kb:
+    with _components() as parts:
+        kb = parts.kb
         options = _options(kb, mode, mmr, min_score)
         filters = {"doc_type": doc_type, "source_prefix": _source_prefix(source_prefix)}
         docs = kb.search(query, k=k, filters=filters, options=options)
@@ -210,9 +184,8 @@ def _doc_row(doc: Any) -> dict[str, Any]:
 @app.command()
 def sources(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
     """List ingested sources with chunk counts and times."""
-    settings = _settings()
-    with _open_kb(settings) as kb:
-        records = [r.as_dict() for r in kb.sources()]
+    with _components() as parts:
+        records = [r.as_dict() for r in parts.kb.sources()]
     if json_out:
         print(json.dumps(records, indent=2, ensure_ascii=False))
         return
@@ -228,9 +201,8 @@ def sources(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON 
 @app.command()
 def stats(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Totals: sources, chunks, doc types, model, store."""
-    settings = _settings()
-    with _open_kb(settings) as kb:
-        totals = kb.stats()
+    with _components() as parts:
+        totals = parts.kb.stats()
     if json_out:
         print(json.dumps(totals, indent=2))
         return
@@ -243,8 +215,8 @@ def remove(
     targets: Annotated[list[str], typer.Argument(help="Sources (as listed by `sources`) or folders.")],
 ) -> None:
     """Delete sources, or every source under a folder, from the knowledge base."""
-    settings = _settings()
-    with _open_kb(settings) as kb:
+    with _components() as parts:
+        kb = parts.kb
         known = {r.source for r in kb.sources()}
         chosen: list[str] = []
         for target in targets:
@@ -278,7 +250,9 @@ def evaluate(
 
     if not path.exists():
         raise UserError(f"no such file or folder: {path}")
-    settings = _settings()
+    from kbagent.settings import load_settings
+
+    settings = load_settings()
     if path.is_dir():
         if not (path / "corpus.jsonl").exists():
             raise UserError(f"{path} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels.tsv)")
@@ -291,23 +265,6 @@ def evaluate(
         print(json.dumps(summary, indent=2))
 
 
-def _agent(settings: Any, kb: Any, model: str | None) -> Any:
-    from agent.runner import Agent
-
-    if model is not None:
-        settings = settings.model_copy(update={"model": model})
-    return Agent(settings, kb, scraper=_scraper(settings))
-
-
-def _scraper(settings: Any) -> Any:
-    """The guarded web scraper for the agent, when the web tools are installed."""
-    try:
-        from tools.scraper import make_scraper
-    except ImportError:
-        return None
-    return make_scraper(settings)
-
-
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="Your question.")],
@@ -316,30 +273,19 @@ def ask(
     json_out: Annotated[bool, typer.Option("--json", help="Print the answer and sources as JSON.")] = False,
 ) -> None:
     """Answer a question from the knowledge base, streaming, then list the cited sources."""
-    from agent.events import Done, Error, Sources
+    from agent.events import fold
     from kbagent.chat_view import TerminalRenderer
 
-    settings = _settings()
-    render = None if json_out else TerminalRenderer(_console())
-    sources, done, error = [], None, None
-    with _open_kb(settings) as kb:
-        for event in _agent(settings, kb, model).stream(question, thread):
-            if render:
-                render(event)
-            if isinstance(event, Sources):
-                sources = event.passages
-            elif isinstance(event, Done):
-                done = event
-            elif isinstance(event, Error):
-                error = event.message
-    if error or done is None:
-        if json_out:
-            print(f"kbagent: error: {error}", file=sys.stderr)
-        raise typer.Exit(1)
+    show = None if json_out else TerminalRenderer(_console())
+    with _components() as parts:
+        try:
+            answer = fold(parts.agent(model).stream(question, thread), show)
+        except AnswerError as exc:  # the renderer has shown it already
+            if json_out:
+                print(f"kbagent: error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from exc
     if json_out:
-        answer = {"answer": done.answer, "thread_id": done.thread_id, "model": done.model,
-                  "seconds": round(done.seconds, 2), "sources": [p.as_dict() for p in sources]}  # fmt: skip
-        print(json.dumps(answer, indent=2, ensure_ascii=False))
+        print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
 
 
 @app.command()
@@ -349,15 +295,13 @@ def chat(
 ) -> None:
     """A conversation in the terminal, with history, tool calls shown, and /commands (/help)."""
     from kbagent.chat_view import HELP, TerminalRenderer
-    from knowledge_base.errors import ConfigError
 
-    settings = _settings()
     console = _console()
-    with _open_kb(settings) as kb:
-        agent = _agent(settings, kb, model)
+    with _components() as parts:
+        agent = parts.agent(model)
         thread_id = thread
         console.print(f"kbagent chat — model {agent.spec.label}. {HELP}", markup=False)
-        render = TerminalRenderer(console)
+        view = TerminalRenderer(console)
         while True:
             try:
                 line = console.input("[bold]> [/]").strip()
@@ -374,7 +318,7 @@ def chat(
                 thread_id = None
                 console.print("(new conversation)")
             elif line == "/sources":
-                render.print_sources() if render.sources else console.print("(no sources yet)")
+                view.print_sources() if view.sources else console.print("(no sources yet)")
             elif line == "/threads":
                 for t in agent.threads.list(20):
                     console.print(f"  {t.thread_id}  {t.title}", markup=False)
@@ -384,24 +328,25 @@ def chat(
                     console.print(f"[bold]{role}:[/] {text}", highlight=False)
             elif line.startswith("/model"):
                 try:
-                    agent = _agent(settings, kb, line.split(maxsplit=1)[1] if " " in line else "")
+                    agent = parts.agent(line.split(maxsplit=1)[1] if " " in line else "")
                     console.print(f"(model: {agent.spec.label})")
-                except ConfigError as exc:
+                except KbagentError as exc:
                     console.print(f"[red]error:[/] {exc}")
             else:
-                render = TerminalRenderer(console)
+                view = TerminalRenderer(console)
                 for event in agent.stream(line, thread_id):
-                    render(event)
-                if render.done:
-                    thread_id = render.done.thread_id
+                    view(event)
+                if view.done:
+                    thread_id = view.done.thread_id
 
 
 @app.command()
 def models(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """What KBAGENT_MODEL can be set to on this machine, and why the others can't run."""
     from agent.models import available_models
+    from kbagent.settings import load_settings
 
-    choices = available_models(_settings())
+    choices = available_models(load_settings().keys)
     if json_out:
         print(json.dumps([c.__dict__ for c in choices], indent=2))
         return
@@ -417,14 +362,17 @@ def serve(
 ) -> None:
     """Open the web app (chat, knowledge base, evaluation) on KBAGENT_HOST:KBAGENT_PORT; KBAGENT_AUTH sets a login."""
     from app import main as serve_app
+    from kbagent.settings import load_settings
 
-    serve_app(_settings(host=host, port=port))
+    serve_app(load_settings(host=host, port=port))
 
 
 @app.command()
 def config(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print the effective settings (secrets masked)."""
-    values = _settings().masked()
+    from kbagent.settings import load_settings
+
+    values = load_settings().masked()
     if json_out:
         print(json.dumps(values, indent=2))
         return
@@ -436,11 +384,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("chromadb", "httpx", "sentence_transformers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    from knowledge_base.errors import ConfigError
-
     try:
         app()
-    except (UserError, ConfigError) as exc:
+    except KbagentError as exc:
         print(f"kbagent: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -15,8 +15,10 @@ from rich.table import Table
 from evaluation import evaluate_questions, load_questions
 from evaluation.beir import count_judged, ingest_corpus, score_queries
 from evaluation.questions import report_lines
-from ingest import build_ingestor
+from kbagent.components import Components
+from kbagent.errors import UserError
 from kbagent.progress import RichProgress
+from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
 
 OptionsFor = Callable[[KnowledgeBase], Any]
@@ -34,17 +36,16 @@ def _bar(console: Console, enabled: bool) -> Progress:
 
 
 def run_question_set(
-    settings: Any, path: Path, k: int, options_for: OptionsFor, limit: int | None, quiet: bool
+    settings: Settings, path: Path, k: int, options_for: OptionsFor, limit: int | None, quiet: bool
 ) -> tuple[dict[str, Any], list[str]]:
     try:
         questions = load_questions(path)[:limit]
     except ValueError as exc:
-        from kbagent.cli import UserError
-
         raise UserError(str(exc)) from exc
     err = Console(stderr=True)
-    with KnowledgeBase.open(settings) as kb, _bar(err, not quiet) as bar:
+    with Components(settings) as parts, _bar(err, not quiet) as bar:
         task = bar.add_task("questions", total=len(questions))
+        kb = parts.kb
         result = evaluate_questions(kb, questions, k, options_for(kb), on_question=lambda _: bar.advance(task))
     summary = result.summary()
     if not quiet:
@@ -79,15 +80,15 @@ def _print_question_summary(summary: dict[str, Any]) -> None:
 
 
 def run_beir(
-    settings: Any, folder: Path, store: Path | None, options_for: OptionsFor, limit: int | None, quiet: bool
+    settings: Settings, folder: Path, store: Path | None, options_for: OptionsFor, limit: int | None, quiet: bool
 ) -> tuple[dict[str, Any], list[str]]:
     err = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="kbagent-beir-") as tmp:
-        update = {"data_dir": store or Path(tmp), "chroma_url": "", "collection": "beir"}
-        beir_settings = settings.model_copy(update=update)
-        with KnowledgeBase.open(beir_settings) as kb:
+        beir_settings = settings.override(data_dir=store or Path(tmp), chroma_url="", collection="beir")
+        with Components(beir_settings) as parts:
+            kb = parts.kb
             with RichProgress(err, enabled=not quiet) as ingest_progress:
-                seconds = ingest_corpus(build_ingestor(beir_settings, kb), folder, ingest_progress)
+                seconds = ingest_corpus(parts.ingestor(), folder, ingest_progress)
             total = min(count_judged(folder), limit or 10**9)
             with _bar(err, not quiet) as bar:
                 task = bar.add_task("queries", total=total)

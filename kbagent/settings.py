@@ -1,146 +1,168 @@
-"""The one settings object: read from `KBAGENT_*` variables and `.env`, built once at the edge, passed down."""
+"""The one settings object: typed sections, each defined next to the part that reads it, read from the flat
+`KBAGENT_*` variables and `.env` that users already have, built once at the edge and passed down.
+
+`KBAGENT_SEARCH_K=5` sets `settings.search.k`; a section field's alias is its flat name. Provider keys keep
+their usual names (`OPENAI_API_KEY`, ...). `Settings(search_k=5)` and `settings.override(search_k=5)` take
+the same flat names, so no user's environment or script breaks.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+from agent.config import AgentConfig, ProviderKeys
+from ingest.config import IngestConfig
+from knowledge_base.config import EmbeddingConfig, SearchConfig, StoreConfig
+from tools.web.config import FetchConfig
+from ui.config import AppConfig
+
+PREFIX = "KBAGENT_"
+SECTIONS: dict[str, type[BaseModel]] = {
+    "store": StoreConfig,
+    "embedding": EmbeddingConfig,
+    "search": SearchConfig,
+    "ingest": IngestConfig,
+    "web": FetchConfig,
+    "agent": AgentConfig,
+    "app": AppConfig,
+    "keys": ProviderKeys,
+}
+UNPREFIXED = {"keys"}  # read under the providers' own variable names
+
+
+def _flat_fields() -> dict[str, tuple[str, str]]:
+    """Flat name (as in `KBAGENT_<NAME>`) → (section, field)."""
+    flat: dict[str, tuple[str, str]] = {}
+    for section, model in SECTIONS.items():
+        for name, info in model.model_fields.items():
+            flat[info.alias or name] = (section, name)
+    return flat
+
+
+FLAT = _flat_fields()
+
+
+def env_name(flat_name: str) -> str:
+    section, _ = FLAT[flat_name]
+    return flat_name.upper() if section in UNPREFIXED else f"{PREFIX}{flat_name.upper()}"
+
+
+class _FlatSource(PydanticBaseSettingsSource):
+    """pydantic-settings' own environment (or .env) reader, looked up under the flat names of every section."""
+
+    def __init__(self, settings_cls: type[BaseSettings], reader: Any) -> None:
+        super().__init__(settings_cls)
+        self._vars: dict[str, Any] = dict(getattr(reader, "env_vars", {}) or {})
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # unused: __call__ reads every section at once
+
+    def __call__(self) -> dict[str, Any]:
+        """Values by section (`{"search": {"k": "5"}}`), so that pydantic-settings merges them under what a
+        caller passes, section by section."""
+        found: dict[str, dict[str, Any]] = {}
+        for flat, (section, name) in FLAT.items():
+            value = self._vars.get(env_name(flat).lower())
+            if value is not None:
+                found.setdefault(section, {})[name] = value
+        return found
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KBAGENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=".env", env_file_encoding="utf-8", extra="forbid")
 
-    data_dir: Path = Field(Path("./data"), description="Where the store and the source records live.")
-    collection: str = Field("kbagent", description="Chroma collection name.")
-    embedding_model: str = Field(
-        DEFAULT_EMBEDDING_MODEL,
-        description="'all-MiniLM-L6-v2' (shipped offline), any sentence-transformers name or path, "
-        "or 'openai:<model>'.",
-    )
-    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
-        "auto",
-        description="auto: the shipped MiniLM embeds queries through onnxruntime (fast start) and batches through "
-        "a TorchScript export; torch: sentence-transformers.",
-    )
-    embedding_dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="Ingest precision for torch models; auto: bfloat16 on CPUs with AMX/AVX512-BF16."
-    )
-    embedding_batch_size: int = Field(32, ge=1, le=1024)
-    write_batch_chunks: int = Field(
-        1024, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."
-    )
-    embedding_device: str = Field("cpu", description="torch device for local embedding models.")
-    chunk_size: int = Field(800, ge=100, le=20000, description="Characters per chunk.")
-    chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
-    chroma_url: str = Field("", description="Empty: embedded store on disk. http://host:port: a Chroma server.")
-    chroma_texts: bool | None = Field(
-        None,
-        description="Also store chunk texts in Chroma. Default: only with a Chroma server, whose other clients "
-        "read them there; the embedded store keeps them in sources.sqlite3 alone (Chroma's writes take half the time).",
-    )
-    search_k: int = Field(10, ge=1, le=200)
-    search_mode: Literal["hybrid", "dense", "keyword"] = Field("hybrid", description="Default retrieval mode.")
-    search_mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")
-    search_min_score: float | None = Field(
-        None, description="Drop chunks whose cosine similarity (BM25 score in keyword mode) is below this."
-    )
-    hybrid_dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
-    hybrid_keyword_weight: float = Field(1.0, ge=0, description="Weight of the keyword ranking in fusion.")
-    keyword_max_scored_rows: int = Field(
-        30_000,
-        ge=0,
-        description="Keyword search scores at most about this many rows, leaving out a query's commonest words "
-        "on large stores (latency); 0 = no limit.",
-    )
-    reranker: str = Field("", description="Cross-encoder name or local path; empty = no re-ranking.")
-    query_rewrite: bool = Field(False, description="Rewrite follow-up questions into stand-alone queries (LLM).")
-    rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")
-    max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
-    max_text_mb: float = Field(5.0, gt=0, description="Files with more extracted text (M characters) are skipped.")
-    allow_hosts: str = Field("", description="Hosts, host:port or CIDRs the web fetcher may reach despite the guard.")
-    fetch_timeout_s: float = Field(20.0, gt=0, le=600, description="Time limit for one page, redirects included.")
-    fetch_max_mb: float = Field(10.0, gt=0, description="Larger web pages are refused.")
-    fetch_max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed (each one checked).")
-    crawl_delay_s: float = Field(1.0, ge=0, le=60, description="Pause between requests to one site when crawling.")
-    browser_path: str = Field("", description="Chromium for JavaScript pages; empty = Playwright's, else system.")
-    user_agent: str = Field("kbagent/0.1 (+offline knowledge-base ingester)", description="Sent with web requests.")
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    web: FetchConfig = Field(default_factory=FetchConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    app: AppConfig = Field(default_factory=AppConfig)
+    keys: ProviderKeys = Field(default_factory=ProviderKeys)
 
-    # The agent's model: provider:model, or empty for the embedded default (see agent/models.py).
-    model: str = Field(
-        "",
-        description="openai:NAME, anthropic:NAME, gemini:NAME, deepseek:NAME, ollama:NAME, "
-        "hf:ID-OR-PATH, gguf:PATH; empty = the embedded GGUF model.",
-    )
-    tool_calling: Literal["auto", "on", "off"] = Field(
-        "auto", description="Let the model call tools (auto: on for API models, off for small local ones)."
-    )
-    temperature: float = Field(0.2, ge=0, le=2)
-    max_tokens: int = Field(512, ge=16, le=32768, description="Longest answer, in tokens.")
-    context_tokens: int = Field(4096, ge=512, le=131072, description="Context window for local models.")
-    threads: int = Field(0, ge=0, description="CPU threads for local models; 0 = all cores.")
-    models_dir: Path | None = Field(None, description="Where the embedded model file is joined (DATA_DIR/models).")
-    agent_k: int = Field(5, ge=1, le=20, description="Passages the agent retrieves per search.")
-    agent_context_chars: int = Field(
-        1000,
-        ge=200,
-        le=100_000,
-        description="Passage text a local model reads per answer: each passage's sentences closest to the "
-        "question, this many characters in all (prompt reading is the slow part on a CPU).",
-    )
-    agent_min_similarity: float = Field(
-        0.3, ge=-1, le=1, description="Passages less similar to the question are not shown to the model."
-    )
-
-    # The web app (`python app.py`, `kbagent serve`).
-    host: str = Field("127.0.0.1", description="Address the app listens on; beyond localhost, set auth.")
-    port: int = Field(7860, ge=1, le=65535, description="Port the app listens on.")
-    auth: SecretStr | None = Field(None, description="user:password turns the app's login on.")
-
-    # Provider keys and hosts keep their usual names (no prefix).
-    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
-    openai_base_url: str | None = Field(None, validation_alias="OPENAI_BASE_URL")
-    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
-    google_api_key: SecretStr | None = Field(None, validation_alias="GOOGLE_API_KEY")
-    deepseek_api_key: SecretStr | None = Field(None, validation_alias="DEEPSEEK_API_KEY")
-    hf_token: SecretStr | None = Field(None, validation_alias="HF_TOKEN")
-    ollama_host: str = Field("http://127.0.0.1:11434", validation_alias="OLLAMA_HOST")
-
-    @field_validator("chunk_overlap")
     @classmethod
-    def _overlap_below_size(cls, v: int, info: Any) -> int:
-        size = info.data.get("chunk_size", 800)
-        if v >= size:
-            raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_size ({size})")
-        return v
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _FlatSource(settings_cls, env_settings), _FlatSource(settings_cls, dotenv_settings)
 
-    @property
-    def chroma_path(self) -> Path:
-        return self.data_dir / "chroma"
+    @model_validator(mode="before")
+    @classmethod
+    def _nest(cls, data: Any) -> Any:
+        """Flat keyword arguments into their sections. Only a caller passes flat names (the environment comes
+        in by section), so a flat value wins over the same field inside a section."""
+        if not isinstance(data, dict):
+            return data
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in data.items():
+            if key in SECTIONS:
+                section = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+                nested.setdefault(key, {}).update(section)
+        for key, value in data.items():
+            if key in SECTIONS:
+                continue
+            if key not in FLAT:
+                raise ValueError(f"unknown setting {key!r}")
+            section, name = FLAT[key]
+            nested.setdefault(section, {})[name] = value
+        return nested
 
-    @property
-    def records_path(self) -> Path:
-        return self.data_dir / "sources.sqlite3"
+    def override(self, **changes: Any) -> Settings:
+        """A copy with some flat-named settings changed (None leaves a setting as it is), validated again."""
+        data: dict[str, Any] = {name: getattr(self, name).model_dump() for name in SECTIONS}
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key not in FLAT:
+                raise ValueError(f"unknown setting {key!r}")
+            section, name = FLAT[key]
+            data[section][name] = value
+        return type(self).model_validate(data)
 
     @property
     def threads_path(self) -> Path:
-        return self.data_dir / "threads.sqlite3"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.data_dir / "ingest.lock"
+        return self.store.data_dir / "threads.sqlite3"
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings as printable values, secrets masked."""
+        """Effective settings by their flat names, as printable values, secrets masked."""
         out: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
+        for flat, (section, name) in FLAT.items():
+            value = getattr(getattr(self, section), name)
             if isinstance(value, SecretStr):
                 value = "*** (set)" if value.get_secret_value() else ""
             elif isinstance(value, Path):
                 value = str(value)
-            out[name] = value
+            out[flat] = value
         return out
+
+
+def describe_error(exc: ValidationError) -> str:
+    """The first problem as one line that names the variable a user sets: `invalid setting KBAGENT_X: ...`."""
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    name = ".".join(loc)
+    if len(loc) >= 2 and loc[0] in SECTIONS:
+        field = SECTIONS[loc[0]].model_fields.get(loc[1])
+        flat = (field.alias if field else None) or loc[1]
+        name = env_name(flat) if flat in FLAT else name
+    return f"invalid setting {name}: {first['msg']}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, with flat-named overrides; a bad value is one clear line."""
+    from kbagent.errors import ConfigError
+
+    try:
+        return Settings().override(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc)) from exc

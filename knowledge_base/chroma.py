@@ -10,27 +10,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from kbagent.errors import ConfigError
+from knowledge_base.config import StoreConfig
 from knowledge_base.embeddings import Embedder, KbagentEmbeddingFunction
-from knowledge_base.errors import ConfigError
 
 # Recall matters more than build speed for a knowledge base; Chroma's defaults (ef_search 10,
 # 16 neighbours) lose recall on larger collections.
 HNSW = {"space": "cosine", "ef_construction": 200, "ef_search": 128, "max_neighbors": 32}
 
 
-def open_client(settings: Any) -> Any:
+def open_client(store: StoreConfig) -> Any:
+    """The embedded client on disk, or a client of the Chroma server at `store.chroma_url`."""
     os.environ["ANONYMIZED_TELEMETRY"] = "False"
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    if not settings.chroma_url:
-        if not settings.chroma_path.exists():
-            initialise_store(settings.chroma_path)
-        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
-    url = urlparse(settings.chroma_url)
+    if not store.chroma_url:
+        if not store.chroma_path.exists():
+            initialise_store(store.chroma_path)
+        return chromadb.PersistentClient(path=str(store.chroma_path), settings=chroma_settings)
+    url = urlparse(store.chroma_url)
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise ConfigError(f"KBAGENT_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}")
+        raise ConfigError(f"KBAGENT_CHROMA_URL must look like http://host:port, got {store.chroma_url!r}")
     try:
         return chromadb.HttpClient(
             host=url.hostname,
@@ -39,7 +41,7 @@ def open_client(settings: Any) -> Any:
             settings=chroma_settings,
         )
     except Exception as exc:
-        raise ConfigError(f"no Chroma server answers at {settings.chroma_url} ({exc})") from exc
+        raise ConfigError(f"no Chroma server answers at {store.chroma_url} ({exc})") from exc
 
 
 def initialise_store(path: Path) -> None:

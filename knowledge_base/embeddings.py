@@ -13,7 +13,8 @@ from typing import Any, Protocol
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from knowledge_base.errors import ConfigError
+from kbagent.errors import ConfigError
+from knowledge_base.config import EmbeddingConfig
 from knowledge_base.torch_env import cap_kernel_cache
 
 SHIPPED_MINILM = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -104,38 +105,36 @@ class OpenAIEmbedder:
         return self._client.embed_query(text)
 
 
-def build_embedder(settings: Any) -> Embedder:
-    name: str = settings.embedding_model
+def build_embedder(
+    config: EmbeddingConfig, models_dir: Path, openai_key: str | None = None, openai_base_url: str | None = None
+) -> Embedder:
+    """The configured embedder; the shipped MiniLM gets its fast paths, exported once under `models_dir`."""
+    name = config.model
     if name.startswith("openai:"):
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return OpenAIEmbedder(name.split(":", 1)[1], key, settings.openai_base_url)
-    backend = getattr(settings, "embedding_backend", "auto")
+        return OpenAIEmbedder(name.split(":", 1)[1], openai_key, openai_base_url)
+    backend = config.backend
     if backend == "onnx" or (backend == "auto" and name.lower() in SHIPPED_MINILM):
         if name.lower() not in SHIPPED_MINILM:
             raise ConfigError("the onnx embedding backend serves the shipped all-MiniLM-L6-v2 only")
         from knowledge_base.shipped_minilm import ONNX_NAME, OnnxEmbedder, ShippedMiniLM, TracedEmbedder, traced_name
 
-        models_dir = getattr(settings, "models_dir", None) or settings.data_dir / "models"
         model_dir = Path(resolve_local_model(name))
-        onnx = OnnxEmbedder(name, model_dir, models_dir / ONNX_NAME, settings.embedding_batch_size)
+        onnx = OnnxEmbedder(name, model_dir, models_dir / ONNX_NAME, config.batch_size)
         if backend == "onnx":
             return onnx
-        dtype = _dtype(settings)
-        if settings.embedding_device != "cpu":  # the trace is fixed to the CPU it was made on
-            return ShippedMiniLM(
-                onnx, SentenceTransformerEmbedder(name, settings.embedding_device, onnx.batch_size, dtype)
-            )
+        dtype = _dtype(config)
+        if config.device != "cpu":  # the trace is fixed to the CPU it was made on
+            return ShippedMiniLM(onnx, SentenceTransformerEmbedder(name, config.device, onnx.batch_size, dtype))
         return ShippedMiniLM(
             onnx, TracedEmbedder(name, model_dir, models_dir / traced_name(dtype), onnx.batch_size, dtype)
         )
-    return SentenceTransformerEmbedder(name, settings.embedding_device, settings.embedding_batch_size, _dtype(settings))
+    return SentenceTransformerEmbedder(name, config.device, config.batch_size, _dtype(config))
 
 
-def _dtype(settings: Any) -> str:
+def _dtype(config: EmbeddingConfig) -> str:
     """bfloat16 where the CPU computes it natively (AMX or AVX512-BF16), else float32."""
-    choice = getattr(settings, "embedding_dtype", "float32")
-    if choice != "auto":
-        return choice
+    if config.dtype != "auto":
+        return config.dtype
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:

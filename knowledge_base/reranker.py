@@ -9,8 +9,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from kbagent.errors import ConfigError
+from knowledge_base.config import SearchConfig
 from knowledge_base.embeddings import resolve_local_model
-from knowledge_base.errors import ConfigError
 
 
 class CrossEncoderReranker:
@@ -38,8 +39,8 @@ class CrossEncoderReranker:
         return [float(s) for s in scores]
 
 
-def build_reranker(settings: Any) -> CrossEncoderReranker | None:
-    name = getattr(settings, "reranker", "") or ""
-    if not name:
+def build_reranker(search: SearchConfig, device: str) -> CrossEncoderReranker | None:
+    """The configured cross-encoder, or None when re-ranking is off."""
+    if not search.reranker:
         return None
-    return CrossEncoderReranker(name, settings.embedding_device, settings.rerank_top_n)
+    return CrossEncoderReranker(search.reranker, device, search.rerank_top_n)

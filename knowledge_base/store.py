@@ -22,11 +22,12 @@ from typing import Any, TypeVar
 from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
-from knowledge_base.chroma import open_client, open_collection
-from knowledge_base.embeddings import Embedder, build_embedder
+from knowledge_base.chroma import open_collection
+from knowledge_base.config import SearchConfig, StoreConfig
+from knowledge_base.embeddings import Embedder
 from knowledge_base.keyword_index import KeywordHit, KeywordIndex
 from knowledge_base.records import SourceRecord, SourceRecords
-from knowledge_base.reranker import build_reranker
+from knowledge_base.reranker import CrossEncoderReranker
 from knowledge_base.retrieval import Candidate, SearchOptions, mmr_order, reciprocal_rank_fusion
 
 T = TypeVar("T")
@@ -73,27 +74,30 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Any, embedder: Embedder, client: Any) -> None:
-        self.settings = settings
+    """The store and its searches. Built from its parts (`kbagent.components.open_knowledge_base`)."""
+
+    def __init__(
+        self,
+        store: StoreConfig,
+        search: SearchConfig,
+        embedder: Embedder,
+        client: Any,
+        reranker: CrossEncoderReranker | None = None,
+    ) -> None:
+        self.store = store
+        self.search_config = search
         self.embedder = embedder
         self.client = client
-        self.collection = open_collection(client, settings.collection, embedder)
-        self.records = SourceRecords(settings.records_path)
-        self.keywords = KeywordIndex(self.records.connection, getattr(settings, "keyword_max_scored_rows", 0))
-        self.reranker = build_reranker(settings)
+        self.collection = open_collection(client, store.collection, embedder)
+        self.records = SourceRecords(store.records_path)
+        self.keywords = KeywordIndex(self.records.connection, search.keyword_max_scored_rows)
+        self.reranker = reranker
         self._max_batch = min(client.get_max_batch_size(), 5000)
-        # Chroma indexes every document it stores for its own full-text search, which we don't use: the texts
-        # were half of its write time (7.7 vs 15.9 s for SciFact's 12,362 chunks).
-        chroma_texts = getattr(settings, "chroma_texts", None)
-        self.texts_in_chroma = bool(getattr(settings, "chroma_url", "")) if chroma_texts is None else chroma_texts
-        self._lock = FileLock(str(settings.lock_path))  # one object: re-entrant within this process
+        self.texts_in_chroma = store.texts_in_chroma
+        self._lock = FileLock(str(store.lock_path))  # one object: re-entrant within this process
         self._searcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-keyword")
         if self.keywords.count() == 0 and self.records.hashes():
             self.rebuild_keyword_index()
-
-    @classmethod
-    def open(cls, settings: Any, embedder: Embedder | None = None) -> KnowledgeBase:
-        return cls(settings, embedder or build_embedder(settings), open_client(settings))
 
     def close(self) -> None:
         self._searcher.shutdown(wait=True)
@@ -135,7 +139,7 @@ class KnowledgeBase:
             log.warning(
                 "the texts of %d sources are gone from %s; ingest them again to restore them (no re-embedding)",
                 len(textless),
-                self.settings.records_path,
+                self.store.records_path,
             )
         return len(rows)
 
@@ -149,7 +153,7 @@ class KnowledgeBase:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            log.warning("another kbagent process is writing to %s; waiting for it", self.settings.data_dir)
+            log.warning("another kbagent process is writing to %s; waiting for it", self.store.data_dir)
             lock.acquire()
         try:
             yield
@@ -273,7 +277,7 @@ class KnowledgeBase:
 
         filters: `doc_type`, `source_prefix` (a path or URL prefix), or any other metadata equality.
         """
-        k = k or self.settings.search_k
+        k = k or self.search_config.k
         options = options or self.default_options()
         if not query.strip():
             return []
@@ -354,13 +358,9 @@ class KnowledgeBase:
         return [_document(c) for c in chosen[:k]]
 
     def default_options(self) -> SearchOptions:
-        s = self.settings
+        s = self.search_config
         return SearchOptions(
-            mode=s.search_mode,
-            mmr=s.search_mmr,
-            min_score=s.search_min_score,
-            dense_weight=s.hybrid_dense_weight,
-            keyword_weight=s.hybrid_keyword_weight,
+            mode=s.mode, mmr=s.mmr, min_score=s.min_score, dense_weight=s.dense_weight, keyword_weight=s.keyword_weight
         )
 
     def _dense_candidates(
@@ -431,8 +431,8 @@ class KnowledgeBase:
             "recorded_chunks": sum(r.chunks for r in records),
             "doc_types": dict(sorted(by_type.items())),
             "embedding_model": self.embedder.model_name,
-            "store": self.settings.chroma_url or str(self.settings.chroma_path),
-            "collection": self.settings.collection,
+            "store": self.store.chroma_url or str(self.store.chroma_path),
+            "collection": self.store.collection,
         }
 
 

@@ -15,21 +15,16 @@ from pathlib import Path
 
 import pytest
 
-os.environ.update(
-    HF_HUB_OFFLINE="1",
-    HF_HUB_DISABLE_TELEMETRY="1",
-    GRADIO_ANALYTICS_ENABLED="False",
-    ANONYMIZED_TELEMETRY="False",
-    TOKENIZERS_PARALLELISM="false",
-    HF_HUB_DISABLE_PROGRESS_BARS="1",
-    TRANSFORMERS_VERBOSITY="error",
-)
+from kbagent import environment  # first: it sets what the libraries below read at import
+
+environment.prepare()
 for key in [k for k in os.environ if k.startswith("KBAGENT_")]:
     del os.environ[key]
 # One models folder for the whole run (and its subprocesses): the ONNX export and the joined GGUF are made once.
 os.environ["KBAGENT_MODELS_DIR"] = tempfile.mkdtemp(prefix="kbagent-test-models-")
 
-from ingest import build_ingestor  # noqa: E402
+from ingest import IngestConfig, build_ingestor  # noqa: E402
+from kbagent.components import open_knowledge_base  # noqa: E402
 from kbagent.settings import Settings  # noqa: E402
 from knowledge_base import KnowledgeBase  # noqa: E402
 from knowledge_base.embeddings import Embedder, build_embedder  # noqa: E402
@@ -48,7 +43,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The real shipped all-MiniLM-L6-v2 as the default settings build it (onnxruntime), loaded once."""
-    return build_embedder(Settings(_env_file=None))
+    settings = Settings(_env_file=None)
+    return build_embedder(settings.embedding, settings.store.models_path)
 
 
 @pytest.fixture(scope="session")
@@ -97,22 +93,22 @@ def settings(tmp_path: Path) -> Settings:
 def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """The same tests against the embedded store and a real Chroma server."""
     if request.param == "server":
-        return settings.model_copy(update={"chroma_url": request.getfixturevalue("chroma_server")})
+        return settings.override(chroma_url=request.getfixturevalue("chroma_server"))
     return settings
 
 
 @pytest.fixture
 def kb(store_settings: Settings, embedder: Embedder) -> Iterator[KnowledgeBase]:
-    with KnowledgeBase.open(store_settings, embedder=embedder) as kb:
+    with open_knowledge_base(store_settings, embedder) as kb:
         yield kb
 
 
 @pytest.fixture
 def embedded_kb(settings: Settings, embedder: Embedder) -> Iterator[KnowledgeBase]:
-    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+    with open_knowledge_base(settings, embedder) as kb:
         yield kb
 
 
 @pytest.fixture
 def ingestor(kb: KnowledgeBase):  # type: ignore[no-untyped-def]
-    return build_ingestor(kb.settings, kb)
+    return build_ingestor(IngestConfig(), kb)

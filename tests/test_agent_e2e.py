@@ -9,17 +9,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from agent.events import Done, Sources, Token
-from agent.models import build_chat_model, parse_model
-from agent.runner import Agent
-from ingest import build_ingestor
+from agent.models import parse_model
+from kbagent.components import Components
 from kbagent.settings import Settings
-from knowledge_base import KnowledgeBase
 from tests.conftest import SAMPLES, free_port
 
 pytestmark = [
@@ -40,11 +39,19 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_kb(tmp_path_factory: pytest.TempPathFactory, embedder, models_dir: Path) -> Iterator[KnowledgeBase]:  # type: ignore[no-untyped-def]
+def sample(tmp_path_factory: pytest.TempPathFactory, embedder, models_dir: Path) -> Iterator[Components]:  # type: ignore[no-untyped-def]
+    """The sample knowledge base's parts, built as the CLI builds them (the embedder shared by the session)."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("sample"), models_dir=models_dir, _env_file=None)
-    with KnowledgeBase.open(settings, embedder=embedder) as kb:
-        build_ingestor(settings, kb).run([SAMPLES])
-        yield kb
+    with Components(settings, embedder=embedder) as parts:
+        parts.ingest([SAMPLES])
+        yield parts
+
+
+@contextmanager
+def changed(sample: Components, **settings: str) -> Iterator[Components]:
+    """The same knowledge base with some settings changed (another model, say)."""
+    with Components(sample.settings.override(**settings), embedder=sample.kb.embedder) as parts:
+        yield parts
 
 
 def _check_answer(events: list, expect: str) -> Done:  # type: ignore[type-arg]
@@ -58,16 +65,16 @@ def _check_answer(events: list, expect: str) -> Done:  # type: ignore[type-arg]
     return done
 
 
-def test_embedded_model_answers_with_citation(sample_kb: KnowledgeBase) -> None:
-    agent = Agent(sample_kb.settings, sample_kb)
+def test_embedded_model_answers_with_citation(sample: Components) -> None:
+    agent = sample.agent()
     assert agent.spec.label == "embedded" and not agent.tool_calling
     _check_answer(list(agent.stream(QUESTION)), "70")
     follow_up = agent.ask("Who founded the co-op, and in which year?")
     assert "2011" in follow_up.answer
 
 
-def test_embedded_model_abstains(sample_kb: KnowledgeBase) -> None:
-    done = Agent(sample_kb.settings, sample_kb).ask("What is the boiling point of liquid nitrogen in kelvin?")
+def test_embedded_model_abstains(sample: Components) -> None:
+    done = sample.agent().ask("What is the boiling point of liquid nitrogen in kelvin?")
     assert "couldn't find" in done.answer
 
 
@@ -118,28 +125,24 @@ def llama_server(models_dir: Path) -> Iterator[str]:
     log.close()
 
 
-def test_openai_compatible_server(sample_kb: KnowledgeBase, llama_server: str) -> None:
-    settings = sample_kb.settings.model_copy(
-        update={"model": "openai:qwen-local", "openai_base_url": llama_server, "tool_calling": "off"}
-    )
-    agent = Agent(settings, sample_kb)
-    assert agent.spec.label == "openai:qwen-local"
-    _check_answer(list(agent.stream(QUESTION)), "70")
+def test_openai_compatible_server(sample: Components, llama_server: str) -> None:
+    with changed(sample, model="openai:qwen-local", openai_base_url=llama_server, tool_calling="off") as parts:
+        agent = parts.agent()
+        assert agent.spec.label == "openai:qwen-local"
+        _check_answer(list(agent.stream(QUESTION)), "70")
 
 
-def test_unknown_model_names_fail_clearly(sample_kb: KnowledgeBase) -> None:
-    from knowledge_base import ConfigError
+def test_unknown_model_names_fail_clearly(sample: Components) -> None:
+    from kbagent.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown model"):
         parse_model("gpt-5")
     with pytest.raises(ConfigError, match="no GGUF file"):
-        build_chat_model(sample_kb.settings, "gguf:/nowhere/model.gguf")
-    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
-        build_chat_model(sample_kb.settings.model_copy(update={"openai_api_key": None}), "openai:gpt-4o-mini")
-    with pytest.raises(ConfigError, match="no Ollama server answers"):
-        build_chat_model(
-            sample_kb.settings.model_copy(update={"ollama_host": f"127.0.0.1:{free_port()}"}), "ollama:qwen2.5"
-        )
+        sample.models.build("gguf:/nowhere/model.gguf")
+    with changed(sample, openai_api_key="") as parts, pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        parts.models.build("openai:gpt-4o-mini")
+    with changed(sample, ollama_host=f"127.0.0.1:{free_port()}") as parts, pytest.raises(ConfigError, match="Ollama"):
+        parts.models.build("ollama:qwen2.5")
 
 
 class _OllamaShim:
@@ -206,18 +209,13 @@ class _OllamaShim:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def test_ollama_path(sample_kb: KnowledgeBase, llama_server: str) -> None:
+def test_ollama_path(sample: Components, llama_server: str) -> None:
     shim = _OllamaShim(llama_server)
+    ollama_host = shim.url.removeprefix("http://")
     try:
-        settings = sample_kb.settings.model_copy(
-            update={
-                "model": "ollama:qwen-local",
-                "ollama_host": shim.url.removeprefix("http://"),
-                "tool_calling": "off",
-            }
-        )
-        agent = Agent(settings, sample_kb)
-        assert agent.spec.label == "ollama:qwen-local"
-        _check_answer(list(agent.stream(QUESTION)), "70")
+        with changed(sample, model="ollama:qwen-local", ollama_host=ollama_host, tool_calling="off") as parts:
+            agent = parts.agent()
+            assert agent.spec.label == "ollama:qwen-local"
+            _check_answer(list(agent.stream(QUESTION)), "70")
     finally:
         shim.server.shutdown()

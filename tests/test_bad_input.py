@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import build_ingestor
+from ingest import IngestConfig, build_ingestor
 from knowledge_base import KnowledgeBase
 from tests.files import write_corpus, write_docx, write_pdf
 
@@ -75,7 +75,7 @@ def test_bad_input_corpus(tmp_path: Path, embedded_kb: KnowledgeBase, monkeypatc
         return real_read(self)
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
-    report = build_ingestor(embedded_kb.settings, embedded_kb).run([root])
+    report = build_ingestor(IngestConfig(), embedded_kb).run([root])
     outcomes = {Path(o.source).name: o for o in report.outcomes}
     kinds = 0
     for name, reason in expect.items():

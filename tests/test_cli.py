@@ -72,7 +72,7 @@ def test_config_masks_secrets_and_reports_bad_settings(tmp_path: Path) -> None:
     assert shown.returncode == 0 and "data_dir" in shown.stdout
     assert secret not in shown.stdout and "1234567890" not in shown.stdout
     bad = kbagent("config", data=tmp_path / "data", env={"KBAGENT_CHUNK_SIZE": "lots"})
-    assert bad.returncode == 2 and bad.stderr.startswith("kbagent: error: invalid setting chunk_size")
+    assert bad.returncode == 2 and bad.stderr.startswith("kbagent: error: invalid setting KBAGENT_CHUNK_SIZE")
     model = kbagent("search", "x", data=tmp_path / "data", env={"KBAGENT_EMBEDDING_MODEL": "no/such-model"})
     assert model.returncode == 2
     assert "not available offline" in model.stderr and len(model.stderr.strip().splitlines()) == 1

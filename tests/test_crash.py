@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
-from knowledge_base import KnowledgeBase
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def _ingest(corpus: Path, data: Path) -> subprocess.Popen[bytes]:
 
 
 def _state(data: Path, embedder) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    with KnowledgeBase.open(Settings(data_dir=data, _env_file=None), embedder=embedder) as kb:
+    with open_knowledge_base(Settings(data_dir=data, _env_file=None), embedder) as kb:
         stored = kb.collection.get(include=["metadatas"])
         records = {r.source: (r.content_hash, sorted(r.chunk_ids)) for r in kb.sources()}
         chunk_hashes = {
@@ -144,7 +144,7 @@ def test_searches_answer_while_an_ingest_runs(tmp_path: Path, embedder) -> None:
     big = _corpus(tmp_path / "big", files=60)
     proc = _ingest(big, data)
     answered = 0
-    with KnowledgeBase.open(Settings(data_dir=data, _env_file=None), embedder=embedder) as kb:
+    with open_knowledge_base(Settings(data_dir=data, _env_file=None), embedder) as kb:
         while proc.poll() is None and answered < 20:
             hits = kb.search("Document 3 part 1 sentence", k=5)
             assert hits and all(h.page_content for h in hits)

@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from kbagent.settings import Settings
-from knowledge_base.embeddings import SentenceTransformerEmbedder, build_embedder
+from knowledge_base.embeddings import Embedder, SentenceTransformerEmbedder
+from knowledge_base.embeddings import build_embedder as build
 from knowledge_base.shipped_minilm import OnnxEmbedder, ShippedMiniLM, TracedEmbedder
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    return build(settings.embedding, settings.store.models_path)
+
 
 TEXTS = ["short", "a somewhat longer sentence about bicycle brakes and pads", "word " * 400, "Ünïcödé ✓"]
 

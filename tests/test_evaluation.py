@@ -11,7 +11,7 @@ import pytest
 from evaluation import evaluate_beir, evaluate_questions, load_questions
 from evaluation.metrics import ndcg, recall, reciprocal_rank
 from evaluation.questions import Question, score_question
-from ingest import build_ingestor
+from ingest import IngestConfig, build_ingestor
 from knowledge_base import KnowledgeBase
 
 
@@ -63,7 +63,7 @@ def test_question_set_end_to_end(embedded_kb: KnowledgeBase, tmp_path: Path) -> 
     docs.mkdir()
     (docs / "ferries.md").write_text("# Ferries\n\nThe ferry to Skerry Island leaves at 07:40 from Pier 9.\n")
     (docs / "bakery.md").write_text("# Bakery\n\nThe bakery sells cardamom buns for 3.50 each.\n")
-    build_ingestor(embedded_kb.settings, embedded_kb).run([docs])
+    build_ingestor(IngestConfig(), embedded_kb).run([docs])
     questions = [
         Question(
             question="When does the boat to Skerry Island depart?", keywords=["07:40", "Pier 9"], category="transport"
@@ -99,7 +99,7 @@ def _beir(folder: Path) -> Path:
 
 def test_beir_end_to_end(embedded_kb: KnowledgeBase, tmp_path: Path) -> None:
     folder = _beir(tmp_path / "tiny")
-    result = evaluate_beir(embedded_kb, build_ingestor(embedded_kb.settings, embedded_kb), folder)
+    result = evaluate_beir(embedded_kb, build_ingestor(IngestConfig(), embedded_kb), folder)
     summary = result.summary()
     assert summary["queries"] == 2
     assert summary["ndcg@10"] == 1.0 and summary["recall@100"] == 1.0 and summary["mrr@10"] == 1.0

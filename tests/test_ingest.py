@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import Ingestor, build_ingestor
+from ingest import IngestConfig, Ingestor, build_ingestor
 from knowledge_base import KnowledgeBase
 from tests.files import write_corpus, write_pdf
 from tests.stored import stored_texts
@@ -161,10 +161,10 @@ def test_oversized_file_is_skipped(tmp_path: Path, kb: KnowledgeBase) -> None:
 
 
 def test_sample_knowledge_base_ingests_cleanly(embedded_kb: KnowledgeBase) -> None:
-    from ingest import build_ingestor
+    from ingest import IngestConfig, build_ingestor
     from tests.conftest import SAMPLES
 
-    report = build_ingestor(embedded_kb.settings, embedded_kb).run([SAMPLES])
+    report = build_ingestor(IngestConfig(), embedded_kb).run([SAMPLES])
     assert report.counts["failed"] == 0 and report.counts["added"] >= 15
     kinds = {r.kind for r in embedded_kb.sources()}
     assert {"md", "txt", "html", "pdf", "docx", "csv"} <= kinds
@@ -180,8 +180,8 @@ def test_searches_answer_during_an_ingest_in_the_same_process(tmp_path: Path, em
         (docs / f"note{i:02}.md").write_text(
             f"# Note {i}\n\n" + " ".join(f"Fact {i}.{j} about ferries." for j in range(60))
         )
-    build_ingestor(embedded_kb.settings, embedded_kb).run([docs / "note00.md"])
-    worker = threading.Thread(target=build_ingestor(embedded_kb.settings, embedded_kb).run, args=([docs],))
+    build_ingestor(IngestConfig(), embedded_kb).run([docs / "note00.md"])
+    worker = threading.Thread(target=build_ingestor(IngestConfig(), embedded_kb).run, args=([docs],))
     worker.start()
     answered = 0
     while worker.is_alive():

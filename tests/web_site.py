@@ -78,8 +78,8 @@ class Site:
         return f"127.0.0.1:{self.port}"
 
     def config(self, **changes: object) -> FetchConfig:
-        values: dict[str, object] = {"allow_hosts": self.allow, "timeout_s": 5.0, "max_bytes": 2**20}
-        return FetchConfig(**{**values, **changes})  # type: ignore[arg-type]
+        values: dict[str, object] = {"allow_hosts": self.allow, "timeout_s": 5.0, "max_mb": 1.0, "crawl_delay_s": 0.0}
+        return FetchConfig.model_validate({**values, **changes})
 
     def fetcher(self, **changes: object) -> WebFetcher:
         """A fetcher for this site that never asks DNS: the site is addressed by IP, every name is refused."""

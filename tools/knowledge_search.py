@@ -111,8 +111,11 @@ def search_passages(
     return [registry.add(d) for d in docs]
 
 
-def make_search_tool(kb: KnowledgeBase, default_k: int = 5, min_similarity: float | None = None) -> Any:
-    """The LangChain tool; its per-answer registry comes from the agent's runtime context."""
+def make_search_tool(
+    kb: KnowledgeBase, default_k: int = 5, min_similarity: float | None = None, options: SearchOptions | None = None
+) -> Any:
+    """The LangChain tool; its per-answer registry comes from the agent's runtime context. `options` (the
+    retrieval mode and ranking) default to the knowledge base's."""
 
     @tool("search_knowledge_base")
     def search_knowledge_base(query: str, runtime: ToolRuntime, k: int = default_k, doc_type: str | None = None) -> str:
@@ -120,6 +123,6 @@ def make_search_tool(kb: KnowledgeBase, default_k: int = 5, min_similarity: floa
         '[n] title — source'; cite them as [n] in the answer. Use short, specific queries."""
         registry = getattr(runtime.context, "passages", None) or Passages()
         k = max(1, min(int(k), 20))
-        return render(search_passages(kb, registry, query, k, doc_type, min_similarity))
+        return render(search_passages(kb, registry, query, k, doc_type, min_similarity, options))
 
     return search_knowledge_base

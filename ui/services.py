@@ -1,7 +1,7 @@
 """What the app's handlers call: agents per session choice, ingest, sources, search, evaluation. No Gradio here.
 
-The parts (settings, knowledge base, agent factory, ingest function) are built at the edge and handed in, so the
-tests can pass a scripted model; everything here is shared by every browser session and API client.
+The parts come built from `kbagent.components` (tests build them with a scripted model); everything here is
+shared by every browser session and API client.
 """
 
 from __future__ import annotations
@@ -9,17 +9,17 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from agent.events import Done, Error, Event, Sources, ToolEnd
-from agent.memory import ThreadStore
+from agent.events import Answer, Error, Event, fold
 from agent.runner import Agent
 from evaluation import QuestionResult, QuestionSetResult, evaluate_questions, load_questions
-from ingest import IngestReport, Progress, build_ingestor
+from ingest import IngestReport, Progress
 from ingest.pipeline import Outcome
-from knowledge_base import KnowledgeBase
+from kbagent.components import Components
+from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
 from ui.uploads import store_upload
 
@@ -33,83 +33,8 @@ class SessionChoices:
 
     model: str = ""
     k: int = 5
-    mode: str = "hybrid"
+    mode: Mode = "hybrid"
     temperature: float = 0.2
-
-
-class MakeAgent(Protocol):
-    def __call__(self, model: str | None, choices: SessionChoices) -> Agent: ...
-
-
-class Ingest(Protocol):
-    def __call__(
-        self,
-        paths: list[Path],
-        urls: list[str],
-        *,
-        crawl: int = 0,
-        doc_type: str | None = None,
-        progress: Progress | None = None,
-    ) -> IngestReport: ...
-
-
-class SessionKB:
-    """The shared knowledge base seen with one session's retrieval mode (the agent's tools read its options)."""
-
-    def __init__(self, kb: KnowledgeBase, mode: str) -> None:
-        self._kb = kb
-        self.mode = mode
-
-    def default_options(self) -> SearchOptions:
-        from dataclasses import replace
-
-        return replace(self._kb.default_options(), mode=self.mode)
-
-    def search(
-        self, query: str, k: int | None = None, filters: dict[str, Any] | None = None, options: Any = None
-    ) -> list[Any]:
-        return self._kb.search(query, k=k, filters=filters, options=options or self.default_options())
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._kb, name)
-
-
-def default_agent_factory(
-    settings: Any, kb: KnowledgeBase, threads: ThreadStore, scraper: Callable[[str], str] | None = None
-) -> MakeAgent:
-    """Real agents: the model from the model factory (`agent/models.py`), the session's k, mode, temperature."""
-
-    def make(model: str | None, choices: SessionChoices) -> Agent:
-        update: dict[str, Any] = {"agent_k": choices.k, "temperature": choices.temperature, "search_mode": choices.mode}
-        if model is not None:
-            update["model"] = "" if model == "embedded" else model
-        session = settings.model_copy(update=update)
-        return Agent(session, SessionKB(kb, choices.mode), scraper=scraper, threads=threads)  # type: ignore[arg-type]
-
-    return make
-
-
-def default_ingest(settings: Any, kb: KnowledgeBase) -> Ingest:
-    """Files through the ingest pipeline, URLs through the guarded fetcher (same calls as `kbagent ingest`)."""
-    from ingest.web import combine, ingest_web
-
-    def run(
-        paths: list[Path],
-        urls: list[str],
-        *,
-        crawl: int = 0,
-        doc_type: str | None = None,
-        progress: Progress | None = None,
-    ) -> IngestReport:
-        ingestor = build_ingestor(settings, kb)
-        reports = []
-        if paths:
-            reports.append(ingestor.run(paths, doc_type=doc_type, progress=progress))
-        if urls:
-            reports.append(ingest_web(ingestor, settings, urls, crawl=crawl, doc_type=doc_type, progress=progress))
-        return combine(*reports)
-
-    return run
 
 
 class ReportingProgress(Progress):
@@ -142,50 +67,36 @@ class ReportingProgress(Progress):
             self.report(min(max(fraction, 0.0), 1.0), text)
 
 
-@dataclass
-class Answer:
-    answer: str
-    thread_id: str
-    model: str
-    seconds: float
-    sources: list[dict[str, Any]]
-    tools: list[dict[str, Any]]
-
-
 class Services:
-    def __init__(
-        self,
-        settings: Any,
-        kb: KnowledgeBase,
-        make_agent: MakeAgent,
-        ingest: Ingest | None = None,
-        threads: ThreadStore | None = None,
-    ) -> None:
-        self.settings = settings
-        self.kb = kb
-        self.make_agent = make_agent
-        self.ingest = ingest or default_ingest(settings, kb)
-        self.threads = threads or ThreadStore(settings.threads_path)
-        self.uploads_dir = Path(settings.data_dir) / "uploads"
-        self._agents: dict[tuple[str, SessionChoices], Agent] = {}
+    """The app's operations over the parts built in `kbagent.components`, shared by every browser session."""
+
+    def __init__(self, parts: Components) -> None:
+        self.parts = parts
+        self.settings = parts.settings
+        self.kb = parts.kb
+        self.threads = parts.threads
+        self.uploads_dir = parts.settings.store.data_dir / "uploads"
+        self._agents: dict[SessionChoices, Agent] = {}
         self._agent_lock = threading.Lock()
         self._model_locks: dict[str, threading.Lock] = {}
         self._write_lock = threading.Lock()
 
     def default_choices(self) -> SessionChoices:
-        s = self.settings
-        return SessionChoices(model=s.model or "embedded", k=s.agent_k, mode=s.search_mode, temperature=s.temperature)
+        agent, search = self.settings.agent, self.settings.search
+        return SessionChoices(
+            model=agent.model or "embedded", k=agent.k, mode=search.mode, temperature=agent.temperature
+        )
 
     # ---- chat ------------------------------------------------------------------------------------
 
     def agent(self, choices: SessionChoices) -> Agent:
         """One agent per (model, k, mode, temperature), built on first use and shared by every session (the last
         few are kept: a temperature change rebuilds the model, and a local model is large)."""
-        key = (choices.model or "embedded", choices)
+        key = replace(choices, model=choices.model or "embedded")
         with self._agent_lock:
             agent = self._agents.pop(key, None)
             if agent is None:
-                agent = self.make_agent(choices.model or None, choices)
+                agent = self.parts.agent(key.model, k=key.k, mode=key.mode, temperature=key.temperature)
             self._agents[key] = agent  # most recently used last
             while len(self._agents) > MAX_AGENTS:  # each may hold a local model in memory
                 self._agents.pop(next(iter(self._agents)))
@@ -206,18 +117,8 @@ class Services:
             yield from agent.stream(question, thread_id or None)
 
     def ask(self, question: str, thread_id: str | None, choices: SessionChoices) -> Answer:
-        sources: list[Any] = []
-        tools: list[dict[str, Any]] = []
-        for event in self.stream(question, thread_id, choices):
-            if isinstance(event, Error):
-                raise RuntimeError(event.message)
-            if isinstance(event, ToolEnd):
-                tools.append({"tool": event.name, "seconds": round(event.seconds, 3), "ok": event.ok})
-            elif isinstance(event, Sources):
-                sources = [p.as_dict() for p in event.passages]
-            elif isinstance(event, Done):
-                return Answer(event.answer, event.thread_id, event.model, round(event.seconds, 3), sources, tools)
-        raise RuntimeError("the agent stopped without an answer")
+        """The whole answer (the API); raises AnswerError when there is none."""
+        return fold(self.stream(question, thread_id, choices))
 
     def history(self, thread_id: str, choices: SessionChoices) -> list[tuple[str, str]]:
         return self.agent(choices).history(thread_id)
@@ -238,7 +139,7 @@ class Services:
         self, paths: list[Path], urls: list[str], crawl: int = 0, doc_type: str | None = None, progress: Any = None
     ) -> IngestReport:
         with self._write_lock:
-            return self.ingest(paths, urls, crawl=crawl, doc_type=doc_type, progress=progress)
+            return self.parts.ingest(paths, urls, crawl=crawl, doc_type=doc_type, progress=progress)
 
     def sources(self) -> list[Any]:
         return self.kb.sources()
@@ -271,8 +172,12 @@ class Services:
             reports.append(self.ingest_paths(paths, urls, doc_type=doc_type or None, progress=progress))
         return combine(*reports)
 
-    def search(self, query: str, k: int, mode: str) -> list[Any]:
-        return SessionKB(self.kb, mode).search(query, k=k)
+    def search(self, query: str, k: int, mode: Mode) -> list[Any]:
+        return self.kb.search(query, k=k, options=self._options(mode))
+
+    def _options(self, mode: Mode) -> SearchOptions:
+        """The knowledge base's search options with this session's retrieval mode."""
+        return replace(self.kb.default_options(), mode=mode)
 
     def stats(self) -> dict[str, Any]:
         return self.kb.stats()
@@ -280,7 +185,7 @@ class Services:
     # ---- evaluation ------------------------------------------------------------------------------
 
     def evaluate(
-        self, path: Path, k: int, mode: str, on_question: Callable[[int, int, QuestionResult], None] | None = None
+        self, path: Path, k: int, mode: Mode, on_question: Callable[[int, int, QuestionResult], None] | None = None
     ) -> QuestionSetResult:
         questions = load_questions(path)
         total = len(questions)
@@ -292,8 +197,7 @@ class Services:
             if on_question:
                 on_question(done, total, result)
 
-        options = SessionKB(self.kb, mode).default_options()
-        return evaluate_questions(self.kb, questions, k, options, on_question=step)
+        return evaluate_questions(self.kb, questions, k, self._options(mode), on_question=step)
 
 
 def _first_line(exc: BaseException) -> str:

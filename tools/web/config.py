@@ -1,31 +1,29 @@
-"""The fetcher's limits, read from any settings-like object so `tools` never imports the CLI's settings."""
+"""The web fetcher's settings section: which hosts it may reach and its limits in time and size."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from pydantic import Field
+
+from knowledge_base.config import Section
 
 DEFAULT_USER_AGENT = "kbagent/0.1 (+offline knowledge-base ingester)"
 
 
-@dataclass(frozen=True)
-class FetchConfig:
-    allow_hosts: str = ""
-    timeout_s: float = 20.0
-    max_bytes: int = 10 * 2**20
-    max_redirects: int = 5
-    user_agent: str = DEFAULT_USER_AGENT
-    browser_path: str = ""
+class FetchConfig(Section):
+    allow_hosts: str = Field(
+        "", description="Hosts, host:port or CIDRs the web fetcher may reach despite the guard (comma-separated)."
+    )
+    timeout_s: float = Field(
+        20.0, gt=0, le=600, alias="fetch_timeout_s", description="Time limit for one page, redirects included."
+    )
+    max_mb: float = Field(10.0, gt=0, alias="fetch_max_mb", description="Larger web pages are refused.")
+    max_redirects: int = Field(
+        5, ge=0, le=30, alias="fetch_max_redirects", description="Redirect hops followed (each one checked)."
+    )
+    crawl_delay_s: float = Field(1.0, ge=0, le=60, description="Pause between requests to one site when crawling.")
+    browser_path: str = Field("", description="Chromium for JavaScript pages; empty = Playwright's, else system.")
+    user_agent: str = Field(DEFAULT_USER_AGENT, description="Sent with web requests.")
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> FetchConfig:
-        """`KBAGENT_*` settings (allow_hosts, fetch_timeout_s, fetch_max_mb, ...) → limits; missing ones default."""
-        default = cls()
-        return cls(
-            allow_hosts=getattr(settings, "allow_hosts", default.allow_hosts) or "",
-            timeout_s=float(getattr(settings, "fetch_timeout_s", default.timeout_s)),
-            max_bytes=int(float(getattr(settings, "fetch_max_mb", default.max_bytes / 2**20)) * 2**20),
-            max_redirects=int(getattr(settings, "fetch_max_redirects", default.max_redirects)),
-            user_agent=getattr(settings, "user_agent", "") or default.user_agent,
-            browser_path=getattr(settings, "browser_path", "") or "",
-        )
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_mb * 2**20)

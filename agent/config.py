@@ -1,0 +1,56 @@
+"""The agent's settings sections: which model answers and how, and the provider keys (under their usual names)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from knowledge_base.config import Section
+
+
+class AgentConfig(Section):
+    model: str = Field(
+        "",
+        description="openai:NAME, anthropic:NAME, gemini:NAME, deepseek:NAME, ollama:NAME, "
+        "hf:ID-OR-PATH, gguf:PATH; empty = the embedded GGUF model.",
+    )
+    tool_calling: Literal["auto", "on", "off"] = Field(
+        "auto", description="Let the model call tools (auto: on for API models, off for small local ones)."
+    )
+    temperature: float = Field(0.2, ge=0, le=2)
+    max_tokens: int = Field(512, ge=16, le=32768, description="Longest answer, in tokens.")
+    context_tokens: int = Field(4096, ge=512, le=131072, description="Context window for local models.")
+    threads: int = Field(0, ge=0, description="CPU threads for local models; 0 = all cores.")
+    k: int = Field(5, ge=1, le=20, alias="agent_k", description="Passages the agent retrieves per search.")
+    context_chars: int = Field(
+        1000,
+        ge=200,
+        le=100_000,
+        alias="agent_context_chars",
+        description="Passage text a local model reads per answer: each passage's sentences closest to the "
+        "question, this many characters in all (prompt reading is the slow part on a CPU).",
+    )
+    min_similarity: float = Field(
+        0.3,
+        ge=-1,
+        le=1,
+        alias="agent_min_similarity",
+        description="Passages less similar to the question are not shown to the model.",
+    )
+
+
+class ProviderKeys(Section):
+    """Read from the providers' usual variable names (OPENAI_API_KEY, ...), without the KBAGENT_ prefix."""
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    google_api_key: SecretStr | None = None
+    deepseek_api_key: SecretStr | None = None
+    hf_token: SecretStr | None = None
+    ollama_host: str = "http://127.0.0.1:11434"
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if value else None

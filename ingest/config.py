@@ -1,0 +1,29 @@
+"""The ingest settings section: how sources are split into chunks and which ones are too large to read."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from ingest.chunking import ChunkingConfig
+from knowledge_base.config import Section
+
+
+class IngestConfig(Section):
+    chunk_size: int = Field(800, ge=100, le=20000, description="Characters per chunk.")
+    chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
+    max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
+    max_text_mb: float = Field(5.0, gt=0, description="Files with more extracted text (M characters) are skipped.")
+    write_batch_chunks: int = Field(
+        1024, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> IngestConfig:
+        if self.chunk_overlap >= self.chunk_size:
+            size, overlap = self.chunk_size, self.chunk_overlap
+            raise ValueError(f"chunk_overlap ({overlap}) must be smaller than chunk_size ({size})")
+        return self
+
+    @property
+    def chunking(self) -> ChunkingConfig:
+        return ChunkingConfig(self.chunk_size, self.chunk_overlap)

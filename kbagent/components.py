@@ -1,0 +1,163 @@
+"""The composition root: the one place that turns settings into built parts.
+
+The CLI, the app, the evaluator and the benchmarks all start here; no constructor builds its own
+dependencies. Parts are built on first use (a `kbagent search` never loads the chat model or the web
+fetcher) and closed together. Tests pass their own embedder or a scripted chat model through the same seam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kbagent.errors import ConfigError
+from kbagent.settings import Settings
+
+if TYPE_CHECKING:
+    from agent.memory import ThreadStore
+    from agent.models import ModelFactory
+    from agent.runner import Agent
+    from ingest import Ingestor, IngestReport, Progress
+    from knowledge_base import KnowledgeBase
+    from knowledge_base.embeddings import Embedder
+    from tools.web import WebFetcher
+
+
+def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
+    """The knowledge base of `settings`: its embedder (unless given), Chroma client and re-ranker."""
+    from knowledge_base import KnowledgeBase
+    from knowledge_base.chroma import open_client
+    from knowledge_base.embeddings import build_embedder
+    from knowledge_base.reranker import build_reranker
+
+    if embedder is None:
+        keys = settings.keys
+        embedder = build_embedder(
+            settings.embedding, settings.store.models_path, keys.secret("openai_api_key"), keys.openai_base_url
+        )
+    reranker = build_reranker(settings.search, settings.embedding.device)
+    return KnowledgeBase(settings.store, settings.search, embedder, open_client(settings.store), reranker)
+
+
+class Components:
+    """Every part of kbagent, built from one `Settings`. Use as a context manager: closing closes what was built.
+
+    `embedder` and `chat_model` replace the configured ones (tests, benchmarks, a second store that shares the
+    first one's loaded embedder); with `chat_model`, every agent answers with it whatever model it names.
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, chat_model: Any | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._chat_model = chat_model
+
+    def __enter__(self) -> Components:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        built = self.__dict__
+        if "fetcher" in built:
+            built["fetcher"].close()
+        if "kb" in built:
+            built["kb"].close()
+
+    @cached_property
+    def kb(self) -> KnowledgeBase:
+        return open_knowledge_base(self.settings, self._embedder)
+
+    @cached_property
+    def threads(self) -> ThreadStore:
+        from agent.memory import ThreadStore
+
+        return ThreadStore(self.settings.threads_path)
+
+    @cached_property
+    def fetcher(self) -> WebFetcher:
+        """One guarded fetcher (and at most one browser) for every page ingested or scraped in this process."""
+        from tools.web import FetchError, WebFetcher
+
+        try:
+            return WebFetcher(self.settings.web)
+        except FetchError as exc:  # a bad KBAGENT_ALLOW_HOSTS entry
+            raise ConfigError(str(exc)) from exc
+
+    @cached_property
+    def scraper(self) -> Callable[[str], str]:
+        from tools.scraper import make_scraper
+
+        return make_scraper(self.fetcher)
+
+    @cached_property
+    def models(self) -> ModelFactory:
+        from agent.models import ModelFactory
+
+        return ModelFactory(self.settings.agent, self.settings.keys, self.settings.store.models_path)
+
+    def ingestor(self) -> Ingestor:
+        from ingest import build_ingestor
+
+        return build_ingestor(self.settings.ingest, self.kb)
+
+    def ingest(
+        self,
+        paths: Sequence[Path] = (),
+        urls: Sequence[str] = (),
+        *,
+        sitemaps: Sequence[str] = (),
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> IngestReport:
+        """Files and folders through the pipeline, pages through the guarded fetcher, one report: what
+        `kbagent ingest` and the app's Knowledge base tab both run. `options`: `doc_type`, and for files
+        `globs`, `excludes`, `sync`; for pages `crawl`, `max_pages`, `render`."""
+        from ingest.web import combine, ingest_web
+
+        file_options = {k: options[k] for k in ("globs", "excludes", "sync") if k in options}
+        web_options = {k: options[k] for k in ("crawl", "max_pages", "render") if k in options}
+        doc_type = options.get("doc_type")
+        ingestor = self.ingestor()
+        reports = []
+        if paths:
+            reports.append(ingestor.run(list(paths), doc_type=doc_type, progress=progress, **file_options))
+        if urls or sitemaps:
+            reports.append(
+                ingest_web(
+                    ingestor,
+                    self.fetcher,
+                    list(urls),
+                    sitemaps=list(sitemaps),
+                    doc_type=doc_type,
+                    progress=progress,
+                    **web_options,
+                )
+            )
+        return combine(*reports)
+
+    def agent(
+        self,
+        model: str | None = None,
+        *,
+        k: int | None = None,
+        mode: str | None = None,
+        temperature: float | None = None,
+    ) -> Agent:
+        """An agent on `model` (None: the configured one), with this session's k, retrieval mode and temperature."""
+        from dataclasses import replace
+
+        from agent.models import parse_model
+        from agent.runner import Agent
+
+        spec = parse_model(self.settings.agent.model if model is None else model)
+        config = self.settings.agent
+        changes = {"k": k, "temperature": temperature}
+        config = config.model_copy(update={key: v for key, v in changes.items() if v is not None})
+        chat_model = self._chat_model or self.models.build(spec, config.temperature)
+        options = self.kb.default_options()
+        if mode is not None:
+            options = replace(options, mode=mode)
+        return Agent(config, self.kb, chat_model, spec, self.threads, scraper=self.scraper, search_options=options)

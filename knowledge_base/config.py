@@ -1,0 +1,102 @@
+"""The knowledge base's settings: where the store lives, how texts are embedded, how search ranks.
+
+Each field's alias is its flat `KBAGENT_*` name (`KBAGENT_SEARCH_K` → `SearchConfig.k`), which
+`kbagent.settings` reads; in code, sections are built by field name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+Mode = Literal["hybrid", "dense", "keyword"]
+
+
+class Section(BaseModel):
+    """A settings section: built by field name or by its flat alias, never silently extended."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, extra="forbid", frozen=True)
+
+
+class StoreConfig(Section):
+    data_dir: Path = Field(Path("./data"), description="Where the store, the source records and threads live.")
+    collection: str = Field("kbagent", description="Chroma collection name.")
+    chroma_url: str = Field("", description="Empty: embedded store on disk. http://host:port: a Chroma server.")
+    chroma_texts: bool | None = Field(
+        None,
+        description="Also store chunk texts in Chroma. Default: only with a Chroma server, whose other clients "
+        "read them there; the embedded store keeps them in sources.sqlite3 alone (Chroma's writes take half the time).",
+    )
+    models_dir: Path | None = Field(
+        None, description="Where model files are joined and exported (default DATA_DIR/models)."
+    )
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def records_path(self) -> Path:
+        return self.data_dir / "sources.sqlite3"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.data_dir / "ingest.lock"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def texts_in_chroma(self) -> bool:
+        """Chroma indexes every text it stores for a full-text search we never use: send texts only where
+        other clients of a server read them, unless the setting says otherwise."""
+        return bool(self.chroma_url) if self.chroma_texts is None else self.chroma_texts
+
+
+class EmbeddingConfig(Section):
+    model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        alias="embedding_model",
+        description="'all-MiniLM-L6-v2' (shipped offline), any sentence-transformers name or path, "
+        "or 'openai:<model>'.",
+    )
+    backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        alias="embedding_backend",
+        description="auto: the shipped MiniLM embeds queries through onnxruntime (fast start) and batches through "
+        "a TorchScript export; torch: sentence-transformers.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        alias="embedding_dtype",
+        description="Ingest precision for torch models; auto: bfloat16 on CPUs with AMX/AVX512-BF16.",
+    )
+    batch_size: int = Field(32, ge=1, le=1024, alias="embedding_batch_size")
+    device: str = Field("cpu", alias="embedding_device", description="torch device for local embedding models.")
+
+
+class SearchConfig(Section):
+    k: int = Field(10, ge=1, le=200, alias="search_k")
+    mode: Mode = Field("hybrid", alias="search_mode", description="Default retrieval mode.")
+    mmr: bool = Field(False, alias="search_mmr", description="Diversify results with maximal marginal relevance.")
+    min_score: float | None = Field(
+        None,
+        alias="search_min_score",
+        description="Drop chunks whose cosine similarity (BM25 score in keyword mode) is below this.",
+    )
+    dense_weight: float = Field(1.0, ge=0, alias="hybrid_dense_weight", description="Dense ranking's fusion weight.")
+    keyword_weight: float = Field(
+        1.0, ge=0, alias="hybrid_keyword_weight", description="Keyword ranking's fusion weight."
+    )
+    keyword_max_scored_rows: int = Field(
+        30_000,
+        ge=0,
+        description="Keyword search scores at most about this many rows, leaving out a query's commonest words "
+        "on large stores (latency); 0 = no limit.",
+    )
+    reranker: str = Field("", description="Cross-encoder name or local path; empty = no re-ranking.")
+    rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")
