@@ -24,6 +24,8 @@ os.environ.update(
     HF_HUB_DISABLE_PROGRESS_BARS="1",
     TRANSFORMERS_VERBOSITY="error",
 )
+# Read before the KBAGENT_ variables go: the browser test rewrites docs/screenshot.png only when asked to.
+SAVE_SCREENSHOTS = os.environ.get("KBAGENT_SCREENSHOTS") == "1"
 for key in [k for k in os.environ if k.startswith("KBAGENT_")]:
     del os.environ[key]
 # One models folder for the whole run (and its subprocesses): the ONNX export and the joined GGUF are made once.

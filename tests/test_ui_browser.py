@@ -25,7 +25,7 @@ from ingest import build_ingestor
 from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
 from knowledge_base.embeddings import SentenceTransformerEmbedder
-from tests.conftest import REPO, SAMPLES, free_port
+from tests.conftest import REPO, SAMPLES, SAVE_SCREENSHOTS, free_port
 from tests.ui_app import RunningApp, running_app
 from tools.web.browser import FLAGS
 
@@ -151,8 +151,9 @@ def _wait_for(predicate: Any, timeout_s: float = 30.0, what: str = "condition") 
 
 
 def _screenshot_path(tmp_path: Path) -> Path:
-    """The README's screenshot only when asked for (KBAGENT_SCREENSHOTS=1): a test run leaves the repository alone."""
-    if os.environ.get("KBAGENT_SCREENSHOTS") == "1":
+    """The README's screenshot only when asked for (KBAGENT_SCREENSHOTS=1, read by conftest): a test run leaves the
+    repository alone."""
+    if SAVE_SCREENSHOTS:
         SCREENSHOT.parent.mkdir(exist_ok=True)
         return SCREENSHOT
     return tmp_path / SCREENSHOT.name
