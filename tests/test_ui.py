@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 
@@ -21,8 +22,8 @@ from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.ui_app import RunningApp, running_app, write_docs
 from tests.web_site import serve_site
 from tools.knowledge_search import Passage
-from ui import render
-from ui.services import ReportingProgress
+from ui import chat_tab, formatting, knowledge_tab
+from ui.services import ReportingProgress, SessionChoices
 from ui.uploads import safe_name, store_upload
 
 # ---- upload names ----------------------------------------------------------------------------------------
@@ -78,7 +79,9 @@ def _passage(n: int = 1, source: str = "/kb/ferries.md") -> Passage:
 
 
 def test_answer_view_streams_tool_calls_then_tokens() -> None:
-    view = render.AnswerView([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "When?")
+    view = formatting.AnswerView(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "When?"
+    )
     view.apply(ToolStart("c1", "search_knowledge_base", {"query": "ferry"}))
     pending = view.messages()
     assert pending[-1].metadata["status"] == "pending" and pending[-1].metadata["title"].endswith(
@@ -106,7 +109,7 @@ def test_answer_view_streams_tool_calls_then_tokens() -> None:
 
 
 def test_answer_view_shows_errors_as_a_message() -> None:
-    view = render.AnswerView([], "Hi")
+    view = formatting.AnswerView([], "Hi")
     view.apply(ToolStart("c1", "scrape_webpage", {"url": "http://x"}))
     view.apply(ToolEnd("c1", "scrape_webpage", "FetchError: refused", 0.01, ok=False))
     view.apply(Error("ConfigError: no key"))
@@ -116,16 +119,16 @@ def test_answer_view_shows_errors_as_a_message() -> None:
 
 
 def test_sources_panel_lists_passages_as_text() -> None:
-    text = render.sources_markdown([_passage(1), _passage(2, "https://example.org/a")])
+    text = formatting.sources_markdown([_passage(1), _passage(2, "https://example.org/a")])
     assert "**[1] Ferry \\*timetable\\***" in text and "`/kb/ferries.md`" in text and "p. 2" in text
     assert "score 0.500" in text and "[https://example.org/a](https://example.org/a)" in text
     assert "<b>" not in text and "&lt;b&gt;Pier 9&lt;/b&gt;" in text  # document HTML is shown, never rendered
-    assert render.sources_markdown([]).startswith("_No sources")
+    assert formatting.sources_markdown([]).startswith("_No sources")
 
 
 def test_eval_summary_is_coloured() -> None:
     row = {"questions": 2, "mrr": 0.9, "ndcg": 0.6, "coverage": 0.1}
-    html = render.eval_summary_html({"k": 10, "mode": "hybrid", "overall": row, "categories": {"fact": row}})
+    html = formatting.eval_summary_html({"k": 10, "mode": "hybrid", "overall": row, "categories": {"fact": row}})
     assert html.count('class="metric good"') == 2 and html.count("metric fair") == 2 and html.count("poor") == 2
 
 
@@ -136,6 +139,40 @@ def test_progress_reports_fractions() -> None:
     progress.chunks_planned(4)
     progress.chunks_embedded(2)
     assert seen[-1] == (0.5, "0/2 sources, 2/4 chunks embedded")
+
+
+# ---- tab handlers, called directly ----------------------------------------------------------------------
+
+
+class _EmptyServices:
+    """An empty knowledge base; anything past reading it fails the test (a refused request must stop first)."""
+
+    def sources(self) -> list[Any]:
+        return []
+
+    def stats(self) -> dict[str, Any]:
+        return {"sources": 0, "chunks": 0, "doc_types": {}, "embedding_model": "m", "store": "s"}
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"svc.{name} used")
+
+
+def test_chat_handler_refuses_empty_and_overlong_questions() -> None:
+    handlers = chat_tab.ChatHandlers(_EmptyServices(), SessionChoices())  # type: ignore[arg-type]
+    too_long = "x" * (chat_tab.MAX_QUESTION_CHARS + 1)
+    for question, warning in (("   ", "Type a question first"), (too_long, "too long")):
+        with pytest.warns(UserWarning, match=warning):
+            updates = list(handlers.chat(question, [], "t1", "", 5, "hybrid", 0.2))
+        assert updates == [([], gr.skip(), "t1", question)]  # the question stays in the box, the thread too
+
+
+def test_knowledge_handlers_refuse_without_a_selection_or_an_http_url() -> None:
+    handlers = knowledge_tab.KnowledgeHandlers(_EmptyServices(), SessionChoices())  # type: ignore[arg-type]
+    with pytest.warns(UserWarning, match="Select one or more sources first"):
+        message, rows, selection, totals = handlers.delete_selected([])
+    assert message == gr.skip() and rows == [] and selection["choices"] == [] and "0 sources" in totals
+    with pytest.warns(UserWarning, match="http:// or https://"):
+        assert handlers.ingest_url_ui("file:///etc/passwd", 0)[:2] == (gr.skip(), gr.skip())
 
 
 # ---- settings and launch ---------------------------------------------------------------------------------

@@ -1,0 +1,202 @@
+"""The Chat tab: past conversations, the model, the streamed answer and the sources it cites.
+
+`ChatHandlers` holds what the handlers share (the services, the session defaults) and no components, so a test
+calls a handler directly; `build` lays the tab out and `wire` connects the two once the Settings tab exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from agent.events import Done, Sources
+from agent.models import ModelChoice
+from ui import formatting
+from ui.services import Services, SessionChoices
+from ui.settings_tab import SettingsTab, session_choices
+
+CHAT_CONCURRENCY = 20  # simultaneous answers; in-process models still answer one at a time (ui.services)
+MAX_QUESTION_CHARS = 4000
+SOURCES_PLACEHOLDER = "_The passages cited in an answer appear here._"
+
+
+class ChatHandlers:
+    """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put."""
+
+    def __init__(self, svc: Services, defaults: SessionChoices) -> None:
+        self.svc = svc
+        self.defaults = defaults
+
+    def chat(
+        self,
+        message: str,
+        history: list[Any],
+        thread_id: str,
+        model_value: str,
+        k_value: float,
+        mode_value: str,
+        temp: float,
+    ) -> Iterator[tuple[Any, ...]]:
+        """Stream one answer into the chat and its cited passages into the sources panel; a bad question gets a
+        warning and leaves the page as it was."""
+        history = list(history or [])
+        text = (message or "").strip()
+        if not text:
+            gr.Warning("Type a question first.")
+            yield history, gr.skip(), thread_id, message
+            return
+        if len(text) > MAX_QUESTION_CHARS:
+            gr.Warning(f"That question is too long (over {MAX_QUESTION_CHARS} characters).")
+            yield history, gr.skip(), thread_id, message
+            return
+        view = formatting.AnswerView(history, text)
+        view.notice = "Thinking…"
+        yield view.messages(), "_Searching the knowledge base…_", thread_id, ""
+        panel: Any = gr.skip()
+        choices = session_choices(self.defaults, model_value, k_value, mode_value, temp)
+        for event in self.svc.stream(text, thread_id or None, choices):
+            view.apply(event)
+            if isinstance(event, Sources):
+                panel = formatting.sources_markdown(event.passages)
+            if isinstance(event, Done):
+                thread_id = event.thread_id
+            yield view.messages(), panel, thread_id, ""
+        if view.error:
+            yield view.messages(), "_No sources: the answer failed._", thread_id, ""
+
+    def refresh_threads(self, thread_id: str) -> Any:
+        """After an answer: a new thread joins the list, and stays selected."""
+        return gr.update(choices=thread_choices(self.svc), value=thread_id or None)
+
+    def new_conversation(self) -> tuple[Any, ...]:
+        """An empty chat; the next question starts a new thread."""
+        return [], SOURCES_PLACEHOLDER, "", gr.update(choices=thread_choices(self.svc), value=None)
+
+    def open_thread(
+        self, thread_id: str | None, model_value: str, k_value: float, mode_value: str, temp: float
+    ) -> tuple[Any, ...]:
+        """Show a past conversation; the session's model reads it, since threads live in the agent's memory."""
+        if not thread_id:
+            return [], SOURCES_PLACEHOLDER, ""
+        try:
+            turns = self.svc.history(thread_id, session_choices(self.defaults, model_value, k_value, mode_value, temp))
+        except Exception as exc:  # e.g. the model can't be built here: say so, keep the page
+            gr.Warning(f"Could not open that conversation: {exc}")
+            return gr.skip(), gr.skip(), gr.skip()
+        return formatting.history_messages(turns), SOURCES_PLACEHOLDER, thread_id
+
+    def remove_thread(self, thread_id: str) -> tuple[Any, ...]:
+        """Forget the open conversation and start an empty one."""
+        if thread_id:
+            self.svc.threads.delete(thread_id)
+            gr.Info("Conversation deleted.")
+        return self.new_conversation()
+
+
+@dataclass
+class ChatTab:
+    """The tab's components that handlers read or write."""
+
+    new_chat: gr.Button
+    thread_list: gr.Dropdown
+    delete_thread: gr.Button
+    model: gr.Dropdown
+    chatbot: gr.Chatbot
+    question: gr.Textbox
+    ask: gr.Button
+    sources: gr.Markdown
+
+
+def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
+    """Lay out the tab (inside `gr.Tabs`): conversations and model on the left, chat, sources on the right."""
+    with gr.Tab("Chat", id="chat"), gr.Row():
+        with gr.Column(scale=1, min_width=220):
+            new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
+            thread_list = gr.Dropdown(
+                label="Past conversations", choices=thread_choices(handlers.svc), value=None, elem_id="threads"
+            )
+            delete_thread = gr.Button("Delete this conversation", size="sm", elem_id="delete-thread")
+            model = gr.Dropdown(
+                label="Model",
+                choices=model_values(handlers.defaults, models),
+                value=handlers.defaults.model,
+                allow_custom_value=True,
+                info="Pick one, or type provider:model (e.g. openai:gpt-4o-mini).",
+                elem_id="model",
+            )
+            with gr.Accordion("Models on this machine", open=False):
+                gr.Markdown(models_markdown(models))
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(
+                label="Conversation",
+                height=560,
+                buttons=["copy", "copy_all"],
+                placeholder="Ask a question about the knowledge base. Answers cite passages as [n].",
+                elem_id="chatbot",
+            )
+            with gr.Row():
+                question = gr.Textbox(
+                    placeholder="Ask about your documents…",
+                    show_label=False,
+                    lines=1,
+                    max_lines=6,
+                    scale=6,
+                    elem_id="question",
+                )
+                ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+        with gr.Column(scale=2, min_width=260):
+            gr.Markdown("### Sources")
+            sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources-panel", buttons=["copy"])
+    return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, sources)
+
+
+def wire(tab: ChatTab, handlers: ChatHandlers, thread_state: gr.State, session: SettingsTab) -> None:
+    """Connect the handlers; after every tab is laid out, since answers use the Settings tab's controls."""
+    chat_inputs = [tab.question, tab.chatbot, thread_state, tab.model, session.k, session.mode, session.temperature]
+    chat_outputs = [tab.chatbot, tab.sources, thread_state, tab.question]
+    for trigger in (tab.question.submit, tab.ask.click):
+        trigger(
+            handlers.chat,
+            chat_inputs,
+            chat_outputs,
+            api_visibility="undocumented",
+            concurrency_limit=CHAT_CONCURRENCY,
+            concurrency_id="chat",
+            show_progress="hidden",
+        ).then(
+            handlers.refresh_threads,
+            thread_state,
+            tab.thread_list,
+            api_visibility="private",
+            show_progress="hidden",
+        )
+    conversation = [tab.chatbot, tab.sources, thread_state, tab.thread_list]
+    tab.new_chat.click(handlers.new_conversation, None, conversation, api_visibility="private")
+    tab.thread_list.input(
+        handlers.open_thread,
+        [tab.thread_list, tab.model, session.k, session.mode, session.temperature],
+        [tab.chatbot, tab.sources, thread_state],
+        api_visibility="private",
+    )
+    tab.delete_thread.click(handlers.remove_thread, thread_state, conversation, api_visibility="private")
+
+
+def thread_choices(svc: Services) -> list[tuple[str, str]]:
+    """The 50 most recent threads as (label, id) dropdown choices."""
+    return [(formatting.thread_label(t), t.thread_id) for t in svc.threads.list(50)]
+
+
+def model_values(defaults: SessionChoices, models: list[ModelChoice]) -> list[str]:
+    """The configured model first, then every usable one; placeholders like `anthropic:<model>` can't be picked."""
+    return list(dict.fromkeys([defaults.model, *(m.spec for m in models if m.usable and "<" not in m.spec)]))
+
+
+def models_markdown(models: list[ModelChoice]) -> str:
+    """Which models can run here, and why the others can't."""
+    lines = ["| | model | |", "|---|---|---|"]
+    for m in models:
+        lines.append(f"| {'✔' if m.usable else '✘'} | `{m.spec}` | {formatting.md_escape(m.reason)} |")
+    return "\n".join(lines)

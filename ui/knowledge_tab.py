@@ -1,0 +1,231 @@
+"""The Knowledge base tab: upload files or add a URL, the sources table, delete and re-ingest, a trial search.
+
+`KnowledgeHandlers` holds what the handlers share and no components, so a test calls a handler directly; `build`
+lays the tab out and `wire` connects the two once the Settings tab (whose k and mode the search uses) exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ui import formatting
+from ui.services import ReportingProgress, Services, SessionChoices
+from ui.settings_tab import SettingsTab, mode_or_default
+
+
+class KnowledgeHandlers:
+    """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put.
+    Each write handler returns its message first, then `view()`'s table, selection and totals."""
+
+    def __init__(self, svc: Services, defaults: SessionChoices) -> None:
+        self.svc = svc
+        self.defaults = defaults
+
+    def view(self, keep: list[str] | None = None) -> tuple[Any, ...]:
+        """The sources table, the selection (`keep`, less what is gone) and the totals, as they are now."""
+        records = self.svc.sources()
+        names = [r.source for r in records]
+        kept = [s for s in keep or [] if s in names]
+        return (
+            formatting.source_rows(records),
+            gr.update(choices=names, value=kept),
+            formatting.totals_markdown(self.svc.stats()),
+        )
+
+    def refresh(self, chosen: list[str] | None) -> tuple[Any, ...]:
+        """Another session or the CLI may have changed the knowledge base: show it again, selection kept."""
+        return self.view(chosen)
+
+    # Copies the uploads under safe names, ingests them and clears the upload box. No docstring: Gradio would show
+    # it as the description of the public /ingest_files endpoint, which has none.
+    def ingest_uploads(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        if not paths:
+            gr.Warning("Choose one or more files first.")
+            return (gr.skip(), *self.view())
+        stored, problems = self.svc.store_uploads((p, Path(p).name) for p in paths)
+        report = self.svc.ingest_paths(stored, [], progress=ReportingProgress(lambda f, t: progress(f, desc=t)))
+        report.outcomes[:0] = problems
+        return (formatting.report_markdown(report, "Upload"), None, *self.view())
+
+    def ingest_url_ui(
+        self,
+        link: str,
+        depth: float | None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> tuple[Any, ...]:
+        """Ingest a web page (and its same-site links to `depth`); only http(s) URLs, refused with a warning."""
+        link = (link or "").strip()
+        if not link.lower().startswith(("http://", "https://")):
+            gr.Warning("Enter an http:// or https:// URL.")
+            return (gr.skip(), gr.skip(), *self.view())
+        try:
+            report = self.svc.ingest_paths(
+                [], [link], crawl=int(depth or 0), progress=ReportingProgress(lambda f, t: progress(f, desc=t))
+            )
+        except Exception as exc:  # a bad KBAGENT_ALLOW_HOSTS entry and the like
+            gr.Warning(f"Could not ingest {link}: {exc}")
+            return (gr.skip(), gr.skip(), *self.view())
+        return (formatting.report_markdown(report, "Web"), "", *self.view())
+
+    def delete_selected(self, chosen: list[str] | None) -> tuple[Any, ...]:
+        """Delete the selected sources (and their uploaded copies); nothing selected gets a warning."""
+        if not chosen:
+            gr.Warning("Select one or more sources first (click a row, or pick them in the list).")
+            return (gr.skip(), *self.view())
+        removed = self.svc.remove(list(chosen))
+        return (f"**Deleted** {len(removed)} source(s).", *self.view())
+
+    def reingest_selected(self, chosen: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        """Read the selected sources again; the selection stays for another try."""
+        if not chosen:
+            gr.Warning("Select one or more sources first.")
+            return (gr.skip(), *self.view())
+        report = self.svc.reingest(list(chosen), progress=ReportingProgress(lambda f, t: progress(f, desc=t)))
+        return (formatting.report_markdown(report, "Re-ingest"), *self.view(chosen))
+
+    def select_row(self, chosen: list[str] | None, evt: gr.SelectData) -> Any:
+        """A click on a table row adds its source to the selection."""
+        row = evt.row_value or []
+        source = str(row[0]) if row else ""
+        current = list(chosen or [])
+        if source and source not in current:
+            current.append(source)
+        return gr.update(value=current)
+
+    def search_ui(self, query: str, k_value: float, mode_value: str) -> str:
+        """Try a search with the session's k and mode, to see what the agent would be given."""
+        if not (query or "").strip():
+            gr.Warning("Type something to search for.")
+            return ""
+        mode_value = mode_or_default(mode_value, self.defaults)
+        return formatting.search_markdown(self.svc.search(query, int(k_value or self.defaults.k), mode_value))
+
+
+@dataclass
+class KnowledgeTab:
+    """The tab's components that handlers read or write."""
+
+    totals: gr.Markdown
+    files: gr.File
+    ingest_files: gr.Button
+    url: gr.Textbox
+    crawl: gr.Number
+    add_url: gr.Button
+    ingest_result: gr.Markdown
+    sources_table: gr.Dataframe
+    selected: gr.Dropdown
+    delete: gr.Button
+    reingest: gr.Button
+    refresh: gr.Button
+    search_query: gr.Textbox
+    search_button: gr.Button
+    search_results: gr.Markdown
+
+
+def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
+    """Lay out the tab (inside `gr.Tabs`): totals, the two ways in, the sources table and its actions, a search."""
+    svc = handlers.svc
+    with gr.Tab("Knowledge base", id="kb"):
+        totals = gr.Markdown(formatting.totals_markdown(svc.stats()), elem_id="totals")
+        with gr.Row():
+            with gr.Column():
+                files = gr.File(label="Upload files", file_count="multiple", elem_id="upload")
+                ingest_files = gr.Button("Ingest files", variant="primary", elem_id="ingest-files")
+            with gr.Column():
+                url = gr.Textbox(label="Web page URL", placeholder="https://…", elem_id="url")
+                crawl = gr.Number(
+                    label="Crawl depth (0: this page only)", value=0, minimum=0, maximum=5, precision=0, elem_id="crawl"
+                )
+                add_url = gr.Button("Add URL", elem_id="add-url")
+        ingest_result = gr.Markdown(elem_id="ingest-result")
+        sources_table = gr.Dataframe(
+            value=formatting.source_rows(svc.sources()),
+            headers=formatting.SOURCE_HEADERS,
+            interactive=False,
+            wrap=True,
+            max_height=420,
+            label="Sources (click a row to select it)",
+            elem_id="sources-table",
+        )
+        with gr.Row():
+            selected = gr.Dropdown(
+                label="Selected sources",
+                choices=[r.source for r in svc.sources()],
+                multiselect=True,
+                scale=5,
+                elem_id="selected",
+            )
+            delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete-sources")
+            reingest = gr.Button("Re-ingest", scale=1, elem_id="reingest")
+            refresh = gr.Button("Refresh", scale=1, elem_id="refresh")
+        with gr.Accordion("Try a search", open=False):
+            with gr.Row():
+                search_query = gr.Textbox(
+                    show_label=False, placeholder="Search the chunks…", scale=5, elem_id="search-query"
+                )
+                search_button = gr.Button("Search", scale=1, elem_id="search")
+            search_results = gr.Markdown(elem_id="search-results")
+    return KnowledgeTab(
+        totals,
+        files,
+        ingest_files,
+        url,
+        crawl,
+        add_url,
+        ingest_result,
+        sources_table,
+        selected,
+        delete,
+        reingest,
+        refresh,
+        search_query,
+        search_button,
+        search_results,
+    )
+
+
+def wire(tab: KnowledgeTab, handlers: KnowledgeHandlers, session: SettingsTab) -> None:
+    """Connect the handlers; after every tab is laid out, since the search uses the Settings tab's k and mode.
+    Writes share the "kb_write" queue with the API's, one at a time."""
+    view = [tab.sources_table, tab.selected, tab.totals]
+    tab.ingest_files.click(
+        handlers.ingest_uploads,
+        tab.files,
+        [tab.ingest_result, tab.files, *view],
+        api_name="ingest_files",
+        concurrency_id="kb_write",
+        concurrency_limit=1,
+    )
+    tab.add_url.click(
+        handlers.ingest_url_ui,
+        [tab.url, tab.crawl],
+        [tab.ingest_result, tab.url, *view],
+        api_visibility="undocumented",
+        concurrency_id="kb_write",
+        concurrency_limit=1,
+    )
+    tab.delete.click(
+        handlers.delete_selected,
+        tab.selected,
+        [tab.ingest_result, *view],
+        api_visibility="undocumented",
+        concurrency_id="kb_write",
+        concurrency_limit=1,
+    )
+    tab.reingest.click(
+        handlers.reingest_selected,
+        tab.selected,
+        [tab.ingest_result, *view],
+        api_visibility="undocumented",
+        concurrency_id="kb_write",
+        concurrency_limit=1,
+    )
+    tab.refresh.click(handlers.refresh, tab.selected, view, api_visibility="private")
+    tab.sources_table.select(handlers.select_row, tab.selected, tab.selected, api_visibility="private")
+    search_inputs = [tab.search_query, session.k, session.mode]
+    for trigger in (tab.search_query.submit, tab.search_button.click):
+        trigger(handlers.search_ui, search_inputs, tab.search_results, api_visibility="private")
