@@ -1,54 +1,40 @@
 """The Gradio app: chat, knowledge base, evaluation, settings. `python app.py` (or `kbagent serve`) opens it.
 
 Only the composition lives here: `build_app` puts together the tabs (`ui/*_tab.py`) and the API (`ui/api.py`)
-over parts built elsewhere (settings, knowledge base, an agent factory, an ingest function), so tests hand it a
-scripted model; `main` builds the real parts and launches (`ui/server.py`).
+over parts built in `kbagent.components` (tests build them with a scripted model); `main` builds the real parts
+from the settings and launches (`ui/server.py`).
 """
 
 from __future__ import annotations
 
-import os
-
-# Before Gradio or huggingface_hub are imported: no analytics, no telemetry, nothing downloaded at run time.
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
+import contextlib
 import sys
-from typing import Any
 
-import gradio as gr
+from kbagent import environment
 
-from agent.memory import ThreadStore
-from agent.models import ModelChoice, available_models
-from knowledge_base import KnowledgeBase
-from ui import api, chat_tab, evaluation_tab, knowledge_tab, settings_tab
-from ui.server import is_loopback, launch, parse_auth
-from ui.services import Ingest, MakeAgent, Services
+environment.prepare()  # before Gradio or huggingface_hub are imported: they read it once
+
+import gradio as gr  # noqa: E402
+
+from agent.models import ModelChoice, available_models  # noqa: E402
+from kbagent.components import Components  # noqa: E402
+from kbagent.errors import KbagentError  # noqa: E402
+from kbagent.settings import Settings, load_settings  # noqa: E402
+from ui import api, chat_tab, evaluation_tab, knowledge_tab, settings_tab  # noqa: E402
+from ui.server import is_loopback, launch, parse_auth  # noqa: E402
+from ui.services import Services  # noqa: E402
 
 __all__ = ["build_app", "is_loopback", "launch", "main", "parse_auth"]
 
 
-def build_app(
-    settings: Any,
-    kb: KnowledgeBase,
-    make_agent: MakeAgent,
-    ingest: Ingest | None = None,
-    threads: ThreadStore | None = None,
-    models: list[ModelChoice] | None = None,
-) -> gr.Blocks:
-    """The app over already-built parts. `make_agent(model, choices)` returns an Agent for a model spec (None:
-    the configured one) and the session's k, retrieval mode and temperature; `ingest(paths, urls, ...)` ingests."""
-    svc = Services(settings, kb, make_agent, ingest=ingest, threads=threads)
+def build_app(parts: Components, models: list[ModelChoice] | None = None) -> gr.Blocks:
+    """The app over parts built by `kbagent.components` (tests build them with a scripted model)."""
+    svc = Services(parts)
     defaults = svc.default_choices()
-    models = available_models(settings) if models is None else models
+    models = available_models(parts.settings.keys) if models is None else models
     chat = chat_tab.ChatHandlers(svc, defaults)
     knowledge = knowledge_tab.KnowledgeHandlers(svc, defaults)
-    evaluation = evaluation_tab.EvaluationHandlers(svc, defaults, settings)
+    evaluation = evaluation_tab.EvaluationHandlers(svc, defaults, parts.settings)
 
     with gr.Blocks(title="kbagent") as demo:
         thread_state = gr.State("")
@@ -68,40 +54,20 @@ def build_app(
     return demo
 
 
-def main(settings: Any | None = None) -> None:
-    """Build the real parts from `Settings()` and serve until interrupted."""
-    from pydantic import ValidationError
-
-    from agent.memory import ThreadStore
-    from kbagent.errors import ConfigError
-    from kbagent.settings import Settings
-    from ui.services import default_agent_factory
-
+def main(settings: Settings | None = None) -> None:
+    """Build the real parts from the settings and serve until interrupted."""
     try:
-        settings = settings or Settings()
-        parse_auth(settings.auth)
-        kb = KnowledgeBase.open(settings)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        sys.exit(f"kbagent: error: invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
-    except (ValueError, ConfigError) as exc:
+        settings = settings or load_settings()
+        parse_auth(settings.app.auth)
+        parts = Components(settings)
+        parts.kb  # noqa: B018  (opened now: a store that can't be opened is said before the server starts)
+    except (ValueError, KbagentError) as exc:
         sys.exit(f"kbagent: error: {exc}")
-    threads = ThreadStore(settings.threads_path)
-    try:
-        from tools.scraper import make_scraper
-
-        scraper = make_scraper(settings)
-    except ImportError:
-        scraper = None
-    make_agent = default_agent_factory(settings, kb, threads, scraper)
-    demo = build_app(settings, kb, make_agent, threads=threads)
-    print(f"kbagent: the app is at http://{settings.host}:{settings.port} (Ctrl+C stops it)", flush=True)
-    try:
-        launch(demo, settings, quiet=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        kb.close()
+    with parts:
+        demo = build_app(parts)
+        print(f"kbagent: the app is at http://{settings.app.host}:{settings.app.port} (Ctrl+C stops it)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            launch(demo, settings, quiet=True)
 
 
 if __name__ == "__main__":

@@ -47,16 +47,12 @@ def main() -> None:
 
     from gradio_client import Client
 
-    from ingest import build_ingestor
     from kbagent.settings import Settings
-    from knowledge_base import KnowledgeBase
     from tests.ui_app import running_app, write_docs
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", collection=f"b{uuid.uuid4().hex[:10]}", _env_file=None)
-        with KnowledgeBase.open(settings) as kb:
-            build_ingestor(settings, kb).run([write_docs(Path(tmp) / "docs")])
-            with running_app(settings, kb, delay_s=args.word_delay) as app:
+        with running_app(settings, delay_s=args.word_delay, docs=[write_docs(Path(tmp) / "docs")]) as app:
                 clients = [Client(app.url, verbose=False) for _ in range(args.chats)]
                 clients[0].predict("warm-up: what is the bakery?", "", "", api_name="/ask")
                 barrier = threading.Barrier(args.chats)

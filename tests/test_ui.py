@@ -15,9 +15,7 @@ from gradio_client import Client, handle_file
 
 import app as web_app
 from agent.events import Done, Error, Sources, Token, ToolEnd, ToolStart
-from ingest import build_ingestor
 from kbagent.settings import Settings
-from knowledge_base import KnowledgeBase
 from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.ui_app import RunningApp, running_app, write_docs
 from tests.web_site import serve_site
@@ -183,8 +181,8 @@ def test_settings_host_port_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KBAGENT_PORT", "8123")
     monkeypatch.setenv("KBAGENT_AUTH", "ada:s3cret:with-colon")
     settings = Settings(_env_file=None)
-    assert (settings.host, settings.port) == ("0.0.0.0", 8123)
-    assert web_app.parse_auth(settings.auth) == ("ada", "s3cret:with-colon")
+    assert (settings.app.host, settings.app.port) == ("0.0.0.0", 8123)
+    assert web_app.parse_auth(settings.app.auth) == ("ada", "s3cret:with-colon")
     assert settings.masked()["auth"] == "*** (set)" and "s3cret" not in str(settings.masked())
     assert web_app.parse_auth(None) is None
     with pytest.raises(ValueError, match="user:password"):
@@ -201,10 +199,10 @@ def test_launch_never_shares_and_warns_without_login(capsys: pytest.CaptureFixtu
     options = web_app.launch(_FakeDemo(), settings, share=True)  # type: ignore[arg-type]
     assert options["share"] is False and options["server_name"] == "127.0.0.1" and options["server_port"] == 7860
     assert options["auth"] is None and "without a login" not in capsys.readouterr().err
-    exposed = settings.model_copy(update={"host": "0.0.0.0"})
+    exposed = settings.override(host="0.0.0.0")
     web_app.launch(_FakeDemo(), exposed)  # type: ignore[arg-type]
     assert "without a login" in capsys.readouterr().err
-    with_login = exposed.model_copy(update={"auth": "ada:pw"})
+    with_login = exposed.override(auth="ada:pw")
     assert web_app.launch(_FakeDemo(), with_login)["auth"] == ("ada", "pw")  # type: ignore[arg-type]
     assert "without a login" not in capsys.readouterr().err
     assert web_app.is_loopback("::1") and web_app.is_loopback("localhost") and not web_app.is_loopback("10.0.0.1")
@@ -226,11 +224,9 @@ def api_app(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransfor
             crawl_delay_s=0.0,
             _env_file=None,
         )
-        with KnowledgeBase.open(settings, embedder=embedder) as kb:
-            build_ingestor(settings, kb).run([write_docs(tmp / "docs")])
-            with running_app(settings, kb) as running:
-                running.site = site  # type: ignore[attr-defined]
-                yield running
+        with running_app(settings, embedder, docs=[write_docs(tmp / "docs")]) as running:
+            running.site = site  # type: ignore[attr-defined]
+            yield running
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +282,7 @@ def test_api_upload_is_stored_under_a_safe_name(client: Client, api_app: Running
     odd.write_text("# Bike racks\n\nThe covered bike rack behind the library holds forty bicycles.\n")
     result = client.predict([handle_file(str(odd))], api_name="/ingest_files")
     assert "1 added" in result[0]
-    uploads = api_app.settings.data_dir / "uploads"
+    uploads = api_app.settings.store.data_dir / "uploads"
     stored = [p.name for p in uploads.iterdir()]
     assert stored == ["bike .racḱ notes.md"]
     hits = client.predict("covered bike rack library", 1, "", api_name="/search")

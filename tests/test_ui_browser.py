@@ -21,9 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ingest import build_ingestor
 from kbagent.settings import Settings
-from knowledge_base import KnowledgeBase
 from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.conftest import REPO, SAMPLES, SAVE_SCREENSHOTS, free_port
 from tests.ui_app import RunningApp, running_app
@@ -90,11 +88,9 @@ def watching_server() -> Iterator[list[str]]:
 def ui(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[RunningApp]:
     tmp = tmp_path_factory.mktemp("ui-browser")
     settings = Settings(data_dir=tmp / "data", collection=f"t{uuid.uuid4().hex[:12]}", _env_file=None)
-    with KnowledgeBase.open(settings, embedder=embedder) as kb:
-        files = [SAMPLES / name for name in SAMPLE_FILES]
-        build_ingestor(settings, kb).run(files)
-        with watching_server(), running_app(settings, kb, delay_s=0.04) as running:
-            yield running
+    files = [SAMPLES / name for name in SAMPLE_FILES]
+    with watching_server(), running_app(settings, embedder, delay_s=0.04, docs=files) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +211,7 @@ def test_upload_appears_becomes_searchable_and_delete_removes_it(
     table = page.locator("#sources-table")
     row = table.get_by_text("lighthouse tours.md").filter(visible=True).first
     row.wait_for()
-    stored = ui.settings.data_dir / "uploads" / "lighthouse tours.md"
+    stored = ui.settings.store.data_dir / "uploads" / "lighthouse tours.md"
     assert stored.is_file()
 
     page.get_by_text("Try a search").click()

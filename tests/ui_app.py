@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +16,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from agent.memory import ThreadStore
-from agent.models import ModelChoice, ModelSpec, parse_model
-from agent.runner import Agent
+from agent.models import ModelChoice
+from kbagent.components import Components
+from kbagent.settings import Settings
 from tests.scripted_model import ScriptedChatModel, tool_call
-from ui.services import SessionChoices, SessionKB
 
 NOT_FOUND = "I couldn't find that in the knowledge base."
 MODELS = [
@@ -74,46 +73,39 @@ def write_docs(folder: Path) -> Path:
     return folder
 
 
-def scripted_factory(kb: Any, threads: ThreadStore, delay_s: float = 0.0) -> Any:
-    """An agent factory like the app's real one, with the scripted model (tool calling, like an API model)."""
-
-    def make(model: str | None, choices: SessionChoices) -> Agent:
-        if model and model != "openai:scripted":
-            parse_model(model)  # unknown providers are refused, like the real factory does
-        settings = kb.settings.model_copy(
-            update={"tool_calling": "on", "agent_k": choices.k, "search_mode": choices.mode, "agent_min_similarity": 0}
-        )
-        return Agent(
-            settings,
-            SessionKB(kb, choices.mode),  # type: ignore[arg-type]
-            model=CitingModel(delay_s=delay_s),
-            spec=ModelSpec("openai", "scripted"),
-            threads=threads,
-        )
-
-    return make
-
-
 @dataclass
 class RunningApp:
     url: str
     demo: Any
-    kb: Any
-    settings: Any
+    parts: Components
+
+    @property
+    def kb(self) -> Any:
+        return self.parts.kb
+
+    @property
+    def settings(self) -> Settings:
+        return self.parts.settings
 
 
 @contextmanager
-def running_app(settings: Any, kb: Any, delay_s: float = 0.0, **launch: Any) -> Iterator[RunningApp]:
-    """The app in this process, on a free loopback port, until the block ends."""
+def running_app(
+    settings: Settings, embedder: Any = None, delay_s: float = 0.0, docs: Sequence[Path] = (), **launch: Any
+) -> Iterator[RunningApp]:
+    """The app in this process, on a free loopback port, until the block ends: its parts built as the app builds
+    them, with the scripted model (tool calling, like an API model) and `docs` ingested first."""
     import app as web_app
     from tests.conftest import free_port
 
-    threads = ThreadStore(settings.threads_path)
-    settings = settings.model_copy(update={"host": "127.0.0.1", "port": free_port(), "model": "openai:scripted"})
-    demo = web_app.build_app(settings, kb, scripted_factory(kb, threads, delay_s), threads=threads, models=MODELS)
-    _, url, _ = web_app.launch(demo, settings, prevent_thread_lock=True, quiet=True, **launch)
-    try:
-        yield RunningApp(url.rstrip("/"), demo, kb, settings)
-    finally:
-        demo.close()
-        threads.close()
+    settings = settings.override(
+        host="127.0.0.1", port=free_port(), model="openai:scripted", tool_calling="on", agent_min_similarity=0
+    )
+    with Components(settings, embedder=embedder, chat_model=CitingModel(delay_s=delay_s)) as parts:
+        if docs:
+            parts.ingest(docs)
+        demo = web_app.build_app(parts, models=MODELS)
+        _, url, _ = web_app.launch(demo, settings, prevent_thread_lock=True, quiet=True, **launch)
+        try:
+            yield RunningApp(url.rstrip("/"), demo, parts)
+        finally:
+            demo.close()

@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 import gradio as gr
 
+from kbagent.errors import KbagentError
 from ui.chat_tab import CHAT_CONCURRENCY, MAX_QUESTION_CHARS
 from ui.services import Services, SessionChoices
 from ui.settings_tab import mode_or_default, session_choices
@@ -31,7 +32,7 @@ class Api:
         d = self.defaults
         try:
             answer = self.svc.ask(question, thread_id or None, session_choices(d, model, d.k, d.mode, d.temperature))
-        except RuntimeError as exc:
+        except KbagentError as exc:  # the model failed, or can't be built here
             raise gr.Error(str(exc)) from exc
         return asdict(answer)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from kbagent.settings import Settings
 from ui import formatting
 from ui.services import Services, SessionChoices
 from ui.settings_tab import SettingsTab, mode_or_default
@@ -28,7 +29,7 @@ class EvaluationHandlers:
     """The tab's handler over the shared services; its method name is the endpoint's name, so it stays put."""
 
     def __init__(
-        self, svc: Services, defaults: SessionChoices, settings: Any, question_sets: list[str] | None = None
+        self, svc: Services, defaults: SessionChoices, settings: Settings, question_sets: list[str] | None = None
     ) -> None:
         self.svc = svc
         self.defaults = defaults
@@ -53,7 +54,7 @@ class EvaluationHandlers:
         try:
             result = self.svc.evaluate(
                 path,
-                int(top_k or self.settings.search_k),
+                int(top_k or self.settings.search.k),
                 mode_value,
                 lambda n, total, _r: progress((n, total), desc=f"question {n}/{total}"),
             )
@@ -87,7 +88,7 @@ def build(handlers: EvaluationHandlers) -> EvaluationTab:
                 elem_id="question-set",
             )
             question_upload = gr.File(label="…or upload one (.jsonl)", file_types=[".jsonl"], elem_id="question-upload")
-            eval_k = gr.Number(label="Top k", value=handlers.settings.search_k, minimum=1, maximum=100, precision=0)
+            eval_k = gr.Number(label="Top k", value=handlers.settings.search.k, minimum=1, maximum=100, precision=0)
         run_eval = gr.Button("Run evaluation", variant="primary", elem_id="run-eval")
         eval_summary = gr.HTML(elem_id="eval-summary")
         eval_table = gr.Dataframe(

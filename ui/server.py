@@ -10,6 +10,8 @@ from typing import Any
 
 import gradio as gr
 
+from kbagent.settings import Settings
+
 LOOPBACK_NAMES = {"localhost", "localhost."}
 FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]  # local: no font CDN
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
@@ -47,24 +49,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def launch(demo: gr.Blocks, settings: Any, **kwargs: Any) -> Any:
+def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> Any:
     """Start the server with the host, port and login from the settings; never shared."""
-    auth = parse_auth(settings.auth)
-    if auth is None and not is_loopback(settings.host):
+    app = settings.app
+    auth = parse_auth(app.auth)
+    if auth is None and not is_loopback(app.host):
         print(
-            f"warning: the app listens on {settings.host} without a login; anyone who can reach this machine can "
+            f"warning: the app listens on {app.host} without a login; anyone who can reach this machine can "
             "read and change the knowledge base. Set KBAGENT_AUTH=user:password.",
             file=sys.stderr,
         )
     options: dict[str, Any] = {
-        "server_name": settings.host,
-        "server_port": settings.port,
+        "server_name": app.host,
+        "server_port": app.port,
         "auth": auth,
         "auth_message": "kbagent: sign in" if auth else None,
         "share": False,
         "theme": theme(),
         "css": CSS,
-        "max_file_size": f"{math.ceil(settings.max_file_mb)}mb",
+        "max_file_size": f"{math.ceil(settings.ingest.max_file_mb)}mb",
         "ssr_mode": False,
         "mcp_server": False,
         "pwa": False,
