@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -116,17 +117,17 @@ class Agent:
             results = []
             for url in dict.fromkeys(URL.findall(question)):
                 if self.scraper is not None:
-                    page = self._run_tool(emit, "scrape_webpage", {"url": url}, lambda u=url: self.scraper(u), str)
+                    page = self._run_tool(emit, "scrape_webpage", {"url": url}, partial(self.scraper, url), str)
                     results.append(f"Web page {url}:\n{page}")
             for expression in arithmetic_in(question):
                 value = self._run_tool(
-                    emit, "calculator", {"expression": expression}, lambda e=expression: describe(e), str
+                    emit, "calculator", {"expression": expression}, partial(describe, expression), str
                 )
                 results.append(value)
             if not found and not results:
                 emit({"token": prompts.NOT_FOUND})
                 return {"messages": [AIMessage(prompts.NOT_FOUND)]}
-            history = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
+            history: list[BaseMessage] = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
             reply = self.model.invoke(self.answer_messages(question, found, results, history))
             return {"messages": [AIMessage(message_text(reply))]}
 
@@ -224,8 +225,9 @@ class Agent:
                 for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
                     if isinstance(message, AIMessage):
                         for call in message.tool_calls:
-                            started[call["id"]] = (call["name"], time.perf_counter())
-                            yield ToolStart(call["id"], call["name"], call["args"])
+                            call_id = call["id"] or f"call-{uuid.uuid4().hex[:8]}"
+                            started[call_id] = (call["name"], time.perf_counter())
+                            yield ToolStart(call_id, call["name"], call["args"])
                     elif isinstance(message, ToolMessage):
                         name, t0 = started.pop(message.tool_call_id, (message.name or "tool", time.perf_counter()))
                         ok = getattr(message, "status", "success") != "error"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from agent.runner import Agent
     from ingest import Ingestor, IngestReport, Progress
     from knowledge_base import KnowledgeBase
+    from knowledge_base.config import Mode
     from knowledge_base.embeddings import Embedder
     from tools.web import WebFetcher
 
@@ -143,7 +144,7 @@ class Components:
         model: str | None = None,
         *,
         k: int | None = None,
-        mode: str | None = None,
+        mode: Mode | None = None,
         temperature: float | None = None,
     ) -> Agent:
         """An agent on `model` (None: the configured one), with this session's k, retrieval mode and temperature."""

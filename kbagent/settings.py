@@ -106,8 +106,8 @@ class Settings(BaseSettings):
         nested: dict[str, dict[str, Any]] = {}
         for key, value in data.items():
             if key in SECTIONS:
-                section = value.model_dump() if isinstance(value, BaseModel) else dict(value)
-                nested.setdefault(key, {}).update(section)
+                given = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+                nested.setdefault(key, {}).update(given)
         for key, value in data.items():
             if key in SECTIONS:
                 continue

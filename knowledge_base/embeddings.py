@@ -96,7 +96,7 @@ class OpenAIEmbedder:
         from langchain_openai import OpenAIEmbeddings
 
         self.model_name = f"openai:{model_name}"
-        self._client = OpenAIEmbeddings(model=model_name, api_key=api_key, base_url=base_url)
+        self._client = OpenAIEmbeddings(model=model_name, openai_api_key=api_key, openai_api_base=base_url)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return self._client.embed_documents(texts) if texts else []

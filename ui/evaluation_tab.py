@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from kbagent.settings import Settings
 from ui import formatting
 from ui.services import Services, SessionChoices
 from ui.settings_tab import SettingsTab, mode_or_default
+
+if TYPE_CHECKING:
+    from kbagent.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 

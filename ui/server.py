@@ -6,11 +6,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from kbagent.settings import Settings
+if TYPE_CHECKING:
+    from kbagent.settings import Settings
+
 
 LOOPBACK_NAMES = {"localhost", "localhost."}
 FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]  # local: no font CDN

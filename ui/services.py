@@ -11,17 +11,19 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.events import Answer, Error, Event, fold
 from agent.runner import Agent
 from evaluation import QuestionResult, QuestionSetResult, evaluate_questions, load_questions
 from ingest import IngestReport, Progress
 from ingest.pipeline import Outcome
-from kbagent.components import Components
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
 from ui.uploads import store_upload
+
+if TYPE_CHECKING:
+    from kbagent.components import Components
 
 LOCAL_PROVIDERS = {"embedded", "gguf", "hf"}  # in-process models: one answer at a time per model
 MAX_AGENTS = 4  # agents kept for (model, k, mode, temperature) choices; the least recently used goes first

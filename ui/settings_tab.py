@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from knowledge_base.config import Mode
 from knowledge_base.retrieval import MODES
 from ui.services import SessionChoices
 
@@ -30,9 +31,9 @@ def build(defaults: SessionChoices) -> SettingsTab:
     return SettingsTab(k, mode, temperature)
 
 
-def mode_or_default(mode: str | None, defaults: SessionChoices) -> str:
+def mode_or_default(mode: str | None, defaults: SessionChoices) -> Mode:
     """A browser or API client can send any string as the mode: unknown ones fall back to the configured mode."""
-    return mode if mode in MODES else defaults.mode
+    return mode if mode in MODES else defaults.mode  # type: ignore[return-value]  # MODES lists Mode's values
 
 
 def session_choices(
