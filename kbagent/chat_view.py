@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 
 from agent.events import Done, Error, Event, Sources, Token, ToolEnd, ToolStart
+from agent.runner import Agent
+from kbagent.errors import KbagentError
 
 
 class TerminalRenderer:
@@ -49,3 +52,61 @@ class TerminalRenderer:
 
 HELP = """Commands: /new (new conversation), /sources (sources of the last answer), /model provider:model,
 /threads (past conversations), /open THREAD_ID, /help, /quit"""
+
+
+class ChatSession:
+    """`kbagent chat`: questions stream through the renderer; lines starting with / are commands."""
+
+    def __init__(
+        self, console: Console, make_agent: Callable[[str | None], Agent], model: str | None, thread: str | None
+    ) -> None:
+        self.console = console
+        self.make_agent = make_agent
+        self.agent = make_agent(model)
+        self.thread_id = thread
+        self.view = TerminalRenderer(console)
+
+    def run(self) -> None:
+        self.console.print(f"kbagent chat — model {self.agent.spec.label}. {HELP}", markup=False)
+        while True:
+            try:
+                line = self.console.input("[bold]> [/]").strip()
+            except (EOFError, KeyboardInterrupt):
+                self.console.print()
+                return
+            if line in ("/quit", "/exit", "/q"):
+                return
+            if line.startswith("/"):
+                self.command(line)
+            elif line:
+                self.ask(line)
+
+    def ask(self, question: str) -> None:
+        self.view = TerminalRenderer(self.console)
+        for event in self.agent.stream(question, self.thread_id):
+            self.view(event)
+        if self.view.done:
+            self.thread_id = self.view.done.thread_id
+
+    def command(self, line: str) -> None:
+        console, name, _, arg = self.console, *line.partition(" ")
+        if name == "/new":
+            self.thread_id = None
+            console.print("(new conversation)")
+        elif name == "/sources":
+            self.view.print_sources() if self.view.sources else console.print("(no sources yet)")
+        elif name == "/threads":
+            for t in self.agent.threads.list(20):
+                console.print(f"  {t.thread_id}  {t.title}", markup=False)
+        elif name == "/open" and arg.strip():
+            self.thread_id = arg.strip()
+            for role, text in self.agent.history(self.thread_id):
+                console.print(f"[bold]{role}:[/] {text}", highlight=False)
+        elif name == "/model":
+            try:
+                self.agent = self.make_agent(arg.strip())
+                console.print(f"(model: {self.agent.spec.label})")
+            except KbagentError as exc:
+                console.print(f"[red]error:[/] {exc}")
+        else:
+            console.print(HELP, markup=False)

@@ -294,50 +294,10 @@ def chat(
     thread: Annotated[str | None, typer.Option("--thread", help="Reopen this conversation.")] = None,
 ) -> None:
     """A conversation in the terminal, with history, tool calls shown, and /commands (/help)."""
-    from kbagent.chat_view import HELP, TerminalRenderer
+    from kbagent.chat_view import ChatSession
 
-    console = _console()
     with _components() as parts:
-        agent = parts.agent(model)
-        thread_id = thread
-        console.print(f"kbagent chat — model {agent.spec.label}. {HELP}", markup=False)
-        view = TerminalRenderer(console)
-        while True:
-            try:
-                line = console.input("[bold]> [/]").strip()
-            except (EOFError, KeyboardInterrupt):
-                console.print()
-                return
-            if not line:
-                continue
-            if line in ("/quit", "/exit", "/q"):
-                return
-            if line == "/help":
-                console.print(HELP, markup=False)
-            elif line == "/new":
-                thread_id = None
-                console.print("(new conversation)")
-            elif line == "/sources":
-                view.print_sources() if view.sources else console.print("(no sources yet)")
-            elif line == "/threads":
-                for t in agent.threads.list(20):
-                    console.print(f"  {t.thread_id}  {t.title}", markup=False)
-            elif line.startswith("/open "):
-                thread_id = line.split(maxsplit=1)[1]
-                for role, text in agent.history(thread_id):
-                    console.print(f"[bold]{role}:[/] {text}", highlight=False)
-            elif line.startswith("/model"):
-                try:
-                    agent = parts.agent(line.split(maxsplit=1)[1] if " " in line else "")
-                    console.print(f"(model: {agent.spec.label})")
-                except KbagentError as exc:
-                    console.print(f"[red]error:[/] {exc}")
-            else:
-                view = TerminalRenderer(console)
-                for event in agent.stream(line, thread_id):
-                    view(event)
-                if view.done:
-                    thread_id = view.done.thread_id
+        ChatSession(_console(), parts.agent, model, thread).run()
 
 
 @app.command()

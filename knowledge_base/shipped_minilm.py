@@ -2,9 +2,9 @@
 time, and give the same vectors as sentence-transformers.
 
 - onnxruntime serves queries and small jobs: it starts without importing torch (a search in about a second).
-- A TorchScript trace of the model serves ingest batches: importing torch alone takes ~1 s, where
-  `import sentence_transformers` takes another ~3 s (sklearn, transformers), which was 15% of a 1,000-document
-  ingest; it encodes as fast (bench/speed.py).
+- A TorchScript trace of the model serves ingest batches: `import sentence_transformers` also imports sklearn
+  and transformers, several times torch's own import and a noticeable share of a small ingest; the trace
+  encodes as fast (bench/speed.py measures both).
 
 Both files are exported once from the shipped weights (transformers is needed for that step only) into the
 models folder beside the store.
@@ -114,8 +114,8 @@ class TracedEmbedder(_Encoder):
             if not self.path.exists():
                 export_traced(self.model_dir, self.path, self.dtype)
         with warnings.catch_warnings():
-            # TorchScript is deprecated in favour of torch.export, whose programs load in 2.5 s instead of 1.0 s
-            # and encode 10% slower here; torch is pinned (scripts/install.sh), so this stays until that changes.
+            # TorchScript is deprecated in favour of torch.export, whose programs load and encode slower here;
+            # torch is pinned (scripts/install.sh), so this stays until that changes.
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(self.path)).eval()
 
@@ -201,9 +201,9 @@ def export_traced(model_dir: Path, path: Path, dtype: str) -> None:
 
 
 class ShippedMiniLM:
-    """Queries and small jobs through onnxruntime (3.8 ms a query, no torch import), ingest batches through
-    torch: the trace on a CPU, sentence-transformers on an accelerator. The same vectors either way (max |Δ|
-    ~1e-7 in float32)."""
+    """Queries and small jobs through onnxruntime (milliseconds a query, no torch import), ingest batches
+    through torch: the trace on a CPU, sentence-transformers on an accelerator. The same vectors either way
+    (tests/test_embeddings.py bounds the difference)."""
 
     SMALL_JOB_CHARS = 8000  # a query, or a question's excerpt sentences: not worth starting torch for
 
