@@ -12,8 +12,8 @@ from tests.conftest import REPO
 
 LAYERS = {
     "knowledge_base": set(),
-    "tools": {"knowledge_base"},
-    "ingest": {"knowledge_base", "tools"},
+    "tools": {"knowledge_base", "ingest"},
+    "ingest": {"knowledge_base"},
     "evaluation": {"knowledge_base", "ingest"},
     "agent": {"tools", "knowledge_base"},
     "ui": {"kbagent", "agent", "tools", "ingest", "knowledge_base", "evaluation"},

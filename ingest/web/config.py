@@ -1,4 +1,4 @@
-"""The fetcher's limits, read from any settings-like object so `tools` never imports the CLI's settings."""
+"""The fetcher's limits, read from any settings-like object so `ingest` never imports the CLI's settings."""
 
 from __future__ import annotations
 

@@ -21,8 +21,10 @@ import httpx
 
 from ingest.loaders import LoadError, load
 from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
+from ingest.web.config import FetchConfig
+from ingest.web.errors import FetchError
+from ingest.web.fetcher import Page, WebFetcher
 from knowledge_base import ConfigError
-from tools.web import FetchConfig, FetchError, Page, WebFetcher
 
 TRACKING = ("utm_", "fbclid=", "gclid=", "mc_cid=", "mc_eid=")
 NOT_PAGES = {
