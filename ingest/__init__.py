@@ -1,4 +1,4 @@
-"""Turns files (and, later, web pages) into chunks with metadata and hands them to the knowledge base."""
+"""Turns files and web pages into chunks with metadata and hands them to the knowledge base."""
 
 from __future__ import annotations
 

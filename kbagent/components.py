@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from agent.models import ModelFactory
     from agent.runner import Agent
     from ingest import Ingestor, IngestReport, Progress
+    from ingest.web import WebFetcher
     from knowledge_base import KnowledgeBase
     from knowledge_base.config import Mode
     from knowledge_base.embeddings import Embedder
-    from tools.web import WebFetcher
 
 
 def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
@@ -80,7 +80,7 @@ class Components:
     @cached_property
     def fetcher(self) -> WebFetcher:
         """One guarded fetcher (and at most one browser) for every page ingested or scraped in this process."""
-        from tools.web import FetchError, WebFetcher
+        from ingest.web import FetchError, WebFetcher
 
         try:
             return WebFetcher(self.settings.web)

@@ -17,8 +17,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from agent.config import AgentConfig, ProviderKeys
 from ingest.config import IngestConfig
+from ingest.web.config import FetchConfig
 from knowledge_base.config import EmbeddingConfig, SearchConfig, StoreConfig
-from tools.web.config import FetchConfig
 from ui.config import AppConfig
 
 PREFIX = "KBAGENT_"

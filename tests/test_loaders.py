@@ -118,3 +118,52 @@ def test_docx_zip_bomb_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(word, "MAX_UNCOMPRESSED", 10_000)
     with pytest.raises(LoadError, match="zip bomb"):
         _load(path)
+
+
+@pytest.mark.parametrize("name", ["about/visit.html", "policies/tool-library.html"])
+def test_saved_page_converts_like_the_fetched_page(name: str) -> None:
+    from ingest.web.extract import html_to_page
+    from tests.conftest import SAMPLES
+
+    raw = (SAMPLES / name).read_bytes()
+    [doc] = load(SAMPLES / name, raw)
+    fetched = html_to_page(raw.decode("utf-8"), f"https://harborview.example/{name}")
+    assert doc.page_content == fetched.markdown and doc.metadata["title"] == fetched.title
+    assert "Home" not in doc.page_content.splitlines()  # the navigation is dropped
+
+
+def test_short_html_falls_back_to_main_element(tmp_path: Path) -> None:
+    path = tmp_path / "short.html"
+    path.write_text("<nav><a href='/'>Home</a></nav><main><h2>Hours</h2><ul><li>Open at nine</li></ul></main>")
+    [doc] = _load(path)
+    assert "## Hours" in doc.page_content and "- Open at nine" in doc.page_content and "Home" not in doc.page_content
+
+
+@pytest.mark.parametrize(
+    ("raw", "declared", "expected", "encoding"),
+    [
+        ("\ufeffcafé".encode("utf-16-le"), "iso-8859-1", "café", "utf-16"),  # a BOM beats a declaration
+        ("<meta charset='koi8-r'><p>café".encode("cp1252"), "iso-8859-1", "café", "windows-1252"),  # header first
+        (
+            "<meta http-equiv=Content-Type content='text/html; charset=koi8-r'><p>Привет".encode("koi8-r"),
+            None,
+            "Привет",
+            "koi8-r",
+        ),
+        (("Grüße aus Köln, schöne Straße. " * 20).encode()[:100] + b"\xff" + b" more", "utf-8", "Köln", "utf-8"),
+    ],
+)
+def test_decoding_order(raw: bytes, declared: str | None, expected: str, encoding: str) -> None:
+    from ingest.text import decode
+
+    text, used = decode(raw, declared, html=True)
+    assert expected in text and used == encoding
+
+
+def test_meta_charset_is_read_within_its_window() -> None:
+    from ingest.text.decoding import META_WINDOW, declared_charsets
+
+    meta = b"<meta charset=koi8-r>"
+    assert declared_charsets(b" " * (META_WINDOW - len(meta)) + meta, None, html=True) == ["koi8-r"]
+    assert declared_charsets(b" " * META_WINDOW + meta, None, html=True) == []
+    assert declared_charsets(meta, None, html=False) == []

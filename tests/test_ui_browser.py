@@ -21,11 +21,11 @@ from urllib.parse import urlparse
 
 import pytest
 
+from ingest.web.browser import FLAGS
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.conftest import REPO, SAMPLES, SAVE_SCREENSHOTS, free_port
 from tests.ui_app import RunningApp, running_app
-from tools.web.browser import FLAGS
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = FLAGS  # the fetcher's own: headless, no background traffic, no name lookups

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from ingest.web import FetchError
+from ingest.web.browser import find_chromium
 from tests.web_site import Site, web_site  # noqa: F401
-from tools.web import FetchError
-from tools.web.browser import find_chromium
 
 pytestmark = [
     pytest.mark.slow,

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from ingest.web import FetchError, Refused, WebFetcher, fetch_page
 from tests.web_site import CLUTTER_WORDS, Site, no_dns, web_site  # noqa: F401
-from tools.web import FetchError, Refused, WebFetcher, fetch_page
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,17 @@ def test_plain_text_and_pdf(web_site: Site, fetcher: WebFetcher) -> None:  # noq
     assert text.kind == "text" and "4.5 bar" in text.markdown and text.title == "Plain notes"
     pdf = fetcher.fetch_page(web_site.url + "/doc.pdf")
     assert pdf.kind == "pdf" and pdf.raw.startswith(b"%PDF-") and pdf.markdown == ""
+
+
+def test_scraper_reads_pdfs_like_pdf_files(web_site: Site, fetcher: WebFetcher) -> None:  # noqa: F811
+    from ingest.loaders import load
+    from tests.conftest import SAMPLES
+    from tools.scraper import make_scraper
+
+    scrape = make_scraper(None, max_chars=10**6, fetcher=fetcher)
+    path = SAMPLES / "policies" / "donation-policy.pdf"
+    pages = load(path, path.read_bytes())
+    assert "\n\n".join(p.page_content for p in pages) in scrape(web_site.url + "/doc.pdf")
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools.web import AllowList, FetchError, Guard, Refused
-from tools.web.guard import parse_ip
+from ingest.web import AllowList, FetchError, Guard, Refused
+from ingest.web.guard import parse_ip
 
 PUBLIC = "93.184.216.34"
 NAMES = {

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from ingest import IngestConfig, Ingestor, build_ingestor
-from ingest.web import canonical_url, ingest_web, parse_sitemap
+from ingest.web import WebFetcher, canonical_url, ingest_web, parse_sitemap
 from knowledge_base import KnowledgeBase
 from tests.web_site import Site, web_site  # noqa: F401
-from tools.web import WebFetcher
 
 
 @pytest.fixture

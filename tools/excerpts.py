@@ -1,11 +1,11 @@
 """The sentences of retrieved passages that bear on the question, within a character budget.
 
 A small local model reads a prompt slowly on a CPU (bench/agent_model.py measures the rate), so five whole
-chunks cost seconds before the first word. Most of a chunk is beside the point: keeping each passage's heading and its sentences that bear
-most on the question keeps the facts and halves the wait. A sentence's score is its similarity to the question
-(by the knowledge base's own embedder), raised for the question's rarer words it shares and for holding the
-kind of answer asked for (a number for "how many", a time or date for "when"), as a sentence embedding
-misses both.
+chunks cost seconds before the first word. Most of a chunk is beside the point: keeping each passage's heading
+and its sentences that bear most on the question keeps the facts and halves the wait. A sentence's score is
+its similarity to the question (by the knowledge base's own embedder), raised for the question's rarer words
+it shares and for holding the kind of answer asked for (a number for "how many", a time or date for "when"),
+as a sentence embedding misses both.
 """
 
 from __future__ import annotations

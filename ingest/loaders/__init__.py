@@ -13,6 +13,7 @@ from ingest.loaders.pdf import load_pdf
 from ingest.loaders.table import load_csv
 from ingest.loaders.text import load_markdown, load_text
 from ingest.loaders.word import load_docx
+from ingest.text import ExtractError
 
 Loader = Callable[[Path, bytes], list[Document]]
 
@@ -46,7 +47,10 @@ def load(path: Path, raw: bytes) -> list[Document]:
         raise LoadError(f"unsupported file type {path.suffix or '(none)'!r}")
     if not raw.strip():
         raise LoadError("empty file")
-    return loader(path, raw)
+    try:
+        return loader(path, raw)
+    except ExtractError as exc:
+        raise LoadError(str(exc)) from exc
 
 
 __all__ = ["LOADERS", "LoadError", "is_supported", "kind_of", "load"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from langchain_core.documents import Document
 
 from ingest.loaders.errors import LoadError
-from ingest.loaders.text import decode
+from ingest.text import decode
 
 
 def load_csv(path: Path, raw: bytes) -> list[Document]:

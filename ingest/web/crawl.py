@@ -20,7 +20,8 @@ import httpx
 
 from ingest.loaders import LoadError, load
 from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
-from tools.web import FetchError, Page, WebFetcher
+from ingest.web.errors import FetchError
+from ingest.web.fetcher import Page, WebFetcher
 
 TRACKING = ("utm_", "fbclid=", "gclid=", "mc_cid=", "mc_eid=")
 NOT_PAGES = {

@@ -16,10 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from tools.web.config import FetchConfig
-from tools.web.errors import FetchError
-from tools.web.fetch import GuardedTransport
-from tools.web.guard import Guard
+from ingest.web.config import FetchConfig
+from ingest.web.errors import FetchError
+from ingest.web.fetch import GuardedTransport
+from ingest.web.guard import Guard
 
 HOP_BY_HOP = {
     "connection",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tools.web.browser import Browser
-from tools.web.config import FetchConfig
-from tools.web.errors import FetchError
-from tools.web.extract import Extracted, decode, html_to_page, text_to_page
-from tools.web.fetch import Fetched, HttpFetcher
-from tools.web.guard import Guard, Resolver
+from ingest.web.browser import Browser
+from ingest.web.config import FetchConfig
+from ingest.web.errors import FetchError
+from ingest.web.extract import Extracted, decode, html_to_page, text_to_page
+from ingest.web.fetch import Fetched, HttpFetcher
+from ingest.web.guard import Guard, Resolver
 
 HTML = {"text/html", "application/xhtml+xml"}
 TEXT = {"text/plain", "text/markdown", "text/x-markdown"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tools.web.errors import FetchError, Refused
+from ingest.web.errors import FetchError, Refused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]

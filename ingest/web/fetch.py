@@ -15,9 +15,9 @@ from typing import Any
 import httpcore
 import httpx
 
-from tools.web.config import FetchConfig
-from tools.web.errors import FetchError, Refused
-from tools.web.guard import Guard
+from ingest.web.config import FetchConfig
+from ingest.web.errors import FetchError, Refused
+from ingest.web.guard import Guard
 
 REDIRECTS = (301, 302, 303, 307, 308)
 ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,application/pdf;q=0.8,application/xml;q=0.5,*/*;q=0.1"

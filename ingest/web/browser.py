@@ -14,10 +14,10 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tools.web.config import FetchConfig
-from tools.web.errors import FetchError
-from tools.web.guard import Guard
-from tools.web.proxy import GuardingProxy
+from ingest.web.config import FetchConfig
+from ingest.web.errors import FetchError
+from ingest.web.guard import Guard
+from ingest.web.proxy import GuardingProxy
 
 SYSTEM_CHROMIUM = (
     "/usr/lib/chromium/chromium",
