@@ -24,8 +24,9 @@ class ChunkingConfig:
 
     @property
     def fingerprint(self) -> str:
-        """Part of every source's hash, so a change of chunking re-chunks everything on the next ingest."""
-        return f"chunking-v2:{self.chunk_size}:{self.chunk_overlap}"
+        """Part of every source's hash, so a change of reading or chunking re-reads everything on the next
+        ingest (unchanged chunks keep their vectors). v3: saved HTML files convert as fetched pages do."""
+        return f"chunking-v3:{self.chunk_size}:{self.chunk_overlap}"
 
 
 class Chunker:
