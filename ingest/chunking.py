@@ -61,8 +61,8 @@ class Chunker:
         for part in splitter.split_text(document.page_content):
             path = SEPARATOR.join(part.metadata[key] for _, key in HEADINGS if part.metadata.get(key))
             first, _, rest = part.page_content.partition("\n")
-            heading = HEADING_LINE.fullmatch(first.rstrip()) if "Code" not in part.metadata else None
-            parts.append((path, heading.group(1).strip() if heading else "", rest if heading else part.page_content))
+            found = HEADING_LINE.fullmatch(first.rstrip()) if "Code" not in part.metadata else None
+            parts.append((path, found.group(1).strip() if found else "", rest if found else part.page_content))
         sections: list[tuple[str, str]] = []
         for n, (path, heading, body) in enumerate(parts):
             text = body.strip()

@@ -178,7 +178,7 @@ class Ingestor:
                 progress.file_done(prepared.outcome)
                 continue
             pending.append(prepared)
-            chunks = sum(len(p.item.chunks) for p in pending)  # type: ignore[union-attr]
+            chunks = sum(len(p.item.chunks) for p in pending if p.item is not None)
             if chunks >= self.write_batch_chunks or len(pending) >= GROUP_SOURCES:
                 self._write(pending, known, report, progress)
                 pending = []

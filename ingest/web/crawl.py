@@ -184,7 +184,7 @@ class Crawler:
         if fetched.status >= 500:
             return None
         if fetched.status >= 400:
-            parser.allow_all = True
+            parser.allow_all = True  # type: ignore[attr-defined]  # how RobotFileParser itself marks "no robots.txt"
             return parser
         parser.parse(fetched.body.decode("utf-8", errors="replace").splitlines())
         delay = parser.crawl_delay(self.fetcher.config.user_agent)

@@ -58,6 +58,7 @@ class GuardingProxy:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
+        assert isinstance(host, str)  # a TCP server's address, never a Unix socket's bytes
         return f"http://{host}:{port}"
 
     def close(self) -> None:
