@@ -29,11 +29,9 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from agent import prompts
 from agent.events import Done
-from agent.runner import Agent
 from evaluation import load_questions
-from ingest import build_ingestor
+from kbagent.components import Components
 from kbagent.settings import Settings
-from knowledge_base import KnowledgeBase
 from tools.knowledge_search import Passages, search_passages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,14 +106,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         models_dir = Path(os.environ.get("KBAGENT_MODELS_DIR", str(ROOT / "data" / "models")))
         settings = Settings(data_dir=Path(tmp), models_dir=models_dir, model=args.model, _env_file=None)
-        with KnowledgeBase.open(settings) as kb:
-            build_ingestor(settings, kb).run([ROOT / "samples" / "harborview"])
-            agent = Agent(settings, kb)
+        with Components(settings) as parts:
+            kb = parts.kb
+            parts.ingest([ROOT / "samples" / "harborview"])
+            agent = parts.agent()
             model = agent.model
 
             def rag_prompt(question: str) -> tuple[list, list]:  # type: ignore[type-arg]
                 found = search_passages(
-                    kb, Passages(), question, settings.agent_k, min_similarity=settings.agent_min_similarity
+                    kb, Passages(), question, settings.agent.k, min_similarity=settings.agent.min_similarity
                 )
                 return agent.answer_messages(question, found, []), found
 

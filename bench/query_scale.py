@@ -28,8 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from evaluation.beir import read_queries
+from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
-from knowledge_base import KnowledgeBase
 from knowledge_base.records import SourceRecord
 from knowledge_base.retrieval import SearchOptions
 from knowledge_base.store import batched
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    source = KnowledgeBase.open(Settings(data_dir=args.store, collection="beir", _env_file=None))
+    source = open_knowledge_base(Settings(data_dir=args.store, collection="beir", _env_file=None))
     base = source.collection.get(include=["embeddings"])
     vectors = np.asarray(base["embeddings"], dtype=np.float32)
     stored = [row[3] for part in batched(base["ids"], 5000) for row in source.keywords.rows(part)]
@@ -56,7 +56,7 @@ def main() -> None:
     rows = []
     for size in map(int, args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            kb = KnowledgeBase.open(Settings(data_dir=Path(tmp), _env_file=None), embedder=source.embedder)
+            kb = open_knowledge_base(Settings(data_dir=Path(tmp), _env_file=None), source.embedder)
             reps = -(-size // len(vectors))
             pool = np.concatenate(
                 [vectors + (0 if r == 0 else rng.normal(0, 0.02, vectors.shape)) for r in range(reps)]

@@ -23,7 +23,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from evaluation import evaluate_questions, load_questions
 from evaluation.beir import ingest_corpus, read_queries, score_queries
-from ingest import build_ingestor
+from kbagent.components import Components
 from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
 
@@ -51,8 +51,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         beir_settings = Settings(data_dir=args.store or Path(tmp) / "beir", collection="beir", _env_file=None)
-        with KnowledgeBase.open(beir_settings) as kb:
-            seconds = ingest_corpus(build_ingestor(beir_settings, kb), args.beir)
+        with Components(beir_settings) as parts:
+            kb = parts.kb
+            seconds = ingest_corpus(parts.ingestor(), args.beir)
             sample_queries = list(read_queries(args.beir).values())[:200]
             for mode in modes:
                 options = replace(kb.default_options(), mode=mode)
@@ -73,8 +74,9 @@ def main() -> None:
                 print(rows[-1], flush=True)
 
         sample_settings = Settings(data_dir=Path(tmp) / "sample", _env_file=None)
-        with KnowledgeBase.open(sample_settings) as kb:
-            build_ingestor(sample_settings, kb).run([ROOT / "samples" / "harborview"])
+        with Components(sample_settings) as parts:
+            kb = parts.kb
+            parts.ingest([ROOT / "samples" / "harborview"])
             questions = load_questions(args.questions)
             for mode in modes:
                 options = replace(kb.default_options(), mode=mode)

@@ -47,7 +47,8 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from kbagent.settings import Settings
 from knowledge_base.embeddings import build_embedder
-embedder = build_embedder(Settings(_env_file=None))
+settings = Settings(_env_file=None)
+embedder = build_embedder(settings.embedding, settings.store.models_path)
 embedder.onnx.embed(["warm-up"]), embedder.torch.embed(["warm-up"])
 """
 
@@ -56,11 +57,11 @@ import json, sys, time
 sys.path.insert(0, sys.argv[2])
 from kbagent.settings import Settings
 from knowledge_base.embeddings import build_embedder
-from ingest import Chunker, ChunkingConfig
+from ingest import Chunker
 from ingest.loaders import load
 from pathlib import Path
 settings = Settings(_env_file=None)
-chunker = Chunker(ChunkingConfig(settings.chunk_size, settings.chunk_overlap))
+chunker = Chunker(settings.ingest.chunking)
 texts = []
 for path in sorted(Path(sys.argv[1]).glob("*.md")):
     documents = load(path, path.read_bytes())
@@ -69,11 +70,13 @@ texts.sort(key=len)  # the most favourable order: every batch of near-equal leng
 sample = texts[:: max(1, len(texts) // 768)][:768]
 out = {}
 batch = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-traced = build_embedder(settings).torch  # what ingest uses
+def embedder_of(s):
+    return build_embedder(s.embedding, s.store.models_path)
+traced = embedder_of(settings).torch  # what ingest uses
 if not batch:  # try the batch sizes on a sample spanning all lengths, and the other engines for reference
     engines = {
-        "onnx": build_embedder(settings.model_copy(update={"embedding_backend": "onnx"})),
-        "sentence_transformers": build_embedder(settings.model_copy(update={"embedding_backend": "torch"})),
+        "onnx": embedder_of(settings.override(embedding_backend="onnx")),
+        "sentence_transformers": embedder_of(settings.override(embedding_backend="torch")),
         "traced": traced,
     }
     for name, embedder in engines.items():

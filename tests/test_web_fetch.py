@@ -57,7 +57,7 @@ def test_scraper_reads_pdfs_like_pdf_files(web_site: Site, fetcher: WebFetcher) 
     from tests.conftest import SAMPLES
     from tools.scraper import make_scraper
 
-    scrape = make_scraper(None, max_chars=10**6, fetcher=fetcher)
+    scrape = make_scraper(fetcher, max_chars=10**6)
     path = SAMPLES / "policies" / "donation-policy.pdf"
     pages = load(path, path.read_bytes())
     assert "\n\n".join(p.page_content for p in pages) in scrape(web_site.url + "/doc.pdf")
