@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.config import AgentConfig, ProviderKeys
 from ingest.config import IngestConfig
@@ -55,9 +55,10 @@ def env_name(flat_name: str) -> str:
 class _FlatSource(PydanticBaseSettingsSource):
     """pydantic-settings' own environment (or .env) reader, looked up under the flat names of every section."""
 
-    def __init__(self, settings_cls: type[BaseSettings], reader: Any) -> None:
+    def __init__(self, settings_cls: type[BaseSettings], reader: PydanticBaseSettingsSource) -> None:
         super().__init__(settings_cls)
-        self._vars: dict[str, Any] = dict(getattr(reader, "env_vars", {}) or {})
+        assert isinstance(reader, EnvSettingsSource)  # the .env reader is one too
+        self._vars = dict(reader.env_vars)
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
         return None, field_name, False  # unused: __call__ reads every section at once
