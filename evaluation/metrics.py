@@ -17,11 +17,10 @@ def dcg(relevant: Sequence[bool], k: int) -> float:
     return sum(1.0 / math.log2(rank + 1) for rank, hit in enumerate(relevant[:k], start=1) if hit)
 
 
-def ndcg(relevant: Sequence[bool], k: int, total_relevant: int | None = None) -> float:
-    """nDCG@k. The ideal ranking puts `total_relevant` hits first; without it, the hits that were retrieved
-    (the usual choice when relevance is judged by keyword and the corpus-wide count is unknown)."""
-    ideal_hits = sum(relevant[:k]) if total_relevant is None else total_relevant
-    ideal = dcg([True] * min(ideal_hits, k), k)
+def ndcg(relevant: Sequence[bool], k: int, total_relevant: int) -> float:
+    """nDCG@k with the standard ideal: all `total_relevant` items ranked first. (An ideal made of only the
+    hits that were retrieved would score a list that misses most relevant items as perfect.)"""
+    ideal = dcg([True] * min(total_relevant, k), k)
     return dcg(relevant, k) / ideal if ideal else 0.0
 
 

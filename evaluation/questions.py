@@ -2,7 +2,9 @@
 
 Each line: {"question": str, "keywords": [str], "reference_answer": str, "category": str}. A retrieved
 chunk is relevant to a keyword when its text contains it (case-insensitive). Per keyword: reciprocal rank
-and nDCG@k; per question: their mean over keywords, and keyword coverage (share found in the top k).
+and nDCG@k, where a keyword's one relevant item is the first chunk that contains it (the ideal ranks it first,
+so nDCG is 1/log2(1 + rank)); per question: their mean over keywords, and keyword coverage (share found in the
+top k).
 """
 
 from __future__ import annotations
@@ -86,8 +88,9 @@ def score_question(question: Question, texts: list[str], k: int) -> tuple[float,
     rrs, ndcgs, ranks = [], [], {}
     for keyword in question.keywords:
         hits = [keyword.lower() in t for t in lowered]
+        first = [n == hits.index(True) for n in range(len(hits))] if any(hits) else hits
         rrs.append(reciprocal_rank(hits))
-        ndcgs.append(ndcg(hits, k))
+        ndcgs.append(ndcg(first, k, total_relevant=1))
         ranks[keyword] = hits.index(True) + 1 if any(hits) else None
     coverage = sum(1 for r in ranks.values() if r is not None) / len(ranks)
     return mean(rrs), mean(ndcgs), coverage, ranks

@@ -21,16 +21,16 @@ def test_reciprocal_rank() -> None:
     assert reciprocal_rank([False, False, True], k=2) == 0.0
 
 
-def test_ndcg_hand_computed() -> None:
-    # hits at ranks 2 and 3; ideal (2 retrieved hits) at ranks 1 and 2
+def test_ndcg_hand_computed_against_the_standard_ideal() -> None:
+    # hits at ranks 2 and 3 of 3 relevant items: the ideal has all 3 at the top
     dcg = 1 / math.log2(3) + 1 / math.log2(4)
-    ideal = 1 + 1 / math.log2(3)
-    assert ndcg([False, True, True], 10) == pytest.approx(dcg / ideal)
-    # against the corpus-wide count (BEIR): 3 relevant, ideal has 3 at the top
-    ideal3 = ideal + 1 / math.log2(4)
+    ideal3 = 1 + 1 / math.log2(3) + 1 / math.log2(4)
     assert ndcg([False, True, True], 10, total_relevant=3) == pytest.approx(dcg / ideal3)
-    assert ndcg([True, False], 10) == 1.0
-    assert ndcg([False, False], 10) == 0.0
+    # the same two hits when only they exist: the ideal is ranks 1 and 2, never better than that
+    assert ndcg([False, True, True], 10, total_relevant=2) == pytest.approx(dcg / (1 + 1 / math.log2(3)))
+    assert ndcg([True, False], 10, total_relevant=1) == 1.0
+    assert ndcg([True, False], 10, total_relevant=4) < 1.0  # one of four found: not perfect
+    assert ndcg([False, False], 10, total_relevant=1) == 0.0
     assert ndcg([False, True], 1, total_relevant=1) == 0.0
 
 
@@ -46,9 +46,8 @@ def test_score_question_per_keyword_average() -> None:
     assert ranks == {"Alpha": 2, "beta": 3, "gamma": None}
     assert mrr == pytest.approx((1 / 2 + 1 / 3 + 0) / 3)
     assert coverage == pytest.approx(2 / 3)
-    alpha = ndcg([False, True, True], 10)
-    beta = ndcg([False, False, True], 10)
-    assert nd == pytest.approx((alpha + beta + 0) / 3)
+    # each keyword's relevant item is its first chunk: nDCG = 1/log2(1 + rank), whatever repeats it below
+    assert nd == pytest.approx((1 / math.log2(3) + 1 / math.log2(4) + 0) / 3)
 
 
 def test_load_questions_reports_bad_lines(tmp_path: Path) -> None:
