@@ -7,9 +7,11 @@ The raw rate is measured here first, on 512 tokens from an empty context.
 
     .venv/bin/python bench/agent_model.py [--questions N] [--model ''|provider:model]
 
-Accuracy: an answer counts as right when it contains one of the question's keywords (case-insensitive), or,
-for questions the knowledge base can't answer, when it abstains. Prints a table, writes
-bench/results/agent_model.json.
+Accuracy, exactly as counted: an answer is "right" when it contains at least one of the question's keywords
+(case-insensitive substring), nothing more. There is no abstention check and no citation check here: a
+rambling answer that happens to name one keyword counts as right. `kbagent eval --answers` (the answers
+evaluation) is the measure to use for answers; this figure only tracks the model's speed against a rough
+accuracy. Prints a table, writes bench/results/agent_model.json.
 """
 
 from __future__ import annotations
