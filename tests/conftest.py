@@ -114,3 +114,21 @@ def embedded_kb(settings: Settings, embedder: Embedder) -> Iterator[KnowledgeBas
 @pytest.fixture
 def ingestor(kb: KnowledgeBase):  # type: ignore[no-untyped-def]
     return build_ingestor(IngestConfig(), kb)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires_part(part, present, how): needs a part this machine may lack")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from tests import parts
+
+    parts.check(item)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests import parts
+
+    line = parts.summary_line()
+    if line:
+        terminalreporter.write_line(line, yellow=True, bold=True)

@@ -3,7 +3,6 @@ OpenAI-compatible server on 127.0.0.1 (the `openai:` path)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,12 +18,10 @@ from agent.events import Done, Sources, Token
 from agent.models import parse_model
 from kbagent.components import Components
 from kbagent.settings import Settings
+from tests import parts
 from tests.conftest import SAMPLES, free_port
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed"),
-]
+pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 
 QUESTION = "How much does a Family membership cost per year?"
 

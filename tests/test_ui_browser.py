@@ -24,6 +24,7 @@ import pytest
 from ingest.web.browser import FLAGS
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
+from tests import parts
 from tests.conftest import REPO, SAMPLES, SAVE_SCREENSHOTS, free_port
 from tests.ui_app import RunningApp, running_app
 
@@ -33,12 +34,7 @@ SAMPLE_FILES = ["policies/membership.md", "about/visit.html", "guides/fixing-a-f
 SCREENSHOT = REPO / "docs" / "screenshot.png"
 TIMEOUT_MS = 30_000
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason="no Chromium: apt-get install chromium"
-    ),
-]
+pytestmark = [pytest.mark.slow, parts.requires("Chromium", Path(CHROMIUM).exists())]
 
 
 def is_local(host: str | None) -> bool:

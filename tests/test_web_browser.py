@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from ingest.web import FetchError
-from ingest.web.browser import find_chromium
+from tests import parts
 from tests.web_site import Site, web_site  # noqa: F401
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        find_chromium() is None and not os.environ.get("CI"), reason="no Chromium: bash scripts/install.sh --test"
-    ),
-]
+pytestmark = [pytest.mark.slow, parts.chromium()]
 
 
 def test_javascript_page_is_rendered_and_its_requests_are_guarded(web_site: Site) -> None:  # noqa: F811
