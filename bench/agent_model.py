@@ -17,12 +17,13 @@ accuracy. Prints a table, writes bench/results/agent_model.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from record import save  # bench/record.py: every result file with its command
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -160,9 +161,7 @@ def main() -> None:
             results["answers"] = rows
     for key in ("raw_prefill_tok_s", "rag_prompt", "long_prompt", "accuracy"):
         print(f"{key:12} {results[key]}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "agent_model.json").write_text(json.dumps(results, indent=2))
+    save("agent_model", results)
 
 
 if __name__ == "__main__":

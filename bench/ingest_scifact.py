@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from record import save  # bench/record.py: every result file with its command
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = ROOT.parent / "shared" / "bench" / "scifact" / "corpus.jsonl"
 
@@ -84,9 +86,7 @@ def main() -> None:
     width = max(map(len, results))
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "ingest_scifact.json").write_text(json.dumps(results, indent=2))
+    save("ingest_scifact", results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ keeps. Writes bench/results/query_scale.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import resource
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from record import save  # bench/record.py: every result file with its command
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -115,9 +115,7 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
             kb.close()
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "query_scale.json").write_text(json.dumps(rows, indent=2))
+    save("query_scale", rows)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ BM25 0.679, all-MiniLM-L6-v2 dense 0.645, bge-small-en-v1.5 dense 0.713.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from record import save  # bench/record.py: every result file with its command
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -111,9 +112,7 @@ def main() -> None:
     print("\n" + " | ".join(columns))
     for row in rows:
         print(" | ".join(str(row.get(c, "")) for c in columns))
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "retrieval.json").write_text(json.dumps(rows, indent=2))
+    save("retrieval", rows)
 
 
 if __name__ == "__main__":

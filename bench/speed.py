@@ -22,6 +22,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from record import save  # bench/record.py: every result file with its command
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 from ingest_scifact import DEFAULT_CORPUS, write_docs  # noqa: E402
@@ -188,9 +190,7 @@ def main() -> None:
             results["time_ratio_naive_over_kbagent"] = round(naive_wall / wall, 2)
 
     print(json.dumps(results, indent=2))
-    out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "speed.json").write_text(json.dumps(results, indent=2))
+    save("speed", results)
 
 
 if __name__ == "__main__":

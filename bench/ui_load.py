@@ -9,7 +9,6 @@ tool call and checkpointed threads. Prints errors and latency p50/p95, writes be
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -19,6 +18,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+from record import save  # bench/record.py: every result file with its command
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -96,8 +97,7 @@ def main() -> None:
         "python": platform.python_version(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    save("ui_load", result, args.out)
     print(
         f"{result['completed']}/{args.chats} chats completed, {len(errors)} errors; latency p50 "
         f"{result['latency_p50_s']} s, p95 {result['latency_p95_s']} s, max {result['latency_max_s']} s; "
