@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from evaluation.metrics import mean, ndcg, reciprocal_rank
 from knowledge_base import KnowledgeBase
@@ -24,9 +24,16 @@ from knowledge_base.retrieval import SearchOptions
 
 class Question(BaseModel):
     question: str = Field(min_length=1)
-    keywords: list[str] = Field(min_length=1)
+    keywords: list[str] = Field(default_factory=list)
     reference_answer: str = ""
     category: str = "general"
+    answerable: bool = True  # false: the knowledge base cannot answer it (the answers evaluation checks abstention)
+
+    @model_validator(mode="after")
+    def _keywords_when_answerable(self) -> Question:
+        if self.answerable and not self.keywords:
+            raise ValueError("an answerable question needs keywords")
+        return self
 
 
 @dataclass
@@ -103,9 +110,13 @@ def evaluate_questions(
     options: SearchOptions | None = None,
     on_question: Callable[[QuestionResult], None] | None = None,
 ) -> QuestionSetResult:
+    """Retrieval scores per question; questions the knowledge base cannot answer have nothing to find and are
+    left out (the answers evaluation checks that they are abstained from)."""
     options = options or kb.default_options()
     results = []
     for q in questions:
+        if not q.answerable:
+            continue
         docs = kb.search(q.question, k=k, options=options)
         mrr, nd, coverage, ranks = score_question(q, [d.page_content for d in docs], k)
         retrieved = [

@@ -39,7 +39,7 @@ def run_question_set(
     settings: Settings, path: Path, k: int, options_for: OptionsFor, limit: int | None, quiet: bool
 ) -> tuple[dict[str, Any], list[str]]:
     try:
-        questions = load_questions(path)[:limit]
+        questions = [q for q in load_questions(path) if q.answerable][:limit]
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     err = Console(stderr=True)

@@ -189,7 +189,7 @@ class Services:
     def evaluate(
         self, path: Path, k: int, mode: Mode, on_question: Callable[[int, int, QuestionResult], None] | None = None
     ) -> QuestionSetResult:
-        questions = load_questions(path)
+        questions = [q for q in load_questions(path) if q.answerable]
         total = len(questions)
         done = 0
 
