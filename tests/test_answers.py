@@ -92,7 +92,8 @@ class _Replies:
             raise KeyboardInterrupt  # the run is killed here
         yield Token(self.answers[question][:5])
         yield Token(self.answers[question][5:])
-        passage = Passage(n=1, chunk_id="c1", title="Ferry", source="f.md", text="The ferry leaves at 07:40 from Pier 9.")
+        text = "The ferry leaves at 07:40 from Pier 9."
+        passage = Passage(n=1, chunk_id="c1", title="Ferry", source="f.md", text=text)
         yield Sources([passage], [])
         yield Done(self.answers[question], "t", "m", 0.1)
 
@@ -111,7 +112,8 @@ def test_two_models_one_leaderboard_and_resume_after_a_kill(tmp_path: Path) -> N
     killed = _Replies(bad, fail_on="From which pier?")
     with pytest.raises(KeyboardInterrupt):
         run_answers({"good": _Replies(good), "bad": killed}, questions, report)
-    assert [(r.model, r.id) for r in read_report(report)] == [("good", "a"), ("good", "b"), ("good", "c"), ("bad", "a")]
+    written = [(r.model, r.id) for r in read_report(report)]
+    assert written == [("good", "a"), ("good", "b"), ("good", "c"), ("bad", "a")]
 
     resumed_good, resumed_bad = _Replies(good), _Replies(bad)
     rows = run_answers({"good": resumed_good, "bad": resumed_bad}, questions, report)
