@@ -27,7 +27,7 @@ from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
 from tools.calculator import CalculatorError, calculate, describe, make_calculator_tool
 from tools.excerpts import focus
-from tools.knowledge_search import Passage, Passages, make_search_tool, render, search_passages
+from tools.knowledge_search import Passage, Passages, format_passages, make_search_tool, search_passages
 from tools.scraper import make_scrape_tool
 
 URL = re.compile(r"https?://[^\s<>\"')\]]+")
@@ -112,7 +112,7 @@ class Agent:
                     min_similarity=self.config.min_similarity,
                     options=self.search_options,
                 ),
-                render,
+                format_passages,
             )
             results = []
             for url in dict.fromkeys(URL.findall(question)):
@@ -146,7 +146,7 @@ class Agent:
             SystemMessage(prompts.RETRIEVAL_FIRST),
             *[type(m)(message_text(m)) for m in (history or [])[-HISTORY_MESSAGES:]],
             HumanMessage(
-                prompts.retrieval_first_message(question, render(found, compact=True, texts=excerpts), results)
+                prompts.retrieval_first_message(question, format_passages(found, compact=True, texts=excerpts), results)
             ),
         ]
 

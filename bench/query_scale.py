@@ -30,6 +30,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 from evaluation.beir import read_queries
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
+from knowledge_base.keyword_index import KeywordRow
 from knowledge_base.records import SourceRecord
 from knowledge_base.retrieval import SearchOptions
 from knowledge_base.store import batched
@@ -47,7 +48,7 @@ def main() -> None:
     source = open_knowledge_base(Settings(data_dir=args.store, collection="beir", _env_file=None))
     base = source.collection.get(include=["embeddings"])
     vectors = np.asarray(base["embeddings"], dtype=np.float32)
-    stored = [row[3] for part in batched(base["ids"], 5000) for row in source.keywords.rows(part)]
+    stored = [row.text for part in batched(base["ids"], 5000) for row in source.keywords.rows(part)]
     words = " ".join(stored).split()
     queries = list(read_queries(args.beir).values())[: args.queries]
     query_vectors = np.asarray(source.embedder.embed(queries), dtype=np.float32)
@@ -73,7 +74,7 @@ def main() -> None:
                     documents=texts if kb.texts_in_chroma else None,
                     metadatas=metas,
                 )
-                rows_kw = [(ids[i + n], metas[n]["source"], "synthetic", t) for n, t in enumerate(texts)]
+                rows_kw = [KeywordRow(ids[i + n], metas[n]["source"], "synthetic", t) for n, t in enumerate(texts)]
                 with kb.records.transaction():
                     kb.keywords.replace_sources([], rows_kw)
             kb.records.put_many([SourceRecord(f"synthetic:{s}", "x") for s in range(-(-size // 10))])

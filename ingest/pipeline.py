@@ -82,7 +82,7 @@ class TextSource:
 
 
 @dataclass
-class Candidate:
+class FileToIngest:
     path: Path
     doc_type: str
 
@@ -121,16 +121,16 @@ class Ingestor:
         progress = progress or Progress()
         start = time.perf_counter()
         report = IngestReport()
-        candidates, roots = [], []
+        files, roots = [], []
         for raw_path in paths:
             path = Path(raw_path).expanduser()
             found, problems = discover(path, globs or [], excludes or [], doc_type)
-            candidates.extend(found)
+            files.extend(found)
             report.outcomes.extend(problems)
             if path.is_dir():
                 roots.append(path.resolve())
-        candidates = list({str(c.path): c for c in candidates}.values())
-        progress.files_found(len(candidates))
+        files = list({str(f.path): f for f in files}.values())
+        progress.files_found(len(files))
         for outcome in report.outcomes:
             progress.file_done(outcome)
 
@@ -138,13 +138,13 @@ class Ingestor:
             known = self.kb.source_hashes()
             twins: dict[str, str] = {}  # files are walked in a stable order, so the same twin wins every run
             self._consume(
-                self._in_background(candidates, lambda c: self.prepare(c, known, twins), progress),
+                self._in_background(files, lambda f: self.prepare(f, known, twins), progress),
                 known,
                 report,
                 progress,
             )
             if sync:
-                seen = {str(c.path) for c in candidates}
+                seen = {str(f.path) for f in files}
                 for root in roots:
                     gone = [r.source for r in self.kb.sources(prefix=str(root) + os.sep) if r.source not in seen]
                     for source in self.kb.remove(gone):
@@ -245,11 +245,11 @@ class Ingestor:
         digest.update(raw)
         return digest.hexdigest()
 
-    def prepare(self, candidate: Candidate, known: dict[str, str], twins: dict[str, str] | None = None) -> Prepared:
+    def prepare(self, file: FileToIngest, known: dict[str, str], twins: dict[str, str] | None = None) -> Prepared:
         """Read, hash and split one file. `twins` maps content hashes to the first source that had them, so
         the same file under a second name is skipped rather than stored twice."""
         twins = {} if twins is None else twins
-        path = candidate.path
+        path = file.path
         source = str(path)
         try:
             size = path.stat().st_size
@@ -262,7 +262,7 @@ class Ingestor:
             return Prepared(outcome=Outcome(source, "failed", str(exc)))
         except OSError as exc:
             return Prepared(outcome=Outcome(source, "failed", exc.strerror or str(exc)))
-        content_hash = self._hash(candidate.doc_type, raw)
+        content_hash = self._hash(file.doc_type, raw)
         if content_hash in twins:
             return Prepared(outcome=Outcome(source, "skipped", f"same content as {twins[content_hash]}"))
         if known.get(source) == content_hash:
@@ -284,14 +284,14 @@ class Ingestor:
             return Prepared(outcome=Outcome(source, "failed", str(exc)))
         except Exception as exc:  # a loader bug must not stop the folder
             return Prepared(outcome=Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]))
-        item = ChunkedSource(source, content_hash, chunks, title=title, doc_type=candidate.doc_type, kind=kind_of(path))
+        item = ChunkedSource(source, content_hash, chunks, title=title, doc_type=file.doc_type, kind=kind_of(path))
         twins[content_hash] = source
         return Prepared(item=item)
 
 
 def discover(
     path: Path, globs: list[str], excludes: list[str], doc_type: str | None
-) -> tuple[list[Candidate], list[Outcome]]:
+) -> tuple[list[FileToIngest], list[Outcome]]:
     """Files to ingest under a path, in a stable order, and one outcome per path that can't be walked."""
     if not path.exists():
         return [], [Outcome(str(path), "failed", "no such file or directory")]
@@ -299,9 +299,9 @@ def discover(
         resolved = path.resolve()
         if not is_supported(resolved):
             return [], [Outcome(str(resolved), "failed", f"unsupported file type {path.suffix or '(none)'!r}")]
-        return [Candidate(resolved, doc_type or resolved.parent.name)], []
+        return [FileToIngest(resolved, doc_type or resolved.parent.name)], []
     root = path.resolve()
-    found: list[Candidate] = []
+    found: list[FileToIngest] = []
     skipped: list[Outcome] = []
     for folder, dirs, files in os.walk(root, followlinks=False, onerror=None):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -321,7 +321,7 @@ def discover(
                 skipped.append(Outcome(str(file), "skipped", "not a regular file"))
                 continue
             parts = Path(rel).parts
-            found.append(Candidate(file, doc_type or (parts[0] if len(parts) > 1 else root.name)))
+            found.append(FileToIngest(file, doc_type or (parts[0] if len(parts) > 1 else root.name)))
     return found, skipped
 
 

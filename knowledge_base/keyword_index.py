@@ -10,6 +10,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunk_text (
@@ -47,6 +48,15 @@ class KeywordHit:
     score: float  # BM25, higher is better
 
 
+class KeywordRow(NamedTuple):
+    """One chunk as the keyword index stores it: in an embedded store, the only copy of its text."""
+
+    chunk_id: str
+    source: str
+    doc_type: str
+    text: str
+
+
 def query_terms(query: str) -> list[str]:
     words = dict.fromkeys(w.lower() for w in TOKEN.findall(query))
     return [w for w in words if w not in STOPWORDS] or list(words)
@@ -65,19 +75,18 @@ class KeywordIndex:
         self.max_scored_rows = max_scored_rows
         self._db.executescript(SCHEMA)
 
-    def replace_sources(self, sources: Sequence[str], rows: Iterable[tuple[str, str, str, str]]) -> None:
-        """Make these sources' rows exactly `rows` (chunk_id, source, doc_type, text); run inside a transaction."""
+    def replace_sources(self, sources: Sequence[str], rows: Iterable[KeywordRow]) -> None:
+        """Make these sources' rows exactly `rows`, in the caller's transaction: the one that writes their records."""
         self.delete_sources(sources)
         self._db.executemany("INSERT INTO chunk_text(chunk_id, source, doc_type, text) VALUES (?, ?, ?, ?)", rows)
 
     def delete_sources(self, sources: Sequence[str]) -> None:
         self._db.executemany("DELETE FROM chunk_text WHERE source = ?", [(s,) for s in sources])
 
-    def rows(self, chunk_ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
-        """(chunk_id, source, doc_type, text) of these chunks."""
+    def rows(self, chunk_ids: Sequence[str]) -> list[KeywordRow]:
         marks = ",".join("?" * len(chunk_ids))
         sql = f"SELECT chunk_id, source, doc_type, text FROM chunk_text WHERE chunk_id IN ({marks})"
-        return list(self._db.execute(sql, list(chunk_ids))) if chunk_ids else []
+        return [KeywordRow._make(row) for row in self._db.execute(sql, list(chunk_ids))] if chunk_ids else []
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM chunk_text").fetchone()[0]

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,10 +25,10 @@ from langchain_core.documents import Document
 from knowledge_base.chroma import open_collection
 from knowledge_base.config import SearchConfig, StoreConfig
 from knowledge_base.embeddings import Embedder
-from knowledge_base.keyword_index import KeywordHit, KeywordIndex
+from knowledge_base.keyword_index import KeywordIndex, KeywordRow
 from knowledge_base.records import SourceRecord, SourceRecords
 from knowledge_base.reranker import CrossEncoderReranker
-from knowledge_base.retrieval import Candidate, SearchOptions, mmr_order, reciprocal_rank_fusion
+from knowledge_base.retrieval import HybridSearch, SearchOptions
 
 T = TypeVar("T")
 CHROMA_CALL_CHUNKS = 512
@@ -98,6 +98,9 @@ class KnowledgeBase:
         self._searcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-keyword")
         if self.keywords.count() == 0 and self.records.hashes():
             self.rebuild_keyword_index()
+        self._search = HybridSearch(
+            self.collection, self.keywords, embedder, self.reranker, self._searcher, self.records
+        )
 
     def close(self) -> None:
         self._searcher.shutdown(wait=True)
@@ -129,11 +132,11 @@ class KnowledgeBase:
                 if text is None:
                     textless.add(source)
                 else:
-                    rows.append((chunk_id, source, meta.get("doc_type", ""), text))
+                    rows.append(KeywordRow(chunk_id, source, meta.get("doc_type", ""), text))
             offset += len(page["ids"])
-        rows = [r for r in rows if r[1] not in textless]
+        rows = [r for r in rows if r.source not in textless]
         with self.records.transaction():
-            self.keywords.replace_sources(sorted({r[1] for r in rows} | textless), rows)
+            self.keywords.replace_sources(sorted({r.source for r in rows} | textless), rows)
             self.records.delete_many(textless)
         if textless:
             log.warning(
@@ -199,7 +202,7 @@ class KnowledgeBase:
         stale = [i for i in self._ids_of_sources([it.source for it in items]) if i not in wanted]
         for part in batched(stale, self._max_batch):
             self.collection.delete(ids=list(part))
-        keyword_rows = [(ids[i], metas[i]["source"], metas[i]["doc_type"], texts[i]) for i in range(len(ids))]
+        keyword_rows = [KeywordRow(ids[i], metas[i]["source"], metas[i]["doc_type"], texts[i]) for i in range(len(ids))]
         with self.records.transaction():
             self.records.put_many(records)
             self.keywords.replace_sources([it.source for it in items], keyword_rows)
@@ -214,9 +217,9 @@ class KnowledgeBase:
         on_embedded: Callable[[int], None] | None,
     ) -> None:
         # Similar lengths in one batch waste less padding; the store's order doesn't matter. Chroma's cost is
-        # mostly per call, so the store gets a few hundred chunks at a time (256: 1.3 s for 2,363 chunks,
-        # against 2.3 s in batches of 32), the model its own best batch size. These ids were just found
-        # missing (and the write lock is held), so `add` skips the existence check `upsert` makes (-10%).
+        # mostly per call, so the store gets a few hundred chunks at a time, the model its own best batch size.
+        # These ids were just found missing (and the write lock is held), so `add` skips the existence check
+        # `upsert` makes.
         # The texts follow in the SQLite transaction after these calls: a vector whose text never arrived
         # (a crash between) is never shown, and the rerun that reuses it writes the text.
         order = sorted(positions, key=lambda i: len(texts[i]))
@@ -277,148 +280,13 @@ class KnowledgeBase:
 
         filters: `doc_type`, `source_prefix` (a path or URL prefix), or any other metadata equality.
         """
-        k = k or self.search_config.k
-        options = options or self.default_options()
-        if not query.strip():
-            return []
-        filters = dict(filters or {})
-        sources = None
-        prefix = filters.pop("source_prefix", None)
-        if prefix:
-            sources = [r.source for r in self.records.all(prefix)]
-            if not sources:
-                return []
-        pool = options.candidates or max(4 * k, 40)
-        doc_type = filters.get("doc_type")
-        other = {key: v for key, v in filters.items() if key != "doc_type" and v not in (None, "")}
-        mode = options.mode
-
-        # The keyword index (SQLite releases the GIL) runs in a thread while the query is embedded and the
-        # dense index searched: at 100k chunks that hides the smaller of the two (bench/query_scale.py).
-        def search_keywords() -> Future[list[KeywordHit]]:
-            # Other metadata filters are applied after the keyword search: ask for more to keep k after them.
-            return self._searcher.submit(
-                self.keywords.search, query, pool if not other else pool * 4, doc_type, sources
-            )
-
-        keyword_job = search_keywords() if mode in ("keyword", "hybrid") else None
-        want_vectors = options.mmr or mode != "keyword"
-        vector = self.embedder.embed_query(query) if want_vectors else None
-
-        candidates: dict[str, Candidate] = {}
-        dense_ids: list[str] = []
-        if mode in ("dense", "hybrid"):
-            try:
-                dense_ids = self._dense_candidates(vector, pool, filters, sources, candidates)
-            except Exception as exc:  # chromadb's own errors; the keyword index still answers
-                log.warning("dense search failed (%s); answering from the keyword index only", str(exc)[:200])
-                mode = "keyword"
-                if keyword_job is None:
-                    keyword_job = search_keywords()
-        keyword_ids: list[str] = []
-        if keyword_job is not None:
-            for rank, hit in enumerate(keyword_job.result(), start=1):
-                c = candidates.setdefault(hit.chunk_id, Candidate(hit.chunk_id))
-                c.keyword_rank, c.keyword_score = rank, hit.score
-                keyword_ids.append(hit.chunk_id)
-        if mode == "hybrid":
-            fused = reciprocal_rank_fusion(dense_ids, keyword_ids, options.dense_weight, options.keyword_weight)
-        elif mode == "dense":
-            fused = {i: candidates[i].dense_score or 0.0 for i in dense_ids}
-        else:
-            fused = {i: candidates[i].keyword_score or 0.0 for i in keyword_ids}
-        ranked = sorted(fused, key=lambda i: -fused[i])[: max(pool, k)]
-        for chunk_id in ranked:
-            candidates[chunk_id].fused = fused[chunk_id]
-        score_key = "keyword_score" if mode == "keyword" else "dense_score"
-        reranking = self.reranker is not None and options.rerank
-
-        def keep(c: Candidate) -> bool:
-            if c.metadata is None or not _matches(c.metadata, filters):
-                return False
-            return options.min_score is None or (getattr(c, score_key) or 0.0) >= options.min_score
-
-        # Read texts only for what will be shown: the top k, or the whole pool when MMR or a re-ranker
-        # still reorders it. Candidates dropped by a filter are replaced from further down the ranking.
-        want = len(ranked) if options.mmr or reranking else k
-        chosen: list[Candidate] = []
-        start = 0
-        while start < len(ranked) and len(chosen) < want:
-            window = ranked[start : start + max(want - len(chosen), 8)]
-            self._fill(window, candidates, vector)
-            chosen.extend(c for c in (candidates[i] for i in window) if keep(c))
-            start += len(window)
-        if reranking and chosen:
-            head = chosen[: self.reranker.top_n]
-            for c, score in zip(head, self.reranker.score(query, [c.text for c in head]), strict=True):
-                c.rerank_score = score
-            chosen = sorted(head, key=lambda c: -(c.rerank_score or 0.0)) + chosen[len(head) :]
-        if options.mmr and vector is not None:
-            chosen = [chosen[i] for i in mmr_order(vector, chosen, k, options.mmr_lambda)]
-        return [_document(c) for c in chosen[:k]]
+        return self._search.search(query, k or self.search_config.k, filters, options or self.default_options())
 
     def default_options(self) -> SearchOptions:
         s = self.search_config
         return SearchOptions(
             mode=s.mode, mmr=s.mmr, min_score=s.min_score, dense_weight=s.dense_weight, keyword_weight=s.keyword_weight
         )
-
-    def _dense_candidates(
-        self,
-        vector: Sequence[float] | None,
-        pool: int,
-        filters: dict[str, Any],
-        sources: list[str] | None,
-        candidates: dict[str, Candidate],
-    ) -> list[str]:
-        where_filters = dict(filters)
-        if sources is not None:
-            where_filters["source"] = {"$in": sources} if len(sources) > 1 else sources[0]
-        result = self.collection.query(
-            query_embeddings=[vector],
-            n_results=pool,
-            where=_where(where_filters),
-            include=["distances"],  # texts are read later, for the few candidates that are shown
-        )
-        ids = result["ids"][0]
-        for rank, (chunk_id, distance) in enumerate(zip(ids, result["distances"][0], strict=True), start=1):
-            c = candidates.setdefault(chunk_id, Candidate(chunk_id))
-            c.dense_rank, c.dense_score = rank, 1.0 - float(distance)
-        return list(ids)
-
-    def _fill(self, ids: list[str], candidates: dict[str, Candidate], vector: Sequence[float] | None) -> None:
-        """Text, metadata and vector of these candidates (and the similarity of those only the keyword index found)."""
-        missing = [i for i in ids if candidates[i].metadata is not None and not candidates[i].metadata]
-        if not missing:
-            return
-        include = ["documents", "metadatas"] + (["embeddings"] if vector is not None else [])
-        try:
-            got = self.collection.get(ids=missing, include=include)
-        except Exception as exc:  # the dense store is unreadable right now: texts come from the keyword index
-            log.warning("reading chunks from Chroma failed (%s); using the keyword index's copies", str(exc)[:200])
-            for chunk_id, source, doc_type, text in self.keywords.rows(missing):
-                candidates[chunk_id].text = text
-                candidates[chunk_id].metadata = {"source": source, "doc_type": doc_type}
-            for chunk_id in missing:
-                if not candidates[chunk_id].metadata:
-                    candidates[chunk_id].metadata = None  # type: ignore[assignment]
-            return
-        texts = dict(zip(got["ids"], got["documents"], strict=True))
-        if textless := [i for i, text in texts.items() if text is None]:
-            texts.update((row[0], row[3]) for row in self.keywords.rows(textless))
-        found = set()
-        for n, chunk_id in enumerate(got["ids"]):
-            if texts[chunk_id] is None:  # a vector whose text was never committed: hidden until re-ingested
-                continue
-            c = candidates[chunk_id]
-            c.text, c.metadata = texts[chunk_id], dict(got["metadatas"][n] or {})
-            if vector is not None and got.get("embeddings") is not None:
-                c.embedding = got["embeddings"][n]
-                if c.dense_score is None:
-                    c.dense_score = float(sum(a * b for a, b in zip(vector, c.embedding, strict=True)))
-            found.add(chunk_id)
-        for chunk_id in set(missing) - found:  # a keyword row without its vector, or a vector without text
-            candidates[chunk_id].metadata = None  # type: ignore[assignment]
 
     def stats(self) -> dict[str, Any]:
         records = self.records.all()
@@ -434,26 +302,3 @@ class KnowledgeBase:
             "store": self.store.chroma_url or str(self.store.chroma_path),
             "collection": self.store.collection,
         }
-
-
-def _document(c: Candidate) -> Document:
-    meta = dict(c.metadata)
-    meta.update(chunk_id=c.chunk_id, score=round(c.fused, 4))
-    if c.dense_score is not None:
-        meta["similarity"] = round(c.dense_score, 4)
-    if c.keyword_score is not None:
-        meta["bm25"] = round(c.keyword_score, 4)
-    if c.rerank_score is not None:
-        meta["rerank_score"] = round(c.rerank_score, 4)
-    return Document(page_content=c.text, metadata=meta, id=c.chunk_id)
-
-
-def _matches(meta: dict[str, Any], filters: dict[str, Any]) -> bool:
-    return all(value in (None, "") or meta.get(key) == value for key, value in filters.items())
-
-
-def _where(filters: dict[str, Any] | None) -> dict[str, Any] | None:
-    clauses = [{key: value} for key, value in (filters or {}).items() if value not in (None, "")]
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -11,7 +11,7 @@ def stored_texts(kb: KnowledgeBase, where: dict[str, Any] | None = None) -> list
     """Sorted texts of the chunks Chroma holds (for `where`); every one of them must have its text."""
     got = kb.collection.get(where=where, include=["documents"])
     in_chroma = dict(zip(got["ids"], got["documents"], strict=True))
-    texts = {chunk_id: text for chunk_id, _, _, text in kb.keywords.rows(got["ids"])}
+    texts = {row.chunk_id: row.text for row in kb.keywords.rows(got["ids"])}
     assert texts.keys() == in_chroma.keys(), "a vector without its text, or a text without its vector"
     if kb.texts_in_chroma:
         assert in_chroma == texts

@@ -209,11 +209,11 @@ def test_match_expression_escapes_user_text() -> None:
 def test_keyword_cost_budget_leaves_out_the_commonest_word() -> None:
     import sqlite3
 
-    from knowledge_base.keyword_index import KeywordIndex
+    from knowledge_base.keyword_index import KeywordIndex, KeywordRow
 
     index = KeywordIndex(sqlite3.connect(":memory:"), max_scored_rows=0)
-    rows = [(f"c{i}", f"s{i}", "", f"common filler text {i}") for i in range(50)]
-    rows += [("rare1", "r", "", "common rare kestrel"), ("rare2", "r", "", "rare kestrel wings")]
+    rows = [KeywordRow(f"c{i}", f"s{i}", "", f"common filler text {i}") for i in range(50)]
+    rows += [KeywordRow("rare1", "r", "", "common rare kestrel"), KeywordRow("rare2", "r", "", "rare kestrel wings")]
     index.replace_sources([], rows)
     exact = index.search("common kestrel", 60)
     assert len(exact) == 52 and exact[0].chunk_id == "rare1"  # both words: ranked first

@@ -77,7 +77,7 @@ class Passages:
         return [p for p in self.all() if p.n in cited]
 
 
-def render(
+def format_passages(
     passages: list[Passage], max_chars: int = 1200, compact: bool = False, texts: Sequence[str] | None = None
 ) -> str:
     """Passages for a model, or `texts` in their place (excerpts). `compact` drops source paths and the
@@ -123,6 +123,6 @@ def make_search_tool(
         '[n] title — source'; cite them as [n] in the answer. Use short, specific queries."""
         registry = getattr(runtime.context, "passages", None) or Passages()
         k = max(1, min(int(k), 20))
-        return render(search_passages(kb, registry, query, k, doc_type, min_similarity, options))
+        return format_passages(search_passages(kb, registry, query, k, doc_type, min_similarity, options))
 
     return search_knowledge_base
