@@ -195,8 +195,8 @@ class KnowledgeBase:
         new = [i for i, chunk_id in enumerate(ids) if chunk_id not in stored]
         reused = [i for i, chunk_id in enumerate(ids) if chunk_id in stored]
         self._embed_and_add(new, ids, texts, metas, on_embedded)
-        for part in batched(reused, self._max_batch):
-            self.collection.update(ids=[ids[i] for i in part], metadatas=[metas[i] for i in part])
+        for reused_part in batched(reused, self._max_batch):
+            self.collection.update(ids=[ids[i] for i in reused_part], metadatas=[metas[i] for i in reused_part])
 
         wanted = set(ids)
         stale = [i for i in self._ids_of_sources([it.source for it in items]) if i not in wanted]
