@@ -39,6 +39,7 @@ class SearchOptions:
     dense_weight: float = 1.0
     keyword_weight: float = 1.0
     rerank: bool = True  # only when a re-ranker is configured
+    similarity: bool = False  # every result's cosine similarity to the query, keyword mode too (relevance floors)
 
 
 @dataclass
@@ -105,7 +106,8 @@ class HybridSearch:
         # The keyword index (SQLite releases the GIL) runs in a thread while the query is embedded and the
         # dense index searched: on a large store that hides the smaller of the two (bench/query_scale.py).
         keyword_job = self.keyword(plan) if plan.mode in ("keyword", "hybrid") else None
-        vector = self.embedder.embed_query(query) if options.mmr or plan.mode != "keyword" else None
+        wanted = options.mmr or options.similarity or plan.mode != "keyword"
+        vector = self.embedder.embed_query(query) if wanted else None
         hits: dict[str, Hit] = {}
         dense_ids: list[str] = []
         if plan.mode in ("dense", "hybrid"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,11 @@ def kb(embedded_kb: KnowledgeBase, tmp_path: Path) -> Iterator[KnowledgeBase]:
     yield embedded_kb
 
 
-def _agent(kb: KnowledgeBase, model: ScriptedChatModel, tool_calling: str, scraper=None) -> Agent:  # type: ignore[no-untyped-def]
+def _agent(kb: KnowledgeBase, model: ScriptedChatModel, tool_calling: str, scraper=None, options=None) -> Agent:  # type: ignore[no-untyped-def]
     provider = "openai" if tool_calling == "on" else "gguf"
     threads = ThreadStore(kb.store.data_dir / "threads.sqlite3")
     config = AgentConfig(tool_calling=tool_calling)
-    return Agent(config, kb, model, ModelSpec(provider, "scripted"), threads, scraper=scraper)
+    return Agent(config, kb, model, ModelSpec(provider, "scripted"), threads, scraper=scraper, search_options=options)
 
 
 def test_tool_calling_loop_cites_passages(kb: KnowledgeBase) -> None:
@@ -102,6 +103,19 @@ def test_retrieval_first_runs_calculator_and_scraper(kb: KnowledgeBase) -> None:
     assert pages == ["http://127.0.0.1:9/news"]
     tool_text = str(model.prompts[0][-1].content)
     assert "4 * 3.50 = 14" in tool_text and "buns are back" in tool_text
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
+def test_relevance_floor_works_in_every_retrieval_mode(kb: KnowledgeBase, mode: str) -> None:
+    """The floor on similarity must not silence keyword mode, whose hits carry no similarity of their own."""
+    model = ScriptedChatModel(replies=[AIMessage("The first ferry leaves at 07:40 [1].")])
+    agent = _agent(kb, model, "off", options=replace(kb.default_options(), mode=mode))
+    assert agent.config.min_similarity > 0  # the default floor is on
+    done = agent.ask("When does the first ferry to Skerry Island leave?")
+    assert done.answer == "The first ferry leaves at 07:40 [1]." and len(model.prompts) == 1
+    assert "07:40" in str(model.prompts[0][-1].content)  # the passage reached the model
+    unrelated = _agent(kb, ScriptedChatModel(replies=[]), "off", options=replace(kb.default_options(), mode=mode))
+    assert unrelated.ask("What is the airspeed velocity of an unladen swallow?").answer.startswith("I couldn't find")
 
 
 def test_abstains_when_nothing_is_relevant(kb: KnowledgeBase) -> None:

@@ -97,9 +97,7 @@ def running_app(
     import app as web_app
     from tests.conftest import free_port
 
-    settings = settings.override(
-        host="127.0.0.1", port=free_port(), model="openai:scripted", tool_calling="on", agent_min_similarity=0
-    )
+    settings = settings.override(host="127.0.0.1", port=free_port(), model="openai:scripted", tool_calling="on")
     with Components(settings, embedder=embedder, chat_model=CitingModel(delay_s=delay_s)) as parts:
         if docs:
             parts.ingest(docs)

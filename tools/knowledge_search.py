@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from langchain.tools import ToolRuntime, tool
@@ -105,6 +105,8 @@ def search_passages(
     """Relevant chunks, numbered. With `min_similarity`, chunks less similar to the query than that are
     dropped, so 'nothing relevant' comes back as an empty list."""
     options = options or kb.default_options()
+    if min_similarity is not None:  # judged by the query's embedding in every mode, keyword mode too
+        options = replace(options, similarity=True)
     docs = kb.search(query, k=k, filters={"doc_type": doc_type}, options=options)
     if min_similarity is not None:
         docs = [d for d in docs if (d.metadata.get("similarity") or 0.0) >= min_similarity]
