@@ -101,9 +101,9 @@ def test_answer_view_streams_tool_calls_then_tokens() -> None:
     }
     assert '"query": "ferry"' in tool.content and "[1] Ferry" in tool.content
     assert second[-1].content == "The first ferry leaves at 07:40 [1]." and second[2].content == "When?"
-    view.apply(Sources([_passage()]))
+    view.apply(Sources(cited=[_passage()]))
     view.apply(Done("The first ferry leaves at 07:40 [1].", "t1", "openai:x", 0.5))
-    assert view.done and view.passages and view.answer.endswith("[1].")
+    assert view.done and view.cited and view.answer.endswith("[1].")
 
 
 def test_answer_view_shows_errors_as_a_message() -> None:
@@ -122,6 +122,29 @@ def test_sources_panel_lists_passages_as_text() -> None:
     assert "score 0.500" in text and "[https://example.org/a](https://example.org/a)" in text
     assert "<b>" not in text and "&lt;b&gt;Pier 9&lt;/b&gt;" in text  # document HTML is shown, never rendered
     assert formatting.sources_markdown([]).startswith("_No sources")
+
+
+def test_sources_panel_never_numbers_passages_the_answer_did_not_cite() -> None:
+    """Retrieved passages the answer left uncited are labelled so, without the [n] of a citation."""
+    text = formatting.sources_markdown([], [_passage(1), _passage(2, "https://example.org/a")])
+    assert "Retrieved, not cited" in text and "cites none" in text
+    assert "[1]" not in text and "[2]" not in text and "`/kb/ferries.md`" in text
+    mixed = formatting.sources_markdown([_passage(2)], [_passage(1, "/kb/other.md")])
+    cited, _, uncited = mixed.partition("Retrieved, not cited")
+    assert "**[2] Ferry" in cited and "/kb/other.md" not in cited
+    assert "/kb/other.md" in uncited and "[1]" not in uncited
+
+
+def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
+    class Uncited(_EmptyServices):
+        def stream(self, question: str, thread_id: str | None, choices: SessionChoices) -> Iterator[Any]:
+            yield Token("The first ferry leaves at 07:40.")
+            yield Sources(cited=[], retrieved=[_passage(1)])
+            yield Done("The first ferry leaves at 07:40.", "t9", "openai:x", 0.1)
+
+    handlers = chat_tab.ChatHandlers(Uncited(), SessionChoices())  # type: ignore[arg-type]
+    *_, (_, panel, thread_id, _) = handlers.chat("When is the first ferry?", [], "", "", 5, "hybrid", 0.2)
+    assert thread_id == "t9" and "Retrieved, not cited" in panel and "[1]" not in panel
 
 
 def test_eval_summary_is_coloured() -> None:

@@ -60,7 +60,7 @@ class ChatHandlers:
         for event in self.svc.stream(text, thread_id or None, choices):
             view.apply(event)
             if isinstance(event, Sources):
-                panel = formatting.sources_markdown(event.passages)
+                panel = formatting.sources_markdown(event.cited, event.retrieved)
             if isinstance(event, Done):
                 thread_id = event.thread_id
             yield view.messages(), panel, thread_id, ""
