@@ -12,9 +12,11 @@ from typing import Any
 import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 import app as web_app
 from agent.events import Done, Error, Sources, Token, ToolEnd, ToolStart
+from agent.models import ModelChoice, app_model_refusal
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.ui_app import RunningApp, running_app, write_docs
@@ -196,6 +198,48 @@ def test_knowledge_handlers_refuse_without_a_selection_or_an_http_url() -> None:
         assert handlers.ingest_url_ui("file:///etc/passwd", 0)[:2] == (gr.skip(), gr.skip())
 
 
+# ---- which models an app user may pick ---------------------------------------------------------------------
+
+
+def test_app_model_policy(tmp_path: Path) -> None:
+    """The app builds the configured model, the models offered as usable, and local model files from the models
+    folder only (after resolving `..` and symlinks), unless the owner allowed free paths."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "ok.gguf").write_bytes(b"GGUF")
+    (models / "qwen").mkdir()
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes(b"GGUF")
+    (models / "link.gguf").symlink_to(outside)
+    (models / "dir-link").symlink_to(tmp_path)
+    offered = [
+        ModelChoice("embedded", True, ""),
+        ModelChoice("openai:<model>", True, "key set"),
+        ModelChoice("anthropic:<model>", False, "no ANTHROPIC_API_KEY"),
+        ModelChoice("ollama:<model>", False, "no server"),
+        ModelChoice("gguf:<path>", True, "llama.cpp"),
+        ModelChoice("hf:<id-or-path>", True, "CPU"),
+    ]
+
+    def refusal(spec: str, configured: str = "", free: bool = False) -> str | None:
+        return app_model_refusal(spec, offered, models, configured=configured, free_paths=free)
+
+    for allowed in ("", "embedded", "openai:gpt-4o-mini", "openai:any-name", f"gguf:{models}/ok.gguf",
+                    f"hf:{models}/qwen", f"gguf:{models}/sub/../ok.gguf"):  # fmt: skip
+        assert refusal(allowed) is None, allowed
+    for refused in ("gguf:/etc/passwd", "hf:/tmp/x", f"gguf:{models}/../outside.gguf", f"gguf:{models}/link.gguf",
+                    f"hf:{models}/dir-link/outside.gguf", "hf:Qwen/Qwen2.5-0.5B-Instruct", "gguf:ok.gguf",
+                    f"gguf:{models}/\x00.gguf"):  # fmt: skip
+        message = refusal(refused)
+        assert message and "models folder" in message and "\n" not in message, refused
+    for not_offered in ("anthropic:claude-3-5-haiku", "ollama:qwen2.5:7b", "gemini:x"):
+        assert "not offered" in (refusal(not_offered) or ""), not_offered
+    assert refusal("gguf:/etc/passwd", free=True) is None and refusal("hf:/tmp/x", free=True) is None
+    assert refusal("anthropic:x", free=True)  # free paths open local files, not other providers
+    assert refusal(f"gguf:{outside}", configured=f"gguf:{outside}") is None  # the owner's own choice
+    assert refusal("gguf:/etc/passwd", configured=f"gguf:{outside}")
+
+
 # ---- settings and launch ---------------------------------------------------------------------------------
 
 
@@ -278,6 +322,40 @@ def test_api_refuses_bad_input_with_a_message(client: Client) -> None:
         client.predict("file:///etc/passwd", 0, api_name="/ingest_url")
     with pytest.raises(Exception, match="can't be used"):
         client.predict("Hello?", "", "nosuchprovider:x", api_name="/ask")
+
+
+def test_api_refuses_model_files_outside_the_models_folder(
+    client: Client, api_app: RunningApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/ask` never builds a local model from a path outside the models folder; one inside it answers."""
+    models = api_app.settings.store.models_path
+    models.mkdir(parents=True, exist_ok=True)
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes(b"GGUF")
+    (models / "link.gguf").unlink(missing_ok=True)
+    (models / "link.gguf").symlink_to(outside)
+    (models / "ok.gguf").write_bytes(b"GGUF")
+    built: list[str] = []
+    build = api_app.parts.agent
+    monkeypatch.setattr(
+        api_app.parts, "agent", lambda model=None, **kw: (built.append(str(model)), build(model, **kw))[1]
+    )
+    for spec in ("gguf:/etc/passwd", "hf:/tmp/x", f"gguf:{models}/../threads.sqlite3", f"gguf:{models}/link.gguf"):
+        with pytest.raises(AppError, match=r"can't be used: .*models folder") as refused:
+            client.predict("When does the first ferry leave?", "", spec, api_name="/ask")
+        assert "\n" not in str(refused.value), spec
+    assert built == []  # refused before any model was built
+    answer = client.predict("When does the first ferry leave?", "", f"gguf:{models}/ok.gguf", api_name="/ask")
+    assert "07:40" in answer["answer"] and built == [f"gguf:{models}/ok.gguf"]
+
+
+def test_chat_refuses_a_model_file_outside_the_models_folder_in_one_line(client: Client) -> None:
+    history, panel, *_ = client.predict(
+        "When does the first ferry leave?", [], "gguf:/etc/passwd", 5, "hybrid", 0.2, api_name="/chat"
+    )
+    error = history[-1]["content"]
+    assert "can't be used" in str(error) and "models folder" in str(error) and "07:40" not in str(history)
+    assert "No sources" in panel
 
 
 def test_api_ingests_a_url_lists_and_removes_it(client: Client, api_app: RunningApp) -> None:

@@ -124,7 +124,7 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
                 choices=model_values(handlers.defaults, models),
                 value=handlers.defaults.model,
                 allow_custom_value=True,
-                info="Pick one, or type provider:model (e.g. openai:gpt-4o-mini).",
+                info="Pick one, or type provider:model (e.g. openai:gpt-4o-mini); gguf:/hf: from the models folder.",
                 elem_id="model",
             )
             with gr.Accordion("Models on this machine", open=False):

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.events import Answer, Error, Event, fold
+from agent.models import ModelChoice, app_model_refusal
 from agent.runner import Agent
 from evaluation import QuestionResult, QuestionSetResult, evaluate_questions, load_questions
 from ingest import IngestReport, Progress
 from ingest.pipeline import Outcome
+from kbagent.errors import UserError
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
 from ui.uploads import store_upload
@@ -72,8 +74,11 @@ class ReportingProgress(Progress):
 class Services:
     """The app's operations over the parts built in `kbagent.components`, shared by every browser session."""
 
-    def __init__(self, parts: Components) -> None:
+    def __init__(self, parts: Components, models: list[ModelChoice]) -> None:
+        """`models`: what `available_models` offers here, the list the model picker shows; app users may pick
+        only from it (see `allowed_model`)."""
         self.parts = parts
+        self.models = models
         self.settings = parts.settings
         self.kb = parts.kb
         self.threads = parts.threads
@@ -91,10 +96,22 @@ class Services:
 
     # ---- chat ------------------------------------------------------------------------------------
 
+    def allowed_model(self, model: str) -> None:
+        """Raises UserError, before anything is built, when an app user may not have `model` (`app_model_refusal`:
+        the configured model, the offered ones, local model files from the models folder only)."""
+        app, store = self.settings.app, self.settings.store
+        problem = app_model_refusal(
+            model, self.models, store.models_path, configured=self.settings.agent.model, free_paths=app.free_model_paths
+        )
+        if problem:
+            raise UserError(problem)
+
     def agent(self, choices: SessionChoices) -> Agent:
         """One agent per (model, k, mode, temperature), built on first use and shared by every session (the last
-        few are kept: a temperature change rebuilds the model, and a local model is large)."""
+        few are kept: a temperature change rebuilds the model, and a local model is large). Only models an app
+        user may pick are built."""
         key = replace(choices, model=choices.model or "embedded")
+        self.allowed_model(key.model)
         with self._agent_lock:
             agent = self._agents.pop(key, None)
             if agent is None:
