@@ -58,17 +58,24 @@ def test_safe_name(name: str, expected: str) -> None:
 def test_store_upload_never_escapes_and_never_overwrites(tmp_path: Path) -> None:
     folder = tmp_path / "data" / "uploads"
     source = tmp_path / "in.txt"
-    source.write_text("first")
     hostile = ["../../escape.txt", "/etc/cron.d/x.txt", "..", "a/../../b.txt", "\x00", "con", "line\nbreak.txt"]
-    stored = [store_upload(source, name, folder) for name in hostile]
-    for path in stored:
-        assert path.parent == folder.resolve() and path.read_text() == "first"
+    stored = []
+    for n, name in enumerate(hostile):  # other bytes each time, so each is stored under its own name
+        source.write_text(f"upload {n}")
+        stored.append(store_upload(source, name, folder))
+    for n, upload in enumerate(stored):
+        assert upload.created and upload.path.parent == folder.resolve() and upload.path.read_text() == f"upload {n}"
+    assert len({u.path for u in stored}) == len(hostile)
     assert not (tmp_path / "escape.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data", "in.txt"]
+    source.write_text("upload 0")
     same = store_upload(source, "../../escape.txt", folder)  # same bytes, same name: the same file
-    assert same == stored[0]
+    assert same.path == stored[0].path and not same.created and not same.renamed
+    renamed = store_upload(source, "escape (copy).txt", folder)  # same bytes, another name: still that file
+    assert renamed.path == stored[0].path and renamed.renamed
     source.write_text("second")
     other = store_upload(source, "escape.txt", folder)  # other bytes: a new unique name, the old file kept
-    assert other != stored[0] and other.name.startswith("escape-") and stored[0].read_text() == "first"
+    assert other.created and other.path != stored[0].path and other.path.name.startswith("escape-")
+    assert stored[0].path.read_text() == "upload 0" and len(list(folder.iterdir())) == len(hostile) + 1
 
 
 # ---- rendering -------------------------------------------------------------------------------------------
@@ -388,3 +395,57 @@ def test_api_upload_is_stored_under_a_safe_name(client: Client, api_app: Running
     assert stored == ["bike .racḱ notes.md"]
     hits = client.predict("covered bike rack library", 1, "", api_name="/search")
     assert Path(hits[0]["source"]).parent == uploads.resolve()
+
+
+def test_api_upload_keeps_no_file_that_was_not_ingested(client: Client, api_app: RunningApp, tmp_path: Path) -> None:
+    """Uploads that ingest refuses (their type) or can't read are deleted from DATA_DIR/uploads after the ingest;
+    the ingested one in the same batch stays."""
+    import zipfile
+
+    (tmp_path / "setup.exe").write_bytes(b"MZ\x90\x00" + bytes(200))
+    with zipfile.ZipFile(tmp_path / "minutes.zip", "w") as archive:
+        archive.writestr("minutes.md", "# Minutes\n\nThe board met on Tuesday.\n")
+    (tmp_path / "scan.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<\n not a real pdf")
+    (tmp_path / "blank.md").write_bytes(b"")
+    (tmp_path / "moorings.md").write_text("# Moorings\n\nVisitor moorings on the east pontoon cost 9 euros a night.\n")
+    names = ["setup.exe", "minutes.zip", "scan.pdf", "blank.md", "moorings.md"]
+    result = client.predict([handle_file(str(tmp_path / n)) for n in names], api_name="/ingest_files")
+    assert "1 added" in result[0] and "4 failed" in result[0], result[0]
+    uploads = api_app.settings.store.data_dir / "uploads"
+    kept = {p.name for p in uploads.iterdir()}
+    assert "moorings.md" in kept and not {"setup.exe", "minutes.zip", "scan.pdf", "blank.md"} & kept, kept
+    recorded = {Path(s["source"]).name for s in client.predict(api_name="/list_sources")}
+    assert {p.name for p in uploads.iterdir()} <= recorded  # every file kept backs a source
+
+
+def test_api_same_bytes_under_two_names_is_one_file(client: Client, api_app: RunningApp, tmp_path: Path) -> None:
+    """The same bytes uploaded under another name (later, or in the same batch) reuse the stored file: one
+    source, and the report says which one."""
+    text = "# Lighthouse\n\nThe lighthouse keeper winds the clock every Sunday at noon.\n"
+    for name in ("lighthouse.md", "lighthouse copy.md", "keeper.txt"):
+        (tmp_path / name).write_text(text)
+    first = client.predict([handle_file(str(tmp_path / "lighthouse.md"))], api_name="/ingest_files")
+    assert "1 added" in first[0]
+    again = client.predict(
+        [handle_file(str(tmp_path / "lighthouse copy.md")), handle_file(str(tmp_path / "keeper.txt"))],
+        api_name="/ingest_files",
+    )
+    assert "0 added" in again[0] and "same bytes as" in again[0] and "lighthouse.md" in again[0], again[0]
+    uploads = api_app.settings.store.data_dir / "uploads"
+    copies = [p.name for p in uploads.iterdir() if p.read_text(errors="replace") == text]
+    assert copies == ["lighthouse.md"]
+    sources = [s["source"] for s in client.predict(api_name="/list_sources") if "lighthouse" in s["source"]]
+    assert len(sources) == 1
+
+
+def test_api_upload_whose_ingest_fails_leaves_no_file(
+    client: Client, api_app: RunningApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(api_app.parts, "ingest", broken)
+    (tmp_path / "tides.md").write_text("# Tides\n\nHigh tide at the harbour mouth comes at 14:12 today.\n")
+    with pytest.raises(AppError):
+        client.predict([handle_file(str(tmp_path / "tides.md"))], api_name="/ingest_files")
+    assert "tides.md" not in {p.name for p in (api_app.settings.store.data_dir / "uploads").iterdir()}

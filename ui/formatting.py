@@ -184,6 +184,16 @@ def report_markdown(report: Any, title: str = "Ingest") -> str:
     return "\n".join(lines)
 
 
+def same_bytes_markdown(uploads: Sequence[Any]) -> str:
+    """One line per upload whose bytes were already stored under another name (`ui.uploads.StoredUpload`): it is
+    that source, not a second one."""
+    return "".join(
+        f"\n- = `{display_source(u.name)}`: the same bytes as `{display_source(u.path.name)}`, already uploaded; "
+        "kept as that one source"
+        for u in uploads
+    )
+
+
 def display_source(source: str) -> str:
     return source.replace("`", "'")
 

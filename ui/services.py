@@ -7,6 +7,7 @@ shared by every browser session and API client.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ from ingest.pipeline import Outcome
 from kbagent.errors import UserError
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
-from ui.uploads import store_upload
+from ui.uploads import StoredUpload, store_upload
 
 if TYPE_CHECKING:
     from kbagent.components import Components
@@ -144,15 +145,35 @@ class Services:
 
     # ---- knowledge base --------------------------------------------------------------------------
 
-    def store_uploads(self, files: Iterable[tuple[str, str]]) -> tuple[list[Path], list[Outcome]]:
-        """(temp path, original name) pairs → files under DATA_DIR/uploads; problems as outcomes."""
+    def ingest_uploads(
+        self, files: Iterable[tuple[str, str]], progress: Any = None
+    ) -> tuple[IngestReport, list[StoredUpload]]:
+        """(temp path, original name) pairs → files under DATA_DIR/uploads, ingested; problems storing one are
+        outcomes. A file that ends up backing no source (a type ingest refuses, unreadable, or the ingest failed)
+        is deleted. Also returns the uploads whose bytes were already stored under another name: they are that
+        source, not a second one."""
         stored, problems = [], []
         for temp, name in files:
             try:
                 stored.append(store_upload(temp, name, self.uploads_dir))
             except (OSError, ValueError) as exc:
                 problems.append(Outcome(name, "failed", f"could not store the upload: {exc}"))
-        return stored, problems
+        paths = list(dict.fromkeys(u.path for u in stored))
+        try:
+            report = self.ingest_paths(paths, [], progress=progress)
+        finally:
+            self._discard_unrecorded(paths)
+        report.outcomes[:0] = problems
+        return report, [u for u in stored if u.renamed]
+
+    def _discard_unrecorded(self, paths: list[Path]) -> None:
+        """Deletes the uploaded files no source is recorded for: nothing in the uploads folder outlives an ingest
+        that did not take it."""
+        root = self.uploads_dir.resolve()
+        recorded = {r.source for r in self.kb.sources(f"{root}{os.sep}")}
+        for path in paths:
+            if str(path) not in recorded and path.parent == root:
+                path.unlink(missing_ok=True)
 
     def ingest_paths(
         self, paths: list[Path], urls: list[str], crawl: int = 0, doc_type: str | None = None, progress: Any = None
