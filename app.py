@@ -29,9 +29,9 @@ __all__ = ["build_app", "is_loopback", "launch", "main", "parse_auth"]
 
 def build_app(parts: Components, models: list[ModelChoice] | None = None) -> gr.Blocks:
     """The app over parts built by `kbagent.components` (tests build them with a scripted model)."""
-    svc = Services(parts)
-    defaults = svc.default_choices()
     models = available_models(parts.settings.keys) if models is None else models
+    svc = Services(parts, models)
+    defaults = svc.default_choices()
     chat = chat_tab.ChatHandlers(svc, defaults)
     knowledge = knowledge_tab.KnowledgeHandlers(svc, defaults)
     evaluation = evaluation_tab.EvaluationHandlers(svc, defaults, parts.settings)

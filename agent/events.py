@@ -32,7 +32,11 @@ class ToolEnd:
 
 @dataclass
 class Sources:
-    passages: list[Any] = field(default_factory=list)  # tools.knowledge_search.Passage, cited ones
+    """The passages behind an answer (`tools.knowledge_search.Passage`): those its text cites as [n], and apart
+    from them those the tools retrieved that it does not cite, which must never be shown as citations."""
+
+    cited: list[Any] = field(default_factory=list)
+    retrieved: list[Any] = field(default_factory=list)  # retrieved and not cited
 
 
 @dataclass
@@ -59,14 +63,16 @@ class Answer:
     thread_id: str
     model: str
     seconds: float
-    sources: list[dict[str, Any]]
+    sources: list[dict[str, Any]]  # the cited passages only
     tools: list[dict[str, Any]]
+    retrieved: list[dict[str, Any]] = field(default_factory=list)  # passages retrieved and not cited
 
 
 def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = None) -> Answer:
     """The answer the events add up to; `on_event` sees each one first (a terminal renderer, say).
     Raises AnswerError when the agent reports an error or stops without an answer."""
     sources: list[dict[str, Any]] = []
+    retrieved: list[dict[str, Any]] = []
     tools: list[dict[str, Any]] = []
     for event in events:
         if on_event is not None:
@@ -76,7 +82,9 @@ def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = Non
         if isinstance(event, ToolEnd):
             tools.append({"tool": event.name, "seconds": round(event.seconds, 3), "ok": event.ok})
         elif isinstance(event, Sources):
-            sources = [p.as_dict() for p in event.passages]
+            sources = [p.as_dict() for p in event.cited]
+            retrieved = [p.as_dict() for p in event.retrieved]
         elif isinstance(event, Done):
-            return Answer(event.answer, event.thread_id, event.model, round(event.seconds, 3), sources, tools)
+            seconds = round(event.seconds, 3)
+            return Answer(event.answer, event.thread_id, event.model, seconds, sources, tools, retrieved)
     raise AnswerError("the agent stopped without an answer")

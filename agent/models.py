@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ OPENAI_COMPATIBLE = {
 }
 PROVIDERS = ("embedded", "openai", *OPENAI_COMPATIBLE, "ollama", "hf", "gguf")
 TOOL_CALLING_BY_DEFAULT = {"openai", *OPENAI_COMPATIBLE, "ollama"}
+PATH_PROVIDERS = ("gguf", "hf")  # their model name is a path (or, for hf, a cached id) the process opens
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,40 @@ def available_models(keys: ProviderKeys) -> list[ModelChoice]:
         ModelChoice("gguf:<path>", llama, "llama.cpp in-process" if llama else "llama-cpp-python is not installed")
     )
     return choices
+
+
+def app_model_refusal(
+    spec: str, offered: Sequence[ModelChoice], models_dir: Path, *, configured: str = "", free_paths: bool = False
+) -> str | None:
+    """Why the app must not build `spec` for one of its users, in one line; None when it may. App users are not
+    the machine's owner (the CLI is, and stays free): they get the configured model, the models `offered` as
+    usable (any name of a provider offered as `provider:<model>`), and `gguf:`/`hf:` models only from files under
+    the models folder, `..` and symlinks resolved first, unless the owner allows free paths. Raises ConfigError
+    for a spec that names no provider."""
+    wanted = parse_model(spec)
+    if wanted == parse_model(configured):
+        return None
+    if wanted.provider in PATH_PROVIDERS:
+        if free_paths or _inside(wanted.name, models_dir):
+            return None
+        return (
+            f"{wanted.provider}: models load here only from the models folder (KBAGENT_MODELS_DIR); the owner can "
+            "allow any path with KBAGENT_APP_FREE_MODEL_PATHS=true"
+        )
+    for choice in offered:
+        provider, _, name = choice.spec.partition(":")
+        if choice.usable and (choice.spec == wanted.label or (provider == wanted.provider and name.startswith("<"))):
+            return None
+    return f"{wanted.label} is not offered here (see 'Models on this machine' for what can run and why)"
+
+
+def _inside(name: str, folder: Path) -> bool:
+    """Whether the path `name` (as either loader reads it: with or without `~` expanded) resolves under `folder`."""
+    try:
+        root = folder.expanduser().resolve()
+        return all(p.resolve().is_relative_to(root) for p in (Path(name), Path(name).expanduser()))
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop: not a model file of ours
+        return False
 
 
 def _is_local(host: str) -> bool:

@@ -204,7 +204,8 @@ class Agent:
             text = self._last_answer(thread_id)
             yield Token(text)
         cited = context.passages.cited_in(text)
-        yield Sources(cited or ([] if prompts.NOT_FOUND in text else context.passages.all()))
+        numbers = {p.n for p in cited}
+        yield Sources(cited, [p for p in context.passages.all() if p.n not in numbers])
         yield Done(text, thread_id, self.spec.label, time.perf_counter() - start)
 
     def _events(self, mode: str, chunk: Any, started: dict[str, tuple[str, float]]) -> Iterator[Event]:

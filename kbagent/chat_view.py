@@ -14,12 +14,14 @@ from kbagent.errors import KbagentError
 
 
 class TerminalRenderer:
-    """Tokens as a stream, tool calls as dim lines, then the cited sources."""
+    """Tokens as a stream, tool calls as dim lines, then the cited sources, and apart from them (without [n]) the
+    passages retrieved but not cited."""
 
     def __init__(self, console: Console, show_tools: bool = True) -> None:
         self.console = console
         self.show_tools = show_tools
-        self.sources: list[Any] = []
+        self.sources: list[Any] = []  # cited
+        self.retrieved: list[Any] = []  # retrieved and not cited
         self.done: Done | None = None
         self.error: str | None = None
 
@@ -33,7 +35,7 @@ class TerminalRenderer:
             status = "ok" if event.ok else "[red]failed[/]"
             out.print(f"[dim]← {event.name} {status} in {event.seconds:.2f}s[/]")
         elif isinstance(event, Sources):
-            self.sources = event.passages
+            self.sources, self.retrieved = event.cited, event.retrieved
         elif isinstance(event, Done):
             self.done = event
             out.print()
@@ -43,11 +45,15 @@ class TerminalRenderer:
             out.print(f"\n[red]error:[/] {event.message}", highlight=False)
 
     def print_sources(self) -> None:
-        if not self.sources:
-            return
-        self.console.print("\n[bold]Sources[/]")
-        for p in self.sources:
-            self.console.print(f"  {p.label}", markup=False, highlight=False)
+        if self.sources:
+            self.console.print("\n[bold]Sources[/]")
+            for p in self.sources:
+                self.console.print(f"  {p.label}", markup=False, highlight=False)
+        if self.retrieved:
+            self.console.print("\n[bold]Retrieved, not cited[/]")
+            for p in self.retrieved:
+                where = p.source + (f" (p. {p.page})" if p.page else "")
+                self.console.print(f"  {p.title} — {where}" if p.title else f"  {where}", markup=False, highlight=False)
 
 
 HELP = """Commands: /new (new conversation), /sources (sources of the last answer), /model provider:model,
@@ -94,7 +100,8 @@ class ChatSession:
             self.thread_id = None
             console.print("(new conversation)")
         elif name == "/sources":
-            self.view.print_sources() if self.view.sources else console.print("(no sources yet)")
+            has_any = self.view.sources or self.view.retrieved
+            self.view.print_sources() if has_any else console.print("(no sources yet)")
         elif name == "/threads":
             for t in self.agent.threads.list(20):
                 console.print(f"  {t.thread_id}  {t.title}", markup=False)

@@ -10,7 +10,7 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from agent.config import AgentConfig
-from agent.events import Done, Sources, Token, ToolEnd, ToolStart
+from agent.events import Done, Sources, Token, ToolEnd, ToolStart, fold
 from agent.memory import ThreadStore
 from agent.models import ModelSpec
 from agent.runner import Agent, arithmetic_in
@@ -56,11 +56,57 @@ def test_tool_calling_loop_cites_passages(kb: KnowledgeBase) -> None:
     assert "not instructions" in ends[0].output
     tokens = "".join(e.text for e in events if isinstance(e, Token))
     assert tokens == "The first ferry leaves at 07:40 from Pier 9 [1]."
-    sources = next(e for e in events if isinstance(e, Sources)).passages
+    sources = next(e for e in events if isinstance(e, Sources)).cited
     assert [p.n for p in sources] == [1] and sources[0].source.endswith("ferries.md")
     done = events[-1]
     assert isinstance(done, Done) and "07:40" in done.answer
     assert "search_knowledge_base" in model.bound_tools and "calculator" in model.bound_tools
+
+
+@pytest.mark.parametrize("tool_calling", ["on", "off"])
+def test_an_answer_that_cites_nothing_has_no_cited_sources(kb: KnowledgeBase, tool_calling: str) -> None:
+    """Passages the answer did not cite are never passed off as its citations: they come as retrieved only."""
+    replies = [AIMessage("The first ferry leaves at 07:40 from Pier 9.")]  # no [n]
+    if tool_calling == "on":
+        replies.insert(0, tool_call("search_knowledge_base", {"query": "first ferry Skerry Island"}))
+    agent = _agent(kb, ScriptedChatModel(replies=replies), tool_calling)
+    events = list(agent.stream("When does the first ferry to Skerry Island leave?"))
+    sources = next(e for e in events if isinstance(e, Sources))
+    assert sources.cited == []
+    assert sources.retrieved and sources.retrieved[0].source.endswith("ferries.md")
+    answer = fold(events)
+    assert answer.sources == [] and answer.retrieved[0]["source"].endswith("ferries.md")
+
+
+def test_terminal_lists_uncited_passages_apart_without_numbers() -> None:
+    from rich.console import Console
+
+    from kbagent.chat_view import TerminalRenderer
+    from tools.knowledge_search import Passage
+
+    console = Console(record=True, width=200)
+    render = TerminalRenderer(console)
+    render(Sources(cited=[Passage(2, "c2", "Bakery", "/kb/bakery.md", "buns")]))
+    render(Sources(cited=[], retrieved=[Passage(1, "c1", "Ferry timetable", "/kb/ferries.md", "07:40")]))
+    render(Done("The ferry leaves at 07:40.", "t1", "openai:x", 0.1))
+    text = console.export_text()
+    assert "Retrieved, not cited" in text and "Ferry timetable — /kb/ferries.md" in text
+    assert "[1]" not in text and "[2]" not in text and "Sources" not in text  # the later event replaces the first
+
+
+def test_cited_and_retrieved_passages_are_apart(kb: KnowledgeBase) -> None:
+    """An answer citing [2] only: [2] is cited, [1] retrieved and not cited, and no passage is both."""
+    model = ScriptedChatModel(
+        replies=[
+            tool_call("search_knowledge_base", {"query": "ferry ticket and cardamom buns"}),
+            AIMessage("Cardamom buns cost 3.50 [2]."),
+        ]
+    )
+    events = list(_agent(kb, model, "on").stream("What do the ferry ticket and the buns cost?"))
+    sources = next(e for e in events if isinstance(e, Sources))
+    assert [p.n for p in sources.cited] == [2]
+    assert 1 in [p.n for p in sources.retrieved] and 2 not in [p.n for p in sources.retrieved]
+    assert [s["n"] for s in fold(events).sources] == [2]
 
 
 def test_memory_per_thread_survives_a_new_agent(kb: KnowledgeBase) -> None:
@@ -85,7 +131,7 @@ def test_retrieval_first_path_searches_and_answers(kb: KnowledgeBase) -> None:
     prompt = model.prompts[0]
     assert "Passages:" in str(prompt[-1].content) and "14 euros" in str(prompt[-1].content)
     assert "".join(e.text for e in events if isinstance(e, Token)) == "A return ticket costs 14 euros [1]."
-    assert next(e for e in events if isinstance(e, Sources)).passages[0].source.endswith("ferries.md")
+    assert next(e for e in events if isinstance(e, Sources)).cited[0].source.endswith("ferries.md")
 
 
 def test_retrieval_first_runs_calculator_and_scraper(kb: KnowledgeBase) -> None:

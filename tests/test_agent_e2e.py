@@ -56,7 +56,7 @@ def _check_answer(events: list, expect: str) -> Done:  # type: ignore[type-arg]
     assert isinstance(done, Done), events[-3:]
     assert sum(isinstance(e, Token) for e in events) > 3  # streamed, not one block
     assert expect in done.answer, done.answer
-    cited = next(e for e in events if isinstance(e, Sources)).passages
+    cited = next(e for e in events if isinstance(e, Sources)).cited
     # A cited passage states the fact: the price table, or minutes that repeat it, are both right answers.
     assert any(expect in p.text for p in cited), [p.source for p in cited]
     return done

@@ -58,6 +58,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_HOST": ("0.0.0.0", "app.host", "0.0.0.0"),
     "KBAGENT_PORT": ("8123", "app.port", 8123),
     "KBAGENT_AUTH": ("ada:pw", "app.auth", "ada:pw"),
+    "KBAGENT_APP_FREE_MODEL_PATHS": ("true", "app.free_model_paths", True),
     "OPENAI_API_KEY": ("sk-o", "keys.openai_api_key", "sk-o"),
     "OPENAI_BASE_URL": ("http://127.0.0.1:8080/v1", "keys.openai_base_url", "http://127.0.0.1:8080/v1"),
     "ANTHROPIC_API_KEY": ("sk-a", "keys.anthropic_api_key", "sk-a"),

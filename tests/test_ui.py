@@ -12,9 +12,11 @@ from typing import Any
 import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 import app as web_app
 from agent.events import Done, Error, Sources, Token, ToolEnd, ToolStart
+from agent.models import ModelChoice, app_model_refusal
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.ui_app import RunningApp, running_app, write_docs
@@ -56,17 +58,24 @@ def test_safe_name(name: str, expected: str) -> None:
 def test_store_upload_never_escapes_and_never_overwrites(tmp_path: Path) -> None:
     folder = tmp_path / "data" / "uploads"
     source = tmp_path / "in.txt"
-    source.write_text("first")
     hostile = ["../../escape.txt", "/etc/cron.d/x.txt", "..", "a/../../b.txt", "\x00", "con", "line\nbreak.txt"]
-    stored = [store_upload(source, name, folder) for name in hostile]
-    for path in stored:
-        assert path.parent == folder.resolve() and path.read_text() == "first"
+    stored = []
+    for n, name in enumerate(hostile):  # other bytes each time, so each is stored under its own name
+        source.write_text(f"upload {n}")
+        stored.append(store_upload(source, name, folder))
+    for n, upload in enumerate(stored):
+        assert upload.created and upload.path.parent == folder.resolve() and upload.path.read_text() == f"upload {n}"
+    assert len({u.path for u in stored}) == len(hostile)
     assert not (tmp_path / "escape.txt").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data", "in.txt"]
+    source.write_text("upload 0")
     same = store_upload(source, "../../escape.txt", folder)  # same bytes, same name: the same file
-    assert same == stored[0]
+    assert same.path == stored[0].path and not same.created and not same.renamed
+    renamed = store_upload(source, "escape (copy).txt", folder)  # same bytes, another name: still that file
+    assert renamed.path == stored[0].path and renamed.renamed
     source.write_text("second")
     other = store_upload(source, "escape.txt", folder)  # other bytes: a new unique name, the old file kept
-    assert other != stored[0] and other.name.startswith("escape-") and stored[0].read_text() == "first"
+    assert other.created and other.path != stored[0].path and other.path.name.startswith("escape-")
+    assert stored[0].path.read_text() == "upload 0" and len(list(folder.iterdir())) == len(hostile) + 1
 
 
 # ---- rendering -------------------------------------------------------------------------------------------
@@ -101,9 +110,9 @@ def test_answer_view_streams_tool_calls_then_tokens() -> None:
     }
     assert '"query": "ferry"' in tool.content and "[1] Ferry" in tool.content
     assert second[-1].content == "The first ferry leaves at 07:40 [1]." and second[2].content == "When?"
-    view.apply(Sources([_passage()]))
+    view.apply(Sources(cited=[_passage()]))
     view.apply(Done("The first ferry leaves at 07:40 [1].", "t1", "openai:x", 0.5))
-    assert view.done and view.passages and view.answer.endswith("[1].")
+    assert view.done and view.cited and view.answer.endswith("[1].")
 
 
 def test_answer_view_shows_errors_as_a_message() -> None:
@@ -122,6 +131,29 @@ def test_sources_panel_lists_passages_as_text() -> None:
     assert "score 0.500" in text and "[https://example.org/a](https://example.org/a)" in text
     assert "<b>" not in text and "&lt;b&gt;Pier 9&lt;/b&gt;" in text  # document HTML is shown, never rendered
     assert formatting.sources_markdown([]).startswith("_No sources")
+
+
+def test_sources_panel_never_numbers_passages_the_answer_did_not_cite() -> None:
+    """Retrieved passages the answer left uncited are labelled so, without the [n] of a citation."""
+    text = formatting.sources_markdown([], [_passage(1), _passage(2, "https://example.org/a")])
+    assert "Retrieved, not cited" in text and "cites none" in text
+    assert "[1]" not in text and "[2]" not in text and "`/kb/ferries.md`" in text
+    mixed = formatting.sources_markdown([_passage(2)], [_passage(1, "/kb/other.md")])
+    cited, _, uncited = mixed.partition("Retrieved, not cited")
+    assert "**[2] Ferry" in cited and "/kb/other.md" not in cited
+    assert "/kb/other.md" in uncited and "[1]" not in uncited
+
+
+def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
+    class Uncited(_EmptyServices):
+        def stream(self, question: str, thread_id: str | None, choices: SessionChoices) -> Iterator[Any]:
+            yield Token("The first ferry leaves at 07:40.")
+            yield Sources(cited=[], retrieved=[_passage(1)])
+            yield Done("The first ferry leaves at 07:40.", "t9", "openai:x", 0.1)
+
+    handlers = chat_tab.ChatHandlers(Uncited(), SessionChoices())  # type: ignore[arg-type]
+    *_, (_, panel, thread_id, _) = handlers.chat("When is the first ferry?", [], "", "", 5, "hybrid", 0.2)
+    assert thread_id == "t9" and "Retrieved, not cited" in panel and "[1]" not in panel
 
 
 def test_eval_summary_is_coloured() -> None:
@@ -171,6 +203,48 @@ def test_knowledge_handlers_refuse_without_a_selection_or_an_http_url() -> None:
     assert message == gr.skip() and rows == [] and selection["choices"] == [] and "0 sources" in totals
     with pytest.warns(UserWarning, match="http:// or https://"):
         assert handlers.ingest_url_ui("file:///etc/passwd", 0)[:2] == (gr.skip(), gr.skip())
+
+
+# ---- which models an app user may pick ---------------------------------------------------------------------
+
+
+def test_app_model_policy(tmp_path: Path) -> None:
+    """The app builds the configured model, the models offered as usable, and local model files from the models
+    folder only (after resolving `..` and symlinks), unless the owner allowed free paths."""
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "ok.gguf").write_bytes(b"GGUF")
+    (models / "qwen").mkdir()
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes(b"GGUF")
+    (models / "link.gguf").symlink_to(outside)
+    (models / "dir-link").symlink_to(tmp_path)
+    offered = [
+        ModelChoice("embedded", True, ""),
+        ModelChoice("openai:<model>", True, "key set"),
+        ModelChoice("anthropic:<model>", False, "no ANTHROPIC_API_KEY"),
+        ModelChoice("ollama:<model>", False, "no server"),
+        ModelChoice("gguf:<path>", True, "llama.cpp"),
+        ModelChoice("hf:<id-or-path>", True, "CPU"),
+    ]
+
+    def refusal(spec: str, configured: str = "", free: bool = False) -> str | None:
+        return app_model_refusal(spec, offered, models, configured=configured, free_paths=free)
+
+    for allowed in ("", "embedded", "openai:gpt-4o-mini", "openai:any-name", f"gguf:{models}/ok.gguf",
+                    f"hf:{models}/qwen", f"gguf:{models}/sub/../ok.gguf"):  # fmt: skip
+        assert refusal(allowed) is None, allowed
+    for refused in ("gguf:/etc/passwd", "hf:/tmp/x", f"gguf:{models}/../outside.gguf", f"gguf:{models}/link.gguf",
+                    f"hf:{models}/dir-link/outside.gguf", "hf:Qwen/Qwen2.5-0.5B-Instruct", "gguf:ok.gguf",
+                    f"gguf:{models}/\x00.gguf"):  # fmt: skip
+        message = refusal(refused)
+        assert message and "models folder" in message and "\n" not in message, refused
+    for not_offered in ("anthropic:claude-3-5-haiku", "ollama:qwen2.5:7b", "gemini:x"):
+        assert "not offered" in (refusal(not_offered) or ""), not_offered
+    assert refusal("gguf:/etc/passwd", free=True) is None and refusal("hf:/tmp/x", free=True) is None
+    assert refusal("anthropic:x", free=True)  # free paths open local files, not other providers
+    assert refusal(f"gguf:{outside}", configured=f"gguf:{outside}") is None  # the owner's own choice
+    assert refusal("gguf:/etc/passwd", configured=f"gguf:{outside}")
 
 
 # ---- settings and launch ---------------------------------------------------------------------------------
@@ -257,6 +331,40 @@ def test_api_refuses_bad_input_with_a_message(client: Client) -> None:
         client.predict("Hello?", "", "nosuchprovider:x", api_name="/ask")
 
 
+def test_api_refuses_model_files_outside_the_models_folder(
+    client: Client, api_app: RunningApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/ask` never builds a local model from a path outside the models folder; one inside it answers."""
+    models = api_app.settings.store.models_path
+    models.mkdir(parents=True, exist_ok=True)
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes(b"GGUF")
+    (models / "link.gguf").unlink(missing_ok=True)
+    (models / "link.gguf").symlink_to(outside)
+    (models / "ok.gguf").write_bytes(b"GGUF")
+    built: list[str] = []
+    build = api_app.parts.agent
+    monkeypatch.setattr(
+        api_app.parts, "agent", lambda model=None, **kw: (built.append(str(model)), build(model, **kw))[1]
+    )
+    for spec in ("gguf:/etc/passwd", "hf:/tmp/x", f"gguf:{models}/../threads.sqlite3", f"gguf:{models}/link.gguf"):
+        with pytest.raises(AppError, match=r"can't be used: .*models folder") as refused:
+            client.predict("When does the first ferry leave?", "", spec, api_name="/ask")
+        assert "\n" not in str(refused.value), spec
+    assert built == []  # refused before any model was built
+    answer = client.predict("When does the first ferry leave?", "", f"gguf:{models}/ok.gguf", api_name="/ask")
+    assert "07:40" in answer["answer"] and built == [f"gguf:{models}/ok.gguf"]
+
+
+def test_chat_refuses_a_model_file_outside_the_models_folder_in_one_line(client: Client) -> None:
+    history, panel, *_ = client.predict(
+        "When does the first ferry leave?", [], "gguf:/etc/passwd", 5, "hybrid", 0.2, api_name="/chat"
+    )
+    error = history[-1]["content"]
+    assert "can't be used" in str(error) and "models folder" in str(error) and "07:40" not in str(history)
+    assert "No sources" in panel
+
+
 def test_api_ingests_a_url_lists_and_removes_it(client: Client, api_app: RunningApp) -> None:
     url = api_app.site.url + "/notes.txt"  # type: ignore[attr-defined]
     report = client.predict(url, 0, api_name="/ingest_url")
@@ -287,3 +395,57 @@ def test_api_upload_is_stored_under_a_safe_name(client: Client, api_app: Running
     assert stored == ["bike .racḱ notes.md"]
     hits = client.predict("covered bike rack library", 1, "", api_name="/search")
     assert Path(hits[0]["source"]).parent == uploads.resolve()
+
+
+def test_api_upload_keeps_no_file_that_was_not_ingested(client: Client, api_app: RunningApp, tmp_path: Path) -> None:
+    """Uploads that ingest refuses (their type) or can't read are deleted from DATA_DIR/uploads after the ingest;
+    the ingested one in the same batch stays."""
+    import zipfile
+
+    (tmp_path / "setup.exe").write_bytes(b"MZ\x90\x00" + bytes(200))
+    with zipfile.ZipFile(tmp_path / "minutes.zip", "w") as archive:
+        archive.writestr("minutes.md", "# Minutes\n\nThe board met on Tuesday.\n")
+    (tmp_path / "scan.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<\n not a real pdf")
+    (tmp_path / "blank.md").write_bytes(b"")
+    (tmp_path / "moorings.md").write_text("# Moorings\n\nVisitor moorings on the east pontoon cost 9 euros a night.\n")
+    names = ["setup.exe", "minutes.zip", "scan.pdf", "blank.md", "moorings.md"]
+    result = client.predict([handle_file(str(tmp_path / n)) for n in names], api_name="/ingest_files")
+    assert "1 added" in result[0] and "4 failed" in result[0], result[0]
+    uploads = api_app.settings.store.data_dir / "uploads"
+    kept = {p.name for p in uploads.iterdir()}
+    assert "moorings.md" in kept and not {"setup.exe", "minutes.zip", "scan.pdf", "blank.md"} & kept, kept
+    recorded = {Path(s["source"]).name for s in client.predict(api_name="/list_sources")}
+    assert {p.name for p in uploads.iterdir()} <= recorded  # every file kept backs a source
+
+
+def test_api_same_bytes_under_two_names_is_one_file(client: Client, api_app: RunningApp, tmp_path: Path) -> None:
+    """The same bytes uploaded under another name (later, or in the same batch) reuse the stored file: one
+    source, and the report says which one."""
+    text = "# Lighthouse\n\nThe lighthouse keeper winds the clock every Sunday at noon.\n"
+    for name in ("lighthouse.md", "lighthouse copy.md", "keeper.txt"):
+        (tmp_path / name).write_text(text)
+    first = client.predict([handle_file(str(tmp_path / "lighthouse.md"))], api_name="/ingest_files")
+    assert "1 added" in first[0]
+    again = client.predict(
+        [handle_file(str(tmp_path / "lighthouse copy.md")), handle_file(str(tmp_path / "keeper.txt"))],
+        api_name="/ingest_files",
+    )
+    assert "0 added" in again[0] and "same bytes as" in again[0] and "lighthouse.md" in again[0], again[0]
+    uploads = api_app.settings.store.data_dir / "uploads"
+    copies = [p.name for p in uploads.iterdir() if p.read_text(errors="replace") == text]
+    assert copies == ["lighthouse.md"]
+    sources = [s["source"] for s in client.predict(api_name="/list_sources") if "lighthouse" in s["source"]]
+    assert len(sources) == 1
+
+
+def test_api_upload_whose_ingest_fails_leaves_no_file(
+    client: Client, api_app: RunningApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(api_app.parts, "ingest", broken)
+    (tmp_path / "tides.md").write_text("# Tides\n\nHigh tide at the harbour mouth comes at 14:12 today.\n")
+    with pytest.raises(AppError):
+        client.predict([handle_file(str(tmp_path / "tides.md"))], api_name="/ingest_files")
+    assert "tides.md" not in {p.name for p in (api_app.settings.store.data_dir / "uploads").iterdir()}

@@ -263,8 +263,11 @@ def test_evaluation_runs_with_the_session_mode_and_colours_metrics(
 
 
 def test_login_is_required_when_auth_is_set(browser: Any, tmp_path: Path, outside: list[str]) -> None:
-    """`python app.py` as a user starts it: settings from the environment, the login on."""
+    """`python app.py` as a user starts it: settings from the environment, the login on, for the API (checked
+    first, so that a login gone from the API alone fails here) and for the page."""
+    import httpx
     from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
 
     port = free_port()
     env = {
@@ -280,6 +283,15 @@ def test_login_is_required_when_auth_is_set(browser: Any, tmp_path: Path, outsid
     try:
         _wait_for(lambda: _answers(url) or proc.poll() is not None, timeout_s=120, what="python app.py to start")
         assert proc.poll() is None, (tmp_path / "app.log").read_text()[-3000:]
+        assert httpx.get(f"{url}/config", timeout=10).status_code == 401  # what the page and the client read first
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):
+            Client(url, verbose=False)
+        wrong = httpx.post(f"{url}/login", data={"username": "ada", "password": "wrong"}, timeout=10)
+        assert wrong.status_code == 400 and "Incorrect credentials" in wrong.text
+        with pytest.raises(ValueError, match="Could not login to"):  # the client's word for that 400
+            Client(url, auth=("ada", "wrong"), verbose=False)
+        client = Client(url, auth=("ada", "harbour-2024"), verbose=False)
+        assert client.predict(api_name="/list_sources") == []
         context = browser.new_context()
         context.route("**/*", lambda r: r.continue_() if is_local(urlparse(r.request.url).hostname) else (
             outside.append(r.request.url), r.abort()))  # fmt: skip
@@ -296,10 +308,6 @@ def test_login_is_required_when_auth_is_set(browser: Any, tmp_path: Path, outsid
         page.locator("input[type=password]").press("Enter")
         page.locator("#question textarea").wait_for()
         context.close()
-        with pytest.raises(Exception):  # noqa: B017 - the client can't even read the config without a login
-            Client(url, verbose=False)
-        client = Client(url, auth=("ada", "harbour-2024"), verbose=False)
-        assert client.predict(api_name="/list_sources") == []
         assert outside == []
     finally:
         proc.terminate()

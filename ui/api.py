@@ -24,8 +24,8 @@ class Api:
         self.defaults = defaults
 
     def ask(self, question: str, thread_id: str = "", model: str = "") -> dict:
-        """Ask the agent. Returns answer, thread_id (pass it back to continue), model, seconds, cited sources and
-        the tool calls made."""
+        """Ask the agent. Returns answer, thread_id (pass it back to continue), model, seconds, sources (the passages
+        the answer cites), tools (the tool calls made) and retrieved (passages retrieved but not cited)."""
         question = (question or "").strip()
         if not question or len(question) > MAX_QUESTION_CHARS:
             raise gr.Error(f"the question must be 1 to {MAX_QUESTION_CHARS} characters")

@@ -60,7 +60,7 @@ class ChatHandlers:
         for event in self.svc.stream(text, thread_id or None, choices):
             view.apply(event)
             if isinstance(event, Sources):
-                panel = formatting.sources_markdown(event.passages)
+                panel = formatting.sources_markdown(event.cited, event.retrieved)
             if isinstance(event, Done):
                 thread_id = event.thread_id
             yield view.messages(), panel, thread_id, ""
@@ -124,7 +124,7 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
                 choices=model_values(handlers.defaults, models),
                 value=handlers.defaults.model,
                 allow_custom_value=True,
-                info="Pick one, or type provider:model (e.g. openai:gpt-4o-mini).",
+                info="Pick one, or type provider:model (e.g. openai:gpt-4o-mini); gguf:/hf: from the models folder.",
                 elem_id="model",
             )
             with gr.Accordion("Models on this machine", open=False):

@@ -1,4 +1,4 @@
-"""The app's settings section: where it listens and whether it asks for a login."""
+"""The app's settings section: where it listens, whether it asks for a login, which model files users may load."""
 
 from __future__ import annotations
 
@@ -11,3 +11,8 @@ class AppConfig(Section):
     host: str = Field("127.0.0.1", description="Address the app listens on; beyond localhost, set auth.")
     port: int = Field(7860, ge=1, le=65535, description="Port the app listens on.")
     auth: SecretStr | None = Field(None, description="user:password turns the app's login on.")
+    free_model_paths: bool = Field(
+        False,
+        alias="app_free_model_paths",
+        description="Let app users load gguf:/hf: models from any path; off: only from the models folder.",
+    )

@@ -37,7 +37,8 @@ class AnswerView:
         self.history = list(history)
         self.question = question
         self.parts: list[ToolCall | list[str]] = []  # tool calls and answer text, in the order they came
-        self.passages: list[Any] = []
+        self.cited: list[Any] = []
+        self.retrieved: list[Any] = []  # retrieved and not cited
         self.done: Done | None = None
         self.error: str | None = None
         self.notice: str | None = None
@@ -56,7 +57,7 @@ class AnswerView:
                 self.parts.append(call)
             call.output, call.seconds, call.ok = event.output, event.seconds, event.ok
         elif isinstance(event, Sources):
-            self.passages = list(event.passages)
+            self.cited, self.retrieved = list(event.cited), list(event.retrieved)
         elif isinstance(event, Done):
             self.done = event
         elif isinstance(event, Error):
@@ -103,23 +104,32 @@ def tool_message(call: ToolCall) -> gr.ChatMessage:
     return gr.ChatMessage(role="assistant", content=body, metadata=metadata)  # type: ignore[arg-type]
 
 
-def sources_markdown(passages: Sequence[Any]) -> str:
-    """The sources panel: every cited passage with its number, title, link or path, page, score and text."""
-    if not passages:
+def sources_markdown(cited: Sequence[Any], retrieved: Sequence[Any] = ()) -> str:
+    """The sources panel: each cited passage under its [n], with title, link or path, page, score and text; then
+    the passages retrieved but not cited, under their own heading and without a number, since they are not
+    citations."""
+    if not cited and not retrieved:
         return "_No sources for this answer._"
-    blocks = []
-    for p in passages:
-        where = f"[{p.source}]({p.source})" if p.source.startswith(("http://", "https://")) else f"`{p.source}`"
-        facts = [where]
-        if p.page:
-            facts.append(f"p. {p.page}")
-        if p.score is not None:
-            facts.append(f"score {p.score:.3f}")
-        if p.similarity is not None:
-            facts.append(f"similarity {p.similarity:.2f}")
-        title = md_escape(p.title or "untitled")
-        blocks.append(f"**[{p.n}] {title}**  \n{' · '.join(facts)}\n\n{quote(plain_text(p.text, MAX_PASSAGE_CHARS))}")
+    blocks = [_passage_markdown(p, f"[{p.n}] ") for p in cited]
+    if not cited:
+        blocks.append("_The answer cites none of the passages it was given._")
+    if retrieved:
+        blocks.append("#### Retrieved, not cited")
+        blocks.extend(_passage_markdown(p) for p in retrieved)
     return "\n\n".join(blocks)
+
+
+def _passage_markdown(p: Any, label: str = "") -> str:
+    where = f"[{p.source}]({p.source})" if p.source.startswith(("http://", "https://")) else f"`{p.source}`"
+    facts = [where]
+    if p.page:
+        facts.append(f"p. {p.page}")
+    if p.score is not None:
+        facts.append(f"score {p.score:.3f}")
+    if p.similarity is not None:
+        facts.append(f"similarity {p.similarity:.2f}")
+    title = md_escape(p.title or "untitled")
+    return f"**{label}{title}**  \n{' · '.join(facts)}\n\n{quote(plain_text(p.text, MAX_PASSAGE_CHARS))}"
 
 
 def plain_text(text: str, limit: int) -> str:
@@ -172,6 +182,16 @@ def report_markdown(report: Any, title: str = "Ingest") -> str:
         elif o.status in ("added", "updated"):
             lines.append(f"- ✔ `{display_source(o.source)}`: {o.status}, {o.chunks} chunks")
     return "\n".join(lines)
+
+
+def same_bytes_markdown(uploads: Sequence[Any]) -> str:
+    """One line per upload whose bytes were already stored under another name (`ui.uploads.StoredUpload`): it is
+    that source, not a second one."""
+    return "".join(
+        f"\n- = `{display_source(u.name)}`: the same bytes as `{display_source(u.path.name)}`, already uploaded; "
+        "kept as that one source"
+        for u in uploads
+    )
 
 
 def display_source(source: str) -> str:

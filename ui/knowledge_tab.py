@@ -40,16 +40,18 @@ class KnowledgeHandlers:
         """Another session or the CLI may have changed the knowledge base: show it again, selection kept."""
         return self.view(chosen)
 
-    # Copies the uploads under safe names, ingests them and clears the upload box. No docstring: Gradio would show
-    # it as the description of the public /ingest_files endpoint, which has none.
+    # Copies the uploads under safe names, ingests them (deleting the copies not ingested) and clears the upload
+    # box. No docstring: Gradio would show it as the description of the public /ingest_files endpoint, which has
+    # none.
     def ingest_uploads(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
         if not paths:
             gr.Warning("Choose one or more files first.")
             return (gr.skip(), *self.view())
-        stored, problems = self.svc.store_uploads((p, Path(p).name) for p in paths)
-        report = self.svc.ingest_paths(stored, [], progress=ReportingProgress(lambda f, t: progress(f, desc=t)))
-        report.outcomes[:0] = problems
-        return (formatting.report_markdown(report, "Upload"), None, *self.view())
+        report, renamed = self.svc.ingest_uploads(
+            ((p, Path(p).name) for p in paths), progress=ReportingProgress(lambda f, t: progress(f, desc=t))
+        )
+        message = formatting.report_markdown(report, "Upload") + formatting.same_bytes_markdown(renamed)
+        return (message, None, *self.view())
 
     def ingest_url_ui(
         self,

@@ -7,6 +7,7 @@ shared by every browser session and API client.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -14,13 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.events import Answer, Error, Event, fold
+from agent.models import ModelChoice, app_model_refusal
 from agent.runner import Agent
 from evaluation import QuestionResult, QuestionSetResult, evaluate_questions, load_questions
 from ingest import IngestReport, Progress
 from ingest.pipeline import Outcome
+from kbagent.errors import UserError
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
-from ui.uploads import store_upload
+from ui.uploads import StoredUpload, store_upload
 
 if TYPE_CHECKING:
     from kbagent.components import Components
@@ -72,8 +75,11 @@ class ReportingProgress(Progress):
 class Services:
     """The app's operations over the parts built in `kbagent.components`, shared by every browser session."""
 
-    def __init__(self, parts: Components) -> None:
+    def __init__(self, parts: Components, models: list[ModelChoice]) -> None:
+        """`models`: what `available_models` offers here, the list the model picker shows; app users may pick
+        only from it (see `allowed_model`)."""
         self.parts = parts
+        self.models = models
         self.settings = parts.settings
         self.kb = parts.kb
         self.threads = parts.threads
@@ -91,10 +97,22 @@ class Services:
 
     # ---- chat ------------------------------------------------------------------------------------
 
+    def allowed_model(self, model: str) -> None:
+        """Raises UserError, before anything is built, when an app user may not have `model` (`app_model_refusal`:
+        the configured model, the offered ones, local model files from the models folder only)."""
+        app, store = self.settings.app, self.settings.store
+        problem = app_model_refusal(
+            model, self.models, store.models_path, configured=self.settings.agent.model, free_paths=app.free_model_paths
+        )
+        if problem:
+            raise UserError(problem)
+
     def agent(self, choices: SessionChoices) -> Agent:
         """One agent per (model, k, mode, temperature), built on first use and shared by every session (the last
-        few are kept: a temperature change rebuilds the model, and a local model is large)."""
+        few are kept: a temperature change rebuilds the model, and a local model is large). Only models an app
+        user may pick are built."""
         key = replace(choices, model=choices.model or "embedded")
+        self.allowed_model(key.model)
         with self._agent_lock:
             agent = self._agents.pop(key, None)
             if agent is None:
@@ -127,15 +145,35 @@ class Services:
 
     # ---- knowledge base --------------------------------------------------------------------------
 
-    def store_uploads(self, files: Iterable[tuple[str, str]]) -> tuple[list[Path], list[Outcome]]:
-        """(temp path, original name) pairs → files under DATA_DIR/uploads; problems as outcomes."""
+    def ingest_uploads(
+        self, files: Iterable[tuple[str, str]], progress: Any = None
+    ) -> tuple[IngestReport, list[StoredUpload]]:
+        """(temp path, original name) pairs → files under DATA_DIR/uploads, ingested; problems storing one are
+        outcomes. A file that ends up backing no source (a type ingest refuses, unreadable, or the ingest failed)
+        is deleted. Also returns the uploads whose bytes were already stored under another name: they are that
+        source, not a second one."""
         stored, problems = [], []
         for temp, name in files:
             try:
                 stored.append(store_upload(temp, name, self.uploads_dir))
             except (OSError, ValueError) as exc:
                 problems.append(Outcome(name, "failed", f"could not store the upload: {exc}"))
-        return stored, problems
+        paths = list(dict.fromkeys(u.path for u in stored))
+        try:
+            report = self.ingest_paths(paths, [], progress=progress)
+        finally:
+            self._discard_unrecorded(paths)
+        report.outcomes[:0] = problems
+        return report, [u for u in stored if u.renamed]
+
+    def _discard_unrecorded(self, paths: list[Path]) -> None:
+        """Deletes the uploaded files no source is recorded for: nothing in the uploads folder outlives an ingest
+        that did not take it."""
+        root = self.uploads_dir.resolve()
+        recorded = {r.source for r in self.kb.sources(f"{root}{os.sep}")}
+        for path in paths:
+            if str(path) not in recorded and path.parent == root:
+                path.unlink(missing_ok=True)
 
     def ingest_paths(
         self, paths: list[Path], urls: list[str], crawl: int = 0, doc_type: str | None = None, progress: Any = None

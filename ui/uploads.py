@@ -1,4 +1,5 @@
-"""Uploaded files are copied under `DATA_DIR/uploads/` with safe, unique names that can never leave that folder."""
+"""Uploaded files are copied under `DATA_DIR/uploads/` with safe, unique names that can never leave that folder,
+and one copy of any bytes: the same document uploaded again, under any name, is the file already there."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import shutil
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 MAX_NAME_CHARS = 120
@@ -33,15 +35,32 @@ def safe_name(name: str) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
-def store_upload(temp_path: str | Path, original_name: str, folder: Path) -> Path:
-    """Copy one uploaded file into `folder` under a safe name. The same bytes under the same name reuse the
-    stored file (so uploading twice is one source); a name taken by other bytes gets a short unique suffix."""
+@dataclass(frozen=True)
+class StoredUpload:
+    """One upload in the uploads folder. `created`: this upload wrote `path`; otherwise `path` already held the
+    same bytes, under the same name or another (`name` is the one the browser sent)."""
+
+    name: str
+    path: Path
+    created: bool
+
+    @property
+    def renamed(self) -> bool:
+        """Whether the same bytes were already stored under another name (so this upload is that source)."""
+        return not self.created and self.path.name != safe_name(self.name)
+
+
+def store_upload(temp_path: str | Path, original_name: str, folder: Path) -> StoredUpload:
+    """Copy one uploaded file into `folder` under a safe name. Bytes already stored there, under any name, reuse
+    that file (so uploading a document twice, even renamed, is one source); a name taken by other bytes gets a
+    short unique suffix."""
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
     name = safe_name(original_name)
+    twin = _stored_twin(root, Path(temp_path), root / name)
+    if twin is not None:
+        return StoredUpload(original_name, twin, created=False)
     target = root / name
-    if target.exists() and _same_bytes(target, Path(temp_path)):
-        return target
     if target.exists():
         stem, dot, suffix = name.rpartition(".")
         stem, suffix = (stem, f".{suffix}") if dot else (name, "")
@@ -50,10 +69,21 @@ def store_upload(temp_path: str | Path, original_name: str, folder: Path) -> Pat
         raise ValueError(f"refused upload name {original_name!r}")  # unreachable with safe_name; kept as a guard
     with open(temp_path, "rb") as src, open(target, "xb") as dst:
         shutil.copyfileobj(src, dst)
-    return target
+    return StoredUpload(original_name, target, created=True)
 
 
-def _same_bytes(a: Path, b: Path) -> bool:
-    if a.stat().st_size != b.stat().st_size:
-        return False
-    return hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+def _stored_twin(root: Path, upload: Path, preferred: Path) -> Path | None:
+    """The file in `root` with the bytes of `upload` (`preferred`, its own name, first), if any. Only files of
+    the same size are hashed."""
+    size = upload.stat().st_size
+    same_size = [p for p in root.iterdir() if p.is_file() and not p.is_symlink() and p.stat().st_size == size]
+    if not same_size:
+        return None
+    digest = _digest(upload)
+    same_size.sort(key=lambda p: (p != preferred, p.name))
+    return next((p for p in same_size if _digest(p) == digest), None)
+
+
+def _digest(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").digest()
