@@ -45,6 +45,8 @@ class Done:
     thread_id: str
     model: str
     seconds: float
+    prompt_tokens: int | None = None  # as the model reported them; None when it reports none
+    completion_tokens: int | None = None
 
 
 @dataclass

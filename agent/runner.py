@@ -183,6 +183,7 @@ class Agent:
         context = TurnContext()
         started: dict[str, tuple[str, float]] = {}
         answer: list[str] = []
+        usage: dict[str, int] = {}
         start = time.perf_counter()
         config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 12}
         try:
@@ -192,6 +193,7 @@ class Agent:
                 context=context,
                 stream_mode=["messages", "updates", "custom"],
             ):
+                _count_usage(mode, chunk, usage)
                 for event in self._events(mode, chunk, started):
                     if isinstance(event, Token):
                         answer.append(event.text)
@@ -206,7 +208,8 @@ class Agent:
         cited = context.passages.cited_in(text)
         numbers = {p.n for p in cited}
         yield Sources(cited, [p for p in context.passages.all() if p.n not in numbers])
-        yield Done(text, thread_id, self.spec.label, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        yield Done(text, thread_id, self.spec.label, seconds, usage.get("input_tokens"), usage.get("output_tokens"))
 
     def _events(self, mode: str, chunk: Any, started: dict[str, tuple[str, float]]) -> Iterator[Event]:
         if mode == "custom":
@@ -266,6 +269,15 @@ def arithmetic_in(text: str) -> list[str]:
                 continue
             found.append(candidate)
     return found
+
+
+def _count_usage(mode: str, chunk: Any, usage: dict[str, int]) -> None:
+    """Adds the token counts a streamed message reports (API models do; llama.cpp's stream does not)."""
+    message = chunk[0] if mode == "messages" else None
+    reported = getattr(message, "usage_metadata", None) or {}
+    for key in ("input_tokens", "output_tokens"):
+        if reported.get(key):
+            usage[key] = usage.get(key, 0) + int(reported[key])
 
 
 def _describe(exc: Exception) -> str:

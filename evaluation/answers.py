@@ -20,6 +20,21 @@ from evaluation.answer_metrics import abstains, contains, grounding, keyword_rec
 from evaluation.judge import Judge
 
 Stream = Callable[[str], Iterable[Event]]  # question → the agent's events, in a fresh thread
+Price = Callable[[str, int | None, int | None], float | None]  # (model, prompt, completion tokens) → USD
+
+
+@dataclass
+class _Heard:
+    """What one answer's events said."""
+
+    answer: str = ""
+    passages: dict[int, str] = field(default_factory=dict)  # every numbered passage the agent saw
+    cited: list[int] = field(default_factory=list)
+    first_token_s: float | None = None
+    pieces: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,39 +76,44 @@ class AnswerRow:
     judge: dict[str, Any] | None = None
 
 
-def _collect(events: Iterable[Event]) -> tuple[str, dict[int, str], list[int], float | None, int, str]:
-    """The answer, the numbered passages the agent saw, the cited numbers, time to first token, streamed
-    pieces and any error."""
+def _listen(events: Iterable[Event]) -> _Heard:
+    heard = _Heard()
     start = time.perf_counter()
-    first: float | None = None
-    pieces, answer, passages, cited, error = 0, "", {}, [], ""
     for event in events:
         if isinstance(event, Token) and event.text:
-            first = first if first is not None else time.perf_counter() - start
-            pieces += 1
+            if heard.first_token_s is None:
+                heard.first_token_s = time.perf_counter() - start
+            heard.pieces += 1
         elif isinstance(event, Sources):
-            passages = {p.n: p.text for p in [*event.cited, *event.retrieved]}
-            cited = sorted(p.n for p in event.cited)
+            heard.passages = {p.n: p.text for p in [*event.cited, *event.retrieved]}
+            heard.cited = sorted(p.n for p in event.cited)
         elif isinstance(event, Done):
-            answer = event.answer
+            heard.answer, heard.prompt_tokens = event.answer, event.prompt_tokens
+            heard.completion_tokens = event.completion_tokens
         elif isinstance(event, Error):
-            error = event.message
-    return answer, passages, cited, first, pieces, error
+            heard.error = event.message
+    return heard
 
 
-def answer_row(model: str, question: AnswerQuestion, stream: Stream, judge: Judge | None = None) -> AnswerRow:
-    """Ask one question and score the answer."""
+def answer_row(
+    model: str, question: AnswerQuestion, stream: Stream, judge: Judge | None = None, price: Price | None = None
+) -> AnswerRow:
+    """Ask one question and score the answer. Completion tokens are the model's own count where it reports
+    one, else the streamed pieces (one token each from llama.cpp)."""
     start = time.perf_counter()
     row = AnswerRow(model, question.id, question.question, question.category, question.answerable)
     try:
-        answer, passages, cited, first, pieces, error = _collect(stream(question.question))
+        heard = _listen(stream(question.question))
     except Exception as exc:  # a model that fails is one row's error, not the run's end
-        answer, passages, cited, first, pieces, error = "", {}, [], None, 0, f"{type(exc).__name__}: {exc}"
-    row.seconds, row.first_token_s, row.completion_tokens = time.perf_counter() - start, first, pieces
-    row.answer, row.error, row.cited_passages = answer, error, cited
-    if error:
+        heard = _Heard(error=f"{type(exc).__name__}: {exc}")
+    row.seconds, row.first_token_s = time.perf_counter() - start, heard.first_token_s
+    row.completion_tokens = heard.completion_tokens or heard.pieces
+    row.prompt_tokens = heard.prompt_tokens
+    row.usd = price(model, heard.prompt_tokens, heard.completion_tokens) if price else None
+    answer, row.answer, row.error, row.cited_passages = heard.answer, heard.answer, heard.error, heard.cited
+    if heard.error:
         return row
-    found = grounding(answer, passages)
+    found = grounding(answer, heard.passages)
     row.abstained = abstains(answer)
     row.cited, row.citations, row.supported_citations = found.cited, found.citations, found.supported_citations
     row.unsupported = list(found.unsupported)
@@ -129,6 +149,7 @@ def run_answers(
     report: Path | None = None,
     judge: Judge | None = None,
     on_row: Callable[[AnswerRow, int, int], None] | None = None,
+    price: Price | None = None,
 ) -> list[AnswerRow]:
     """Every model answers every question (in order); rows already in `report` are kept, not asked again."""
     rows = read_report(report)
@@ -138,7 +159,7 @@ def run_answers(
         for question in questions:
             if any((r.model, r.id) == (model, question.id) for r in rows):
                 continue
-            row = answer_row(model, question, stream, judge)
+            row = answer_row(model, question, stream, judge, price)
             rows.append(row)
             if report is not None:
                 with report.open("a", encoding="utf-8") as out:

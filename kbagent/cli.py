@@ -244,15 +244,29 @@ def evaluate(
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write one JSON line per question.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    answers: Annotated[bool, typer.Option("--answers", help="Score the agent's answers, not retrieval.")] = False,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="With --answers: a model to compare (repeatable).")
+    ] = None,
+    judge: Annotated[str | None, typer.Option("--judge", help="With --answers: an LLM judge, provider:model.")] = None,
+    per_category: Annotated[
+        int | None, typer.Option("--per-category", min=1, help="Only the first N questions of each category.")
+    ] = None,
 ) -> None:
-    """Score retrieval: MRR, nDCG and keyword coverage on a question set, or nDCG@10/Recall@100 on BEIR."""
-    from kbagent.evaluation_view import run_beir, run_question_set
+    """Score retrieval (MRR, nDCG, keyword coverage; nDCG@10/Recall@100 on BEIR), or with --answers the answers
+    themselves, per model: correct, cited, supported, abstained, seconds, tokens, cost. --report resumes."""
+    from kbagent.evaluation_view import run_answer_set, run_beir, run_question_set
+    from kbagent.settings import load_settings
 
     if not path.exists():
         raise UserError(f"no such file or folder: {path}")
-    from kbagent.settings import load_settings
-
     settings = load_settings()
+    if answers:
+        models: list[str | None] = list(model) if model else [None]
+        summary = run_answer_set(settings, path, models, judge, (per_category, limit), report, store, json_out)
+        if json_out:
+            print(json.dumps(summary, indent=2))
+        return
     if path.is_dir():
         if not (path / "corpus.jsonl").exists():
             raise UserError(f"{path} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels.tsv)")

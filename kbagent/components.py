@@ -47,12 +47,20 @@ class Components:
 
     `embedder` and `chat_model` replace the configured ones (tests, benchmarks, a second store that shares the
     first one's loaded embedder); with `chat_model`, every agent answers with it whatever model it names.
+    `threads_path` keeps conversations elsewhere (the evaluator's questions stay out of the user's list).
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, chat_model: Any | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        chat_model: Any | None = None,
+        threads_path: Path | None = None,
+    ) -> None:
         self.settings = settings
         self._embedder = embedder
         self._chat_model = chat_model
+        self._threads_path = threads_path or settings.threads_path
 
     def __enter__(self) -> Components:
         return self
@@ -64,6 +72,8 @@ class Components:
         built = self.__dict__
         if "fetcher" in built:
             built["fetcher"].close()
+        if "threads" in built:
+            built["threads"].close()
         if "kb" in built:
             built["kb"].close()
 
@@ -75,7 +85,7 @@ class Components:
     def threads(self) -> ThreadStore:
         from agent.memory import ThreadStore
 
-        return ThreadStore(self.settings.threads_path)
+        return ThreadStore(self._threads_path)
 
     @cached_property
     def fetcher(self) -> WebFetcher:

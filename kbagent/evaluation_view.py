@@ -102,3 +102,105 @@ def run_beir(
         table.add_row(*row)
         Console().print(table)
     return summary, [json.dumps(q) for q in result.per_query]
+
+
+# ---- answers ---------------------------------------------------------------------------------------------
+
+# Green and amber lines for each leaderboard figure (red below amber), as the README states them.
+THRESHOLDS: dict[str, tuple[float, float, bool]] = {  # name: (green, amber, higher is better)
+    "contains": (0.8, 0.5, True),
+    "keyword_recall": (0.8, 0.5, True),
+    "f1": (0.5, 0.3, True),
+    "cited": (1.0, 0.8, True),
+    "citation_support": (0.95, 0.8, True),
+    "unsupported_answers": (0.05, 0.2, False),
+    "abstained_unanswerable": (0.9, 0.6, True),
+    "wrongly_abstained": (0.05, 0.15, False),
+    "first_token_p50_s": (4.0, 8.0, False),
+    "seconds_p50": (10.0, 20.0, False),
+}
+
+
+def _shade(name: str, value: Any) -> str:
+    if value is None:
+        return "[dim]–[/]"
+    if name not in THRESHOLDS:
+        return f"{value}"
+    green, amber, higher = THRESHOLDS[name]
+    good = value >= green if higher else value <= green
+    fair = value >= amber if higher else value <= amber
+    return f"[{'green' if good else 'yellow' if fair else 'red'}]{value:.3g}[/]"
+
+
+def _print_leaderboard(board: dict[str, Any]) -> None:
+    """One column per model, one row per figure (green, amber, red by the README's lines)."""
+    figures = ["questions", "errors", "contains", "keyword_recall", "f1", "cited", "citation_support",
+               "unsupported_answers", "abstained_unanswerable", "wrongly_abstained", "first_token_p50_s",
+               "first_token_p95_s", "seconds_p50", "seconds_p95", "decode_tokens_per_s", "completion_tokens",
+               "usd"]  # fmt: skip
+    table = Table("figure", *board, title="Answers")
+    for name in figures:
+        table.add_row(name, *(_shade(name, board[m]["overall"][name]) for m in board))
+    for name in ("accuracy", "completeness", "relevance"):
+        judged = [board[m]["overall"]["judge"] for m in board]
+        if any(judged):
+            table.add_row(f"judge {name} (1-5)", *(f"{j[name]:.2f}" if j else "–" for j in judged))
+    Console().print(table)
+
+
+def _answer_store(settings: Settings, folder: Path, store: Path | None) -> Settings:
+    """A SQuAD-layout folder gets a store of its own beside the data dir, reused while its corpus is unchanged."""
+    return settings.override(
+        data_dir=store or settings.store.data_dir / "eval" / folder.resolve().name, chroma_url="", collection="eval"
+    )
+
+
+def run_answer_set(
+    settings: Settings,
+    path: Path,
+    models: list[str | None],
+    judge: str | None,
+    sampling: tuple[int | None, int | None],
+    report: Path | None,
+    store: Path | None,
+    quiet: bool,
+) -> dict[str, Any]:
+    """`kbagent eval SET --answers`: every model answers the sampled questions; returns the leaderboard."""
+    from agent.models import parse_model
+    from evaluation.answer_sets import load_answer_set, sample
+    from evaluation.answers import leaderboard, run_answers
+    from evaluation.judge import Judge
+
+    try:
+        questions = sample(load_answer_set(path), *sampling)
+    except (ValueError, KeyError, OSError) as exc:
+        raise UserError(f"{path}: not a question set or a SQuAD-layout folder ({exc})") from exc
+    err = Console(stderr=True)
+    kb_settings = _answer_store(settings, path, store) if path.is_dir() else settings
+    with tempfile.TemporaryDirectory(prefix="kbagent-eval-") as tmp, Components(
+        kb_settings, threads_path=Path(tmp) / "threads.sqlite3"
+    ) as parts:
+        if path.is_dir():
+            with RichProgress(err, enabled=not quiet) as ingest_progress:
+                ingest_corpus(parts.ingestor(), path, ingest_progress)
+        agents = [parts.agent(m) for m in models]
+        streams = {a.spec.label: (lambda q, a=a: a.stream(q)) for a in agents}
+        grader = None
+        if judge:
+            grader = Judge(parts.models.build(judge, temperature=0.0), judge)
+            if parse_model(judge).label in streams:
+                err.print(f"warning: the judge {judge} also answers: it grades its own answers", markup=False)
+        with _bar(err, not quiet) as bar:
+            task = bar.add_task("answers", total=len(streams) * len(questions))
+            right: dict[str, list[bool]] = {}
+
+            def step(row: Any, done: int, total: int) -> None:
+                right.setdefault(row.model, []).append(bool(row.contains))
+                share = sum(right[row.model]) / len(right[row.model])
+                bar.update(task, completed=done, description=f"{row.model} {share:.0%} right")
+
+            rows = run_answers(streams, questions, report, grader, step, settings.eval.usd)
+    board = leaderboard(rows)
+    if not quiet:
+        _print_leaderboard(board)
+    return {"set": str(path), "questions": len(questions), "models": board}

@@ -16,6 +16,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.config import AgentConfig, ProviderKeys
+from evaluation.config import EvalConfig
 from ingest.config import IngestConfig
 from ingest.web.config import FetchConfig
 from knowledge_base.config import EmbeddingConfig, SearchConfig, StoreConfig
@@ -29,6 +30,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "ingest": IngestConfig,
     "web": FetchConfig,
     "agent": AgentConfig,
+    "eval": EvalConfig,
     "app": AppConfig,
     "keys": ProviderKeys,
 }
@@ -83,6 +85,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     web: FetchConfig = Field(default_factory=FetchConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     app: AppConfig = Field(default_factory=AppConfig)
     keys: ProviderKeys = Field(default_factory=ProviderKeys)
 
