@@ -144,3 +144,19 @@ def test_question_sets_and_squad_folders_load_and_sample(tmp_path: Path) -> None
     (squad / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nx\td1\t1\n")
     [q] = load_answer_set(squad)
     assert (q.golds, q.category, q.reference) == (("07:40",), "Ferries", "07:40")
+
+
+def test_a_scripted_judge_grades_each_answer_and_a_bad_reply_is_that_rows_error(tmp_path: Path) -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    replies = ['{"accuracy": 5, "completeness": 4, "relevance": 5, "accuracy_reason": "matches"}', "Looks fine!"]
+    judge = Judge(FakeListChatModel(responses=replies), "fake:judge")
+    questions = [
+        AnswerQuestion("a", "When does the ferry leave?", "fact", ("07:40",), "At 07:40."),
+        AnswerQuestion("b", "From which pier?", "fact", ("Pier 9",), "Pier 9."),
+    ]
+    answers = {"When does the ferry leave?": "It leaves at 07:40 [1].", "From which pier?": "From Pier 9 [1]."}
+    rows = run_answers({"m": _Replies(answers)}, questions, tmp_path / "r.jsonl", judge)
+    assert rows[0].judge is not None and rows[0].judge["accuracy"] == 5.0
+    assert rows[1].judge is not None and "not a JSON object" in rows[1].judge["error"]
+    assert leaderboard(rows)["m"]["overall"]["judge"] == {"accuracy": 5.0, "completeness": 4.0, "relevance": 5.0}
