@@ -134,7 +134,8 @@ def main() -> None:
             ]
             results["long_prompt"] = timed_stream(model, long, raw_rate)
 
-            questions = load_questions(ROOT / "samples" / "harborview_questions.jsonl")[: args.questions]
+            answerable = [q for q in load_questions(ROOT / "samples" / "harborview_questions.jsonl") if q.answerable]
+            questions = answerable[: args.questions]
             right, times, rows = 0, [], []
             for q in questions:
                 start = time.perf_counter()
