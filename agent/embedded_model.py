@@ -103,6 +103,7 @@ def _sha256(path: Path) -> str:
             digest.update(block)
     return digest.hexdigest()
 
+
 EMBEDDED = SplitGGUF(
     name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
