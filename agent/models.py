@@ -206,14 +206,13 @@ def _is_local(host: str) -> bool:
 
 
 def _hf_status() -> tuple[bool, str]:
+    """What `hf:` would do here: the loader's own plan, described."""
     if importlib.util.find_spec("transformers") is None:
         return False, "transformers is not installed"
     try:
-        import torch
+        from agent.hf_model import current_plan
 
-        if torch.cuda.is_available():
-            quant = importlib.util.find_spec("bitsandbytes") is not None
-            return True, "CUDA GPU" + (", 4-bit NF4 through bitsandbytes" if quant else " (no bitsandbytes: 16-bit)")
-    except Exception:  # torch import problems only mean "no GPU path"
-        pass
-    return True, "no GPU: full precision on the CPU (slow; local folders or cached models only)"
+        plan = current_plan()
+    except Exception as exc:  # torch itself does not load
+        return False, f"torch does not load ({exc})"
+    return True, f"{plan.describe()}; a local GGUF file or folder, or a model already in the Hugging Face cache"
