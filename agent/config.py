@@ -46,8 +46,13 @@ class ProviderKeys(Section):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = Field("https://api.anthropic.com/v1/", description="Anthropic's OpenAI-compatible API.")
     google_api_key: SecretStr | None = None
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com/v1beta/openai/", description="Gemini's OpenAI-compatible API."
+    )
     deepseek_api_key: SecretStr | None = None
+    deepseek_base_url: str = Field("https://api.deepseek.com/v1", description="DeepSeek's OpenAI-compatible API.")
     hf_token: SecretStr | None = None
     ollama_host: str = "http://127.0.0.1:11434"
 

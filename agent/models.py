@@ -19,11 +19,12 @@ from kbagent.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Providers reached through their OpenAI-compatible endpoints: (key setting, base URL).
+# Providers reached through their OpenAI-compatible endpoints: (key setting, base URL setting); the URLs default
+# to the public endpoints and can point elsewhere (a proxy, a gateway, a test stand-in).
 OPENAI_COMPATIBLE = {
-    "anthropic": ("anthropic_api_key", "https://api.anthropic.com/v1/"),
-    "gemini": ("google_api_key", "https://generativelanguage.googleapis.com/v1beta/openai/"),
-    "deepseek": ("deepseek_api_key", "https://api.deepseek.com/v1"),
+    "anthropic": ("anthropic_api_key", "anthropic_base_url"),
+    "gemini": ("google_api_key", "gemini_base_url"),
+    "deepseek": ("deepseek_api_key", "deepseek_base_url"),
 }
 PROVIDERS = ("embedded", "openai", *OPENAI_COMPATIBLE, "ollama", "hf", "gguf")
 TOOL_CALLING_BY_DEFAULT = {"openai", *OPENAI_COMPATIBLE, "ollama"}
@@ -78,11 +79,11 @@ class ModelFactory:
                     raise ConfigError("openai models need OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
                 return _openai_chat(spec.name, key or "not-needed", self.keys.openai_base_url, config, usage=True)
             case "anthropic" | "gemini" | "deepseek":
-                key_field, base_url = OPENAI_COMPATIBLE[spec.provider]
+                key_field, url_field = OPENAI_COMPATIBLE[spec.provider]
                 key = self.keys.secret(key_field)
                 if not key:
                     raise ConfigError(f"{spec.provider} models need {key_field.upper()}")
-                return _openai_chat(spec.name, key, base_url, config)
+                return _openai_chat(spec.name, key, getattr(self.keys, url_field), config)
             case "ollama":
                 return _ollama_chat(spec.name, self.keys.ollama_host, config)
             case "hf":
@@ -186,9 +187,10 @@ def available_models(keys: ProviderKeys) -> list[ModelChoice]:
         choices.append(ModelChoice("openai:<model>", True, f"API at {where}"))
     else:
         choices.append(ModelChoice("openai:<model>", False, "no OPENAI_API_KEY or OPENAI_BASE_URL"))
-    for provider, (key_field, _) in OPENAI_COMPATIBLE.items():
+    for provider, (key_field, url_field) in OPENAI_COMPATIBLE.items():
         has = bool(keys.secret(key_field))
-        choices.append(ModelChoice(f"{provider}:<model>", has, "key set" if has else f"no {key_field.upper()}"))
+        reason = f"key set, API at {getattr(keys, url_field)}" if has else f"no {key_field.upper()}"
+        choices.append(ModelChoice(f"{provider}:<model>", has, reason))
     host = ollama_url(keys.ollama_host)
     problem = ollama_problem(host) if _is_local(host) else None
     choices.append(ModelChoice("ollama:<model>", problem is None, problem or f"server at {host}"))
@@ -240,14 +242,13 @@ def _is_local(host: str) -> bool:
 
 
 def _hf_status() -> tuple[bool, str]:
+    """What `hf:` would do here: the loader's own plan, described."""
     if importlib.util.find_spec("transformers") is None:
         return False, "transformers is not installed"
     try:
-        import torch
+        from agent.hf_model import current_plan
 
-        if torch.cuda.is_available():
-            quant = importlib.util.find_spec("bitsandbytes") is not None
-            return True, "CUDA GPU" + (", 4-bit NF4 through bitsandbytes" if quant else " (no bitsandbytes: 16-bit)")
-    except Exception:  # torch import problems only mean "no GPU path"
-        pass
-    return True, "no GPU: full precision on the CPU (slow; local folders or cached models only)"
+        plan = current_plan()
+    except Exception as exc:  # torch itself does not load
+        return False, f"torch does not load ({exc})"
+    return True, f"{plan.describe()}; a local GGUF file or folder, or a model already in the Hugging Face cache"

@@ -135,11 +135,16 @@ def _dtype(config: EmbeddingConfig) -> str:
     """bfloat16 where the CPU computes it natively (AMX or AVX512-BF16), else float32."""
     if config.dtype != "auto":
         return config.dtype
+    return "bfloat16" if cpu_computes_bfloat16() else "float32"
+
+
+def cpu_computes_bfloat16() -> bool:
+    """Whether the CPU has bfloat16 arithmetic (AMX or AVX512-BF16): elsewhere torch emulates it, slowly."""
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
-        return "float32"
-    return "bfloat16" if "amx_bf16" in flags or "avx512_bf16" in flags else "float32"
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 @register_embedding_function

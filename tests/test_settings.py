@@ -63,8 +63,11 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "OPENAI_API_KEY": ("sk-o", "keys.openai_api_key", "sk-o"),
     "OPENAI_BASE_URL": ("http://127.0.0.1:8080/v1", "keys.openai_base_url", "http://127.0.0.1:8080/v1"),
     "ANTHROPIC_API_KEY": ("sk-a", "keys.anthropic_api_key", "sk-a"),
+    "ANTHROPIC_BASE_URL": ("http://127.0.0.1:8091/v1", "keys.anthropic_base_url", "http://127.0.0.1:8091/v1"),
     "GOOGLE_API_KEY": ("g-k", "keys.google_api_key", "g-k"),
+    "GEMINI_BASE_URL": ("http://127.0.0.1:8092/v1", "keys.gemini_base_url", "http://127.0.0.1:8092/v1"),
     "DEEPSEEK_API_KEY": ("d-k", "keys.deepseek_api_key", "d-k"),
+    "DEEPSEEK_BASE_URL": ("http://127.0.0.1:8093/v1", "keys.deepseek_base_url", "http://127.0.0.1:8093/v1"),
     "HF_TOKEN": ("hf-t", "keys.hf_token", "hf-t"),
     "OLLAMA_HOST": ("127.0.0.1:11500", "keys.ollama_host", "127.0.0.1:11500"),
 }
