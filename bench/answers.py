@@ -1,0 +1,59 @@
+"""The embedded default and the 0.5B fallback side by side, through `kbagent eval --answers`: on the sample
+question set (every question: facts, two-step and unanswerable ones) over the sample knowledge base, and on a
+fixed 100-question sample of SQuAD v1.1 dev (the first 3 questions of each article, in file order, the first
+100 of those), whose 2,067 paragraphs get a store of their own.
+
+    .venv/bin/python bench/answers.py [--squad ../shared/bench/squad11_dev] [--skip-squad] [--work DIR]
+
+Each set's per-question report goes to DIR (default /tmp/kbagent-bench-answers): a stopped run resumes there.
+Prints the leaderboards and writes bench/results/answers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from record import save  # bench/record.py: every result file with its command
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kbagent import environment  # noqa: E402
+
+environment.prepare()
+
+from kbagent.components import Components  # noqa: E402
+from kbagent.evaluation_view import run_answer_set  # noqa: E402
+from kbagent.settings import Settings  # noqa: E402
+from tests.small_model import SMALL  # noqa: E402  (the 0.5B GGUF, joined from its PyPI parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--squad", type=Path, default=ROOT.parent / "shared" / "bench" / "squad11_dev")
+    parser.add_argument("--skip-squad", action="store_true")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/kbagent-bench-answers"))
+    args = parser.parse_args()
+    models_dir = Path(os.environ.get("KBAGENT_MODELS_DIR", str(ROOT / "data" / "models")))
+    settings = Settings(data_dir=args.work / "sample", models_dir=models_dir, _env_file=None)
+    models: list[str | None] = [None, f"gguf:{SMALL.ensure(models_dir)}"]
+    results = {}
+    with Components(settings) as parts:
+        parts.ingest([ROOT / "samples" / "harborview"])
+    sample_set = ROOT / "samples" / "harborview_questions.jsonl"
+    report = args.work / "sample-report.jsonl"
+    results["sample"] = run_answer_set(settings, sample_set, models, None, (None, None), report, None, False)
+    if not args.skip_squad:
+        squad_settings = settings.override(data_dir=args.work / "squad")
+        report = args.work / "squad-report.jsonl"
+        results["squad100"] = run_answer_set(
+            squad_settings, args.squad, models, None, (3, 100), report, args.work / "squad-store", False
+        )
+    save("answers", results)
+
+
+if __name__ == "__main__":
+    main()
