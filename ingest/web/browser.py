@@ -40,6 +40,9 @@ FLAGS = [
     "--no-pings",
     "--disable-breakpad",
     "--allow-browser-signin=false",
+    # WebRTC may use only proxied TCP: STUN/TURN over UDP would reach any IP literal without passing the guard.
+    # (The older --force-webrtc-ip-handling-policy switch no longer exists; this one sets the profile's policy.)
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
 ]
 SKIPPED_RESOURCES = {"image", "media", "font"}
