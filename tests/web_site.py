@@ -280,9 +280,9 @@ class Pages:
 
 
 @contextlib.contextmanager
-def serve_pages(pages: dict[str, str]) -> Iterator[Pages]:
-    """path → HTML (or JavaScript for paths ending .js); paths starting /slow answer after two seconds,
-    which keeps a page loading (and its scripts running) that long."""
+def serve_pages(pages: dict[str, str], redirects: dict[str, str] | None = None) -> Iterator[Pages]:
+    """path → HTML (or JavaScript for paths ending .js), path → redirect target; paths starting /slow answer
+    after two seconds, which keeps a page loading (and its scripts running) that long."""
 
     served = Pages(url="")
 
@@ -295,6 +295,12 @@ def serve_pages(pages: dict[str, str]) -> Iterator[Pages]:
             served.hits.append(path)
             if path.startswith("/slow"):
                 time.sleep(2)
+            if redirects and path in redirects:
+                self.send_response(302)
+                self.send_header("Location", redirects[path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             text = pages.get(path)
             body = (text if text is not None else "<h1>Not found</h1>").encode()
             self.send_response(200 if text is not None else 404)
