@@ -25,8 +25,9 @@ class ChunkingConfig:
     @property
     def fingerprint(self) -> str:
         """Part of every source's hash, so a change of reading or chunking re-reads everything on the next
-        ingest (unchanged chunks keep their vectors). v3: saved HTML files convert as fetched pages do."""
-        return f"chunking-v3:{self.chunk_size}:{self.chunk_overlap}"
+        ingest (unchanged chunks keep their vectors). v3: saved HTML files convert as fetched pages do.
+        v4: consent banners are found by name and shape (not one class name), cookie-named content is kept."""
+        return f"chunking-v4:{self.chunk_size}:{self.chunk_overlap}"
 
 
 class Chunker:

@@ -293,6 +293,58 @@ def serve_site() -> Iterator[Site]:
             server.server_close()
 
 
+@dataclass
+class Pages:
+    """A server of a few given pages on 127.0.0.1; `hits` lists the paths it was asked for."""
+
+    url: str
+    hits: list[str] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+@contextlib.contextmanager
+def serve_pages(pages: dict[str, str], redirects: dict[str, str] | None = None) -> Iterator[Pages]:
+    """path → HTML (or JavaScript for paths ending .js), path → redirect target; paths starting /slow answer
+    after two seconds, which keeps a page loading (and its scripts running) that long."""
+
+    served = Pages(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            served.hits.append(path)
+            if path.startswith("/slow"):
+                time.sleep(2)
+            if redirects and path in redirects:
+                self.send_response(302)
+                self.send_header("Location", redirects[path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            text = pages.get(path)
+            body = (text if text is not None else "<h1>Not found</h1>").encode()
+            self.send_response(200 if text is not None else 404)
+            self.send_header("Content-Type", "text/javascript" if path.endswith(".js") else "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = QuietServer(("127.0.0.1", 0), Handler)
+    served.url = f"http://127.0.0.1:{server.server_address[1]}"
+    _serve(server)
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="session")
 def web_site() -> Iterator[Site]:
     with serve_site() as site:

@@ -1,10 +1,11 @@
 """HTML → Markdown, one way for saved files and fetched pages, so a page chunks the same however it arrived.
 
-trafilatura finds the main content (navigation, footers, cookie banners and scripts are left out). When its
-text is shorter than its own minimum, what it returns is its whole-page rescue (navigation included, headings
-and lists flattened), so the page's main element converted with markdownify is used instead. With a URL, lxml
-makes links absolute first, because trafilatura resolves relative links against the site root, not the page.
-Pathologically nested HTML, which the parsers truncate or recurse through too deeply, falls back to flat text.
+Consent banners are taken out first, for both paths (ingest/text/banners.py). trafilatura finds the main
+content (navigation, footers and scripts are left out). When its text is shorter than its own minimum, what it
+returns is its whole-page rescue (navigation included, headings and lists flattened), so the page's main element
+converted with markdownify is used instead. With a URL, lxml makes links absolute first, because trafilatura
+resolves relative links against the site root, not the page. Pathologically nested HTML, which the parsers
+truncate or recurse through too deeply, falls back to flat text.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.text.banners import drop_consent_banners, hide_consent_names
+
 CLUTTER = ["script", "style", "noscript", "nav", "footer", "header", "aside", "form", "iframe", "svg", "template"]
-HIDDEN = '[role="navigation"], [aria-hidden="true"], .cookie-banner, #cookie-banner'
+HIDDEN = '[role="navigation"], [aria-hidden="true"]'
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 LINK_TARGET = re.compile(r"\]\([^)]*\)")
 
@@ -41,12 +44,20 @@ def html_to_markdown(html: str, url: str | None = None) -> Converted:
             raise RecursionError("libxml2 drops what lies deeper than 256 elements")
         if url:
             tree.make_links_absolute(url, resolve_base_href=True, handle_failures="discard")
-        title, markdown = _converted(tree, url)
+        title, markdown = _converted(_without_banners(tree), url)
     except (ParserError, ValueError, RecursionError):
         tree, (title, markdown) = None, flat_text(html)
     if markdown and title and not markdown.startswith("#"):
         markdown = f"# {title}\n\n{markdown}"
     return Converted(title, markdown, tree)
+
+
+def _without_banners(tree: Any) -> Any:
+    """A copy of the page for conversion: the returned tree keeps the banners' links for the crawler."""
+    content = copy.deepcopy(tree)
+    drop_consent_banners(content)
+    hide_consent_names(content)
+    return content
 
 
 def _converted(tree: Any, url: str | None) -> tuple[str, str]:

@@ -2,8 +2,9 @@
 
 Playwright's sync API belongs to the thread that started it, so the browser lives on its own worker thread and
 any thread may ask it to render. Chromium resolves no names itself (every host maps to NOTFOUND) and sends every
-request, loopback included, to the guarding proxy. The system Chromium is started as its binary, not Debian's
-wrapper script, which would add API keys and extension flags that make it call Google at start-up.
+request, loopback included, to the guarding proxy, which serves only hosts the page asked for. Chromium's own
+background services are switched off where a switch exists. The system Chromium is started as its binary, not
+Debian's wrapper script, which would add API keys and extension flags that make it call Google at start-up.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from ingest.web.config import FetchConfig
 from ingest.web.errors import FetchError
 from ingest.web.guard import Guard
-from ingest.web.proxy import GuardingProxy
+from ingest.web.proxy import GuardingProxy, PageHosts
 
 SYSTEM_CHROMIUM = (
     "/usr/lib/chromium/chromium",
@@ -25,14 +26,42 @@ SYSTEM_CHROMIUM = (
     "/usr/bin/chromium-browser",
     "/usr/bin/google-chrome",
 )
+PLAYWRIGHT_DISABLED_FEATURES = [  # Playwright's own list (1.65): a later --disable-features replaces, not extends, it
+    "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "DestroyProfileOnBrowserClose",
+    "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable",
+    "LensOverlay",
+    "MediaRouter",
+    "PaintHolding",
+    "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect",
+    "TcpPortRandomizationWin",
+    "OptimizationHints",
+    "NetworkTimeServiceQuerying",
+    "AimEnabled",
+    "PreconnectToSearch",
+    "msForceBrowserSignIn",
+    "msEdgeUpdateLaunchServicesPreferredVersion",
+]
+QUIET_FEATURES = [  # services that fetch from Google hosts on their own
+    "OptimizationTargetPrediction",
+    "DialMediaRouteProvider",
+    "Translate",
+    "AutofillServerCommunication",
+]
 FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-default-apps",
     "--disable-background-networking",
     "--disable-component-update",
+    "--disable-field-trial-config",
+    "--metrics-recording-only",
     "--disable-sync",
     "--disable-extensions",
     "--disable-client-side-phishing-detection",
@@ -40,6 +69,13 @@ FLAGS = [
     "--no-pings",
     "--disable-breakpad",
     "--allow-browser-signin=false",
+    "--disable-features=" + ",".join(PLAYWRIGHT_DISABLED_FEATURES + QUIET_FEATURES),
+    # The on-device AI model manifest is fetched from update.googleapis.com even with --disable-component-update;
+    # an override (here an empty one) makes Chromium read it from disk instead.
+    "--optimization-guide-manifest-override=/dev/null",
+    # WebRTC may use only proxied TCP: STUN/TURN over UDP would reach any IP literal without passing the guard.
+    # (The older --force-webrtc-ip-handling-policy switch no longer exists; this one sets the profile's policy.)
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
 ]
 SKIPPED_RESOURCES = {"image", "media", "font"}
@@ -106,12 +142,17 @@ class Browser:
 
         if self._browser is None:
             self._start()
+        assert self.proxy is not None
+        hosts = self.proxy.pages
+        hosts.open(url)
         context = self._browser.new_context(
             user_agent=self.config.user_agent, service_workers="block", accept_downloads=False
         )
         try:
+            context.route("**/*", lambda route: _record_or_skip(route, hosts))
+            context.on("request", lambda request: hosts.add(request.url))  # redirect hops, which routing never sees
             page = context.new_page()
-            page.route("**/*", _skip_heavy)
+            page.on("websocket", lambda socket: hosts.add(socket.url))
             response = page.goto(url, wait_until="load", timeout=self.config.timeout_s * 1000)
             if response is not None and response.status >= 400:
                 raise FetchError(f"HTTP {response.status} {response.status_text} (browser): {url}")
@@ -124,6 +165,7 @@ class Browser:
             raise FetchError(f"browser could not render {url}: {str(exc).splitlines()[0]}") from None
         finally:
             context.close()
+            hosts.close()
 
     def _stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -138,9 +180,11 @@ class Browser:
             self.proxy = None
 
 
-def _skip_heavy(route: Any) -> None:
-    """Images, media and fonts add nothing to the text; skipping them makes rendering faster."""
+def _record_or_skip(route: Any, hosts: PageHosts) -> None:
+    """Lets the proxy serve the request's host before it is sent. Images, media and fonts add nothing to the
+    text; skipping them makes rendering faster."""
     if route.request.resource_type in SKIPPED_RESOURCES:
         route.abort()
     else:
+        hosts.add(route.request.url)
         route.continue_()

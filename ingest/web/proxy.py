@@ -3,6 +3,10 @@
 Playwright's request routing never sees redirect hops, but a proxy sees every connection the browser opens:
 plain-HTTP requests are forwarded by the guarded httpx client (one hop each, no redirects followed here), and
 CONNECT tunnels (HTTPS, WebSockets) are opened only to the address the guard checked.
+
+Chromium also calls home on its own (account lists, update and model checks) to public hosts the guard would
+let through, so the proxy serves only hosts the page being rendered asked for (`PageHosts`), and nothing
+between renders.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -35,15 +40,58 @@ HOP_BY_HOP = {
     "content-length",
     "content-encoding",
 }
+GRACE_S = 2.0
+"""How long a request for a host not yet recorded waits for it: redirect hops and WebSockets are recorded from
+Playwright's events, which can arrive a moment after Chromium has sent the request."""
+
+
+class PageHosts:
+    """The hosts of the page being rendered and of every request it made (recorded by the browser's request
+    routing before the request is let go, and from its events); empty between renders."""
+
+    def __init__(self) -> None:
+        self._hosts: set[str] = set()
+        self._open = False
+        self._changed = threading.Condition()
+
+    def open(self, url: str) -> None:
+        with self._changed:
+            self._hosts, self._open = set(), True
+        self.add(url)
+
+    def close(self) -> None:
+        with self._changed:
+            self._hosts, self._open = set(), False
+
+    def add(self, url: str) -> None:
+        host = _host(urlsplit(url).hostname or "")
+        with self._changed:
+            if self._open and host:
+                self._hosts.add(host)
+                self._changed.notify_all()
+
+    def expects(self, host: str, wait_s: float = GRACE_S) -> bool:
+        """Whether the current page asked for `host`, waiting a moment for an event still on its way."""
+        host = _host(host)
+        with self._changed:
+            self._changed.wait_for(lambda: not self._open or host in self._hosts, wait_s)
+            return self._open and host in self._hosts
+
+
+def _host(host: str) -> str:
+    return host.strip("[]").rstrip(".").lower()
 
 
 class GuardingProxy:
-    """Started on a free port of 127.0.0.1; `refused` lists the requests the guard turned away."""
+    """Started on a free port of 127.0.0.1; `refused` lists the requests turned away, `unrequested` the hosts
+    among them that no page asked for (Chromium's own traffic)."""
 
     def __init__(self, guard: Guard, config: FetchConfig) -> None:
         self.guard = guard
         self.config = config
+        self.pages = PageHosts()
         self.refused: list[str] = []
+        self.unrequested: list[str] = []
         self.client = httpx.Client(
             transport=GuardedTransport(guard),
             follow_redirects=False,
@@ -69,6 +117,12 @@ class GuardingProxy:
     def refuse(self, target: str, reason: str) -> None:
         self.refused.append(f"{target}: {reason}")
 
+    def check_requested(self, host: str) -> None:
+        """FetchError unless the page being rendered asked for `host`."""
+        if not self.pages.expects(host):
+            self.unrequested.append(_host(host))
+            raise FetchError(f"{host} was not requested by the page being rendered")
+
 
 def _handler_for(proxy: GuardingProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -81,6 +135,7 @@ def _handler_for(proxy: GuardingProxy) -> type[BaseHTTPRequestHandler]:
             host, _, port_text = self.path.rpartition(":")
             try:
                 port = int(port_text)
+                proxy.check_requested(host)
                 address = proxy.guard.resolve(host, port)
                 upstream = socket.create_connection((address, port), timeout=proxy.config.timeout_s)
             except (FetchError, ValueError, OSError) as exc:
@@ -99,7 +154,7 @@ def _handler_for(proxy: GuardingProxy) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             try:
-                proxy.guard.check_url(url)
+                proxy.check_requested(proxy.guard.check_url(url).host)
                 with proxy.client.stream(self.command, url, headers=headers, content=body) as response:
                     data = bytearray()
                     for chunk in response.iter_bytes():
@@ -113,6 +168,8 @@ def _handler_for(proxy: GuardingProxy) -> type[BaseHTTPRequestHandler]:
             except httpx.HTTPError as exc:
                 self._fail(502, f"{type(exc).__name__}: {exc}")
                 return
+            if response.is_redirect:  # the browser follows it next: a hop the page asked for
+                proxy.pages.add(urljoin(url, response.headers["location"]))
             self.send_response(response.status_code, response.reason_phrase)
             for key, value in response.headers.multi_items():
                 if key.lower() not in HOP_BY_HOP:
