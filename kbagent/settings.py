@@ -112,26 +112,12 @@ class Settings(BaseSettings):
             if key in SECTIONS:
                 given = value.model_dump() if isinstance(value, BaseModel) else dict(value)
                 nested.setdefault(key, {}).update(given)
-        for key, value in data.items():
-            if key in SECTIONS:
-                continue
-            if key not in FLAT:
-                raise ValueError(f"unknown setting {key!r}")
-            section, name = FLAT[key]
-            nested.setdefault(section, {})[name] = value
-        return nested
+        return _place({k: v for k, v in data.items() if k not in SECTIONS}, nested)
 
     def override(self, **changes: Any) -> Settings:
         """A copy with some flat-named settings changed (None leaves a setting as it is), validated again."""
         data: dict[str, Any] = {name: getattr(self, name).model_dump() for name in SECTIONS}
-        for key, value in changes.items():
-            if value is None:
-                continue
-            if key not in FLAT:
-                raise ValueError(f"unknown setting {key!r}")
-            section, name = FLAT[key]
-            data[section][name] = value
-        return type(self).model_validate(data)
+        return type(self).model_validate(_place({k: v for k, v in changes.items() if v is not None}, data))
 
     @property
     def threads_path(self) -> Path:
@@ -148,6 +134,16 @@ class Settings(BaseSettings):
                 value = str(value)
             out[flat] = value
         return out
+
+
+def _place(flat: dict[str, Any], nested: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Flat-named values into their sections of `nested`; a name no section knows is refused, never ignored."""
+    for key, value in flat.items():
+        if key not in FLAT:
+            raise ValueError(f"unknown setting {key!r}")
+        section, name = FLAT[key]
+        nested.setdefault(section, {})[name] = value
+    return nested
 
 
 def describe_error(exc: ValidationError) -> str:
