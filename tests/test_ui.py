@@ -563,7 +563,6 @@ def test_answers_evaluation_refuses_models_the_app_does_not_offer_before_asking(
     svc = Services(api_app.parts, MODELS)
     handlers = evaluation_tab.EvaluationHandlers(svc, svc.default_choices(), api_app.settings)
     path, asked = str(_answer_set(tmp_path)), []
-    svc.stream = lambda *a, **k: asked.append(a)  # type: ignore[method-assign]
     for models, judge, why in ((["openai:scripted", "gguf:/etc/passwd"], "", "models folder"),
                                (["openai:scripted"], "anthropic:claude-3-5-haiku", "not offered"),
                                ([], "", "pick one or more models")):  # fmt: skip
