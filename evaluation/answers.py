@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +144,7 @@ def read_report(path: Path | None) -> list[AnswerRow]:
 
 
 def run_answers(
-    models: dict[str, Stream],
+    models: Mapping[str, Stream],
     questions: list[AnswerQuestion],
     report: Path | None = None,
     judge: Judge | None = None,

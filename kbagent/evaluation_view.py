@@ -15,6 +15,7 @@ from rich.table import Table
 from evaluation import evaluate_questions, load_questions
 from evaluation.beir import count_judged, ingest_corpus, score_queries
 from evaluation.questions import report_lines
+from evaluation.thresholds import FIGURES, grade
 from kbagent.components import Components
 from kbagent.errors import UserError
 from kbagent.progress import RichProgress
@@ -106,40 +107,21 @@ def run_beir(
 
 # ---- answers ---------------------------------------------------------------------------------------------
 
-# Green and amber lines for each leaderboard figure (red below amber), as the README states them.
-THRESHOLDS: dict[str, tuple[float, float, bool]] = {  # name: (green, amber, higher is better)
-    "contains": (0.8, 0.5, True),
-    "keyword_recall": (0.8, 0.5, True),
-    "f1": (0.5, 0.3, True),
-    "cited": (1.0, 0.8, True),
-    "citation_support": (0.95, 0.8, True),
-    "unsupported_answers": (0.05, 0.2, False),
-    "abstained_unanswerable": (0.9, 0.6, True),
-    "wrongly_abstained": (0.05, 0.15, False),
-    "first_token_p50_s": (4.0, 8.0, False),
-    "seconds_p50": (10.0, 20.0, False),
-}
+RICH_COLOUR = {"good": "green", "fair": "yellow", "poor": "red"}
 
 
 def _shade(name: str, value: Any) -> str:
+    """The figure coloured by `evaluation.thresholds`, the lines the app's leaderboard uses too."""
     if value is None:
         return "[dim]–[/]"
-    if name not in THRESHOLDS:
-        return f"{value}"
-    green, amber, higher = THRESHOLDS[name]
-    good = value >= green if higher else value <= green
-    fair = value >= amber if higher else value <= amber
-    return f"[{'green' if good else 'yellow' if fair else 'red'}]{value:.3g}[/]"
+    shade = grade(name, value)
+    return f"[{RICH_COLOUR[shade]}]{value:.3g}[/]" if shade else f"{value}"
 
 
 def _print_leaderboard(board: dict[str, Any]) -> None:
-    """One column per model, one row per figure (green, amber, red by the README's lines)."""
-    figures = ["questions", "errors", "contains", "keyword_recall", "f1", "cited", "citation_support",
-               "unsupported_answers", "abstained_unanswerable", "wrongly_abstained", "first_token_p50_s",
-               "first_token_p95_s", "seconds_p50", "seconds_p95", "decode_tokens_per_s", "completion_tokens",
-               "usd"]  # fmt: skip
+    """One column per model, one row per figure (green, amber, red by `evaluation.thresholds`)."""
     table = Table("figure", *board, title="Answers")
-    for name in figures:
+    for name in FIGURES:
         table.add_row(name, *(_shade(name, board[m]["overall"][name]) for m in board))
     for name in ("accuracy", "completeness", "relevance"):
         judged = [board[m]["overall"]["judge"] for m in board]

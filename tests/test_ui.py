@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +19,15 @@ from gradio_client.exceptions import AppError
 import app as web_app
 from agent.events import Done, Error, Sources, Token, ToolEnd, ToolStart
 from agent.models import ModelChoice, app_model_refusal
+from evaluation.answers import AnswerRow
+from kbagent.errors import UserError
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
-from tests.ui_app import RunningApp, running_app, write_docs
+from tests.ui_app import MODELS, CitingModel, RunningApp, running_app, write_docs
 from tests.web_site import serve_site
 from tools.knowledge_search import Passage
-from ui import chat_tab, formatting, knowledge_tab
-from ui.services import ReportingProgress, SessionChoices
+from ui import chat_tab, evaluation_tab, formatting, knowledge_tab
+from ui.services import FairLock, ReportingProgress, Services, SessionChoices
 from ui.uploads import safe_name, store_upload
 
 # ---- upload names ----------------------------------------------------------------------------------------
@@ -160,6 +164,59 @@ def test_eval_summary_is_coloured() -> None:
     row = {"questions": 2, "mrr": 0.9, "ndcg": 0.6, "coverage": 0.1}
     html = formatting.eval_summary_html({"k": 10, "mode": "hybrid", "overall": row, "categories": {"fact": row}})
     assert html.count('class="metric good"') == 2 and html.count("metric fair") == 2 and html.count("poor") == 2
+
+
+def test_answers_leaderboard_is_coloured_by_the_cli_thresholds() -> None:
+    """The app's leaderboard and `kbagent eval --answers` grade a figure by the same lines, lower-is-better ones
+    included; figures without lines (counts) stay plain."""
+    from evaluation.thresholds import FIGURES
+    from kbagent.evaluation_view import _shade
+
+    good = {**dict.fromkeys(FIGURES), "questions": 3, "contains": 0.9, "unsupported_answers": 0.0, "judge": None}
+    bad = {**good, "contains": 0.4, "unsupported_answers": 0.5}
+    board = {"m-good": {"overall": good, "categories": {"fact": good}}, "m-bad": {"overall": bad, "categories": {}}}
+    html = formatting.answers_leaderboard_html(board)
+    leaderboard, _, by_category = html.partition("By category")
+    rows = {r.split("</td>")[0]: r for r in leaderboard.split("<tr><td>")[1:]}
+    assert set(rows) == {"m-good", "m-bad"}
+    assert rows["m-good"].count('class="metric good"') == 2 and "metric poor" not in rows["m-good"]
+    assert rows["m-bad"].count('class="metric poor"') == 2 and "metric good" not in rows["m-bad"]
+    assert '<td class="figure">3</td>' in rows["m-good"] and "<td>fact</td>" in by_category
+    cases = [("contains", 0.9, "green"), ("contains", 0.6, "yellow"), ("contains", 0.4, "red"),
+             ("unsupported_answers", 0.0, "green"), ("unsupported_answers", 0.5, "red")]  # fmt: skip
+    for name, value, colour in cases:
+        assert _shade(name, value).startswith(f"[{colour}]"), (name, value)
+        shade = {"green": "good", "yellow": "fair", "red": "poor"}[colour]
+        assert f'class="metric {shade}"' in formatting.figure_cell(name, value)
+
+
+def test_answer_details_open_to_the_answer_its_passages_and_flags_all_escaped() -> None:
+    row = AnswerRow("openai:x", "q0001", "When <b>?</b>", "fact", True, answer="At 07:40 <script>x</script> [1]",
+                    cited_passages=[1], contains=True, cited=True, citations=1, supported_citations=1)  # fmt: skip
+    html = formatting.answer_details_html([row], {("openai:x", "When <b>?</b>"): [_passage(1)]})
+    assert html.count("<details") == 1 and "<summary><b>openai:x</b> · fact · When &lt;b&gt;?&lt;/b&gt;" in html
+    assert "At 07:40 &lt;script&gt;" in html and "<script>" not in html and "<b>Pier 9</b>" not in html
+    assert "✔ contains the answer" in html and "✔ cites [1]" in html and "1/1 citations supported" in html
+    assert "[1] Ferry *timetable* — /kb/ferries.md (p. 2)" in html
+
+
+def test_fair_lock_serves_waiters_in_the_order_they_asked() -> None:
+    """A holder that lets go and asks again at once (an evaluation between two questions) goes after whoever was
+    already waiting (a chat): the chat never waits for more than the answer in progress."""
+    lock, order = FairLock(), []
+
+    def chat() -> None:
+        with lock:
+            order.append("chat")
+
+    with lock:
+        waiting = threading.Thread(target=chat)
+        waiting.start()
+        time.sleep(0.3)  # the chat is waiting for the lock
+    with lock:
+        order.append("evaluation")
+    waiting.join(5)
+    assert order == ["chat", "evaluation"]
 
 
 def test_progress_reports_fractions() -> None:
@@ -449,3 +506,121 @@ def test_api_upload_whose_ingest_fails_leaves_no_file(
     with pytest.raises(AppError):
         client.predict([handle_file(str(tmp_path / "tides.md"))], api_name="/ingest_files")
     assert "tides.md" not in {p.name for p in (api_app.settings.store.data_dir / "uploads").iterdir()}
+
+
+# ---- the answers evaluation in the app ---------------------------------------------------------------------
+
+ANSWER_SET = [
+    {"question": "When does the first ferry to Skerry Island leave?", "keywords": ["07:40"], "category": "ferry",
+     "reference_answer": "At 07:40 from Pier 9."},
+    {"question": "What do the cardamom buns at the harbour bakery cost?", "keywords": ["3.50"], "category": "bakery",
+     "reference_answer": "3.50 each."},
+    {"question": "What does a bench at the repair workshop cost per hour?", "keywords": ["4 euros"],
+     "category": "workshop", "reference_answer": "4 euros per hour."},
+    {"question": "Who won the regatta in 1987?", "category": "ferry", "answerable": False},
+]  # fmt: skip
+
+
+def _answer_set(folder: Path, questions: list[dict[str, Any]] = ANSWER_SET) -> Path:
+    import json
+
+    path = folder / "answers.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    return path
+
+
+def _local_model(running: RunningApp) -> str:
+    """A `gguf:` file in the models folder: the policy allows it, and it is a local model (one answer at a time);
+    the scripted model answers for it."""
+    models = running.settings.store.models_path
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "ok.gguf").write_bytes(b"GGUF")
+    return f"gguf:{models}/ok.gguf"
+
+
+def test_answers_evaluation_shows_a_leaderboard_and_every_answer_for_two_models_and_leaves_no_threads(
+    client: Client, api_app: RunningApp, tmp_path: Path
+) -> None:
+    local = _local_model(api_app)
+    threads_before = api_app.parts.threads.list(1000)
+    board, details = client.predict(
+        None, handle_file(str(_answer_set(tmp_path))), ["openai:scripted", local], "", "all", 5, "hybrid", 0.2,
+        api_name="/evaluate_answers",
+    )  # fmt: skip
+    leaderboard = board.partition("By category")[0]
+    assert leaderboard.count("<tr><td>") == 2 and "<td>openai:scripted</td>" in leaderboard
+    assert f"<td>{local}</td>" in leaderboard and 'class="metric good"' in leaderboard
+    assert details.count('<details class="kb-answer"') == 2 * len(ANSWER_SET)
+    assert details.count("<summary><b>openai:scripted</b> · ferry · When does the first ferry") == 1
+    assert "07:40" in details and "ferries.md" in details and "✔ contains the answer" in details
+    assert "✔ abstained (unanswerable)" in details  # nothing retrieved: the scripted model says so
+    assert api_app.parts.threads.list(1000) == threads_before  # the evaluation's threads are gone
+
+
+def test_answers_evaluation_refuses_models_the_app_does_not_offer_before_asking(
+    api_app: RunningApp, tmp_path: Path
+) -> None:
+    svc = Services(api_app.parts, MODELS)
+    handlers = evaluation_tab.EvaluationHandlers(svc, svc.default_choices(), api_app.settings)
+    path, asked = str(_answer_set(tmp_path)), []
+    for models, judge, why in ((["openai:scripted", "gguf:/etc/passwd"], "", "models folder"),
+                               (["openai:scripted"], "anthropic:claude-3-5-haiku", "not offered"),
+                               ([], "", "pick one or more models")):  # fmt: skip
+        with pytest.warns(UserWarning, match=why):
+            out = handlers.evaluate_answers(None, path, models, judge, "all", 5, "hybrid", 0.2, lambda *a, **k: None)
+        assert out == (gr.skip(), gr.skip())
+        with pytest.raises(UserError, match=why):
+            svc.evaluate_answers(Path(path), models, judge, on_row=lambda *a: asked.append(a))
+    assert asked == []
+
+
+def test_answers_progress_names_the_model_its_count_and_running_accuracy(api_app: RunningApp, tmp_path: Path) -> None:
+    svc = Services(api_app.parts, MODELS)
+    handlers = evaluation_tab.EvaluationHandlers(svc, svc.default_choices(), api_app.settings)
+    seen: list[str] = []
+    board, details = handlers.evaluate_answers(
+        None, str(_answer_set(tmp_path, ANSWER_SET[:2])), ["openai:scripted"], "", "1", 5, "hybrid", 0.2,
+        lambda *a, desc="", **k: seen.append(desc),
+    )  # fmt: skip
+    assert seen == ["starting…", "openai:scripted: 1/2, 100% right", "openai:scripted: 2/2, 100% right"]
+    assert details.count("<details") == 2 and "openai:scripted" in board
+    with pytest.warns(UserWarning, match="a number or 'all'"):
+        handlers.evaluate_answers(None, str(tmp_path / "answers.jsonl"), ["openai:scripted"], "", "x", 5, "", 0.2)
+
+
+def test_chat_answers_while_an_answers_evaluation_runs_and_a_local_model_answers_one_at_a_time(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow evaluation on a local model: a chat on that model answers before the evaluation ends (it waits for
+    the question in progress, not the run), and the model never streams two answers at once."""
+    active, most = [0], [0]
+    stream = CitingModel._stream
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        try:
+            yield from stream(self, *args, **kwargs)
+        finally:
+            active[0] -= 1
+
+    monkeypatch.setattr(CitingModel, "_stream", counted)
+    settings = Settings(data_dir=tmp_path / "data", collection=f"t{uuid.uuid4().hex[:12]}", _env_file=None)
+    with running_app(settings, embedder, delay_s=0.05, docs=[write_docs(tmp_path / "docs")]) as running:
+        local = _local_model(running)
+        client = Client(running.url, verbose=False, download_files=False)
+        questions = [{**q, "category": f"c{n}"} for n, q in enumerate(ANSWER_SET[:3] * 3)]  # 9 slow answers
+        job = client.submit(
+            None, handle_file(str(_answer_set(tmp_path, questions))), [local], "", "all", 5, "hybrid", 0.2,
+            api_name="/evaluate_answers",
+        )  # fmt: skip
+        deadline = time.time() + 60
+        while most[0] == 0 and time.time() < deadline:  # the evaluation is answering
+            time.sleep(0.05)
+        started = time.perf_counter()
+        answer = client.predict("What do the cardamom buns cost?", "", local, api_name="/ask")
+        waited = time.perf_counter() - started
+        assert "3.50" in answer["answer"] and not job.done(), f"the chat waited for the evaluation ({waited:.1f} s)"
+        board, details = job.result(timeout=120)
+    assert details.count("<details") == len(questions) and local in board
+    assert most[0] == 1  # never two answers at once from the one local model

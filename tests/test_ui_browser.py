@@ -1,5 +1,6 @@
 """The app in Debian's Chromium through Playwright: a streamed, cited answer with its tool call; upload, search and
-delete in the Knowledge base tab; the login; and no request from the page or the server to any outside host.
+delete in the Knowledge base tab; both evaluations; the login; and no request from the page or the server to any
+outside host.
 
 Waits are for elements, never for network idle: Gradio keeps a connection open. The chat test takes a screenshot;
 with KBAGENT_SCREENSHOTS=1 it saves it as the one the README shows (docs/screenshot.png).
@@ -260,6 +261,46 @@ def test_evaluation_runs_with_the_session_mode_and_colours_metrics(
     page.get_by_text("not a question object").first.wait_for()
     assert "Traceback" not in page.content()
     assert outside == []
+
+
+def test_answers_evaluation_shows_a_leaderboard_and_opens_an_answer(
+    ui: RunningApp, context: Any, outside: list[str], tmp_path: Path
+) -> None:
+    """Answers mode on an uploaded set: the leaderboard's row for the model, coloured; one question opens to its
+    answer, flags and cited passage."""
+    import json
+
+    questions = [
+        {"question": "How much is a Family membership per year?", "keywords": ["$70"], "category": "membership",
+         "reference_answer": "$70 per year."},
+        {"question": "What do spare tyre levers cost?", "keywords": ["$3.50"], "category": "repair",
+         "reference_answer": "$3.50 a pair."},
+    ]  # fmt: skip
+    upload = tmp_path / "two-questions.jsonl"
+    upload.write_text("".join(json.dumps(q) + "\n" for q in questions))
+    page = _open(context, ui.url)
+    page.get_by_role("tab", name="Evaluation").click()
+    page.locator("#eval-mode").get_by_text("Answers").click()
+    page.locator("#run-answers").wait_for()
+    assert not page.locator("#run-eval").is_visible()  # the retrieval controls made way
+    page.locator("#question-upload input[type=file]").set_input_files(str(upload))
+    page.locator("#question-upload").get_by_text("two-questions.jsonl").first.wait_for()
+    page.locator("#run-answers").click()
+    board = page.locator("#answers-leaderboard .kb-leaderboard")
+    board.get_by_text("openai:scripted").wait_for()
+    assert board.locator("td.metric.good").count() >= 2  # contains and cited, at least
+    answers = page.locator("#answer-details details.kb-answer")
+    _wait_for(lambda: answers.count() == 2, what="one entry per question")
+    first = answers.filter(has_text="Family membership").first
+    passage = first.locator("blockquote.kb-passage").first
+    assert not passage.is_visible()  # closed until opened
+    first.locator("summary").click()
+    passage.wait_for()
+    assert "membership.md" in passage.inner_text() and "$70" in first.locator(".kb-answer-text").inner_text()
+    assert "contains the answer" in first.inner_text()
+    assert "Traceback" not in page.content()
+    assert outside == []
+    assert SERVER_OUTSIDE == []
 
 
 def test_login_is_required_when_auth_is_set(browser: Any, tmp_path: Path, outside: list[str]) -> None:

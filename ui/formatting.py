@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from agent.events import Done, Error, Event, Sources, Token, ToolEnd, ToolStart
+from evaluation.thresholds import FIGURES, grade
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
 MAX_TOOL_OUTPUT = 1500
@@ -198,8 +199,11 @@ def display_source(source: str) -> str:
     return source.replace("`", "'")
 
 
+GRADE_COLOUR = {"good": "#15803d", "fair": "#b45309", "poor": "#b91c1c"}
+
+
 def colour(value: float) -> str:
-    return "#15803d" if value >= 0.8 else "#b45309" if value >= 0.5 else "#b91c1c"
+    return GRADE_COLOUR["good" if value >= 0.8 else "fair" if value >= 0.5 else "poor"]
 
 
 def metric_cell(value: float) -> str:
@@ -280,3 +284,127 @@ def search_markdown(docs: Sequence[Any]) -> str:
         title = md_escape(str(meta.get("title") or ""))
         out.append(f"**{n}. {title}** `{where}`{page} · score {meta.get('score', 0):.3f}\n\n> {md_escape(text)}")
     return "\n\n".join(out)
+
+
+# ---- the answers evaluation ---------------------------------------------------------------------------------
+
+JUDGE_CRITERIA = ("accuracy", "completeness", "relevance")
+
+
+def figure_cell(name: str, value: Any) -> str:
+    """One leaderboard figure, green, amber or red by `evaluation.thresholds` (the CLI's lines)."""
+    shade = grade(name, value)
+    text = "–" if value is None else f"{value:.3g}" if isinstance(value, float) else html.escape(str(value))
+    if shade is None:
+        return f'<td class="figure">{text}</td>'
+    return f'<td class="metric {shade}" style="color:{GRADE_COLOUR[shade]};font-weight:600">{text}</td>'
+
+
+def _figure_rows(named: list[tuple[list[str], dict[str, Any]]], judged: bool) -> str:
+    rows = []
+    for labels, figures in named:
+        cells = "".join(f"<td>{html.escape(label)}</td>" for label in labels)
+        cells += "".join(figure_cell(name, figures[name]) for name in FIGURES)
+        if judged:
+            scores = figures.get("judge") or {}
+            cells += "".join(figure_cell(f"judge_{c}", scores.get(c)) for c in JUDGE_CRITERIA)
+        rows.append(f"<tr>{cells}</tr>")
+    return "".join(rows)
+
+
+def answers_leaderboard_html(board: dict[str, Any]) -> str:
+    """A row per model with every figure (the CLI's, coloured by its lines), then the same per category."""
+    judged = any(entry["overall"].get("judge") for entry in board.values())
+    names = [*FIGURES, *(f"judge {c} (1-5)" for c in JUDGE_CRITERIA if judged)]
+    head = "".join(f"<th>{html.escape(n.replace('_', ' '))}</th>" for n in names)
+    overall = _figure_rows([([model], entry["overall"]) for model, entry in board.items()], judged)
+    by_category = _figure_rows(
+        [([model, c], figures) for model, entry in board.items() for c, figures in entry["categories"].items()],
+        judged,
+    )
+    caption = "Answers — green, amber or red by the same lines as <code>kbagent eval --answers</code>"
+    return (
+        f'<div class="kb-answers" style="overflow-x:auto"><table class="kb-leaderboard"><caption>{caption}</caption>'
+        f"<tr><th>model</th>{head}</tr>{overall}</table>"
+        f'<details class="kb-by-category"><summary>By category</summary><table>'
+        f"<tr><th>model</th><th>category</th>{head}</tr>{by_category}</table></details></div>"
+    )
+
+
+def answer_flags(row: Any) -> list[str]:
+    """What one answer got right and wrong, one short phrase each (✔ good, ✘ bad)."""
+    if row.error:
+        return [f"✘ failed: {row.error}"]
+    flags = []
+    if row.contains is not None:
+        flags.append("✔ contains the answer" if row.contains else "✘ misses the answer")
+    if not row.answerable:
+        flags.append("✔ abstained (unanswerable)" if row.abstained else "✘ answered an unanswerable question")
+    elif row.abstained:
+        flags.append("✘ abstained")
+    if not row.abstained:
+        flags.append(f"✔ cites {row.cited_passages}" if row.cited else "✘ cites nothing")
+    if row.citations:
+        flags.append(f"{row.supported_citations}/{row.citations} citations supported")
+    if row.unsupported:
+        flags.append(f"✘ {len(row.unsupported)} unsupported claim(s)")
+    return flags
+
+
+def _figures_line(row: Any) -> str:
+    parts = [f"keyword recall {row.keyword_recall:.2f}" if row.keyword_recall is not None else "",
+             f"F1 {row.f1:.2f}" if row.f1 is not None else "",
+             f"first token {row.first_token_s:.1f} s" if row.first_token_s is not None else "",
+             f"{row.seconds:.1f} s", f"{row.completion_tokens} tokens",
+             f"${row.usd:.5f}" if row.usd is not None else ""]  # fmt: skip
+    return " · ".join(p for p in parts if p)
+
+
+def _judge_html(judge: dict[str, Any] | None) -> str:
+    if not judge:
+        return ""
+    if judge.get("error"):
+        return f"<p><b>Judge:</b> {html.escape(str(judge['error']))}</p>"
+    items = "".join(
+        f"<li>{c} {judge[c]:.0f}/5: {html.escape(str(judge.get(f'{c}_reason', '')))}</li>" for c in JUDGE_CRITERIA
+    )
+    return f"<p><b>Judge</b></p><ul>{items}</ul>"
+
+
+def _cited_html(row: Any, passages: Sequence[Any]) -> str:
+    if not passages:
+        return f"<p><b>Cited passages:</b> {row.cited_passages or 'none'}</p>"
+    blocks = "".join(
+        f'<blockquote class="kb-passage"><b>{html.escape(p.label)}</b><br>'
+        f'<span style="white-space:pre-wrap">{html.escape(plain_text(p.text, MAX_PASSAGE_CHARS))}</span></blockquote>'
+        for p in passages
+    )
+    return f"<p><b>Cited passages</b></p>{blocks}"
+
+
+def answer_details_html(rows: Sequence[Any], cited: dict[tuple[str, str], list[Any]]) -> str:
+    """One `<details>` per (model, question): the summary line names them with the flags; opened, it shows the
+    answer, its figures, the passages it cited and the judge's grades. Everything from a model or a document is
+    escaped: shown as text, never rendered."""
+    if not rows:
+        return "<p><i>No answers yet.</i></p>"
+    items = []
+    for row in rows:
+        flags = answer_flags(row)
+        marks = "".join(f[0] for f in flags if f[0] in "✔✘")
+        summary = (
+            f"<b>{html.escape(row.model)}</b> · {html.escape(row.category)} · {html.escape(row.question)} "
+            f'<span class="kb-marks">{marks}</span>'
+        )
+        body = (
+            f'<p><b>Answer</b></p><div class="kb-answer-text" style="white-space:pre-wrap">'
+            f"{html.escape(row.answer) or '<i>(none)</i>'}</div>"
+            f'<ul class="kb-flags">{"".join(f"<li>{html.escape(f)}</li>" for f in flags)}</ul>'
+            f"<p>{html.escape(_figures_line(row))}</p>"
+            + "".join(f"<p>unsupported: {html.escape(claim)}</p>" for claim in row.unsupported)
+            + _cited_html(row, cited.get((row.model, row.question), []))
+            + _judge_html(row.judge)
+        )
+        items.append(f'<details class="kb-answer" data-id="{html.escape(row.id)}"><summary>{summary}</summary>'
+                     f'<div style="padding:0.5em 1em">{body}</div></details>')  # fmt: skip
+    return f'<div class="kb-answers">{"".join(items)}</div>'

@@ -1,4 +1,4 @@
-"""What the app's handlers call: agents per session choice, ingest, sources, search, evaluation. No Gradio here.
+"""What the app's handlers call: agents per session choice, ingest, sources, search, evaluations. No Gradio here.
 
 The parts come built from `kbagent.components` (tests build them with a scripted model); everything here is
 shared by every browser session and API client.
@@ -10,14 +10,17 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.events import Answer, Error, Event, fold
+from agent.events import Answer, Error, Event, Sources, fold
 from agent.models import ModelChoice, app_model_refusal
 from agent.runner import Agent
 from evaluation import QuestionResult, QuestionSetResult, evaluate_questions, load_questions
+from evaluation.answer_sets import load_answer_set, sample
+from evaluation.answers import AnswerRow, leaderboard, run_answers
+from evaluation.judge import Judge
 from ingest import IngestReport, Progress
 from ingest.pipeline import Outcome
 from kbagent.errors import UserError
@@ -40,6 +43,52 @@ class SessionChoices:
     k: int = 5
     mode: Mode = "hybrid"
     temperature: float = 0.2
+
+
+class FairLock:
+    """A lock handed out in the order it was asked for. An answers evaluation takes a local model's lock once per
+    question; a plain `threading.Lock` lets it take the lock back before a waiting chat wakes, so chat could wait
+    for the whole run. Here whoever asked first answers next: chat waits at most for the answer in progress."""
+
+    def __init__(self) -> None:
+        self._turns = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> FairLock:
+        with self._turns:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._turns.wait_for(lambda: self._serving == ticket)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with self._turns:
+            self._serving += 1
+            self._turns.notify_all()
+
+
+class _TakingTurns:
+    """A chat model whose `invoke` waits for the model's turn (a judge on the in-process model chat uses)."""
+
+    def __init__(self, model: Any, turn: contextlib.AbstractContextManager[Any]) -> None:
+        self.model = model
+        self.turn = turn
+
+    def invoke(self, prompt: Any) -> Any:
+        with self.turn:
+            return self.model.invoke(prompt)
+
+
+@dataclass
+class AnswersRun:
+    """An answers evaluation's rows, and the passages each answer cited (by model and question), for showing."""
+
+    rows: list[AnswerRow]
+    cited: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+
+    def leaderboard(self) -> dict[str, Any]:
+        return leaderboard(self.rows)
 
 
 class ReportingProgress(Progress):
@@ -86,7 +135,7 @@ class Services:
         self.uploads_dir = parts.settings.store.data_dir / "uploads"
         self._agents: dict[SessionChoices, Agent] = {}
         self._agent_lock = threading.Lock()
-        self._model_locks: dict[str, threading.Lock] = {}
+        self._model_locks: dict[str, FairLock] = {}
         self._write_lock = threading.Lock()
 
     def default_choices(self) -> SessionChoices:
@@ -129,12 +178,15 @@ class Services:
         except Exception as exc:  # a model that can't be built here: said in the chat, never a stack trace
             yield Error(f"the model {choices.model or 'embedded'!r} can't be used: {_first_line(exc)}")
             return
-        lock = contextlib.nullcontext()
-        if agent.spec.provider in LOCAL_PROVIDERS:
-            with self._agent_lock:
-                lock = self._model_locks.setdefault(agent.spec.label, threading.Lock())  # type: ignore[assignment]
-        with lock:
+        with self._turn(agent):
             yield from agent.stream(question, thread_id or None)
+
+    def _turn(self, agent: Agent) -> contextlib.AbstractContextManager[Any]:
+        """The model's lock when it runs in this process (it answers one question at a time), else none."""
+        if agent.spec.provider not in LOCAL_PROVIDERS:
+            return contextlib.nullcontext()
+        with self._agent_lock:
+            return self._model_locks.setdefault(agent.spec.label, FairLock())
 
     def ask(self, question: str, thread_id: str | None, choices: SessionChoices) -> Answer:
         """The whole answer (the API); raises AnswerError when there is none."""
@@ -238,6 +290,60 @@ class Services:
                 on_question(done, total, result)
 
         return evaluate_questions(self.kb, questions, k, self._options(mode), on_question=step)
+
+    def evaluate_answers(
+        self,
+        path: Path,
+        models: list[str],
+        judge: str | None = None,
+        per_category: int | None = None,
+        on_row: Callable[[AnswerRow, int, int], None] | None = None,
+        choices: SessionChoices | None = None,
+    ) -> AnswersRun:
+        """Every model answers the sampled questions as chat would answer them: only models the app's policy
+        allows, each question in a fresh thread (deleted after: the run leaves no conversations), and a local
+        model's lock taken per question, so chat waits at most for the answer in progress. Raises UserError for
+        a model or judge that can't be used, ValueError for a file that is not a question set."""
+        wanted = list(dict.fromkeys(m.strip() for m in models if m and m.strip()))
+        if not wanted:
+            raise UserError("pick one or more models to evaluate")
+        questions = sample(load_answer_set(path), per_category)
+        if not questions:
+            raise UserError(f"{path.name} has no questions")
+        base = choices or self.default_choices()
+        agents = {a.spec.label: a for a in (self._usable_agent(replace(base, model=m)) for m in wanted)}
+        grader = None
+        if judge and judge.strip():
+            judging = self._usable_agent(replace(base, model=judge.strip(), temperature=0.0))
+            grader = Judge(_TakingTurns(judging.model, self._turn(judging)), judging.spec.label)
+        run = AnswersRun([])
+        streams = {label: self._answers_stream(agent, run.cited) for label, agent in agents.items()}
+        run.rows = run_answers(streams, questions, None, grader, on_row, self.settings.eval.usd)
+        return run
+
+    def _usable_agent(self, choices: SessionChoices) -> Agent:
+        """`agent`, with whatever stops one being built (the policy, a missing key or file) as one UserError line."""
+        try:
+            return self.agent(choices)
+        except Exception as exc:
+            raise UserError(f"the model {choices.model!r} can't be used: {_first_line(exc)}") from exc
+
+    def _answers_stream(self, agent: Agent, cited: dict[tuple[str, str], list[Any]]) -> Callable[[str], Any]:
+        """One question's events from `agent` in a thread of its own, deleted when the answer is done; the lock
+        is held for that one answer only."""
+
+        def stream(question: str) -> Iterator[Event]:
+            thread_id = self.threads.new_thread()
+            try:
+                with self._turn(agent):
+                    for event in agent.stream(question, thread_id):
+                        if isinstance(event, Sources):
+                            cited[(agent.spec.label, question)] = list(event.cited)
+                        yield event
+            finally:
+                self.threads.delete(thread_id)
+
+        return stream
 
 
 def _first_line(exc: BaseException) -> str:
