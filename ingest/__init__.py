@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
-from ingest.chunking import Chunker, ChunkingConfig
-from ingest.config import IngestConfig
-from ingest.loaders import LoadError
-from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
-from knowledge_base import KnowledgeBase
+from typing import TYPE_CHECKING
+
+from kbagent import lazy
+
+if TYPE_CHECKING:
+    from ingest.chunking import Chunker, ChunkingConfig
+    from ingest.config import IngestConfig
+    from ingest.loaders import LoadError
+    from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
+    from knowledge_base import KnowledgeBase
+
+__getattr__ = lazy.exports(
+    __name__,
+    {
+        "Chunker": "ingest.chunking",
+        "ChunkingConfig": "ingest.chunking",
+        "IngestConfig": "ingest.config",
+        "LoadError": "ingest.loaders",
+        "Ingestor": "ingest.pipeline",
+        "IngestReport": "ingest.pipeline",
+        "Outcome": "ingest.pipeline",
+        "Progress": "ingest.pipeline",
+        "TextSource": "ingest.pipeline",
+    },
+)
 
 
 def build_ingestor(config: IngestConfig, kb: KnowledgeBase) -> Ingestor:
     """An ingestor writing into `kb` with the chunking and size limits of `config`."""
+    from ingest.chunking import Chunker
+    from ingest.pipeline import Ingestor
+
     return Ingestor(
         kb,
         Chunker(config.chunking),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field, model_validator
 
-from ingest.chunking import ChunkingConfig
 from knowledge_base.config import Section
+
+if TYPE_CHECKING:
+    from ingest.chunking import ChunkingConfig
 
 
 class IngestConfig(Section):
@@ -26,4 +30,6 @@ class IngestConfig(Section):
 
     @property
     def chunking(self) -> ChunkingConfig:
+        from ingest.chunking import ChunkingConfig  # the splitters load only when something is chunked
+
         return ChunkingConfig(self.chunk_size, self.chunk_overlap)
