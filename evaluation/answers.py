@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,8 @@ def answer_row(
     row.completion_tokens = heard.completion_tokens or heard.pieces
     row.prompt_tokens = heard.prompt_tokens
     row.usd = price(model, heard.prompt_tokens, heard.completion_tokens) if price else None
-    answer, row.answer, row.error, row.cited_passages = heard.answer, heard.answer, heard.error, heard.cited
+    answer = row.answer = heard.answer
+    row.error, row.cited_passages = heard.error, heard.cited
     if heard.error:
         return row
     found = grounding(answer, heard.passages)
@@ -154,13 +155,15 @@ def run_answers(
     """Every model answers every question (in order); rows already in `report` are kept, not asked again."""
     rows = read_report(report)
     keys = {(m, q.id) for m in models for q in questions}
-    finished = len({(r.model, r.id) for r in rows} & keys)
+    done = {(r.model, r.id) for r in rows}
+    finished = len(done & keys)
     for model, stream in models.items():
         for question in questions:
-            if any((r.model, r.id) == (model, question.id) for r in rows):
+            if (model, question.id) in done:
                 continue
             row = answer_row(model, question, stream, judge, price)
             rows.append(row)
+            done.add((model, question.id))
             if report is not None:
                 with report.open("a", encoding="utf-8") as out:
                     out.write(json.dumps(asdict(row), ensure_ascii=False) + "\n")
@@ -170,7 +173,7 @@ def run_answers(
     return [r for r in rows if (r.model, r.id) in keys]
 
 
-def _share(values: Iterator[bool | None] | list[bool | None]) -> float | None:
+def _share(values: list[bool | None]) -> float | None:
     known = [v for v in values if v is not None]
     return round(sum(known) / len(known), 4) if known else None
 
@@ -197,6 +200,7 @@ def summarize(rows: list[AnswerRow]) -> dict[str, Any]:
     decode = [r.completion_tokens / (r.seconds - r.first_token_s) for r in answered
               if r.first_token_s is not None and r.seconds > r.first_token_s]  # fmt: skip
     costs = [r.usd for r in answered if r.usd is not None]
+    first_tokens = [r.first_token_s for r in answered if r.first_token_s is not None]
     return {
         "questions": len(rows),
         "errors": len(rows) - len(answered),
@@ -213,8 +217,8 @@ def summarize(rows: list[AnswerRow]) -> dict[str, Any]:
         "judge": {k: _mean([j.get(k) for j in judged]) for k in ("accuracy", "completeness", "relevance")}
         if judged
         else None,
-        "first_token_p50_s": _percentile([r.first_token_s for r in answered if r.first_token_s is not None], 0.5),
-        "first_token_p95_s": _percentile([r.first_token_s for r in answered if r.first_token_s is not None], 0.95),
+        "first_token_p50_s": _percentile(first_tokens, 0.5),
+        "first_token_p95_s": _percentile(first_tokens, 0.95),
         "seconds_p50": _percentile([r.seconds for r in answered], 0.5),
         "seconds_p95": _percentile([r.seconds for r in answered], 0.95),
         "decode_tokens_per_s": _mean(list(decode)),
