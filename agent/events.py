@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kbagent.errors import AnswerError
@@ -40,6 +40,15 @@ class Sources:
 
 
 @dataclass
+class Unsupported:
+    """A sentence of the answer whose key claims (numbers, dates, amounts, names) occur in no passage or tool
+    result the agent saw: shown marked, never as a fact the sources back."""
+
+    sentence: str
+    claims: list[str]
+
+
+@dataclass
 class Done:
     answer: str
     thread_id: str
@@ -47,6 +56,9 @@ class Done:
     seconds: float
     prompt_tokens: int | None = None  # as the model reported them; None when it reports none
     completion_tokens: int | None = None
+    unsupported: list[Unsupported] = field(default_factory=list)
+    # The model's answer when the agent replaced it (its core claim backed by no source); `answer` says why.
+    retracted: str = ""
 
 
 @dataclass
@@ -54,7 +66,7 @@ class Error:
     message: str
 
 
-Event = Token | ToolStart | ToolEnd | Sources | Done | Error
+Event = Token | ToolStart | ToolEnd | Sources | Unsupported | Done | Error
 
 
 @dataclass
@@ -68,6 +80,8 @@ class Answer:
     sources: list[dict[str, Any]]  # the cited passages only
     tools: list[dict[str, Any]]
     retrieved: list[dict[str, Any]] = field(default_factory=list)  # passages retrieved and not cited
+    unsupported: list[dict[str, Any]] = field(default_factory=list)  # {"sentence", "claims"}: no source backs it
+    retracted: str = ""  # the model's own answer, when the agent replaced it
 
 
 def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = None) -> Answer:
@@ -88,5 +102,9 @@ def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = Non
             retrieved = [p.as_dict() for p in event.retrieved]
         elif isinstance(event, Done):
             seconds = round(event.seconds, 3)
-            return Answer(event.answer, event.thread_id, event.model, seconds, sources, tools, retrieved)
+            unsupported = [asdict(u) for u in event.unsupported]
+            return Answer(
+                event.answer, event.thread_id, event.model, seconds, sources, tools, retrieved, unsupported,
+                event.retracted,
+            )  # fmt: skip
     raise AnswerError("the agent stopped without an answer")

@@ -2,6 +2,12 @@
 
 NOT_FOUND = "I couldn't find that in the knowledge base."
 
+
+def unsupported_answer(claims: list[str]) -> str:
+    """What replaces an answer whose core claims no source backs."""
+    return f"{NOT_FOUND} (The passages found don't mention {', '.join(claims[:4])}.)" if claims else NOT_FOUND
+
+
 TOOL_AGENT = f"""You are kbagent, an assistant that answers from the user's knowledge base.
 - For questions about the user's documents, call search_knowledge_base (short, specific queries; search again \
 with other words if the first results miss).

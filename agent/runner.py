@@ -19,8 +19,10 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from agent import prompts
+from agent.citations import CitationChecker, Evidence
 from agent.config import AgentConfig
 from agent.events import Answer, Done, Error, Event, Sources, Token, ToolEnd, ToolStart, fold
+from agent.grounding import sentences
 from agent.memory import ThreadStore
 from agent.models import ModelSpec, uses_tool_calling
 from knowledge_base import KnowledgeBase
@@ -40,6 +42,8 @@ class TurnContext:
     """Per-answer state the tools share (LangChain runtime context)."""
 
     passages: Passages = field(default_factory=Passages)
+    tool_results: list[str] = field(default_factory=list)  # calculator and scraper outputs: they back claims too
+    said: list[str] = field(default_factory=list)  # the user's own words this conversation: not made-up claims
 
 
 def message_text(message: BaseMessage) -> str:
@@ -180,9 +184,9 @@ class Agent:
     def stream(self, question: str, thread_id: str | None = None) -> Iterator[Event]:
         thread_id = thread_id or self.threads.new_thread()
         self.threads.touch(thread_id, question, self.spec.label)
-        context = TurnContext()
+        context = TurnContext(said=[question, *(text for role, text in self.history(thread_id) if role == "user")])
         started: dict[str, tuple[str, float]] = {}
-        answer: list[str] = []
+        checker = CitationChecker(partial(_evidence, context))
         usage: dict[str, int] = {}
         start = time.perf_counter()
         config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 12}
@@ -195,21 +199,43 @@ class Agent:
             ):
                 _count_usage(mode, chunk, usage)
                 for event in self._events(mode, chunk, started):
-                    if isinstance(event, Token):
-                        answer.append(event.text)
-                    yield event
+                    if isinstance(event, ToolEnd) and event.name != "search_knowledge_base":
+                        context.tool_results.append(event.output)
+                    yield from checker.feed(event.text) if isinstance(event, Token) else [event]
         except Exception as exc:
             yield Error(_describe(exc))
             return
-        text = "".join(answer).strip()
-        if not text:  # a model that doesn't stream
-            text = self._last_answer(thread_id)
-            yield Token(text)
+        if not checker.text.strip():  # a model that doesn't stream
+            yield from checker.feed(self._last_answer(thread_id))
+        yield from checker.finish()
+        text, retracted = checker.text.strip(), ""
+        if _core_unsupported(text, checker):
+            claims = sorted({c for u in checker.unsupported for c in u.claims})
+            text, retracted = prompts.unsupported_answer(claims), text
+        self._keep_final(config, text)
         cited = context.passages.cited_in(text)
         numbers = {p.n for p in cited}
         yield Sources(cited, [p for p in context.passages.all() if p.n not in numbers])
         seconds = time.perf_counter() - start
-        yield Done(text, thread_id, self.spec.label, seconds, usage.get("input_tokens"), usage.get("output_tokens"))
+        yield Done(
+            text,
+            thread_id,
+            self.spec.label,
+            seconds,
+            usage.get("input_tokens"),
+            usage.get("output_tokens"),
+            checker.unsupported,
+            retracted,
+        )
+
+    def _keep_final(self, config: dict[str, Any], text: str) -> None:
+        """The thread keeps the answer as the user was shown it (citations added, or replaced), so a reopened
+        conversation and the next question's history read the same text."""
+        state = self.graph.get_state(config)
+        messages = (state.values or {}).get("messages", [])
+        last = messages[-1] if messages else None
+        if isinstance(last, AIMessage) and last.id and message_text(last).strip() != text and not last.tool_calls:
+            self.graph.update_state(config, {"messages": [AIMessage(text, id=last.id)]})
 
     def _events(self, mode: str, chunk: Any, started: dict[str, tuple[str, float]]) -> Iterator[Event]:
         if mode == "custom":
@@ -269,6 +295,15 @@ def arithmetic_in(text: str) -> list[str]:
                 continue
             found.append(candidate)
     return found
+
+
+def _evidence(context: TurnContext) -> Evidence:
+    return Evidence({p.n: p.text for p in context.passages.all()}, [*context.tool_results, *context.said])
+
+
+def _core_unsupported(text: str, checker: CitationChecker) -> bool:
+    """A short answer (three sentences at most) none of whose claims any source backs: its core is made up."""
+    return bool(checker.claims) and len(checker.unsupported) == checker.claims and len(sentences(text)) <= 3
 
 
 def _count_usage(mode: str, chunk: Any, usage: dict[str, int]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from agent.events import Done, Error, Event, Sources, Token, ToolEnd, ToolStart
 from agent.runner import Agent
@@ -39,10 +40,22 @@ class TerminalRenderer:
         elif isinstance(event, Done):
             self.done = event
             out.print()
+            self.print_check(event)
             self.print_sources()
         elif isinstance(event, Error):
             self.error = event.message
             out.print(f"\n[red]error:[/] {event.message}", highlight=False)
+
+    def print_check(self, done: Done) -> None:
+        """The answer check's findings: a made-up answer replaced, or the sentences no source backs."""
+        if done.retracted:
+            self.console.print("[yellow]⚠ No source backs that answer; the agent replaced it:[/]")
+            self.console.print(done.answer, markup=False, highlight=False)
+        for u in [] if done.retracted else done.unsupported:
+            self.console.print(
+                f"[yellow]⚠ not found in the sources:[/] {escape(u.sentence)} ({escape(', '.join(u.claims))})",
+                highlight=False,
+            )
 
     def print_sources(self) -> None:
         if self.sources:

@@ -159,9 +159,10 @@ def run_answer_set(
         raise UserError(f"{path}: not a question set or a SQuAD-layout folder ({exc})") from exc
     err = Console(stderr=True)
     kb_settings = _answer_store(settings, path, store) if path.is_dir() else settings
-    with tempfile.TemporaryDirectory(prefix="kbagent-eval-") as tmp, Components(
-        kb_settings, threads_path=Path(tmp) / "threads.sqlite3"
-    ) as parts:
+    with (
+        tempfile.TemporaryDirectory(prefix="kbagent-eval-") as tmp,
+        Components(kb_settings, threads_path=Path(tmp) / "threads.sqlite3") as parts,
+    ):
         if path.is_dir():
             with RichProgress(err, enabled=not quiet) as ingest_progress:
                 ingest_corpus(parts.ingestor(), path, ingest_progress)

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import Field
 
 from agent.config import AgentConfig
-from agent.events import Done, Sources, Token, ToolEnd, ToolStart, fold
+from agent.events import Done, Sources, Token, ToolEnd, ToolStart, Unsupported, fold
 from agent.memory import ThreadStore
 from agent.models import ModelSpec
 from agent.runner import Agent, arithmetic_in, message_text
@@ -70,7 +70,7 @@ def test_tool_calling_loop_cites_passages(kb: KnowledgeBase) -> None:
 @pytest.mark.parametrize("tool_calling", ["on", "off"])
 def test_an_answer_that_cites_nothing_has_no_cited_sources(kb: KnowledgeBase, tool_calling: str) -> None:
     """Passages the answer did not cite are never passed off as its citations: they come as retrieved only."""
-    replies = [AIMessage("The first ferry leaves at 07:40 from Pier 9.")]  # no [n]
+    replies = [AIMessage("Take a warm coat along for the crossing.")]  # no [n], and no passage backs it
     if tool_calling == "on":
         replies.insert(0, tool_call("search_knowledge_base", {"query": "first ferry Skerry Island"}))
     agent = _agent(kb, ScriptedChatModel(replies=replies), tool_calling)
@@ -80,6 +80,56 @@ def test_an_answer_that_cites_nothing_has_no_cited_sources(kb: KnowledgeBase, to
     assert sources.retrieved and sources.retrieved[0].source.endswith("ferries.md")
     answer = fold(events)
     assert answer.sources == [] and answer.retrieved[0]["source"].endswith("ferries.md")
+
+
+@pytest.mark.parametrize("tool_calling", ["on", "off"])
+def test_uncited_supported_sentences_get_their_passage_as_they_stream(kb: KnowledgeBase, tool_calling: str) -> None:
+    """A sentence the model left uncited gets the passage that backs it, before its full stop, in the streamed
+    text itself (what the user reads is what the thread keeps); a decimal point is not a sentence end."""
+    replies = [AIMessage("Cardamom buns cost 3.50 each at the harbour bakery. The first ferry leaves at 07:40.")]
+    if tool_calling == "on":
+        replies.insert(0, tool_call("search_knowledge_base", {"query": "bakery ferry"}))
+    agent = _agent(kb, ScriptedChatModel(replies=replies), tool_calling)
+    events = list(agent.stream("What do cardamom buns cost, and when does the first ferry to Skerry Island leave?"))
+    tokens = "".join(e.text for e in events if isinstance(e, Token))
+    seen = fold(events).retrieved + fold(events).sources
+    bakery, ferry = (next(p["n"] for p in seen if name in p["source"]) for name in ("bakery", "ferries"))
+    assert (
+        tokens
+        == f"Cardamom buns cost 3.50 each at the harbour bakery [{bakery}]. The first ferry leaves at 07:40 [{ferry}]."
+    )
+    done = events[-1]
+    assert isinstance(done, Done) and done.answer == tokens and not done.unsupported and not done.retracted
+    assert {p.n for p in next(e for e in events if isinstance(e, Sources)).cited} == {bakery, ferry}
+    assert agent.history(done.thread_id)[-1] == ("assistant", tokens)
+
+
+@pytest.mark.parametrize("tool_calling", ["on", "off"])
+def test_claims_no_source_backs_are_reported_and_a_made_up_short_answer_is_replaced(
+    kb: KnowledgeBase, tool_calling: str
+) -> None:
+    """A sentence whose number occurs in no passage comes as an Unsupported event and on Done; an answer whose
+    every claim is unbacked is replaced by saying the knowledge base does not say, the model's text kept apart."""
+    question = "How much is a return ticket to Skerry Island?"
+    for reply, replaced in [
+        ("A return ticket costs 14 euros. Children travel for 6 euros.", False),
+        ("A return ticket costs 22 euros.", True),
+    ]:
+        replies = [AIMessage(reply)]
+        if tool_calling == "on":
+            replies.insert(0, tool_call("search_knowledge_base", {"query": "return ticket Skerry"}))
+        events = list(_agent(kb, ScriptedChatModel(replies=replies), tool_calling).stream(question))
+        flagged = [e for e in events if isinstance(e, Unsupported)]
+        unbacked = "Children travel for 6 euros." if not replaced else "A return ticket costs 22 euros."
+        assert [(u.sentence, u.claims) for u in flagged] == [(unbacked, ["6" if not replaced else "22"])]
+        done = events[-1]
+        assert isinstance(done, Done) and done.unsupported == flagged
+        if replaced:
+            assert done.retracted == reply and done.answer.startswith("I couldn't find that") and "22" in done.answer
+        else:
+            assert not done.retracted and "[1]" in done.answer and done.answer.endswith("6 euros.")
+        answer = fold(events)
+        assert answer.unsupported == [{"sentence": unbacked, "claims": flagged[0].claims}]
 
 
 def test_terminal_lists_uncited_passages_apart_without_numbers() -> None:
@@ -98,12 +148,40 @@ def test_terminal_lists_uncited_passages_apart_without_numbers() -> None:
     assert "[1]" not in text and "[2]" not in text and "Sources" not in text  # the later event replaces the first
 
 
+def test_terminal_and_app_mark_unsupported_sentences_and_a_replaced_answer() -> None:
+    from rich.console import Console
+
+    from kbagent.chat_view import TerminalRenderer
+    from ui.formatting import AnswerView
+
+    flagged = Unsupported("Children travel for 6 euros [1].", ["6"])
+    for done, shown, hidden in [
+        (Done("A ticket is 14 euros [1]. Children travel for 6 euros [1].", "t", "m", 0.1, unsupported=[flagged]),
+         "not found in the sources: Children travel for 6 euros [1]. (6)", "replaced"),
+        (Done("I couldn't find that in the knowledge base.", "t", "m", 0.1, unsupported=[flagged],
+              retracted="Children travel for 6 euros [1]."), "No source backs that answer", "not found in"),
+    ]:  # fmt: skip
+        console = Console(record=True, width=200)
+        TerminalRenderer(console)(done)
+        text = console.export_text()
+        assert shown in text and hidden not in text
+        view = AnswerView([], "q")
+        view.apply(Token(done.retracted or done.answer))
+        view.apply(done)
+        contents = [(m.content, (m.metadata or {}).get("title", "")) for m in view.messages()[1:]]
+        if done.retracted:  # the replacement is the answer; the model's text only folded away under a warning
+            assert contents[0] == (done.answer, "") and contents[1][1].startswith("⚠") and "6 euros" in contents[1][0]
+        else:
+            assert contents[0] == (done.answer, "") and contents[1][1].startswith("⚠ Not found")
+            assert "6 euros" in contents[1][0]
+
+
 def test_cited_and_retrieved_passages_are_apart(kb: KnowledgeBase) -> None:
     """An answer citing [2] only: [2] is cited, [1] retrieved and not cited, and no passage is both."""
     model = ScriptedChatModel(
         replies=[
             tool_call("search_knowledge_base", {"query": "ferry ticket and cardamom buns"}),
-            AIMessage("Cardamom buns cost 3.50 [2]."),
+            AIMessage("See passage [2] for the prices."),
         ]
     )
     events = list(_agent(kb, model, "on").stream("What do the ferry ticket and the buns cost?"))

@@ -46,11 +46,12 @@ def test_abstention() -> None:
 
 
 def test_key_claims_and_unsupported() -> None:
-    assert key_claims("Ada Lovelace paid $1,200 on 2024-03-05 [2].") == {"ada lovelace", "1200", "2024-03-05"}
+    assert key_claims("Then Ada Lovelace paid $1,200 on 2024-03-05 [2].") == {"ada lovelace", "1200", "2024-03-05"}
     assert key_claims("Yes, it opens at 10:00.") == {"10:00"}  # a sentence's first word is no name
+    assert key_claims("Hello Ada.") == {"ada"}  # nor part of one
     passages = ["The fee is 1,200 euros, paid by Ada Lovelace.", "Opened on 2024-03-05."]
     assert unsupported_claims("Ada Lovelace paid 1200 on 2024-03-05 [1].", passages) == []
-    assert unsupported_claims("Grace Hopper paid 1300 [1].", passages) == ["1300", "grace hopper"]
+    assert unsupported_claims("Then Grace Hopper paid 1300 [1].", passages) == ["1300", "grace hopper"]
 
 
 def test_citation_support_and_grounding() -> None:

@@ -70,13 +70,16 @@ class AnswerView:
 
     def messages(self) -> list[Any]:
         out: list[Any] = [*self.history, gr.ChatMessage(role="user", content=self.question)]
+        retracted = self.done.retracted if self.done else ""
         for part in self.parts:
             if isinstance(part, ToolCall):
                 out.append(tool_message(part))
             else:
                 text = "".join(part)
-                if text.strip():
+                if text.strip() and not retracted:
                     out.append(gr.ChatMessage(role="assistant", content=text))
+        if self.done is not None:
+            out.extend(check_messages(self.done))
         if self.notice and not self.parts and not self.error:
             out.append(
                 gr.ChatMessage(
@@ -86,6 +89,26 @@ class AnswerView:
         if self.error:
             out.append(gr.ChatMessage(role="assistant", content=f"⚠ **Error:** {self.error}"))
         return out
+
+
+def check_messages(done: Done) -> list[gr.ChatMessage]:
+    """What the agent's check of the answer found: the answer that replaced a made-up one (the model's own kept
+    folded away), or the sentences no source backs, marked so that nobody reads them as facts."""
+    if done.retracted:
+        return [
+            gr.ChatMessage(role="assistant", content=done.answer),
+            gr.ChatMessage(
+                role="assistant",
+                content=done.retracted,
+                metadata={"title": "⚠ The model's answer, which no source backs", "status": "done"},
+            ),
+        ]
+    if not done.unsupported:
+        return []
+    lines = [f"- {md_escape(u.sentence)} (not found: {', '.join(u.claims)})" for u in done.unsupported]
+    title = "⚠ Not found in the sources" + (f" ({len(lines)} sentences)" if len(lines) > 1 else "")
+    content = "\n".join(lines)
+    return [gr.ChatMessage(role="assistant", content=content, metadata={"title": title, "status": "done"})]
 
 
 def tool_message(call: ToolCall) -> gr.ChatMessage:

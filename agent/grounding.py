@@ -1,0 +1,132 @@
+"""Whether a sentence is backed by a passage: its *key claims* and its rarer words.
+
+Key claims are numbers (amounts, percentages, times, dates) and names (capitalised words that do not open a
+sentence). A claim is supported when a passage holds it; a sentence is supported by a passage that holds its
+key claims and most of its rarer words. The agent uses this to cite and check answers as they stream; the
+answer evaluation uses it to score them. No model is involved: it is cheap enough to run on every sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+CITATION = re.compile(r"\[(\d{1,3})\]")
+CITATION_GROUP = re.compile(r"\[(\d{1,3}(?:\s*[,–-]\s*\d{1,3})*)\]")  # [2], [2, 3], [2-4]
+NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
+CAPITALISED = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\[(\"'])")
+WORD = re.compile(r"[a-z0-9]+")
+# Words so common that sharing them says nothing about support.
+COMMON = set(
+    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that "
+    "these those there their they them he she his her we our you your i not no yes do does did has have had can "
+    "could will would should may might must also than then so such which who whom whose what when where why how "
+    "all any each every some many much more most other into over under about after before between per".split()
+)
+MIN_OVERLAP = 0.5
+
+
+def sentences(answer: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_END.split(answer.strip()) if s.strip()]
+
+
+def cited_numbers(text: str) -> set[int]:
+    """The passage numbers a text cites: [2], [2, 3], [2-4] (a range as its two ends and what lies between)."""
+    found: set[int] = set()
+    for group in CITATION_GROUP.findall(text):
+        numbers = [int(n) for n in re.findall(r"\d+", group)]
+        found.update(numbers)
+        if re.search(r"[–-]", group) and len(numbers) == 2 and 0 < numbers[1] - numbers[0] < 20:
+            found.update(range(numbers[0], numbers[1] + 1))
+    return found
+
+
+def key_claims(text: str) -> set[str]:
+    """Numbers and names a text asserts, as comparable strings."""
+    text = CITATION_GROUP.sub(" ", text)
+    return {n.replace(",", "") for n in NUMBER.findall(text)} | names(text)
+
+
+def names(text: str) -> set[str]:
+    """Runs of capitalised words, less leading common words ("The Harbour Network" → "harbour network") and
+    less a sentence's opening word, which is capitalised whatever it is."""
+    found = set()
+    for sentence in sentences(text):
+        opening = len(sentence) - len(sentence.lstrip("*_\"'“‘(- 0123456789.)"))
+        for match in CAPITALISED.finditer(sentence):
+            words = match.group(0).replace("-", " ").split()
+            first_word = match.start() == opening
+            while words and words[0].lower() in COMMON:
+                words, first_word = words[1:], False
+            if first_word:  # "Hello Ada", "Priya Vantongeren": the opening word may be the sentence's, not the name's
+                words = words[1:]
+            if words:
+                found.add(" ".join(words).lower())
+    return found
+
+
+def holds(passage: str, claim: str) -> bool:
+    if claim[:1].isdigit():
+        return claim in {n.replace(",", "") for n in NUMBER.findall(passage)}
+    return claim in " ".join(passage.replace("-", " ").lower().split())
+
+
+def unsupported_claims(text: str, passages: Sequence[str]) -> list[str]:
+    """Key claims of the text that occur in no passage (citation numbers aside)."""
+    return sorted(c for c in key_claims(text) if not any(holds(p, c) for p in passages))
+
+
+def rare_words(text: str) -> set[str]:
+    return {w for w in WORD.findall(CITATION_GROUP.sub(" ", text).lower()) if w not in COMMON and len(w) > 2}
+
+
+def overlap(sentence: str, passage: str) -> float:
+    """The share of the sentence's rarer words the passage holds (1.0 for a sentence without any)."""
+    words = rare_words(sentence)
+    return len(words & rare_words(passage)) / len(words) if words else 1.0
+
+
+def supports(sentence: str, passage: str, min_overlap: float = MIN_OVERLAP) -> bool:
+    """The passage holds the sentence's key claims and at least `min_overlap` of its rarer words."""
+    if any(not holds(passage, claim) for claim in key_claims(sentence)):
+        return False
+    return overlap(sentence, passage) >= min_overlap
+
+
+def best_support(sentence: str, passages: dict[int, str], min_overlap: float = MIN_OVERLAP) -> int | None:
+    """The number of the passage that supports the sentence best (most of its rarer words; the earlier, better
+    ranked passage on a tie), or None when none does."""
+    claims = key_claims(sentence)
+    best, best_score = None, min_overlap
+    for n, text in sorted(passages.items()):
+        if any(not holds(text, c) for c in claims):
+            continue
+        score = overlap(sentence, text)
+        if score > best_score or (best is None and score >= best_score):
+            best, best_score = n, score
+    return best
+
+
+@dataclass(frozen=True)
+class Grounding:
+    cited: bool  # at least one [n] refers to a passage the agent was given
+    citations: int  # (sentence, [n]) pairs that refer to a given passage
+    supported_citations: int  # of those, the ones whose passage supports the sentence
+    unsupported: tuple[str, ...]  # key claims found in no passage
+
+    @property
+    def support(self) -> float | None:
+        return self.supported_citations / self.citations if self.citations else None
+
+
+def grounding(answer: str, passages: dict[int, str]) -> Grounding:
+    """Citations checked against the numbered passages the agent was given (`{n: text}`)."""
+    citations = supported = 0
+    for sentence in sentences(answer):
+        for n in cited_numbers(sentence):
+            if n in passages:
+                citations += 1
+                supported += supports(sentence, passages[n])
+    return Grounding(citations > 0, citations, supported, tuple(unsupported_claims(answer, list(passages.values()))))
