@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.excerpts import focus, relevance, split_units
+from tools.excerpts import focus, relevance, split_units, table_rows_as_lines
 
 MINUTES = """Board Minutes - 16 January 2024 › Minutes › 3. Membership fees
 The Treasurer reported that the Standard fee had been $40 since 2017 while rent rose 18%. He proposed raising
@@ -31,13 +31,12 @@ def test_units_are_sentences_list_items_and_table_rows() -> None:
     assert "He proposed raising the Standard membership to $45." in texts  # wrapped lines joined
     assert "Vote: 6 for, 1 against (L. Brandvold)." in texts  # no split after an initial
     _, rows = split_units(PRICES)
-    assert [u.text for u in rows][1:] == [
+    assert [u.text for u in rows][1:] == [  # each row says what its values are
         "| Tier | Price |",
-        "| Day Pass | $8 per visit |",
-        "| Family | $70 per year |",
-        "| Sustaining | $120 per year |",
+        "Day Pass — Price: $8 per visit",
+        "Family — Price: $70 per year",
+        "Sustaining — Price: $120 per year",
     ]
-    assert rows[3].table_head == 1 and rows[1].table_head is None
 
 
 def test_focus_keeps_what_answers_within_budget(embedder) -> None:  # type: ignore[no-untyped-def]
@@ -53,9 +52,27 @@ def test_focus_keeps_what_answers_within_budget(embedder) -> None:  # type: igno
     assert "…" not in bikes.splitlines()[1]  # nothing marks what was cut before the first or after the last unit
 
     family = focus(embedder, "How much is a Family membership?", texts, 150)[1]
-    assert "Family | $70 per year" in family and "Tier | Price" in family  # a row brings its header
-    assert "| Family" not in family  # a table row without its outer bars
+    assert "Family — Price: $70 per year" in family  # a row carries its column names
+    assert "| Family" not in family
     assert "**" not in family
+
+
+HOURS = """Opening hours › Winter
+| Day | Hours | Donations drop-off |
+|-----|-------|--------------------|
+| Saturday | 10:00–16:00 | 10:00–14:00 |
+| Sunday | 12:00–15:00 | |
+| Monday | closed | closed |"""
+
+
+def test_table_rows_become_lines_that_name_their_columns(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A model reading "Saturday | 10:00–16:00 | 10:00–14:00" takes one cell for the other; each row comes as
+    one line with its column names, in excerpts and in the search tool's passages, and empty cells are left out."""
+    lines = ["Saturday — Hours: 10:00–16:00; Donations drop-off: 10:00–14:00", "Sunday — Hours: 12:00–15:00"]
+    assert table_rows_as_lines(HOURS).splitlines()[1:4] == ["Day | Hours | Donations drop-off", *lines]
+    saturday = focus(embedder, "What are the Saturday opening hours?", [HOURS, BIKES], 200)[0]
+    assert lines[0] in saturday
+    assert table_rows_as_lines("No table here.\n| a |") == "No table here.\na"
 
 
 def test_focus_leaves_short_passages_whole(embedder) -> None:  # type: ignore[no-untyped-def]

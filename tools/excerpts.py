@@ -52,7 +52,6 @@ GAP = "…"
 class Unit:
     text: str
     new_line: bool  # starts a line of its own (a list item, a table row, a paragraph)
-    table_head: int | None = None  # for a table row: the index of its table's header row
 
 
 def split_units(text: str) -> tuple[str, list[Unit]]:
@@ -66,8 +65,8 @@ def split_units(text: str) -> tuple[str, list[Unit]]:
     units: list[Unit] = []
     for block in re.split(r"\n\s*\n", rest):
         lines = [line.strip() for line in block.splitlines() if line.strip()]
-        head: int | None = None
         paragraph: list[str] = []
+        columns: list[str] | None = None
         for line in lines:
             if not LINE_ITEM.match(line):
                 paragraph.append(line)
@@ -76,13 +75,49 @@ def split_units(text: str) -> tuple[str, list[Unit]]:
             if line.startswith("|"):
                 if set(line) <= set("|-: "):
                     continue  # the table's rule line
-                if head is None:
-                    head = len(units)
-                units.append(Unit(line, True, head if head != len(units) else None))
+                if columns is None:
+                    columns = cells(line)
+                    units.append(Unit(line, True))
+                else:
+                    units.append(Unit(row_line(columns, cells(line)), True))
             else:
                 units.append(Unit(line, True))
         _add_paragraph(units, paragraph)
     return heading, units
+
+
+def cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def row_line(columns: list[str], values: list[str]) -> str:
+    """A table row as a line that says what each value is: "Saturday — Hours: 10:00–16:00; Donations:
+    10:00–14:00". A model reading a bare row takes a value from the cell beside the right one (the donation
+    times for the opening hours); the column names in the line keep each value with its name."""
+    if len(columns) < 2 or len(values) != len(columns):
+        return " | ".join(values)
+    pairs = zip(columns[1:], values[1:], strict=True)
+    named = [f"{name}: {value}" if name else value for name, value in pairs if value]
+    return f"{values[0]} — {'; '.join(named)}" if values[0] else "; ".join(named)
+
+
+def table_rows_as_lines(text: str) -> str:
+    """Every Markdown table in `text` with its rows as self-contained lines (see `row_line`), the header kept."""
+    out: list[str] = []
+    columns: list[str] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("|"):
+            columns = None
+            out.append(line)
+        elif set(stripped) <= set("|-: "):
+            continue
+        elif columns is None:
+            columns = cells(stripped)
+            out.append(" | ".join(columns))
+        else:
+            out.append(row_line(columns, cells(stripped)))
+    return "\n".join(out)
 
 
 def _add_paragraph(units: list[Unit], paragraph: list[str]) -> None:
@@ -110,12 +145,12 @@ def focus(embedder: Any, question: str, texts: Sequence[str], budget_chars: int)
     used = 0
 
     def take(i: int, j: int) -> None:
-        """A unit, its table's header row, the sentence before one that starts "He …" or "Of these …", and
-        the line after one that ends in a colon."""
+        """A unit, the sentence before one that starts "He …" or "Of these …", and the line after one that ends
+        in a colon. (A table row needs no header: it names its columns itself.)"""
         nonlocal used
         units = split[i][1]
         unit = units[j]
-        wanted = [j, unit.table_head]
+        wanted: list[int | None] = [j]
         if j > 0 and not unit.new_line and REFERS_BACK.match(unit.text):
             wanted.append(j - 1)
         if unit.text.endswith(":") and j + 1 < len(units):
