@@ -31,6 +31,15 @@ class AgentConfig(Section):
         description="Passage text a local model reads per answer: each passage's sentences closest to the "
         "question, this many characters in all (prompt reading is the slow part on a CPU).",
     )
+    local_tool_steps: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Tool calls a local model may make after the first search (search again, calculator, "
+        "scraper), in its own tool-call format; 0 = answer from the first search. The embedded coder model makes "
+        "none and abstains more with tools offered (bench/answers.py), so 0 by default; try 2 with a general "
+        "instruction-tuned GGUF (`kbagent models pull`).",
+    )
     min_similarity: float = Field(
         0.3,
         ge=-1,

@@ -1,14 +1,13 @@
 """The agent loop: one `Agent.stream(question, thread_id)` yielding events, whichever path answers.
 
 Models that call tools reliably run LangChain's `create_agent`. Small local models take the retrieval-first
-path: the knowledge base is always searched, the scraper runs when the question holds a URL and the
-calculator when it holds arithmetic, then the model answers from those results. Both paths keep their
-history in the same SQLite checkpointer, and emit the same events, so callers never see the difference.
+path (`agent.local_loop`): the knowledge base is searched first, then the model answers or calls tools in its
+own format. Both paths keep their history in the same SQLite checkpointer and emit the same events, and on
+both the answer is cited and checked as it streams (`agent.citations`), so callers never see the difference.
 """
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,25 +15,21 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 
 from agent import prompts
 from agent.citations import CitationChecker, Evidence
 from agent.config import AgentConfig
 from agent.events import Answer, Done, Error, Event, Sources, Token, ToolEnd, ToolStart, fold
 from agent.grounding import sentences
+from agent.local_loop import LocalLoop
 from agent.memory import ThreadStore
 from agent.models import ModelSpec, uses_tool_calling
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
-from tools.calculator import CalculatorError, calculate, describe, make_calculator_tool
-from tools.excerpts import focus
-from tools.knowledge_search import Passage, Passages, format_passages, make_search_tool, search_passages
+from tools.calculator import make_calculator_tool
+from tools.knowledge_search import Passages, make_search_tool
 from tools.scraper import make_scrape_tool
-
-URL = re.compile(r"https?://[^\s<>\"')\]]+")
-ARITHMETIC = re.compile(r"\d[\d,.]*\s*%\s*of\s*\d[\d,.]*|[(\d][\d\s,.()]*(?:[-+*/×÷^]|\*\*)[\d\s,.()+\-*/×÷^%]*[\d)%]")
-HISTORY_MESSAGES = 6
 
 
 @dataclass
@@ -80,6 +75,7 @@ class Agent:
         ]
         if scraper is not None:
             self.tools.append(make_scrape_tool(scraper))
+        self.loop = LocalLoop(config, kb, model, self._run_tool, scraper, self.search_options)
         self.graph = self._tool_graph() if self.tool_calling else self._retrieval_first_graph()
 
     # ---- the two graphs ----------------------------------------------------------------------------
@@ -101,58 +97,15 @@ class Agent:
         from langgraph.runtime import Runtime
 
         def answer(state: MessagesState, runtime: Runtime[TurnContext]) -> dict[str, list[BaseMessage]]:
-            emit = get_stream_writer()
             question = message_text(state["messages"][-1])
-            registry = runtime.context.passages
-            found = self._run_tool(
-                emit,
-                "search_knowledge_base",
-                {"query": question},
-                lambda: search_passages(
-                    self.kb,
-                    registry,
-                    question,
-                    self.config.k,
-                    min_similarity=self.config.min_similarity,
-                    options=self.search_options,
-                ),
-                format_passages,
-            )
-            results = []
-            for url in dict.fromkeys(URL.findall(question)):
-                if self.scraper is not None:
-                    page = self._run_tool(emit, "scrape_webpage", {"url": url}, partial(self.scraper, url), str)
-                    results.append(f"Web page {url}:\n{page}")
-            for expression in arithmetic_in(question):
-                value = self._run_tool(
-                    emit, "calculator", {"expression": expression}, partial(describe, expression), str
-                )
-                results.append(value)
-            if not found and not results:
-                emit({"token": prompts.NOT_FOUND})
-                return {"messages": [AIMessage(prompts.NOT_FOUND)]}
-            history: list[BaseMessage] = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
-            reply = self.model.invoke(self.answer_messages(question, found, results, history))
-            return {"messages": [AIMessage(message_text(reply))]}
+            history = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
+            text = self.loop.answer(get_stream_writer(), runtime.context.passages, question, history)
+            return {"messages": [AIMessage(text)]}
 
         graph = StateGraph(MessagesState, context_schema=TurnContext)
         graph.add_node("answer", answer)
         graph.add_edge(START, "answer")
         return graph.compile(checkpointer=self.threads.checkpointer)
-
-    def answer_messages(
-        self, question: str, found: list[Passage], results: list[str], history: list[BaseMessage] | None = None
-    ) -> list[BaseMessage]:
-        """The retrieval-first prompt: the fixed system prompt first (llama.cpp reuses its cached state),
-        then recent turns, then the passages cut to what bears on the question, and the question."""
-        excerpts = focus(self.kb.embedder, question, [p.text for p in found], self.config.context_chars)
-        return [
-            SystemMessage(prompts.RETRIEVAL_FIRST),
-            *[type(m)(message_text(m)) for m in (history or [])[-HISTORY_MESSAGES:]],
-            HumanMessage(
-                prompts.retrieval_first_message(question, format_passages(found, compact=True, texts=excerpts), results)
-            ),
-        ]
 
     @staticmethod
     def _run_tool(
@@ -280,21 +233,6 @@ class Agent:
             elif isinstance(message, AIMessage) and message_text(message).strip():
                 out.append(("assistant", message_text(message)))
         return out
-
-
-def arithmetic_in(text: str) -> list[str]:
-    """Expressions in a question worth handing to the calculator (numbers with an operator between them)."""
-    found = []
-    for match in ARITHMETIC.finditer(URL.sub(" ", text)):
-        candidate = match.group(0).strip(" ,.")
-        has_operator = re.search(r"\d\s*(?:[-+*/×÷^]|\*\*)\s*[\d(]", candidate) or "of" in candidate
-        if has_operator:
-            try:
-                calculate(candidate)
-            except CalculatorError:
-                continue
-            found.append(candidate)
-    return found
 
 
 def _evidence(context: TurnContext) -> Evidence:

@@ -119,7 +119,7 @@ def main() -> None:
                 found = search_passages(
                     kb, Passages(), question, settings.agent.k, min_similarity=settings.agent.min_similarity
                 )
-                return agent.answer_messages(question, found, []), found
+                return agent.loop.answer_messages(question, found, []), found
 
             raw_rate = raw_prefill_rate(model)
             results["raw_prefill_tok_s"] = raw_rate

@@ -15,7 +15,8 @@ from agent.config import AgentConfig
 from agent.events import Done, Sources, Token, ToolEnd, ToolStart, Unsupported, fold
 from agent.memory import ThreadStore
 from agent.models import ModelSpec
-from agent.runner import Agent, arithmetic_in, message_text
+from agent.routing import arithmetic_in
+from agent.runner import Agent, message_text
 from ingest import IngestConfig, build_ingestor
 from knowledge_base import KnowledgeBase
 from tests.scripted_model import ScriptedChatModel, tool_call
