@@ -8,7 +8,6 @@ history in the same SQLite checkpointer, and emit the same events, so callers ne
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,15 +22,14 @@ from agent.config import AgentConfig
 from agent.events import Answer, Done, Error, Event, Sources, Token, ToolEnd, ToolStart, fold
 from agent.memory import ThreadStore
 from agent.models import ModelSpec, uses_tool_calling
+from agent.routing import arithmetic_in, urls_in
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
-from tools.calculator import CalculatorError, calculate, describe, make_calculator_tool
+from tools.calculator import describe, make_calculator_tool
 from tools.excerpts import focus
 from tools.knowledge_search import Passage, Passages, format_passages, make_search_tool, search_passages
 from tools.scraper import make_scrape_tool
 
-URL = re.compile(r"https?://[^\s<>\"')\]]+")
-ARITHMETIC = re.compile(r"\d[\d,.]*\s*%\s*of\s*\d[\d,.]*|[(\d][\d\s,.()]*(?:[-+*/×÷^]|\*\*)[\d\s,.()+\-*/×÷^%]*[\d)%]")
 HISTORY_MESSAGES = 6
 
 
@@ -115,7 +113,7 @@ class Agent:
                 format_passages,
             )
             results = []
-            for url in dict.fromkeys(URL.findall(question)):
+            for url in urls_in(question):
                 if self.scraper is not None:
                     page = self._run_tool(emit, "scrape_webpage", {"url": url}, partial(self.scraper, url), str)
                     results.append(f"Web page {url}:\n{page}")
@@ -254,21 +252,6 @@ class Agent:
             elif isinstance(message, AIMessage) and message_text(message).strip():
                 out.append(("assistant", message_text(message)))
         return out
-
-
-def arithmetic_in(text: str) -> list[str]:
-    """Expressions in a question worth handing to the calculator (numbers with an operator between them)."""
-    found = []
-    for match in ARITHMETIC.finditer(URL.sub(" ", text)):
-        candidate = match.group(0).strip(" ,.")
-        has_operator = re.search(r"\d\s*(?:[-+*/×÷^]|\*\*)\s*[\d(]", candidate) or "of" in candidate
-        if has_operator:
-            try:
-                calculate(candidate)
-            except CalculatorError:
-                continue
-            found.append(candidate)
-    return found
 
 
 def _count_usage(mode: str, chunk: Any, usage: dict[str, int]) -> None:
