@@ -396,6 +396,23 @@ def serve(
     serve_app(load_settings(host=host, port=port))
 
 
+@app.command("serve-model")
+def serve_model(
+    path: Annotated[Path, typer.Argument(help="A GGUF whose chat template writes <tool_call> (Qwen2.5 and kin).")],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
+    alias: Annotated[str | None, typer.Option("--alias", help="The model name clients use.")] = None,
+    tool_first: Annotated[bool, typer.Option("--tool-first", help="Start each new question with a tool call.")] = False,
+) -> None:
+    """Serve a GGUF over an OpenAI-compatible API with working tool calls, for KBAGENT_MODEL=openai:NAME."""
+    from agent.llama_server import main as serve_llama
+
+    if not path.is_file():
+        raise UserError(f"no GGUF file at {path}")
+    extra = ["--alias", alias] if alias else []
+    serve_llama([str(path), "--host", host, "--port", str(port), *extra, *(["--tool-first"] if tool_first else [])])
+
+
 @app.command()
 def config(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print the effective settings (secrets masked)."""
