@@ -314,19 +314,74 @@ def chat(
         ChatSession(_console(), parts.agent, model, thread).run()
 
 
-@app.command()
-def models(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """What KBAGENT_MODEL can be set to on this machine, and why the others can't run."""
-    from agent.models import available_models
+models_app = typer.Typer(help="Which models can run here; pull a better one from the Hugging Face hub.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What KBAGENT_MODEL can be set to on this machine, why the others can't run, and the GGUF files pulled."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from agent.hub import pulled_models
+    from agent.models import ModelChoice, available_models
     from kbagent.settings import load_settings
 
-    choices = available_models(load_settings().keys)
+    settings = load_settings()
+    choices = available_models(settings.keys)
+    llama = any(c.spec == "gguf:<path>" and c.usable for c in choices)
+    for path in pulled_models(settings.store.models_path):
+        size = path.stat().st_size / 2**30
+        choices.append(ModelChoice(f"gguf:{path}", llama, f"{size:.2f} GB, in the models folder"))
     if json_out:
         print(json.dumps([c.__dict__ for c in choices], indent=2))
         return
+    out = _console()
     for c in choices:
         mark = "[green]yes[/]" if c.usable else "[red]no [/]"
-        _console().print(f"{mark}  {c.spec:22} {c.reason}")
+        out.print(f"{mark}  {_safe(c.spec):22} {c.reason}")
+    out.print("[dim]More models: `kbagent models recommend`, then `kbagent models pull NAME`.[/]")
+
+
+@models_app.command("recommend")
+def models_recommend() -> None:
+    """The catalogue `kbagent models pull NAME` offers, with what fits this machine's memory and GPU marked."""
+    from agent.catalog import CATALOG, this_machine
+
+    machine = this_machine()
+    out = _console()
+    gpu = f", GPU {machine.gpu_gb:.0f} GB" if machine.gpu_gb is not None else ", no CUDA GPU"
+    out.print(f"This machine: {machine.ram_gb:.0f} GB RAM{gpu}.  kbagent models pull NAME")
+    for model in CATALOG:
+        fit = machine.fit(model)
+        mark = {"gpu": "[green]fits GPU[/]", "ram": "[green]fits RAM[/]", "": "[red]too big[/]"}[fit]
+        out.print(
+            f"{mark}  [bold]{model.name:14}[/] {model.size_gb:4.1f} GB file, needs {model.memory_gb:3.1f} GB  "
+            f"{model.description}\n{'':24}[dim]{model.spec}[/]"
+        )
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[
+        str | None, typer.Argument(help="A name from `kbagent models recommend`, or OWNER/REPO/FILE.gguf.")
+    ] = None,
+) -> None:
+    """Download a GGUF from the Hugging Face hub into KBAGENT_MODELS_DIR, checked against its sha256."""
+    if name is None:
+        models_recommend()
+        return
+    environment.allow_downloads()  # before huggingface_hub is imported: it reads these once
+    from agent.hub import PullError, pull
+    from kbagent.settings import load_settings
+
+    try:
+        pulled = pull(name, load_settings().store.models_path)
+    except PullError as exc:
+        print(f"kbagent: error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    _console().print(f"sha256 {pulled.sha256} matches the {pulled.checked_against}'s. Use it with:")
+    print(f"KBAGENT_MODEL=gguf:{pulled.path}")
 
 
 @app.command()
@@ -339,6 +394,23 @@ def serve(
     from kbagent.settings import load_settings
 
     serve_app(load_settings(host=host, port=port))
+
+
+@app.command("serve-model")
+def serve_model(
+    path: Annotated[Path, typer.Argument(help="A GGUF whose chat template writes <tool_call> (Qwen2.5 and kin).")],
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
+    alias: Annotated[str | None, typer.Option("--alias", help="The model name clients use.")] = None,
+    tool_first: Annotated[bool, typer.Option("--tool-first", help="Start each new question with a tool call.")] = False,
+) -> None:
+    """Serve a GGUF over an OpenAI-compatible API with working tool calls, for KBAGENT_MODEL=openai:NAME."""
+    from agent.llama_server import main as serve_llama
+
+    if not path.is_file():
+        raise UserError(f"no GGUF file at {path}")
+    extra = ["--alias", alias] if alias else []
+    serve_llama([str(path), "--host", host, "--port", str(port), *extra, *(["--tool-first"] if tool_first else [])])
 
 
 @app.command()

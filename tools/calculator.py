@@ -1,6 +1,7 @@
 """A calculator the model can't turn into code execution: Python's `ast` walked over a whitelist, never `eval`.
 
-Accepts what people type: `17.5% of 2,340`, `2^10`, `3 × 4 ÷ 2`, `sqrt(2)`, `10 % 3`, `1e3`.
+Accepts what people type: `17.5% of 2,340`, `15 percent of 80`, `2^10`, `3 × 4 ÷ 2`, `3 x 4`, `sqrt(2)`,
+`10 % 3`, `1e3`.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def normalise(expression: str) -> str:
     text = expression.strip().rstrip("=").strip()
     text = text.replace("×", "*").replace("÷", "/").replace("−", "-").replace("^", "**").replace("√", "sqrt")
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 2,340 -> 2340 (a comma between args keeps its space)
+    text = re.sub(r"(?<=\d)\s*(?:percent|per\s+cent)\b", "%", text, flags=re.IGNORECASE)  # 15 percent -> 15%
+    text = re.sub(r"(?<=[\d)])\s*[xX]\s*(?=[\d(.])", "*", text)  # 3 x 4 -> 3*4
     # `(?<![\d.])`: a number is tried from its first digit only, so a long run of digits costs linear time
     text = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%\s*of\s+", r"(\1/100)*", text, flags=re.IGNORECASE)
     text = re.sub(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%(?!\s*[\d(])", r"(\1/100)", text)
