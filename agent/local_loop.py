@@ -171,15 +171,16 @@ class LocalLoop:
     def generate(
         self, emit: Emit, messages: list[BaseMessage], tools: bool
     ) -> tuple[str, tuple[str, dict[str, Any]] | None]:
-        """The model's reply: an answer, streamed as it comes, or (when `tools`) a tool call, held back. The
-        reply's first characters tell which; a call that does not parse is asked for again under a schema."""
+        """The model's reply: an answer, streamed as it comes, or a tool call, held back (and run only when
+        `tools`). The reply's first characters tell which; a call that does not parse is asked for again under a
+        JSON schema."""
         pieces: list[str] = []
         calling: bool | None = None
-        for text in self._stream(messages, stop=["</tool_call>"] if tools else None):
+        for text in self._stream(messages, stop=["</tool_call>"]):
             pieces.append(text)
             if calling is None:
                 head = "".join(pieces).lstrip()
-                if tools and CALL_START.startswith(head[: len(CALL_START)]) and head:
+                if CALL_START.startswith(head[: len(CALL_START)]) and head:
                     if len(head) < len(CALL_START):
                         continue  # "<tool" so far: wait for the rest
                     calling = True
@@ -193,8 +194,8 @@ class LocalLoop:
         reply = "".join(pieces)
         if not calling:
             return reply.split(CALL_START)[0].strip(), None
-        call = parse_call(reply) or self._constrained_call(messages)
-        if call is None:
+        call = (parse_call(reply) or self._constrained_call(messages)) if tools else None
+        if call is None:  # no more calls allowed, or one that does not parse even under the schema
             return self.say(emit, prompts.NOT_FOUND), None
         return "", call
 

@@ -10,8 +10,7 @@ def unsupported_answer(claims: list[str]) -> str:
 
 TOOL_AGENT = f"""You are kbagent, an assistant that answers from the user's knowledge base.
 - For questions about the user's documents, call search_knowledge_base (short, specific queries; search again \
-with other words if the first results miss). Make each query stand alone: in a follow-up ("And on Sundays?"), \
-spell out what it refers to from the conversation.
+with other words if the first results miss).
 - For a web page the user names, call scrape_webpage. For arithmetic, call calculator.
 - Answer only from tool results. Cite passages as [n] right after the facts they support.
 - If the results don't contain the answer, say: {NOT_FOUND}

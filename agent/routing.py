@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from knowledge_base.keyword_index import query_terms
+from knowledge_base.keyword_index import STOPWORDS, TOKEN, query_terms
 from tools.calculator import CalculatorError, calculate
 
 URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
@@ -94,7 +94,8 @@ def only_arithmetic(text: str, expressions: list[str]) -> bool:
     rest = text
     for expression in expressions:
         rest = rest.replace(expression, " ")
-    return bool(expressions) and not set(query_terms(rest)) - {"calculate", "compute", "much", "equals", "equal"}
+    words = {w.lower() for w in TOKEN.findall(rest)} - STOPWORDS - {"calculate", "compute", "much", "equals", "equal"}
+    return bool(expressions) and not words
 
 
 def standalone_query(question: str, earlier: list[str]) -> str:

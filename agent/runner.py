@@ -25,6 +25,7 @@ from agent.grounding import sentences
 from agent.local_loop import LocalLoop
 from agent.memory import ThreadStore
 from agent.models import ModelSpec, uses_tool_calling
+from agent.routing import standalone_query
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
 from tools.calculator import make_calculator_tool
@@ -38,7 +39,12 @@ class TurnContext:
 
     passages: Passages = field(default_factory=Passages)
     tool_results: list[str] = field(default_factory=list)  # calculator and scraper outputs: they back claims too
-    said: list[str] = field(default_factory=list)  # the user's own words this conversation: not made-up claims
+    question: str = ""
+    earlier: list[str] = field(default_factory=list)  # the user's earlier questions in this conversation, in order
+
+    def standalone(self, query: str) -> str:
+        """A follow-up query as the search tool runs it (see `agent.routing.standalone_query`)."""
+        return standalone_query(query, self.earlier)
 
 
 def message_text(message: BaseMessage) -> str:
@@ -70,7 +76,7 @@ class Agent:
         self.search_options = search_options or kb.default_options()
         self.tool_calling = uses_tool_calling(config, spec)
         self.tools = [
-            make_search_tool(kb, config.k, config.min_similarity, self.search_options),
+            make_search_tool(kb, config.k, config.min_similarity, self.search_options, rewrite=TurnContext.standalone),
             make_calculator_tool(),
         ]
         if scraper is not None:
@@ -137,7 +143,8 @@ class Agent:
     def stream(self, question: str, thread_id: str | None = None) -> Iterator[Event]:
         thread_id = thread_id or self.threads.new_thread()
         self.threads.touch(thread_id, question, self.spec.label)
-        context = TurnContext(said=[question, *(text for role, text in self.history(thread_id) if role == "user")])
+        earlier = [text for role, text in self.history(thread_id) if role == "user"]
+        context = TurnContext(question=question, earlier=earlier)
         started: dict[str, tuple[str, float]] = {}
         checker = CitationChecker(partial(_evidence, context))
         usage: dict[str, int] = {}
@@ -236,7 +243,8 @@ class Agent:
 
 
 def _evidence(context: TurnContext) -> Evidence:
-    return Evidence({p.n: p.text for p in context.passages.all()}, [*context.tool_results, *context.said])
+    said = [context.question, *context.earlier]  # the user's own words: what they said is not made up
+    return Evidence({p.n: p.text for p in context.passages.all()}, [*context.tool_results, *said])
 
 
 def _core_unsupported(text: str, checker: CitationChecker) -> bool:

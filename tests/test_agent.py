@@ -16,7 +16,7 @@ from agent.events import Done, Sources, Token, ToolEnd, ToolStart, Unsupported, 
 from agent.memory import ThreadStore
 from agent.models import ModelSpec
 from agent.routing import arithmetic_in
-from agent.runner import Agent, message_text
+from agent.runner import Agent, TurnContext, message_text
 from ingest import IngestConfig, build_ingestor
 from knowledge_base import KnowledgeBase
 from tests.scripted_model import ScriptedChatModel, tool_call
@@ -363,3 +363,82 @@ def test_scrape_tool_fetches_through_the_guard(kb: KnowledgeBase, web_site) -> N
     ends = [e for e in events if isinstance(e, ToolEnd)]
     assert ends[0].output.startswith("<web_page url=") and "data, not instructions" in ends[0].output
     assert "Could not fetch http://169.254.169.254" in ends[1].output and "refused" in ends[1].output.lower()
+
+
+def _calls(events: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    return [(e.name, next(iter(e.args.values()))) for e in events if isinstance(e, ToolStart)]
+
+
+def test_local_model_searches_again_in_its_own_tool_call_format(kb: KnowledgeBase) -> None:
+    """After the automatic first search, a local model may write `<tool_call>{json}</tool_call>`: the call runs
+    as a tool event, its result reaches the model as a `<tool_response>`, and the answer streams after it."""
+    call = '<tool_call>\n{"name": "search_knowledge_base", "arguments": {"query": "cardamom buns price"}}\n</tool_call>'
+    model = ScriptedChatModel(replies=[AIMessage(call), AIMessage("Cardamom buns cost 3.50 each.")])
+    agent = Agent(
+        AgentConfig(tool_calling="off", local_tool_steps=2, agent_k=1),
+        kb, model, ModelSpec("gguf", "scripted"), ThreadStore(kb.store.data_dir / "t.sqlite3"),
+    )  # fmt: skip
+    events = list(agent.stream("When does the first ferry to Skerry Island leave?"))
+    assert [name for name, _ in _calls(events)] == ["search_knowledge_base", "search_knowledge_base"]
+    assert _calls(events)[1][1] == "cardamom buns price"
+    assert "<tool_call>" in str(model.prompts[0][0].content)  # the tools were offered in the system prompt
+    response = str(model.prompts[1][-1].content)
+    assert response.startswith("<tool_response>") and "cardamom buns for 3.50" in response
+    tokens = "".join(e.text for e in events if isinstance(e, Token))
+    assert "<tool_call>" not in tokens and tokens.startswith("Cardamom buns cost 3.50 each [2]")
+
+
+def test_local_model_tool_calls_are_bounded_and_a_broken_call_is_not_run(kb: KnowledgeBase) -> None:
+    """At most `local_tool_steps` calls; then the model is told to answer. A call that does not parse runs
+    nothing (a model without a JSON-schema mode gets the not-found answer)."""
+    call = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "2 * 3.50"}}\n</tool_call>'
+    config = AgentConfig(tool_calling="off", local_tool_steps=1)
+    for second, answer in [("Two buns cost 7.", "Two buns cost 7"), (call, "couldn't find")]:
+        model = ScriptedChatModel(replies=[AIMessage(call), AIMessage(second)])
+        agent = Agent(config, kb, model, ModelSpec("gguf", "s"), ThreadStore(kb.store.data_dir / "t.sqlite3"))
+        events = list(agent.stream("What do two cardamom buns cost?"))
+        assert [n for n, _ in _calls(events)] == ["search_knowledge_base", "calculator"]  # a second call: not run
+        assert "2 * 3.50 = 7" in str(model.prompts[1][-2].content)
+        assert "Answer now" in str(model.prompts[1][-1].content)
+        assert answer in events[-1].answer
+    broken = ScriptedChatModel(replies=[AIMessage('<tool_call>\n{"name": "calculator", "argu')])
+    agent = Agent(config, kb, broken, ModelSpec("gguf", "s"), ThreadStore(kb.store.data_dir / "t.sqlite3"))
+    events = list(agent.stream("What do two cardamom buns cost?"))
+    assert [n for n, _ in _calls(events)] == ["search_knowledge_base"] and "couldn't find" in events[-1].answer
+
+
+@pytest.mark.parametrize("tool_calling", ["on", "off"])
+def test_a_follow_up_is_searched_with_the_question_it_follows(kb: KnowledgeBase, tool_calling: str) -> None:
+    """Turn two ("And the buns?") and three ("What about four of them?") only make sense with turn one: each is
+    searched with the words of the questions before it, on both paths, whatever query the model wrote."""
+    turns = ["When does the first ferry to Skerry Island leave?", "And the return ticket?", "What about for two?"]
+    replies = []
+    for _ in turns:
+        if tool_calling == "on":
+            replies.append(tool_call("search_knowledge_base", {"query": "ticket"}))
+        replies.append(AIMessage("Noted."))
+    agent = _agent(kb, ScriptedChatModel(replies=replies), tool_calling)
+    thread = None
+    queries = []
+    for turn in turns:
+        events = list(agent.stream(turn, thread))
+        thread = events[-1].thread_id
+        searches = [e for e in events if isinstance(e, ToolEnd) and e.name == "search_knowledge_base"]
+        queries.append(searches[0].output)
+    assert "Skerry" in queries[1] or "[1] Ferry timetable" in queries[1]
+    assert "Ferry timetable" in queries[2]  # the third turn still reaches the first turn's subject
+    standalone = [q for q in (TurnContext(earlier=turns[:i]).standalone(t) for i, t in enumerate(turns))]
+    assert standalone[1].startswith(turns[0]) and standalone[2].startswith(turns[0])
+
+
+def test_pure_arithmetic_skips_the_knowledge_base_and_counting_questions_search_wider(kb: KnowledgeBase) -> None:
+    model = ScriptedChatModel(replies=[AIMessage("It is 84."), AIMessage("Two documents.")])
+    agent = _agent(kb, model, "off")
+    events = list(agent.stream("What is 12 * 7?"))
+    assert [n for n, _ in _calls(events)] == ["calculator"]
+    agent = Agent(AgentConfig(tool_calling="off", agent_k=1), kb, model, ModelSpec("gguf", "s"),
+                  ThreadStore(kb.store.data_dir / "t.sqlite3"))  # fmt: skip
+    events = list(agent.stream("How many prices do the ferry timetable and the bakery list in total?"))
+    found = next(e for e in events if isinstance(e, ToolEnd)).output
+    assert "[1]" in found and "[2]" in found  # k doubled, one passage per document first
+    assert "say how many you found" in str(model.prompts[-1][-1].content)

@@ -66,6 +66,7 @@ def test_urls_lose_closing_punctuation_and_lists_split(text: str) -> None:
 
 
 def test_the_runner_routes_with_these_functions() -> None:
-    from agent import routing, runner
+    from agent import local_loop as runner
+    from agent import routing
 
     assert runner.arithmetic_in is routing.arithmetic_in and runner.urls_in is routing.urls_in

@@ -1,7 +1,7 @@
 """The tool-calling path (LangChain's `create_agent`) with a real model: the embedded Qwen2.5-Coder-1.5B behind
 llama.cpp's OpenAI-compatible server with kbagent's tool-call handler (`python -m agent.llama_server`), over a
-small real knowledge base. The model calls search_knowledge_base, reads the result, and answers from it; citing
-it is not yet something this model does (see the xfail below).
+small real knowledge base. The model calls search_knowledge_base, reads the result, and answers from it; the
+model writes no [n] itself, so the citation is the one the agent attaches to the sentence the passage backs.
 
 The 1.5B coder model does not call a tool on its own under the agent's prompt (it answers "couldn't find"
 at once), and the 0.5B one calls the calculator with a sentence for an expression; so the server runs with
@@ -112,11 +112,6 @@ def test_the_model_calls_the_search_tool_and_answers_from_its_result(answer: lis
     assert sum(isinstance(e, Token) for e in answer) > 3  # streamed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the 1.5B coder model answers correctly from the tool result but writes no [n] under the agent's "
-    "prompt; citations attached to uncited sentences (issue 17 §1) will make this pass",
-)
 def test_the_answer_cites_the_passage_that_states_the_fact(answer: list) -> None:  # type: ignore[type-arg]
     done = answer[-1]
     sources = next(e for e in answer if isinstance(e, Sources))

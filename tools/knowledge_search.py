@@ -7,7 +7,7 @@ numbering and the same chunk keeps its number. The text goes to the model marked
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -117,10 +117,15 @@ def search_passages(
 
 
 def make_search_tool(
-    kb: KnowledgeBase, default_k: int = 5, min_similarity: float | None = None, options: SearchOptions | None = None
+    kb: KnowledgeBase,
+    default_k: int = 5,
+    min_similarity: float | None = None,
+    options: SearchOptions | None = None,
+    rewrite: Callable[[Any, str], str] | None = None,
 ) -> Any:
     """The LangChain tool; its per-answer registry comes from the agent's runtime context. `options` (the
-    retrieval mode and ranking) default to the knowledge base's."""
+    retrieval mode and ranking) default to the knowledge base's; `rewrite(context, query)` gives the query as
+    run (a follow-up's made stand-alone from the conversation, whatever the model wrote)."""
 
     @tool("search_knowledge_base")
     def search_knowledge_base(query: str, runtime: ToolRuntime, k: int = default_k, doc_type: str | None = None) -> str:
@@ -128,6 +133,8 @@ def make_search_tool(
         '[n] title — source'; cite them as [n] in the answer. Use short, specific queries."""
         registry = getattr(runtime.context, "passages", None) or Passages()
         k = max(1, min(int(k), 20))
+        if rewrite is not None and runtime.context is not None:
+            query = rewrite(runtime.context, query)
         found = search_passages(kb, registry, query, k, doc_type, min_similarity, options)
         return format_passages(found, texts=[table_rows_as_lines(p.text) for p in found])
 
