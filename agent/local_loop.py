@@ -109,8 +109,8 @@ class LocalLoop:
         expressions = arithmetic_in(question)
         found: list[Passage] = []
         many = gathers_many(question)
+        query = standalone_query(question, earlier)
         if not only_arithmetic(question, expressions):
-            query = standalone_query(question, earlier)
             found = self.run_tool(emit, "search_knowledge_base", {"query": query},
                                   partial(self.search, registry, query, many), format_passages)  # fmt: skip
         urls = urls_in(question) if self.scraper else []
@@ -118,7 +118,7 @@ class LocalLoop:
         results += [self.tool_text(emit, registry, "calculator", {"expression": e}, question) for e in expressions]
         if not found and not results:
             return self.say(emit, prompts.NOT_FOUND)
-        messages = self.answer_messages(question, found, results, history, many)
+        messages = self.answer_messages(question, found, results, history, many, query)
         steps = self.config.local_tool_steps
         for step in range(steps + 1):
             if step == steps and step:
@@ -225,16 +225,17 @@ class LocalLoop:
         results: list[str],
         history: list[BaseMessage] | None = None,
         many: bool = False,
+        query: str | None = None,
     ) -> list[BaseMessage]:
         """The fixed system prompt first (llama.cpp reuses its cached state), then recent turns, then the
-        passages cut to what bears on the question, and the question."""
+        passages cut to what bears on the question (a follow-up: on its stand-alone `query`), and the question."""
         budget = self.config.context_chars * (2 if many else 1)
-        excerpts = focus(self.kb.embedder, question, [p.text for p in found], budget)
+        excerpts = focus(self.kb.embedder, query or question, [p.text for p in found], budget)
         passages = format_passages(found, compact=True, texts=excerpts)
         return [
             SystemMessage(self.system),
             *[type(m)(m.text) for m in (history or [])[-HISTORY_MESSAGES:]],
-            HumanMessage(prompts.retrieval_first_message(question, passages, results, gather=many)),
+            HumanMessage(prompts.retrieval_first_message(question, passages, results, gather=many, query=query)),
         ]
 
 

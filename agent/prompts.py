@@ -56,9 +56,14 @@ def local_system(tool_specs: list[str]) -> str:
     return f"{RETRIEVAL_FIRST}\n\n{LOCAL_TOOLS_INTRO}\n\n{TOOLS_FORMAT.format(tools=tools)}"
 
 
-def retrieval_first_message(question: str, passages: str, tool_results: list[str], gather: bool = False) -> str:
+def retrieval_first_message(
+    question: str, passages: str, tool_results: list[str], gather: bool = False, query: str | None = None
+) -> str:
+    """The user turn; a follow-up also gets its stand-alone `query`, so "What about the other one?" is read
+    with what it refers to."""
     parts = [f"Passages:\n{passages}"]
     if tool_results:
         parts.append("Tool results:\n" + "\n".join(tool_results))
-    parts.append(f"Question: {question}" + (f"\n{GATHER}" if gather else ""))
+    context = f" (following: {query.removesuffix(question).strip()})" if query and query != question else ""
+    parts.append(f"Question: {question}{context}" + (f"\n{GATHER}" if gather else ""))
     return "\n\n".join(parts)

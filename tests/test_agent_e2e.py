@@ -4,6 +4,7 @@ OpenAI-compatible server on 127.0.0.1 (the `openai:` path)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.events import Done, Sources, Token
+from agent.events import Done, Sources, Token, ToolStart
 from agent.models import parse_model
 from kbagent.components import Components
 from kbagent.settings import Settings
@@ -71,6 +72,24 @@ def test_embedded_model_answers_from_the_passage_that_states_it(sample: Componen
     _check_answer(list(agent.stream(QUESTION)), "70")
     follow_up = agent.ask("Who founded the co-op, and in which year?")
     assert "2011" in follow_up.answer
+
+
+def test_embedded_model_follows_a_three_turn_conversation(sample: Components) -> None:
+    """The second and third questions only make sense with the first: each is searched stand-alone (the tool
+    event shows the query), and the real model answers each from the passage that states it, cited."""
+    agent = sample.agent()
+    thread = None
+    for question, expect in [
+        ("How much does a Family membership cost per year?", "70"),
+        ("And the concession price?", "20"),
+        ("What about the Sustaining one?", "120"),
+    ]:
+        events = list(agent.stream(question, thread))
+        query = next(e for e in events if isinstance(e, ToolStart)).args["query"]
+        assert "membership" in query.lower(), query
+        done = _check_answer(events, expect)
+        assert re.search(r"\[\d+\]", done.answer), done.answer  # cited, by the model or by the agent's check
+        thread = done.thread_id
 
 
 def test_embedded_model_abstains(sample: Components) -> None:
