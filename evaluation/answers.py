@@ -34,6 +34,7 @@ class _Heard:
     pieces: int = 0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    replaced: bool = False  # the agent replaced the model's answer: no source backed its claims
     error: str = ""
 
 
@@ -68,6 +69,7 @@ class AnswerRow:
     citations: int = 0
     supported_citations: int = 0
     unsupported: list[str] = field(default_factory=list)
+    replaced: bool = False  # the agent's check replaced the model's answer (claims no source backs)
     first_token_s: float | None = None
     seconds: float = 0.0
     completion_tokens: int = 0
@@ -88,7 +90,7 @@ def _listen(events: Iterable[Event]) -> _Heard:
             heard.passages = {p.n: p.text for p in [*event.cited, *event.retrieved]}
             heard.cited = sorted(p.n for p in event.cited)
         elif isinstance(event, Done):
-            heard.answer, heard.prompt_tokens = event.answer, event.prompt_tokens
+            heard.answer, heard.prompt_tokens, heard.replaced = event.answer, event.prompt_tokens, bool(event.retracted)
             heard.completion_tokens = event.completion_tokens
         elif isinstance(event, Error):
             heard.error = event.message
@@ -111,7 +113,7 @@ def answer_row(
     row.prompt_tokens = heard.prompt_tokens
     row.usd = price(model, heard.prompt_tokens, heard.completion_tokens) if price else None
     answer = row.answer = heard.answer
-    row.error, row.cited_passages = heard.error, heard.cited
+    row.error, row.cited_passages, row.replaced = heard.error, heard.cited, heard.replaced
     if heard.error:
         return row
     found = grounding(answer, heard.passages)
@@ -212,6 +214,7 @@ def summarize(rows: list[AnswerRow]) -> dict[str, Any]:
         if (c := sum(r.citations for r in given))
         else None,
         "unsupported_answers": _share([bool(r.unsupported) for r in given]),
+        "replaced_answers": _share([r.replaced for r in answered]),
         "abstained_unanswerable": _share([r.abstained for r in unanswerable]),
         "wrongly_abstained": _share([r.abstained for r in answerable]),
         "judge": {k: _mean([j.get(k) for j in judged]) for k in ("accuracy", "completeness", "relevance")}

@@ -96,7 +96,8 @@ class _Replies:
         text = "The ferry leaves at 07:40 from Pier 9."
         passage = Passage(n=1, chunk_id="c1", title="Ferry", source="f.md", text=text)
         yield Sources([passage], [])
-        yield Done(self.answers[question], "t", "m", 0.1)
+        replaced = self.answers[question].startswith("I couldn")
+        yield Done(self.answers[question], "t", "m", 0.1, retracted="Ada won." if replaced else "")
 
 
 def test_two_models_one_leaderboard_and_resume_after_a_kill(tmp_path: Path) -> None:
@@ -127,6 +128,8 @@ def test_two_models_one_leaderboard_and_resume_after_a_kill(tmp_path: Path) -> N
     assert board["good"]["overall"]["cited"] == 1.0 and board["bad"]["overall"]["cited"] == 0.5
     assert board["bad"]["overall"]["unsupported_answers"] == 1.0  # 09:15 and pier 4 are in no passage
     assert board["good"]["categories"]["fact"]["questions"] == 2
+    assert board["good"]["overall"]["replaced_answers"] == round(1 / 3, 4)  # the agent replaced one made-up answer
+    assert board["bad"]["overall"]["replaced_answers"] == 0.0
 
 
 def test_question_sets_and_squad_folders_load_and_sample(tmp_path: Path) -> None:
