@@ -4,9 +4,11 @@ fixed 100-question sample of SQuAD v1.1 dev (the first 3 questions of each artic
 100 of those), whose 2,067 paragraphs get a store of their own.
 
     .venv/bin/python bench/answers.py [--squad ../shared/bench/squad11_dev] [--skip-squad] [--work DIR]
+                                      [--embedded-only] [--name answers]
 
 Each set's per-question report goes to DIR (default /tmp/kbagent-bench-answers): a stopped run resumes there.
-Prints the leaderboards and writes bench/results/answers.json.
+Prints the leaderboards and writes bench/results/NAME.json (answers.json; answers_before_17.json holds the
+figures from before the answer checks, the local tool loop and the table lines).
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ def main() -> None:
     parser.add_argument("--squad", type=Path, default=ROOT.parent / "shared" / "bench" / "squad11_dev")
     parser.add_argument("--skip-squad", action="store_true")
     parser.add_argument("--work", type=Path, default=Path("/tmp/kbagent-bench-answers"))
+    parser.add_argument("--embedded-only", action="store_true", help="leave out the 0.5B fallback")
+    parser.add_argument("--name", default="answers", help="the result file's name in bench/results/")
     args = parser.parse_args()
     models_dir = Path(os.environ.get("KBAGENT_MODELS_DIR", str(ROOT / "data" / "models")))
     settings = Settings(data_dir=args.work / "sample", models_dir=models_dir, _env_file=None)
-    models: list[str | None] = [None, f"gguf:{SMALL.ensure(models_dir)}"]
+    models: list[str | None] = [None] if args.embedded_only else [None, f"gguf:{SMALL.ensure(models_dir)}"]
     results = {}
     with Components(settings) as parts:
         parts.ingest([ROOT / "samples" / "harborview"])
@@ -52,7 +56,7 @@ def main() -> None:
         results["squad100"] = run_answer_set(
             squad_settings, args.squad, models, None, (3, 100), report, args.work / "squad-store", False
         )
-    save("answers", results)
+    save(args.name, results)
 
 
 if __name__ == "__main__":
