@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -104,8 +104,8 @@ class LocalLoop:
         self.system = prompts.local_system([tool_spec(n) for n in names] if config.local_tool_steps else [])
         self.names = set(names)
 
-    def answer(self, emit: Emit, registry: Passages, question: str, history: list[BaseMessage]) -> str:
-        earlier = [m.text for m in history if isinstance(m, HumanMessage)]
+    def answer(self, emit: Emit, registry: Passages, question: str, history: Sequence[BaseMessage]) -> str:
+        earlier = [str(m.text) for m in history if isinstance(m, HumanMessage)]
         expressions = arithmetic_in(question)
         found: list[Passage] = []
         many = gathers_many(question)
@@ -143,9 +143,9 @@ class LocalLoop:
                                    options=options)  # fmt: skip
         docs = self.kb.search(query, k=k * 2, options=replace(options, similarity=True))
         docs = [d for d in docs if (d.metadata.get("similarity") or 0.0) >= self.config.min_similarity]
-        seen: set[str] = set()
-        firsts = [d for d in docs if not (d.metadata.get("source") in seen or seen.add(d.metadata.get("source")))]
-        ordered = firsts + [d for d in docs if d not in firsts]
+        firsts = list({str(d.metadata.get("source")): d for d in reversed(docs)}.values())[::-1]
+        firsts.sort(key=docs.index)
+        ordered = firsts + [d for d in docs if not any(d is f for f in firsts)]
         return [registry.add(d) for d in ordered[:k]]
 
     def tool_text(self, emit: Emit, registry: Passages, name: str, args: dict[str, Any], question: str) -> str:
@@ -223,7 +223,7 @@ class LocalLoop:
         question: str,
         found: list[Passage],
         results: list[str],
-        history: list[BaseMessage] | None = None,
+        history: Sequence[BaseMessage] | None = None,
         many: bool = False,
         query: str | None = None,
     ) -> list[BaseMessage]:
