@@ -32,7 +32,7 @@ from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
 from tools.calculator import CalculatorError, describe
 from tools.excerpts import focus
-from tools.knowledge_search import Passage, Passages, format_passages, search_passages
+from tools.knowledge_search import Passage, Passages, chunk_key, format_passages, search_passages
 
 HISTORY_MESSAGES = 6
 CALL_START = "<tool_call>"
@@ -111,8 +111,9 @@ class LocalLoop:
         many = gathers_many(question)
         query = standalone_query(question, earlier)
         if not only_arithmetic(question, expressions):
+            queries = [question, query] if query != question else [question]
             found = self.run_tool(emit, "search_knowledge_base", {"query": query},
-                                  partial(self.search, registry, query, many), format_passages)  # fmt: skip
+                                  partial(self.search, registry, queries, many), format_passages)  # fmt: skip
         urls = urls_in(question) if self.scraper else []
         results = [self.tool_text(emit, registry, "scrape_webpage", {"url": u}, question) for u in urls]
         results += [self.tool_text(emit, registry, "calculator", {"expression": e}, question) for e in expressions]
@@ -133,7 +134,7 @@ class LocalLoop:
                          HumanMessage(f"<tool_response>\n{output}\n</tool_response>")]  # fmt: skip
         return self.say(emit, prompts.NOT_FOUND)  # pragma: no cover (the last step allows no call)
 
-    def search(self, registry: Passages, query: str, many: bool = False) -> list[Passage]:
+    def search(self, registry: Passages, query: str | list[str], many: bool = False) -> list[Passage]:
         """The passages for `query`; for a question that gathers many items, twice as many, the best passage of
         each document first (a count over ten documents needs all ten, not the top five of two)."""
         k = self.config.k * 2 if many else self.config.k
@@ -141,7 +142,9 @@ class LocalLoop:
         if not many:
             return search_passages(self.kb, registry, query, k, min_similarity=self.config.min_similarity,
                                    options=options)  # fmt: skip
-        docs = self.kb.search(query, k=k * 2, options=replace(options, similarity=True))
+        docs = [d for q in ([query] if isinstance(query, str) else query)
+                for d in self.kb.search(q, k=k * 2, options=replace(options, similarity=True))]  # fmt: skip
+        docs = list({chunk_key(d): d for d in reversed(docs)}.values())[::-1]  # each chunk once, at its best rank
         docs = [d for d in docs if (d.metadata.get("similarity") or 0.0) >= self.config.min_similarity]
         firsts = list({str(d.metadata.get("source")): d for d in reversed(docs)}.values())[::-1]
         firsts.sort(key=docs.index)

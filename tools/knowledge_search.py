@@ -99,21 +99,34 @@ def format_passages(
 def search_passages(
     kb: KnowledgeBase,
     registry: Passages,
-    query: str,
+    query: str | Sequence[str],
     k: int = 5,
     doc_type: str | None = None,
     min_similarity: float | None = None,
     options: SearchOptions | None = None,
 ) -> list[Passage]:
     """Relevant chunks, numbered. With `min_similarity`, chunks less similar to the query than that are
-    dropped, so 'nothing relevant' comes back as an empty list."""
+    dropped, so 'nothing relevant' comes back as an empty list. Several queries (a follow-up as asked and made
+    stand-alone) take turns, best first, so neither reading crowds out the other."""
     options = options or kb.default_options()
     if min_similarity is not None:  # judged by the query's embedding in every mode, keyword mode too
         options = replace(options, similarity=True)
-    docs = kb.search(query, k=k, filters={"doc_type": doc_type}, options=options)
-    if min_similarity is not None:
-        docs = [d for d in docs if (d.metadata.get("similarity") or 0.0) >= min_similarity]
-    return [registry.add(d) for d in docs]
+    ranked = []
+    for text in dict.fromkeys([query] if isinstance(query, str) else query):
+        docs = kb.search(text, k=k, filters={"doc_type": doc_type}, options=options)
+        if min_similarity is not None:
+            docs = [d for d in docs if (d.metadata.get("similarity") or 0.0) >= min_similarity]
+        ranked.append(docs)
+    merged: dict[str, Any] = {}
+    for rank in range(k):
+        for docs in ranked:
+            if rank < len(docs):
+                merged.setdefault(chunk_key(docs[rank]), docs[rank])
+    return [registry.add(d) for d in list(merged.values())[:k]]
+
+
+def chunk_key(doc: Any) -> str:
+    return str(doc.metadata.get("chunk_id") or doc.id or doc.page_content)
 
 
 def make_search_tool(
@@ -124,8 +137,8 @@ def make_search_tool(
     rewrite: Callable[[Any, str], str] | None = None,
 ) -> Any:
     """The LangChain tool; its per-answer registry comes from the agent's runtime context. `options` (the
-    retrieval mode and ranking) default to the knowledge base's; `rewrite(context, query)` gives the query as
-    run (a follow-up's made stand-alone from the conversation, whatever the model wrote)."""
+    retrieval mode and ranking) default to the knowledge base's; `rewrite(context, query)` gives the query made
+    stand-alone from the conversation (a follow-up's), searched beside the query the model wrote."""
 
     @tool("search_knowledge_base")
     def search_knowledge_base(query: str, runtime: ToolRuntime, k: int = default_k, doc_type: str | None = None) -> str:
@@ -133,9 +146,8 @@ def make_search_tool(
         '[n] title — source'; cite them as [n] in the answer. Use short, specific queries."""
         registry = getattr(runtime.context, "passages", None) or Passages()
         k = max(1, min(int(k), 20))
-        if rewrite is not None and runtime.context is not None:
-            query = rewrite(runtime.context, query)
-        found = search_passages(kb, registry, query, k, doc_type, min_similarity, options)
+        queries = [query, rewrite(runtime.context, query)] if rewrite and runtime.context is not None else [query]
+        found = search_passages(kb, registry, queries, k, doc_type, min_similarity, options)
         return format_passages(found, texts=[table_rows_as_lines(p.text) for p in found])
 
     return search_knowledge_base
