@@ -25,6 +25,7 @@ MIN_WORDS = 3  # "1." of a numbered list, "Yes." are not claims to cite
 class Evidence:
     passages: dict[int, str]  # what the answer may cite, by number
     other: list[str] = field(default_factory=list)  # tool results: they support claims, but are not cited
+    question: str = ""  # numbers the answer restates from it are not the answer's own claims
 
 
 class CitationChecker:
@@ -38,6 +39,8 @@ class CitationChecker:
         self.held = ""  # closing punctuation and the space after it, not passed on yet
         self.unsupported: list[Unsupported] = []
         self.claims = 0  # sentences with key claims
+        self.numbers = 0  # numbers the answer states (amounts, dates, times), and of those, the ones no source has
+        self.missing_numbers = 0
         self._out: list[Token | Unsupported] = []
 
     def feed(self, text: str) -> list[Token | Unsupported]:
@@ -48,6 +51,14 @@ class CitationChecker:
     def finish(self) -> list[Token | Unsupported]:
         self._close()
         return self._flush()
+
+    def made_up(self) -> bool:
+        """Whether the answer's core is backed by no source: most of its own numbers (the core of most short
+        answers: a price, a date, a count; not those it restates from the question), or, without numbers, every
+        claim."""
+        if self.numbers:
+            return 2 * self.missing_numbers > self.numbers
+        return bool(self.claims) and len(self.unsupported) == self.claims
 
     def _char(self, char: str) -> None:
         if not self.held:
@@ -101,6 +112,9 @@ class CitationChecker:
         if claims:
             self.claims += 1
             missing = unsupported_claims(sentence, [*evidence.passages.values(), *evidence.other])
+            restated = key_claims(evidence.question)
+            self.numbers += sum(c[:1].isdigit() and c not in restated for c in claims)
+            self.missing_numbers += sum(c[:1].isdigit() and c not in restated for c in missing)
             if missing:
                 self.unsupported.append(Unsupported(whole, missing))
                 self._out.append(self.unsupported[-1])

@@ -244,12 +244,12 @@ class Agent:
 
 def _evidence(context: TurnContext) -> Evidence:
     said = [context.question, *context.earlier]  # the user's own words: what they said is not made up
-    return Evidence({p.n: p.text for p in context.passages.all()}, [*context.tool_results, *said])
+    return Evidence({p.n: p.text for p in context.passages.all()}, [*context.tool_results, *said], context.question)
 
 
 def _core_unsupported(text: str, checker: CitationChecker) -> bool:
-    """A short answer (three sentences at most) none of whose claims any source backs: its core is made up."""
-    return bool(checker.claims) and len(checker.unsupported) == checker.claims and len(sentences(text)) <= 3
+    """A short answer (three sentences at most) whose core no source backs (`CitationChecker.made_up`)."""
+    return len(sentences(text)) <= 3 and checker.made_up()
 
 
 def _count_usage(mode: str, chunk: Any, usage: dict[str, int]) -> None:

@@ -442,3 +442,19 @@ def test_pure_arithmetic_skips_the_knowledge_base_and_counting_questions_search_
     found = next(e for e in events if isinstance(e, ToolEnd)).output
     assert "[1]" in found and "[2]" in found  # k doubled, one passage per document first
     assert "say how many you found" in str(model.prompts[-1][-1].content)
+
+
+def test_an_answer_is_made_up_when_most_of_its_own_numbers_are_in_no_source() -> None:
+    """The core of a short answer is its numbers, less those restated from the question: "16 June 2025" for
+    "the first class of 2025" stands or falls with the 16."""
+    from agent.citations import CitationChecker, Evidence
+
+    def checked(passage: str, question: str) -> CitationChecker:
+        checker = CitationChecker(lambda: Evidence({1: passage}, [question], question))
+        checker.feed("It starts on 16 June 2025.")
+        checker.finish()
+        return checker
+
+    assert checked("Classes start in spring.", "When does the first class of 2025 start?").made_up()
+    assert not checked("Classes start in spring 2025.", "When does the class start?").made_up()  # 1 of 2 backed
+    assert not checked("The class starts on 16 June 2025.", "When does the first class of 2025 start?").made_up()
