@@ -40,6 +40,15 @@ class Sources:
 
 
 @dataclass
+class Phase:
+    """What the agent does between a tool's result and its first word, so a UI can show it: `step` is
+    "reading" (the model reads `passages` passages before it writes)."""
+
+    step: str
+    passages: int | None = None
+
+
+@dataclass
 class Done:
     answer: str
     thread_id: str
@@ -54,7 +63,7 @@ class Error:
     message: str
 
 
-Event = Token | ToolStart | ToolEnd | Sources | Done | Error
+Event = Token | ToolStart | ToolEnd | Sources | Done | Error | Phase
 
 
 @dataclass

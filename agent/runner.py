@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 
 from agent import prompts
 from agent.config import AgentConfig
-from agent.events import Answer, Done, Error, Event, Sources, Token, ToolEnd, ToolStart, fold
+from agent.events import Answer, Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart, fold
 from agent.memory import ThreadStore
 from agent.models import ModelSpec, uses_tool_calling
 from knowledge_base import KnowledgeBase
@@ -128,6 +128,7 @@ class Agent:
                 emit({"token": prompts.NOT_FOUND})
                 return {"messages": [AIMessage(prompts.NOT_FOUND)]}
             history: list[BaseMessage] = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
+            emit({"phase": Phase("reading", len(found))})
             reply = self.model.invoke(self.answer_messages(question, found, results, history))
             return {"messages": [AIMessage(message_text(reply))]}
 
@@ -215,6 +216,8 @@ class Agent:
         if mode == "custom":
             if "token" in chunk:
                 yield Token(chunk["token"])
+            elif "phase" in chunk:
+                yield chunk["phase"]
             else:
                 yield chunk.get("tool_start") or chunk["tool_end"]
         elif mode == "messages":
