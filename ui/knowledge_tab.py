@@ -111,6 +111,7 @@ class KnowledgeHandlers:
 class KnowledgeTab:
     """The tab's components that handlers read or write."""
 
+    tab: gr.Tab
     totals: gr.Markdown
     files: gr.File
     ingest_files: gr.Button
@@ -131,7 +132,7 @@ class KnowledgeTab:
 def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
     """Lay out the tab (inside `gr.Tabs`): totals, the two ways in, the sources table and its actions, a search."""
     svc = handlers.svc
-    with gr.Tab("Knowledge base", id="kb"):
+    with gr.Tab("Knowledge base", id="kb") as tab:
         totals = gr.Markdown(formatting.totals_markdown(svc.stats()), elem_id="totals")
         with gr.Row():
             with gr.Column():
@@ -172,6 +173,7 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
                 search_button = gr.Button("Search", scale=1, elem_id="search")
             search_results = gr.Markdown(elem_id="search-results")
     return KnowledgeTab(
+        tab,
         totals,
         files,
         ingest_files,
@@ -227,6 +229,7 @@ def wire(tab: KnowledgeTab, handlers: KnowledgeHandlers, session: SettingsTab) -
         concurrency_limit=1,
     )
     tab.refresh.click(handlers.refresh, tab.selected, view, api_visibility="private")
+    tab.tab.select(handlers.refresh, tab.selected, view, api_visibility="private", show_progress="hidden")
     tab.sources_table.select(handlers.select_row, tab.selected, tab.selected, api_visibility="private")
     search_inputs = [tab.search_query, session.k, session.mode]
     for trigger in (tab.search_query.submit, tab.search_button.click):
