@@ -156,7 +156,7 @@ def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
             yield Done("The first ferry leaves at 07:40.", "t9", "openai:x", 0.1)
 
     handlers = chat_tab.ChatHandlers(Uncited(), SessionChoices())  # type: ignore[arg-type]
-    *_, (_, panel, thread_id, _) = handlers.chat("When is the first ferry?", [], "", "", 5, "hybrid", 0.2)
+    *_, (_, panel, thread_id) = handlers.chat("When is the first ferry?", [], "", "", 5, "hybrid", 0.2)
     assert thread_id == "t9" and "Retrieved, not cited" in panel and "[1]" not in panel
 
 
@@ -250,7 +250,9 @@ def test_chat_handler_refuses_empty_and_overlong_questions() -> None:
     for question, warning in (("   ", "Type a question first"), (too_long, "too long")):
         with pytest.warns(UserWarning, match=warning):
             updates = list(handlers.chat(question, [], "t1", "", 5, "hybrid", 0.2))
-        assert updates == [([], gr.skip(), "t1", question)]  # the question stays in the box, the thread too
+        assert updates == [([], gr.skip(), "t1")]  # the thread stays; the question box is never written
+        with pytest.warns(UserWarning, match=warning), pytest.raises(gr.Error):
+            handlers.take(question, False)  # refused before the answer starts: the box keeps it
 
 
 def test_knowledge_handlers_refuse_without_a_selection_or_an_http_url() -> None:

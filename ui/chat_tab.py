@@ -23,6 +23,15 @@ MAX_QUESTION_CHARS = 4000
 SOURCES_PLACEHOLDER = "_The passages cited in an answer appear here._"
 
 
+def question_problem(text: str) -> str | None:
+    """Why a question can't be asked, or None."""
+    if not text:
+        return "Type a question first."
+    if len(text) > MAX_QUESTION_CHARS:
+        return f"That question is too long (over {MAX_QUESTION_CHARS} characters)."
+    return None
+
+
 class ChatHandlers:
     """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put."""
 
@@ -40,36 +49,65 @@ class ChatHandlers:
         mode_value: str,
         temp: float,
     ) -> Iterator[tuple[Any, ...]]:
-        """Stream one answer into the chat and its cited passages into the sources panel; a bad question gets a
-        warning and leaves the page as it was."""
+        """Stream one answer into the chat and what the agent is doing, then the passages it cites, into the
+        sources panel; a bad question gets a warning and leaves the page as it was. Never writes the question
+        box: the user may be typing the next question."""
         history = list(history or [])
         text = (message or "").strip()
-        if not text:
-            gr.Warning("Type a question first.")
-            yield history, gr.skip(), thread_id, message
-            return
-        if len(text) > MAX_QUESTION_CHARS:
-            gr.Warning(f"That question is too long (over {MAX_QUESTION_CHARS} characters).")
-            yield history, gr.skip(), thread_id, message
+        problem = question_problem(text)
+        if problem:
+            gr.Warning(problem)
+            yield history, gr.skip(), thread_id
             return
         view = formatting.AnswerView(history, text)
         view.notice = "Thinking…"
-        yield view.messages(), "_Searching the knowledge base…_", thread_id, ""
+        yield view.messages(), f"_{view.step}_", thread_id
         panel: Any = gr.skip()
         choices = session_choices(self.defaults, model_value, k_value, mode_value, temp)
         for event in self.svc.stream(text, thread_id or None, choices):
             view.apply(event)
+            panel = f"_{view.step}_" if not view.done else panel
             if isinstance(event, Sources):
                 panel = formatting.sources_markdown(event.cited, event.retrieved)
             if isinstance(event, Done):
                 thread_id = event.thread_id
-            yield view.messages(), panel, thread_id, ""
+            yield view.messages(), panel, thread_id
         if view.error:
-            yield view.messages(), "_No sources: the answer failed._", thread_id, ""
+            yield view.messages(), "_No sources: the answer failed._", thread_id
+
+    def take(self, message: str, busy: bool) -> tuple[Any, ...]:
+        """Ask (or Enter) hands the question to `chat` and empties the box for the next one. While an answer is
+        being written the question stays in the box, with a warning (Ask is disabled, Stop shown); a refusal
+        raises a silent `gr.Error`, so the chain's `chat` does not run. Returns the question, the box, Ask, Stop
+        and busy."""
+        text = (message or "").strip()
+        waiting = "An answer is still being written: your question stays in the box. Wait, or press Stop."
+        problem = waiting if busy else question_problem(text)
+        if problem:
+            gr.Warning(problem)
+            raise gr.Error(problem, visible=False, print_exception=False)
+        return text, "", gr.update(value="Answering…", interactive=False), gr.update(visible=True), True
+
+    def finish(self, thread_id: str) -> tuple[Any, ...]:
+        """After an answer (or Stop): Ask again, Stop hidden, and the thread list as it is now, this one chosen."""
+        return (
+            self.refresh_threads(thread_id),
+            gr.update(value="Ask", interactive=True),
+            gr.update(visible=False),
+            False,
+        )
+
+    def stop(self, thread_id: str) -> tuple[Any, ...]:
+        gr.Info("Stopped: the answer so far stays.")
+        return self.finish(thread_id)
 
     def refresh_threads(self, thread_id: str) -> Any:
         """After an answer: a new thread joins the list, and stays selected."""
         return gr.update(choices=thread_choices(self.svc), value=thread_id or None)
+
+    def threads_now(self) -> Any:
+        """On page load: the threads as they are now (other sessions, the CLI and the API add them too)."""
+        return gr.update(choices=thread_choices(self.svc))
 
     def new_conversation(self) -> tuple[Any, ...]:
         """An empty chat; the next question starts a new thread."""
@@ -107,6 +145,8 @@ class ChatTab:
     chatbot: gr.Chatbot
     question: gr.Textbox
     ask: gr.Button
+    stop: gr.Button
+    asked: gr.Textbox
     sources: gr.Markdown
 
 
@@ -147,32 +187,41 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
                     elem_id="question",
                 )
                 ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False, elem_id="stop")
+            asked = gr.Textbox(visible=False, elem_id="asked")  # the question being answered (the /chat input)
         with gr.Column(scale=2, min_width=260):
             gr.Markdown("### Sources")
             sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources-panel", buttons=["copy"])
-    return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, sources)
+    return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, stop, asked, sources)
 
 
 def wire(tab: ChatTab, handlers: ChatHandlers, thread_state: gr.State, session: SettingsTab) -> None:
-    """Connect the handlers; after every tab is laid out, since answers use the Settings tab's controls."""
-    chat_inputs = [tab.question, tab.chatbot, thread_state, tab.model, session.k, session.mode, session.temperature]
-    chat_outputs = [tab.chatbot, tab.sources, thread_state, tab.question]
+    """Connect the handlers; after every tab is laid out, since answers use the Settings tab's controls. A question
+    goes through `take` (the box empties, Ask waits, Stop shows), then `chat`, then `finish`; Stop cancels `chat`."""
+    busy = gr.State(False)
+    chat_inputs = [tab.asked, tab.chatbot, thread_state, tab.model, session.k, session.mode, session.temperature]
+    after = [tab.thread_list, tab.ask, tab.stop, busy]
+    answers = []
     for trigger in (tab.question.submit, tab.ask.click):
-        trigger(
+        taken = trigger(
+            handlers.take,
+            [tab.question, busy],
+            [tab.asked, tab.question, tab.ask, tab.stop, busy],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        answer = taken.success(
             handlers.chat,
             chat_inputs,
-            chat_outputs,
+            [tab.chatbot, tab.sources, thread_state],
             api_visibility="undocumented",
             concurrency_limit=CHAT_CONCURRENCY,
             concurrency_id="chat",
             show_progress="hidden",
-        ).then(
-            handlers.refresh_threads,
-            thread_state,
-            tab.thread_list,
-            api_visibility="private",
-            show_progress="hidden",
         )
+        answer.then(handlers.finish, thread_state, after, api_visibility="private", show_progress="hidden")
+        answers.append(answer)
+    tab.stop.click(handlers.stop, thread_state, after, cancels=answers, api_visibility="private")
     conversation = [tab.chatbot, tab.sources, thread_state, tab.thread_list]
     tab.new_chat.click(handlers.new_conversation, None, conversation, api_visibility="private")
     tab.thread_list.input(

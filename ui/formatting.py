@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from agent.events import Done, Error, Event, Sources, Token, ToolEnd, ToolStart
+from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from evaluation.thresholds import FIGURES, grade
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
@@ -49,9 +49,14 @@ class AnswerView:
             if not self.parts or not isinstance(self.parts[-1], list):
                 self.parts.append([])
             self.parts[-1].append(event.text)  # type: ignore[union-attr]
+            self.notice = None
         elif isinstance(event, ToolStart):
             self.parts.append(ToolCall(event.call_id, event.name, dict(event.args or {})))
+        elif isinstance(event, Phase):
+            count = event.passages
+            self.notice = f"Reading {count} passage{'' if count == 1 else 's'}…" if count else "Reading…"
         elif isinstance(event, ToolEnd):
+            self.notice = "Reading the results…"
             call = next((p for p in self.parts if isinstance(p, ToolCall) and p.call_id == event.call_id), None)
             if call is None:
                 call = ToolCall(event.call_id, event.name, {})
@@ -63,6 +68,16 @@ class AnswerView:
             self.done = event
         elif isinstance(event, Error):
             self.error = event.message
+
+    @property
+    def step(self) -> str:
+        """What the agent does now, in words, for the sources panel while the answer is not done."""
+        if self.parts and isinstance(self.parts[-1], list):
+            return "Writing the answer…"
+        if self.parts and self.parts[-1].output is None:  # type: ignore[union-attr]
+            call = self.parts[-1]
+            return "Searching the knowledge base…" if call.name == "search_knowledge_base" else f"Running {call.name}…"  # type: ignore[union-attr]
+        return self.notice or "Thinking…"
 
     @property
     def answer(self) -> str:
@@ -77,12 +92,12 @@ class AnswerView:
                 text = "".join(part)
                 if text.strip():
                     out.append(gr.ChatMessage(role="assistant", content=text))
-        if self.notice and not self.parts and not self.error:
-            out.append(
-                gr.ChatMessage(
-                    role="assistant", content=self.notice, metadata={"title": self.notice, "status": "pending"}
+        if self.notice and not self.error and (not self.parts or isinstance(self.parts[-1], ToolCall)):
+            last = self.parts[-1] if self.parts else None
+            if last is None or last.output is not None:  # type: ignore[union-attr]  # a running tool shows itself
+                out.append(
+                    gr.ChatMessage(role="assistant", content="", metadata={"title": self.notice, "status": "pending"})
                 )
-            )
         if self.error:
             out.append(gr.ChatMessage(role="assistant", content=f"⚠ **Error:** {self.error}"))
         return out

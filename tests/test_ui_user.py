@@ -1,0 +1,140 @@
+"""The app as a user meets it (issue 18), in Debian's Chromium through Playwright, loopback only: typing while an
+answer streams, lists fresh on load, a sign of life before the first word, readable sources, conversations that
+reopen whole, a layout that fits at 1440 px and at 390 px.
+
+The scripted model pauses before each answer's first word (`think_s`), as a local model does while it reads.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kbagent.settings import Settings
+from knowledge_base.embeddings import SentenceTransformerEmbedder
+from tests import parts
+from tests import test_ui_browser as base
+from tests.conftest import SAMPLES
+from tests.test_ui_browser import SAMPLE_FILES, _open, _wait_for
+from tests.ui_app import RunningApp, running_app
+
+browser, context, outside = base.browser, base.context, base.outside  # the same fixtures: loopback only
+THINK_S = 1.5
+pytestmark = [pytest.mark.slow, parts.chromium()]
+
+RECORD_CHAT = """() => {
+    window.__seen = [];
+    const chat = document.querySelector('#chatbot');
+    const panel = document.querySelector('#sources-panel');
+    new MutationObserver(() => window.__seen.push({chat: chat.innerText, panel: panel.innerText})).observe(
+        document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[RunningApp]:
+    tmp = tmp_path_factory.mktemp("ui-user")
+    settings = Settings(data_dir=tmp / "data", collection=f"t{uuid.uuid4().hex[:12]}", _env_file=None)
+    files = [SAMPLES / name for name in SAMPLE_FILES]
+    with running_app(settings, embedder, delay_s=0.12, docs=files, think_s=THINK_S) as running:
+        yield running
+
+
+def _ask(page: Any, question: str) -> None:
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+
+
+def _answered(page: Any, stopped: bool = False) -> None:
+    """Waits for the answer to end (its sources shown, unless it was stopped), then for Ask to come back."""
+    if not stopped:
+        page.locator("#sources-panel").get_by_text("score").first.wait_for()
+    _wait_for(
+        lambda: page.locator("#ask").inner_text().strip() == "Ask" and page.locator("#ask").is_enabled(),
+        what="Ask to come back",
+    )
+
+
+# ---- 1: typed text is never erased; a second question waits, and says so; Stop stops --------------------------
+
+
+def test_text_typed_while_an_answer_streams_is_kept_and_a_second_question_is_refused_aloud(
+    ui: RunningApp, context: Any, outside: list[str]
+) -> None:
+    page = _open(context, ui.url)
+    _ask(page, "How much is a Family membership per year?")
+    page.locator("#stop").wait_for()
+    assert page.locator("#ask").is_disabled()
+    box = page.locator("#question textarea")
+    box.press_sequentially("And for students")
+    page.locator("#chatbot").get_by_text("According to").first.wait_for()  # streaming now
+    box.press_sequentially("?")
+    box.press("Enter")  # a second question while the first is answered
+    page.get_by_text("still being written").first.wait_for()
+    assert box.input_value().strip() == "And for students?"
+    _answered(page)
+    assert page.locator("#chatbot .bot").last.inner_text().rstrip().endswith("[1]")
+    assert box.input_value().strip() == "And for students?"  # every streamed update left it alone
+    assert not page.locator("#stop").is_visible()
+    assert outside == []
+
+
+def test_stop_cancels_the_running_answer(ui: RunningApp, context: Any) -> None:
+    page = _open(context, ui.url)
+    _ask(page, "Which tools does the repair workshop lend?")
+    chat = page.locator("#chatbot")
+    chat.get_by_text("According to").first.wait_for()
+    page.locator("#stop").click()
+    _answered(page, stopped=True)
+    stopped = chat.inner_text()
+    time.sleep(1.0)
+    assert chat.inner_text() == stopped  # nothing more streams in
+    assert not stopped.rstrip().endswith("[1]")
+
+
+# ---- 3 and 10: a visible step between the search and the first word; "Thinking…" once -----------------------
+
+
+def test_the_step_between_the_search_and_the_first_word_is_shown(ui: RunningApp, context: Any) -> None:
+    page = _open(context, ui.url)
+    page.evaluate(RECORD_CHAT)
+    _ask(page, "When does the harbour bakery open?")
+    _answered(page)
+    seen = page.evaluate("window.__seen")
+    waiting = [s for s in seen if "search_knowledge_base" in s["chat"] and "According to" not in s["chat"]]
+    assert any("Reading" in s["chat"] for s in waiting), f"nothing said what the agent does after the search: {waiting}"
+    assert any("Reading" in s["panel"] for s in waiting)
+    assert any("Writing" in s["panel"] for s in seen if "According to" in s["chat"])
+    assert all(s["chat"].count("Thinking") <= 1 for s in seen), "Thinking… shown twice"
+
+
+# ---- 2: every list and total as it is now, on load and on showing the tab ---------------------------------------
+
+
+def test_a_reload_shows_the_threads_and_sources_added_since_the_server_started(
+    ui: RunningApp, context: Any, tmp_path: Path
+) -> None:
+    question = f"How much is a Family membership per year? ({uuid.uuid4().hex[:6]})"
+    ui.parts.agent().ask(question)  # as the CLI or the API would, after the server started
+    (tmp_path / "tides.md").write_text("# Tide table\n\nHigh tide at the harbour is at 06:12 on Mondays.\n")
+    ui.parts.ingest([tmp_path / "tides.md"])
+    page = _open(context, ui.url)
+    page.locator("#threads input").click()
+    page.get_by_role("option").filter(has_text=question[-8:]).first.wait_for()
+    page.keyboard.press("Escape")
+    page.get_by_role("tab", name="Knowledge base").click()
+    page.locator("#sources-table").get_by_text("tides.md").filter(visible=True).first.wait_for()
+    page.locator("#totals").get_by_text(f"{len(ui.kb.sources())} sources").wait_for()
+
+    (tmp_path / "locks.md").write_text("# Lock hours\n\nThe harbour lock opens at 05:30.\n")
+    ui.parts.ingest([tmp_path / "locks.md"])  # while the page is open
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_role("tab", name="Knowledge base").click()
+    page.locator("#sources-table").get_by_text("locks.md").filter(visible=True).first.wait_for()
+    page.locator("#totals").get_by_text(f"{len(ui.kb.sources())} sources").wait_for()
