@@ -51,9 +51,9 @@ def build_app(parts: Components, models: list[ModelChoice] | None = None) -> gr.
         api.register(api.Api(svc, defaults))
         # Every list and total as it is when the page opens, not as it was when the server started.
         load = {"api_visibility": "private", "show_progress": "hidden"}
-        demo.load(chat.threads_now, None, chat_view.thread_list, **load)  # type: ignore[arg-type]
+        demo.load(chat.threads_now, None, chat_view.thread_list, **load)
         kb_view = [knowledge_view.sources_table, knowledge_view.selected, knowledge_view.totals]
-        demo.load(knowledge.view, None, kb_view, **load)  # type: ignore[arg-type]
+        demo.load(knowledge.view, None, kb_view, **load)
 
     demo.queue(default_concurrency_limit=4)
     return demo

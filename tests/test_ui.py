@@ -112,7 +112,8 @@ def test_answer_view_streams_tool_calls_then_tokens() -> None:
         "duration": 0.12,
         "log": "ok",
     }
-    assert '"query": "ferry"' in tool.content and "[1] Ferry" in tool.content
+    assert '"query": "ferry"' in tool.content and "**[1]** Ferry" in tool.content
+    assert '<code title="/kb/ferries.md">ferries.md</code>' in tool.content  # the full path on hover only
     assert second[-1].content == "The first ferry leaves at 07:40 [1]." and second[2].content == "When?"
     view.apply(Sources(cited=[_passage()]))
     view.apply(Done("The first ferry leaves at 07:40 [1].", "t1", "openai:x", 0.5))
@@ -131,7 +132,8 @@ def test_answer_view_shows_errors_as_a_message() -> None:
 
 def test_sources_panel_lists_passages_as_text() -> None:
     text = formatting.sources_markdown([_passage(1), _passage(2, "https://example.org/a")])
-    assert "**[1] Ferry \\*timetable\\***" in text and "`/kb/ferries.md`" in text and "p. 2" in text
+    assert "**[1] Ferry \\*timetable\\***" in text and '<code title="/kb/ferries.md">ferries.md</code>' in text
+    assert "p. 2" in text
     assert "score 0.500" in text and "[https://example.org/a](https://example.org/a)" in text
     assert "<b>" not in text and "&lt;b&gt;Pier 9&lt;/b&gt;" in text  # document HTML is shown, never rendered
     assert formatting.sources_markdown([]).startswith("_No sources")
@@ -141,7 +143,7 @@ def test_sources_panel_never_numbers_passages_the_answer_did_not_cite() -> None:
     """Retrieved passages the answer left uncited are labelled so, without the [n] of a citation."""
     text = formatting.sources_markdown([], [_passage(1), _passage(2, "https://example.org/a")])
     assert "Retrieved, not cited" in text and "cites none" in text
-    assert "[1]" not in text and "[2]" not in text and "`/kb/ferries.md`" in text
+    assert "[1]" not in text and "[2]" not in text and '"/kb/ferries.md"' in text
     mixed = formatting.sources_markdown([_passage(2)], [_passage(1, "/kb/other.md")])
     cited, _, uncited = mixed.partition("Retrieved, not cited")
     assert "**[2] Ferry" in cited and "/kb/other.md" not in cited
@@ -236,6 +238,9 @@ class _EmptyServices:
 
     def sources(self) -> list[Any]:
         return []
+
+    def display_names(self) -> dict[str, str]:
+        return {}
 
     def stats(self) -> dict[str, Any]:
         return {"sources": 0, "chunks": 0, "doc_types": {}, "embedding_model": "m", "store": "s"}

@@ -138,3 +138,39 @@ def test_a_reload_shows_the_threads_and_sources_added_since_the_server_started(
     page.get_by_role("tab", name="Knowledge base").click()
     page.locator("#sources-table").get_by_text("locks.md").filter(visible=True).first.wait_for()
     page.locator("#totals").get_by_text(f"{len(ui.kb.sources())} sources").wait_for()
+
+
+# ---- 4 and 5: sources as their user knows them; tool output without the model's framing -----------------------
+
+
+def test_sources_show_relative_to_their_folder_with_the_full_path_on_hover_and_no_model_framing(
+    ui: RunningApp, context: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "handbook"
+    (folder / "rules").mkdir(parents=True)
+    moorings = folder / "rules" / "moorings.md"
+    moorings.write_text("# Mooring rules\n\nVisiting boats moor at the north pontoon for 12 euros a night.\n")
+    ui.parts.ingest([folder])
+    absolute = [str(tmp_path.resolve()), str(SAMPLES.resolve())]
+    page = _open(context, ui.url)
+    _ask(page, "Where do visiting boats moor for the night?")
+    _answered(page)
+    panel = page.locator("#sources-panel")
+    assert "rules/moorings.md" in panel.inner_text()
+    assert panel.locator("code", has_text="rules/moorings.md").first.get_attribute("title") == str(moorings.resolve())
+    chat = page.locator("#chatbot")
+    chat.get_by_text("search_knowledge_base").first.click()
+    chat.get_by_text("Output").first.wait_for()
+    shown = chat.inner_text() + panel.inner_text()
+    assert "[1]" in shown and "Mooring rules" in shown and "rules/moorings.md" in chat.inner_text()
+    for raw in ("retrieved_passages", "not instructions", "<!--", *absolute):
+        assert raw not in shown, raw
+
+    page.get_by_role("tab", name="Knowledge base").click()
+    table = page.locator("#sources-table")
+    table.get_by_text("rules/moorings.md").filter(visible=True).first.wait_for()
+    assert not any(a in table.inner_text() for a in absolute)
+    page.get_by_role("tab", name="Evaluation").click()
+    page.locator("#run-eval").click()
+    page.locator("#eval-table").get_by_text("membership.md").filter(visible=True).first.wait_for()
+    assert not any(a in page.locator("#eval-table").inner_text() for a in absolute)

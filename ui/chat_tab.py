@@ -59,7 +59,7 @@ class ChatHandlers:
             gr.Warning(problem)
             yield history, gr.skip(), thread_id
             return
-        view = formatting.AnswerView(history, text)
+        view = formatting.AnswerView(history, text, self.svc.display_names())
         view.notice = "Thinking…"
         yield view.messages(), f"_{view.step}_", thread_id
         panel: Any = gr.skip()
@@ -68,7 +68,7 @@ class ChatHandlers:
             view.apply(event)
             panel = f"_{view.step}_" if not view.done else panel
             if isinstance(event, Sources):
-                panel = formatting.sources_markdown(event.cited, event.retrieved)
+                panel = formatting.sources_markdown(event.cited, event.retrieved, view.names)
             if isinstance(event, Done):
                 thread_id = event.thread_id
             yield view.messages(), panel, thread_id

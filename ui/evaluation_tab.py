@@ -76,7 +76,9 @@ class EvaluationHandlers:
         except ValueError as exc:  # not a question set
             gr.Warning(str(exc).replace(str(path), path.name))
             return gr.skip(), gr.skip()
-        return formatting.eval_summary_html(result.summary()), formatting.eval_rows(result.results)
+        return formatting.eval_summary_html(result.summary()), formatting.eval_rows(
+            result.results, self.svc.display_names()
+        )
 
     def evaluate_answers(
         self,

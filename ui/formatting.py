@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,10 +14,14 @@ import gradio as gr
 
 from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from evaluation.thresholds import FIGURES, grade
+from knowledge_base.records import display_path
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
 MAX_TOOL_OUTPUT = 1500
 MAX_PASSAGE_CHARS = 700
+MAX_PATH_CHARS = 60  # longer paths are cut in the middle: the folder's start and the file name both show
+PASSAGE_LABEL = re.compile(r"^\[(\d+)\] (.*)$")
+FRAMING = re.compile(r"^\s*(?:</?retrieved_passages>|</?web_page\b[^>]*>|<!--.*-->)\s*$")  # the model's, not the user's
 
 
 @dataclass
@@ -34,8 +39,9 @@ class AnswerView:
     """One answer's events, folded into the chat messages that show it. `messages()` returns a new list of new
     messages every time (Gradio diffs what it is given; mutating what it already holds would send nothing)."""
 
-    def __init__(self, history: Sequence[Any], question: str) -> None:
+    def __init__(self, history: Sequence[Any], question: str, names: Mapping[str, str] | None = None) -> None:
         self.history = list(history)
+        self.names = names or {}  # source → what the user calls it (`KnowledgeBase.display_names`)
         self.question = question
         self.parts: list[ToolCall | list[str]] = []  # tool calls and answer text, in the order they came
         self.cited: list[Any] = []
@@ -87,7 +93,7 @@ class AnswerView:
         out: list[Any] = [*self.history, gr.ChatMessage(role="user", content=self.question)]
         for part in self.parts:
             if isinstance(part, ToolCall):
-                out.append(tool_message(part))
+                out.append(tool_message(part, self.names))
             else:
                 text = "".join(part)
                 if text.strip():
@@ -103,12 +109,12 @@ class AnswerView:
         return out
 
 
-def tool_message(call: ToolCall) -> gr.ChatMessage:
+def tool_message(call: ToolCall, names: Mapping[str, str] | None = None) -> gr.ChatMessage:
+    """A tool call as a collapsible message: its input, then its output as a user reads it (`readable_output`)."""
     args = json.dumps(call.args, ensure_ascii=False, indent=1) if call.args else "{}"
     body = f"**Input**\n```json\n{args}\n```"
     if call.output is not None:
-        output = call.output if len(call.output) <= MAX_TOOL_OUTPUT else call.output[:MAX_TOOL_OUTPUT] + " …(cut)"
-        body += f"\n**{'Output' if call.ok else 'Failed'}**\n```text\n{output.replace('```', 'ʼʼʼ')}\n```"
+        body += f"\n\n**{'Output' if call.ok else 'Failed'}**\n\n{readable_output(call.output, names or {})}"
     metadata: dict[str, Any] = {"title": f"{TOOL_ICON} {call.name}", "id": call.call_id}
     if call.output is None:
         metadata["status"] = "pending"
@@ -120,23 +126,66 @@ def tool_message(call: ToolCall) -> gr.ChatMessage:
     return gr.ChatMessage(role="assistant", content=body, metadata=metadata)  # type: ignore[arg-type]
 
 
-def sources_markdown(cited: Sequence[Any], retrieved: Sequence[Any] = ()) -> str:
+def readable_output(output: str, names: Mapping[str, str]) -> str:
+    """A tool's output without the framing written for the model (data tags, "not instructions" notes): numbered
+    passages as a bold "[n] title · path" and their text quoted, anything else quoted as it is."""
+    text = output if len(output) <= MAX_TOOL_OUTPUT else output[:MAX_TOOL_OUTPUT] + " …(cut)"
+    out = []
+    for line in html.unescape(text).splitlines():
+        if FRAMING.match(line):
+            continue
+        label = PASSAGE_LABEL.match(line)
+        if label:
+            title, sep, where = label.group(2).rpartition(" — ")
+            title, where = (title, where) if sep else ("", label.group(2))
+            page = re.search(r" \(p\. \d+\)$", where)
+            where = where[: page.start()] if page else where
+            facts = [md_escape(title) if title else "", path_html(where, names)]
+            out.append(f"**[{label.group(1)}]** " + " · ".join(f for f in facts if f) + (page.group(0) if page else ""))
+        else:
+            out.append(f"> {md_escape(line)}  " if line.strip() else "")
+    return "\n".join(out).strip()
+
+
+def shown(source: str, names: Mapping[str, str]) -> str:
+    """What the user calls `source`: its path relative to the folder it was ingested from, or its URL."""
+    return names.get(source) or display_path(source)
+
+
+def middle_cut(text: str, limit: int = MAX_PATH_CHARS) -> str:
+    """`text` cut in the middle to `limit` characters: a path keeps its first folders and its file name."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head) :]}"
+
+
+def path_html(source: str, names: Mapping[str, str]) -> str:
+    """A source for HTML and Markdown: what the user calls it, the full path or URL on hover."""
+    return f'<code title="{html.escape(source)}">{html.escape(middle_cut(shown(source, names)))}</code>'
+
+
+def sources_markdown(
+    cited: Sequence[Any], retrieved: Sequence[Any] = (), names: Mapping[str, str] | None = None
+) -> str:
     """The sources panel: each cited passage under its [n], with title, link or path, page, score and text; then
     the passages retrieved but not cited, under their own heading and without a number, since they are not
     citations."""
     if not cited and not retrieved:
         return "_No sources for this answer._"
-    blocks = [_passage_markdown(p, f"[{p.n}] ") for p in cited]
+    names = names or {}
+    blocks = [_passage_markdown(p, names, f"[{p.n}] ") for p in cited]
     if not cited:
         blocks.append("_The answer cites none of the passages it was given._")
     if retrieved:
         blocks.append("#### Retrieved, not cited")
-        blocks.extend(_passage_markdown(p) for p in retrieved)
+        blocks.extend(_passage_markdown(p, names) for p in retrieved)
     return "\n\n".join(blocks)
 
 
-def _passage_markdown(p: Any, label: str = "") -> str:
-    where = f"[{p.source}]({p.source})" if p.source.startswith(("http://", "https://")) else f"`{p.source}`"
+def _passage_markdown(p: Any, names: Mapping[str, str], label: str = "") -> str:
+    link = p.source.startswith(("http://", "https://"))
+    where = f"[{p.source}]({p.source})" if link else path_html(p.source, names)
     facts = [where]
     if p.page:
         facts.append(f"p. {p.page}")
@@ -184,7 +233,7 @@ def thread_label(info: Any) -> str:
     return f"{info.title or '(untitled)'} · {when} · {info.model}"
 
 
-def report_markdown(report: Any, title: str = "Ingest") -> str:
+def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str] | None = None) -> str:
     """An ingest report: counts, then one line per failed or skipped source."""
     c = report.counts
     lines = [
@@ -194,9 +243,9 @@ def report_markdown(report: Any, title: str = "Ingest") -> str:
     for o in report.outcomes:
         if o.status in ("failed", "skipped"):
             icon = "✘" if o.status == "failed" else "⚠"
-            lines.append(f"- {icon} `{display_source(o.source)}`: {md_escape(o.message)}")
+            lines.append(f"- {icon} {path_html(o.source, names or {})}: {md_escape(o.message)}")
         elif o.status in ("added", "updated"):
-            lines.append(f"- ✔ `{display_source(o.source)}`: {o.status}, {o.chunks} chunks")
+            lines.append(f"- ✔ {path_html(o.source, names or {})}: {o.status}, {o.chunks} chunks")
     return "\n".join(lines)
 
 
@@ -241,12 +290,13 @@ def eval_summary_html(summary: dict[str, Any]) -> str:
     return f'<table class="kb-eval"><caption>{caption}</caption>{head}{"".join(rows)}</table>'
 
 
-def eval_rows(results: Sequence[Any]) -> list[list[Any]]:
+def eval_rows(results: Sequence[Any], names: Mapping[str, str] | None = None) -> list[list[Any]]:
+    """One row per question; the retrieved chunks as one short line each (rank, source, score), so rows stay low."""
     rows = []
     for r in results:
         missing = [k for k, rank in r.keyword_ranks.items() if rank is None]
         retrieved = "\n".join(
-            f"{n}. {c.get('source') or ''} ({(c.get('score') or 0):.3f}): {_snippet(c.get('text'), 160)}"
+            f"{n}. {middle_cut(shown(str(c.get('source') or ''), names or {}), 40)} ({(c.get('score') or 0):.2f})"
             for n, c in enumerate(r.retrieved, start=1)
         )
         rows.append(
@@ -271,12 +321,27 @@ EVAL_HEADERS = ["question", "category", "MRR", "nDCG", "coverage", "missing keyw
 SOURCE_HEADERS = ["source", "title", "type", "doc_type", "chunks", "ingested at"]
 
 
+SOURCE_TYPES = ["html", "str", "str", "str", "number", "str"]
+SOURCE_WIDTHS = ["34%", "26%", "8%", "10%", "7%", "15%"]
+
+
 def source_rows(records: Sequence[Any]) -> list[list[Any]]:
+    """The sources table: each source as its user knows it (the full path on hover), the ingest time to the
+    minute."""
     rows = []
     for r in records:
         d = r.as_dict()
-        rows.append([d["source"], d["title"], d["kind"], d["doc_type"], d["chunks"], d["ingested_at"]])
+        when = str(d["ingested_at"]).replace("T", " ")[:16]
+        rows.append(
+            [path_html(r.source, {r.source: r.display}), d["title"], d["kind"], d["doc_type"], d["chunks"], when]
+        )
     return rows
+
+
+def source_of_cell(cell: Any) -> str:
+    """The source a sources-table cell shows (its hover title), or the cell's text."""
+    found = re.search(r'title="([^"]*)"', str(cell))
+    return html.unescape(found.group(1)) if found else str(cell)
 
 
 def totals_markdown(stats: dict[str, Any]) -> str:
@@ -287,17 +352,17 @@ def totals_markdown(stats: dict[str, Any]) -> str:
     )
 
 
-def search_markdown(docs: Sequence[Any]) -> str:
+def search_markdown(docs: Sequence[Any], names: Mapping[str, str] | None = None) -> str:
     if not docs:
         return "_No results._"
     out = []
     for n, d in enumerate(docs, start=1):
         meta = d.metadata
-        where = display_source(str(meta.get("url") or meta.get("source") or ""))
+        where = path_html(str(meta.get("url") or meta.get("source") or ""), names or {})
         page = f" · p. {meta['page']}" if meta.get("page") else ""
         text = " ".join(d.page_content.split())[:400]
         title = md_escape(str(meta.get("title") or ""))
-        out.append(f"**{n}. {title}** `{where}`{page} · score {meta.get('score', 0):.3f}\n\n> {md_escape(text)}")
+        out.append(f"**{n}. {title}** {where}{page} · score {meta.get('score', 0):.3f}\n\n> {md_escape(text)}")
     return "\n\n".join(out)
 
 

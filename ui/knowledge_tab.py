@@ -32,7 +32,7 @@ class KnowledgeHandlers:
         kept = [s for s in keep or [] if s in names]
         return (
             formatting.source_rows(records),
-            gr.update(choices=names, value=kept),
+            gr.update(choices=[(r.display, r.source) for r in records], value=kept),
             formatting.totals_markdown(self.svc.stats()),
         )
 
@@ -50,7 +50,9 @@ class KnowledgeHandlers:
         report, renamed = self.svc.ingest_uploads(
             ((p, Path(p).name) for p in paths), progress=ReportingProgress(lambda f, t: progress(f, desc=t))
         )
-        message = formatting.report_markdown(report, "Upload") + formatting.same_bytes_markdown(renamed)
+        message = formatting.report_markdown(
+            report, "Upload", self.svc.display_names()
+        ) + formatting.same_bytes_markdown(renamed)
         return (message, None, *self.view())
 
     def ingest_url_ui(
@@ -71,7 +73,7 @@ class KnowledgeHandlers:
         except Exception as exc:  # a bad KBAGENT_ALLOW_HOSTS entry and the like
             gr.Warning(f"Could not ingest {link}: {exc}")
             return (gr.skip(), gr.skip(), *self.view())
-        return (formatting.report_markdown(report, "Web"), "", *self.view())
+        return (formatting.report_markdown(report, "Web", self.svc.display_names()), "", *self.view())
 
     def delete_selected(self, chosen: list[str] | None) -> tuple[Any, ...]:
         """Delete the selected sources (and their uploaded copies); nothing selected gets a warning."""
@@ -87,12 +89,12 @@ class KnowledgeHandlers:
             gr.Warning("Select one or more sources first.")
             return (gr.skip(), *self.view())
         report = self.svc.reingest(list(chosen), progress=ReportingProgress(lambda f, t: progress(f, desc=t)))
-        return (formatting.report_markdown(report, "Re-ingest"), *self.view(chosen))
+        return (formatting.report_markdown(report, "Re-ingest", self.svc.display_names()), *self.view(chosen))
 
     def select_row(self, chosen: list[str] | None, evt: gr.SelectData) -> Any:
         """A click on a table row adds its source to the selection."""
         row = evt.row_value or []
-        source = str(row[0]) if row else ""
+        source = formatting.source_of_cell(row[0]) if row else ""
         current = list(chosen or [])
         if source and source not in current:
             current.append(source)
@@ -104,7 +106,8 @@ class KnowledgeHandlers:
             gr.Warning("Type something to search for.")
             return ""
         mode_value = mode_or_default(mode_value, self.defaults)
-        return formatting.search_markdown(self.svc.search(query, int(k_value or self.defaults.k), mode_value))
+        docs = self.svc.search(query, int(k_value or self.defaults.k), mode_value)
+        return formatting.search_markdown(docs, self.svc.display_names())
 
 
 @dataclass
@@ -148,6 +151,8 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
         sources_table = gr.Dataframe(
             value=formatting.source_rows(svc.sources()),
             headers=formatting.SOURCE_HEADERS,
+            datatype=formatting.SOURCE_TYPES,  # type: ignore[arg-type]
+            column_widths=formatting.SOURCE_WIDTHS,  # type: ignore[arg-type]
             interactive=False,
             wrap=True,
             max_height=420,
@@ -157,7 +162,7 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
         with gr.Row():
             selected = gr.Dropdown(
                 label="Selected sources",
-                choices=[r.source for r in svc.sources()],
+                choices=[(r.display, r.source) for r in svc.sources()],
                 multiselect=True,
                 scale=5,
                 elem_id="selected",

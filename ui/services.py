@@ -236,6 +236,11 @@ class Services:
     def sources(self) -> list[Any]:
         return self.kb.sources()
 
+    def display_names(self) -> dict[str, str]:
+        """Source → what its user calls it (relative to its ingest folder, or its URL); absolute paths stay in the
+        API and on hover."""
+        return self.kb.display_names()
+
     def remove(self, sources: list[str]) -> list[str]:
         """Removes sources; an uploaded copy (under DATA_DIR/uploads) goes with its source."""
         with self._write_lock:
