@@ -174,3 +174,22 @@ def test_sources_show_relative_to_their_folder_with_the_full_path_on_hover_and_n
     page.locator("#run-eval").click()
     page.locator("#eval-table").get_by_text("membership.md").filter(visible=True).first.wait_for()
     assert not any(a in page.locator("#eval-table").inner_text() for a in absolute)
+
+
+# ---- 6: a reopened conversation shows its tool calls and sources ------------------------------------------------
+
+
+def test_a_reopened_conversation_shows_its_tool_calls_and_sources(ui: RunningApp, context: Any) -> None:
+    page = _open(context, ui.url)
+    question = f"What does a Family membership cost? ({uuid.uuid4().hex[:6]})"
+    _ask(page, question)
+    _answered(page)
+    page.locator("#new-chat").click()
+    chat, panel = page.locator("#chatbot"), page.locator("#sources-panel")
+    _wait_for(lambda: "According to" not in chat.inner_text() and "score" not in panel.inner_text(), what="empty")
+    page.locator("#threads input").click()
+    page.get_by_role("option").filter(has_text=question[-8:]).first.click()
+    chat.get_by_text("According to the knowledge base").first.wait_for()
+    assert chat.get_by_text("search_knowledge_base").count() == 1
+    panel.get_by_text("[1] Membership").first.wait_for()
+    assert "score" in panel.inner_text()

@@ -71,6 +71,7 @@ class ChatHandlers:
                 panel = formatting.sources_markdown(event.cited, event.retrieved, view.names)
             if isinstance(event, Done):
                 thread_id = event.thread_id
+                self.svc.turns.save(thread_id, event.answer, view.turn())
             yield view.messages(), panel, thread_id
         if view.error:
             yield view.messages(), "_No sources: the answer failed._", thread_id
@@ -124,12 +125,17 @@ class ChatHandlers:
         except Exception as exc:  # e.g. the model can't be built here: say so, keep the page
             gr.Warning(f"Could not open that conversation: {exc}")
             return gr.skip(), gr.skip(), gr.skip()
-        return formatting.history_messages(turns), SOURCES_PLACEHOLDER, thread_id
+        shown, names = self.svc.turns.of(thread_id), self.svc.display_names()
+        answers = [shown[text.strip()] for role, text in turns if role != "user" and text.strip() in shown]
+        last = answers[-1] if answers else None
+        panel = formatting.sources_markdown(last.cited, last.retrieved, names) if last else SOURCES_PLACEHOLDER
+        return formatting.history_messages(turns, shown, names), panel, thread_id
 
     def remove_thread(self, thread_id: str) -> tuple[Any, ...]:
         """Forget the open conversation and start an empty one."""
         if thread_id:
             self.svc.threads.delete(thread_id)
+            self.svc.turns.delete(thread_id)
             gr.Info("Conversation deleted.")
         return self.new_conversation()
 

@@ -7,7 +7,7 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -15,6 +15,7 @@ import gradio as gr
 from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from evaluation.thresholds import FIGURES, grade
 from knowledge_base.records import display_path
+from ui.turns import Turn
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
 MAX_TOOL_OUTPUT = 1500
@@ -84,6 +85,11 @@ class AnswerView:
             call = self.parts[-1]
             return "Searching the knowledge base…" if call.name == "search_knowledge_base" else f"Running {call.name}…"  # type: ignore[union-attr]
         return self.notice or "Thinking…"
+
+    def turn(self) -> Turn:
+        """What this answer showed besides its text, to show again when its conversation is reopened."""
+        tools = [{k: v for k, v in asdict(p).items() if k != "started"} for p in self.parts if isinstance(p, ToolCall)]
+        return Turn(tools, self.cited, self.retrieved)
 
     @property
     def answer(self) -> str:
@@ -224,8 +230,17 @@ def md_escape(text: str) -> str:
     return text
 
 
-def history_messages(turns: Sequence[tuple[str, str]]) -> list[gr.ChatMessage]:
-    return [gr.ChatMessage(role="user" if role == "user" else "assistant", content=text) for role, text in turns]
+def history_messages(
+    turns: Sequence[tuple[str, str]], shown: Mapping[str, Turn] | None = None, names: Mapping[str, str] | None = None
+) -> list[gr.ChatMessage]:
+    """A past conversation: each answer after the tool calls it made (`shown`, by answer text), as it streamed."""
+    out = []
+    for role, text in turns:
+        turn = (shown or {}).get(text.strip()) if role != "user" else None
+        for call in turn.tools if turn else []:
+            out.append(tool_message(ToolCall(**call), names))
+        out.append(gr.ChatMessage(role="user" if role == "user" else "assistant", content=text))
+    return out
 
 
 def thread_label(info: Any) -> str:

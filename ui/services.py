@@ -26,6 +26,7 @@ from ingest.pipeline import Outcome
 from kbagent.errors import UserError
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
+from ui.turns import TurnLog
 from ui.uploads import StoredUpload, store_upload
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ class Services:
         self.kb = parts.kb
         self.threads = parts.threads
         self.uploads_dir = parts.settings.store.data_dir / "uploads"
+        self.turns = TurnLog(parts.settings.store.data_dir / "chat_turns.sqlite3")  # tool calls, sources per answer
         self._agents: dict[SessionChoices, Agent] = {}
         self._agent_lock = threading.Lock()
         self._model_locks: dict[str, FairLock] = {}
