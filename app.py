@@ -43,7 +43,7 @@ def build_app(parts: Components, models: list[ModelChoice] | None = None) -> gr.
             chat_view = chat_tab.build(chat, models)
             knowledge_view = knowledge_tab.build(knowledge)
             evaluation_view = evaluation_tab.build(evaluation)
-            session = settings_tab.build(defaults)
+            session = settings_tab.build(defaults, models)
         # Wired once every tab exists (handlers read the Settings tab), in the order the endpoints always had.
         chat_tab.wire(chat_view, chat, thread_state, session)
         knowledge_tab.wire(knowledge_view, knowledge, session)

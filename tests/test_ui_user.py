@@ -193,3 +193,84 @@ def test_a_reopened_conversation_shows_its_tool_calls_and_sources(ui: RunningApp
     assert chat.get_by_text("search_knowledge_base").count() == 1
     panel.get_by_text("[1] Membership").first.wait_for()
     assert "score" in panel.inner_text()
+
+
+# ---- 7, 8, 9, 10: a layout that fits -------------------------------------------------------------------------
+
+ICON_OVER_A_MESSAGE = """() => {
+    const scroller = [...document.querySelectorAll('#chatbot *')].find(e =>
+        e.scrollHeight > e.clientHeight + 20 && getComputedStyle(e).overflowY != 'visible');
+    scroller.scrollTop = 150;
+    const view = scroller.getBoundingClientRect();
+    const buttons = [...document.querySelectorAll('#chatbot .top-panel button')].map(b => b.getBoundingClientRect());
+    return buttons.length > 0 && [...document.querySelectorAll('#chatbot .message')].some(m => {
+        const r = m.getBoundingClientRect(), top = Math.max(r.top, view.top), bottom = Math.min(r.bottom, view.bottom);
+        return buttons.some(b =>
+            top < bottom && b.left < r.right && r.left < b.right && b.top < bottom && top < b.bottom);
+    });
+}"""
+
+
+def test_models_are_a_readable_list_and_the_chat_page_fits_the_window(ui: RunningApp, context: Any) -> None:
+    page = _open(context, ui.url)
+    for closed in page.locator("#chat-row .label-wrap:not(.open)").all():
+        closed.click()  # every panel open
+    assert page.evaluate("document.documentElement.scrollHeight") <= 1000
+    page.get_by_role("tab", name="Settings").click()
+    items = page.locator("#models-list li")
+    items.first.wait_for()
+    assert items.count() == 2  # the two models the test app offers
+    for item in items.all():
+        box = item.bounding_box()
+        assert box["width"] >= 400 and box["height"] <= 50, box  # one line (two at most), not a squeezed table
+    assert "does not run here: no ANTHROPIC_API_KEY" in page.locator("#models-list").inner_text()
+
+
+def test_tables_fit_their_columns_and_rows_stay_low(ui: RunningApp, context: Any) -> None:
+    page = _open(context, ui.url)
+    page.get_by_role("tab", name="Knowledge base").click()
+    table = page.locator("#sources-table")
+    table.get_by_text("membership.md").filter(visible=True).first.wait_for()
+    right = table.bounding_box()["x"] + table.bounding_box()["width"]
+    heads = table.locator("th").all()
+    assert len(heads) >= 6 and all(h.bounding_box()["x"] + h.bounding_box()["width"] <= right + 1 for h in heads)
+    page.get_by_role("tab", name="Evaluation").click()
+    page.locator("#run-eval").click()
+    page.locator("#eval-table").get_by_text("membership.md").filter(visible=True).first.wait_for()
+    rows = page.locator("#eval-table [role=row]").all()[1:10]  # under the header
+    heights = [r.bounding_box()["height"] for r in rows if r.is_visible()]
+    assert heights and max(heights) <= 130, heights
+
+
+def test_on_a_phone_the_question_comes_first_and_every_tab_shows(ui: RunningApp, browser: Any) -> None:
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = _open(phone, ui.url)
+        assert page.locator("#question").bounding_box()["y"] < 844 - 60  # on the first screen, no scrolling
+        for name in ("Chat", "Knowledge base", "Evaluation", "Settings"):
+            assert page.get_by_role("tab", name=name).is_visible(), name
+        page.locator("#chat-side").get_by_role("button", name="Conversations").click()  # the sidebar folds away
+        _wait_for(lambda: not page.locator("#new-chat").is_visible(), what="the sidebar to fold")
+    finally:
+        phone.close()
+
+
+def test_small_things_arrow_icons_and_the_two_ks(ui: RunningApp, context: Any) -> None:
+    page = _open(context, ui.url)
+    for n in range(3):
+        _ask(page, f"How much is a Family membership per year, and what else comes with every membership? {n}")
+        _answered(page)
+    box = page.locator("#threads input")
+    _wait_for(lambda: "Family membership" in box.input_value(), what="the thread's title in the list")
+    space = page.evaluate(
+        """() => { const i = document.querySelector('#threads input');
+        const a = document.querySelector('#threads .icon-wrap'), pad = parseFloat(getComputedStyle(i).paddingRight);
+        return a.getBoundingClientRect().left - (i.getBoundingClientRect().right - pad); }"""
+    )
+    assert space >= 0, "the dropdown arrow covers the conversation's title"
+    assert page.locator("#chatbot .top-panel button").count() > 0
+    assert not page.evaluate(ICON_OVER_A_MESSAGE), "the chat's icons cover a message"
+    page.get_by_role("tab", name="Settings").click()
+    assert "Chat" in page.locator("#k").inner_text()
+    page.get_by_role("tab", name="Evaluation").click()
+    assert "this evaluation only" in page.locator("#eval-k").inner_text()

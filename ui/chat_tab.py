@@ -158,8 +158,8 @@ class ChatTab:
 
 def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
     """Lay out the tab (inside `gr.Tabs`): conversations and model on the left, chat, sources on the right."""
-    with gr.Tab("Chat", id="chat"), gr.Row():
-        with gr.Column(scale=1, min_width=220):
+    with gr.Tab("Chat", id="chat"), gr.Row(elem_id="chat-row"):
+        with gr.Column(scale=1, min_width=220, elem_id="chat-side"), gr.Accordion("Conversations", open=True):
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
             thread_list = gr.Dropdown(
                 label="Past conversations", choices=thread_choices(handlers.svc), value=None, elem_id="threads"
@@ -170,20 +170,19 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
                 choices=model_values(handlers.defaults, models),
                 value=handlers.defaults.model,
                 allow_custom_value=True,
-                info="Pick one, or type provider:model (e.g. openai:gpt-4o-mini); gguf:/hf: from the models folder.",
+                info="Pick one, or type provider:model; which run here: Settings.",
                 elem_id="model",
             )
-            with gr.Accordion("Models on this machine", open=False):
-                gr.Markdown(models_markdown(models))
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="chat-main"):
             chatbot = gr.Chatbot(
                 label="Conversation",
+                show_label=False,
                 height=560,
                 buttons=["copy", "copy_all"],
                 placeholder="Ask a question about the knowledge base. Answers cite passages as [n].",
                 elem_id="chatbot",
             )
-            with gr.Row():
+            with gr.Row(elem_id="ask-row"):
                 question = gr.Textbox(
                     placeholder="Ask about your documents…",
                     show_label=False,
@@ -195,7 +194,7 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
                 ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
                 stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False, elem_id="stop")
             asked = gr.Textbox(visible=False, elem_id="asked")  # the question being answered (the /chat input)
-        with gr.Column(scale=2, min_width=260):
+        with gr.Column(scale=2, min_width=260, elem_id="chat-sources"):
             gr.Markdown("### Sources")
             sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources-panel", buttons=["copy"])
     return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, stop, asked, sources)
@@ -247,11 +246,3 @@ def thread_choices(svc: Services) -> list[tuple[str, str]]:
 def model_values(defaults: SessionChoices, models: list[ModelChoice]) -> list[str]:
     """The configured model first, then every usable one; placeholders like `anthropic:<model>` can't be picked."""
     return list(dict.fromkeys([defaults.model, *(m.spec for m in models if m.usable and "<" not in m.spec)]))
-
-
-def models_markdown(models: list[ModelChoice]) -> str:
-    """Which models can run here, and why the others can't."""
-    lines = ["| | model | |", "|---|---|---|"]
-    for m in models:
-        lines.append(f"| {'✔' if m.usable else '✘'} | `{m.spec}` | {formatting.md_escape(m.reason)} |")
-    return "\n".join(lines)

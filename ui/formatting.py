@@ -243,6 +243,15 @@ def history_messages(
     return out
 
 
+def models_markdown(models: Sequence[Any]) -> str:
+    """Which models run here, one line each: the name, yes or no, and why (`agent.models.ModelChoice`)."""
+    lines = []
+    for m in models:
+        verdict = "runs here" if m.usable else "does not run here"
+        lines.append(f"- {'✔' if m.usable else '✘'} `{md_escape(m.spec)}` {verdict}: {md_escape(m.reason)}")
+    return "\n".join(lines) or "_No models._"
+
+
 def thread_label(info: Any) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated_at))
     return f"{info.title or '(untitled)'} · {when} · {info.model}"
@@ -306,14 +315,14 @@ def eval_summary_html(summary: dict[str, Any]) -> str:
 
 
 def eval_rows(results: Sequence[Any], names: Mapping[str, str] | None = None) -> list[list[Any]]:
-    """One row per question; the retrieved chunks as one short line each (rank, source, score), so rows stay low."""
+    """One row per question; the first five retrieved chunks by rank and source only, so a row stays a few lines
+    high."""
     rows = []
     for r in results:
         missing = [k for k, rank in r.keyword_ranks.items() if rank is None]
-        retrieved = "\n".join(
-            f"{n}. {middle_cut(shown(str(c.get('source') or ''), names or {}), 40)} ({(c.get('score') or 0):.2f})"
-            for n, c in enumerate(r.retrieved, start=1)
-        )
+        names_shown = [middle_cut(shown(str(c.get("source") or ""), names or {}), 32) for c in r.retrieved]
+        retrieved = " · ".join(f"{n}. {name}" for n, name in enumerate(names_shown[:5], start=1))
+        retrieved += f" · (+{len(names_shown) - 5} more)" if len(names_shown) > 5 else ""
         rows.append(
             [
                 r.question,
@@ -333,6 +342,7 @@ def _snippet(text: str | None, limit: int) -> str:
 
 
 EVAL_HEADERS = ["question", "category", "MRR", "nDCG", "coverage", "missing keywords", "retrieved chunks"]
+EVAL_WIDTHS = ["27%", "10%", "7%", "7%", "8%", "12%", "29%"]
 SOURCE_HEADERS = ["source", "title", "type", "doc_type", "chunks", "ingested at"]
 
 
