@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 
 from kbagent import environment
 
@@ -27,10 +28,13 @@ from ui.services import Services  # noqa: E402
 __all__ = ["build_app", "is_loopback", "launch", "main", "parse_auth"]
 
 
-def build_app(parts: Components, models: list[ModelChoice] | None = None) -> gr.Blocks:
-    """The app over parts built by `kbagent.components` (tests build them with a scripted model)."""
+def build_app(parts: Components, models: list[ModelChoice] | None = None, warm: bool = False) -> gr.Blocks:
+    """The app over parts built by `kbagent.components` (tests build them with a scripted model). `warm`: load
+    the default model in the background now, not when the first question comes."""
     models = available_models(parts.settings.keys) if models is None else models
     svc = Services(parts, models)
+    if warm:
+        threading.Thread(target=svc.warm_up, name="kbagent-warm-up", daemon=True).start()
     defaults = svc.default_choices()
     chat = chat_tab.ChatHandlers(svc, defaults)
     knowledge = knowledge_tab.KnowledgeHandlers(svc, defaults)
@@ -69,7 +73,7 @@ def main(settings: Settings | None = None) -> None:
     except (ValueError, KbagentError) as exc:
         sys.exit(f"kbagent: error: {exc}")
     with parts:
-        demo = build_app(parts)
+        demo = build_app(parts, warm=True)
         print(f"kbagent: the app is at http://{settings.app.host}:{settings.app.port} (Ctrl+C stops it)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             launch(demo, settings, quiet=True)

@@ -631,3 +631,12 @@ def test_chat_answers_while_an_answers_evaluation_runs_and_a_local_model_answers
         board, details = job.result(timeout=120)
     assert details.count("<details") == len(questions) and local in board
     assert most[0] == 1  # never two answers at once from the one local model
+
+
+def test_warm_up_builds_the_default_agent_before_the_first_question(api_app: RunningApp) -> None:
+    from ui.services import Services
+
+    svc = Services(api_app.parts, MODELS)
+    assert svc._agents == {}
+    svc.warm_up()
+    assert list(svc._agents) == [svc.default_choices()]  # the first question finds it built
