@@ -149,6 +149,7 @@ def readable_output(output: str, names: Mapping[str, str]) -> str:
             facts = [md_escape(title) if title else "", path_html(where, names)]
             out.append(f"**[{label.group(1)}]** " + " · ".join(f for f in facts if f) + (page.group(0) if page else ""))
         else:
+            line = plain_text(line, MAX_TOOL_OUTPUT)  # no emphasis markers, table rows as "a · b", rules dropped
             out.append(f"> {md_escape(line)}  " if line.strip() else "")
     return "\n".join(out).strip()
 
