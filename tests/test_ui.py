@@ -152,6 +152,8 @@ def test_sources_panel_never_numbers_passages_the_answer_did_not_cite() -> None:
 
 def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
     class Uncited(_EmptyServices):
+        turns = type("NoTurns", (), {"save": lambda *a: None})()
+
         def stream(self, question: str, thread_id: str | None, choices: SessionChoices) -> Iterator[Any]:
             yield Token("The first ferry leaves at 07:40.")
             yield Sources(cited=[], retrieved=[_passage(1)])
