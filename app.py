@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 
 from kbagent import environment
 
@@ -27,10 +28,13 @@ from ui.services import Services  # noqa: E402
 __all__ = ["build_app", "is_loopback", "launch", "main", "parse_auth"]
 
 
-def build_app(parts: Components, models: list[ModelChoice] | None = None) -> gr.Blocks:
-    """The app over parts built by `kbagent.components` (tests build them with a scripted model)."""
+def build_app(parts: Components, models: list[ModelChoice] | None = None, warm: bool = False) -> gr.Blocks:
+    """The app over parts built by `kbagent.components` (tests build them with a scripted model). `warm`: load
+    the default model in the background now, not when the first question comes."""
     models = available_models(parts.settings.keys) if models is None else models
     svc = Services(parts, models)
+    if warm:
+        threading.Thread(target=svc.warm_up, name="kbagent-warm-up", daemon=True).start()
     defaults = svc.default_choices()
     chat = chat_tab.ChatHandlers(svc, defaults)
     knowledge = knowledge_tab.KnowledgeHandlers(svc, defaults)
@@ -43,12 +47,17 @@ def build_app(parts: Components, models: list[ModelChoice] | None = None) -> gr.
             chat_view = chat_tab.build(chat, models)
             knowledge_view = knowledge_tab.build(knowledge)
             evaluation_view = evaluation_tab.build(evaluation)
-            session = settings_tab.build(defaults)
+            session = settings_tab.build(defaults, models)
         # Wired once every tab exists (handlers read the Settings tab), in the order the endpoints always had.
         chat_tab.wire(chat_view, chat, thread_state, session)
         knowledge_tab.wire(knowledge_view, knowledge, session)
         evaluation_tab.wire(evaluation_view, evaluation, session)
         api.register(api.Api(svc, defaults))
+        # Every list and total as it is when the page opens, not as it was when the server started.
+        load = {"api_visibility": "private", "show_progress": "hidden"}
+        demo.load(chat.threads_now, None, chat_view.thread_list, **load)
+        kb_view = [knowledge_view.sources_table, knowledge_view.selected, knowledge_view.totals]
+        demo.load(knowledge.view, None, kb_view, **load)
 
     demo.queue(default_concurrency_limit=4)
     return demo
@@ -64,7 +73,7 @@ def main(settings: Settings | None = None) -> None:
     except (ValueError, KbagentError) as exc:
         sys.exit(f"kbagent: error: {exc}")
     with parts:
-        demo = build_app(parts)
+        demo = build_app(parts, warm=True)
         print(f"kbagent: the app is at http://{settings.app.host}:{settings.app.port} (Ctrl+C stops it)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             launch(demo, settings, quiet=True)

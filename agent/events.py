@@ -49,6 +49,15 @@ class Unsupported:
 
 
 @dataclass
+class Phase:
+    """What the agent does between a tool's result and its first word, so a UI can show it: `step` is
+    "reading" (the model reads `passages` passages before it writes)."""
+
+    step: str
+    passages: int | None = None
+
+
+@dataclass
 class Done:
     answer: str
     thread_id: str
@@ -66,7 +75,7 @@ class Error:
     message: str
 
 
-Event = Token | ToolStart | ToolEnd | Sources | Unsupported | Done | Error
+Event = Token | ToolStart | ToolEnd | Sources | Unsupported | Done | Error | Phase
 
 
 @dataclass

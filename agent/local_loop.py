@@ -27,6 +27,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from agent import prompts
 from agent.config import AgentConfig
+from agent.events import Phase
 from agent.routing import arithmetic_in, gathers_many, only_arithmetic, standalone_query, urls_in
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
@@ -124,6 +125,7 @@ class LocalLoop:
         for step in range(steps + 1):
             if step == steps and step:
                 messages.append(HumanMessage(prompts.ANSWER_NOW))
+            emit({"phase": Phase("reading", len(registry.all()))})  # the model reads before its first word
             text, call = self.generate(emit, messages, tools=step < steps)
             if call is None:
                 return text

@@ -201,6 +201,8 @@ class Agent:
         if mode == "custom":
             if "token" in chunk:
                 yield Token(chunk["token"])
+            elif "phase" in chunk:
+                yield chunk["phase"]
             else:
                 yield chunk.get("tool_start") or chunk["tool_end"]
         elif mode == "messages":

@@ -54,34 +54,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", collection=f"b{uuid.uuid4().hex[:10]}", _env_file=None)
         with running_app(settings, delay_s=args.word_delay, docs=[write_docs(Path(tmp) / "docs")]) as app:
-                clients = [Client(app.url, verbose=False) for _ in range(args.chats)]
-                clients[0].predict("warm-up: what is the bakery?", "", "", api_name="/ask")
-                barrier = threading.Barrier(args.chats)
-                latencies: list[float] = []
-                errors: list[str] = []
-                lock = threading.Lock()
+            clients = [Client(app.url, verbose=False) for _ in range(args.chats)]
+            clients[0].predict("warm-up: what is the bakery?", "", "", api_name="/ask")
+            barrier = threading.Barrier(args.chats)
+            latencies: list[float] = []
+            errors: list[str] = []
+            lock = threading.Lock()
 
-                def chat(n: int) -> None:
-                    barrier.wait()
-                    start = time.perf_counter()
-                    try:
-                        answer = clients[n].predict(QUESTIONS[n % len(QUESTIONS)], "", "", api_name="/ask")
-                        if "[1]" not in answer["answer"] or not answer["sources"]:
-                            raise AssertionError(f"no citation: {answer['answer'][:120]!r}")
-                    except Exception as exc:  # counted and reported, the run goes on
-                        with lock:
-                            errors.append(f"chat {n}: {type(exc).__name__}: {exc}"[:300])
-                        return
+            def chat(n: int) -> None:
+                barrier.wait()
+                start = time.perf_counter()
+                try:
+                    answer = clients[n].predict(QUESTIONS[n % len(QUESTIONS)], "", "", api_name="/ask")
+                    if "[1]" not in answer["answer"] or not answer["sources"]:
+                        raise AssertionError(f"no citation: {answer['answer'][:120]!r}")
+                except Exception as exc:  # counted and reported, the run goes on
                     with lock:
-                        latencies.append(time.perf_counter() - start)
+                        errors.append(f"chat {n}: {type(exc).__name__}: {exc}"[:300])
+                    return
+                with lock:
+                    latencies.append(time.perf_counter() - start)
 
-                wall = time.perf_counter()
-                threads = [threading.Thread(target=chat, args=(n,)) for n in range(args.chats)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                wall = time.perf_counter() - wall
+            wall = time.perf_counter()
+            threads = [threading.Thread(target=chat, args=(n,)) for n in range(args.chats)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - wall
 
     result = {
         "chats": args.chats,

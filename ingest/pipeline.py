@@ -85,6 +85,7 @@ class TextSource:
 class FileToIngest:
     path: Path
     doc_type: str
+    root: Path | None = None  # the folder it was found in (or the file's own folder), for showing it relative
 
 
 @dataclass
@@ -284,7 +285,8 @@ class Ingestor:
             return Prepared(outcome=Outcome(source, "failed", str(exc)))
         except Exception as exc:  # a loader bug must not stop the folder
             return Prepared(outcome=Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]))
-        item = ChunkedSource(source, content_hash, chunks, title=title, doc_type=file.doc_type, kind=kind_of(path))
+        root = str(file.root or path.parent)
+        item = ChunkedSource(source, content_hash, chunks, title, file.doc_type, kind_of(path), root)
         twins[content_hash] = source
         return Prepared(item=item)
 
@@ -299,7 +301,7 @@ def discover(
         resolved = path.resolve()
         if not is_supported(resolved):
             return [], [Outcome(str(resolved), "failed", f"unsupported file type {path.suffix or '(none)'!r}")]
-        return [FileToIngest(resolved, doc_type or resolved.parent.name)], []
+        return [FileToIngest(resolved, doc_type or resolved.parent.name, resolved.parent)], []
     root = path.resolve()
     found: list[FileToIngest] = []
     skipped: list[Outcome] = []
@@ -321,7 +323,7 @@ def discover(
                 skipped.append(Outcome(str(file), "skipped", "not a regular file"))
                 continue
             parts = Path(rel).parts
-            found.append(FileToIngest(file, doc_type or (parts[0] if len(parts) > 1 else root.name)))
+            found.append(FileToIngest(file, doc_type or (parts[0] if len(parts) > 1 else root.name), root))
     return found, skipped
 
 

@@ -18,8 +18,9 @@ class TerminalRenderer:
     """Tokens as a stream, tool calls as dim lines, then the cited sources, and apart from them (without [n]) the
     passages retrieved but not cited."""
 
-    def __init__(self, console: Console, show_tools: bool = True) -> None:
+    def __init__(self, console: Console, show_tools: bool = True, names: dict[str, str] | None = None) -> None:
         self.console = console
+        self.names = names or {}  # source → its path relative to the folder it was ingested from
         self.show_tools = show_tools
         self.sources: list[Any] = []  # cited
         self.retrieved: list[Any] = []  # retrieved and not cited
@@ -61,12 +62,16 @@ class TerminalRenderer:
         if self.sources:
             self.console.print("\n[bold]Sources[/]")
             for p in self.sources:
-                self.console.print(f"  {p.label}", markup=False, highlight=False)
+                self.console.print(f"  [{p.n}] {self.line(p)}", markup=False, highlight=False)
         if self.retrieved:
             self.console.print("\n[bold]Retrieved, not cited[/]")
             for p in self.retrieved:
-                where = p.source + (f" (p. {p.page})" if p.page else "")
-                self.console.print(f"  {p.title} — {where}" if p.title else f"  {where}", markup=False, highlight=False)
+                self.console.print(f"  {self.line(p)}", markup=False, highlight=False)
+
+    def line(self, p: Any) -> str:
+        """A passage as "title — path (p. N)", the path relative to the folder it was ingested from."""
+        where = self.names.get(p.source, p.source) + (f" (p. {p.page})" if p.page else "")
+        return f"{p.title} — {where}" if p.title else where
 
 
 HELP = """Commands: /new (new conversation), /sources (sources of the last answer), /model provider:model,
@@ -101,7 +106,7 @@ class ChatSession:
                 self.ask(line)
 
     def ask(self, question: str) -> None:
-        self.view = TerminalRenderer(self.console)
+        self.view = TerminalRenderer(self.console, names=self.agent.kb.display_names())
         for event in self.agent.stream(question, self.thread_id):
             self.view(event)
         if self.view.done:

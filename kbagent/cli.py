@@ -103,9 +103,9 @@ def ingest(
     else:
         out = _console()
         for outcome in report.of("failed"):
-            out.print(f"[red]failed[/]  {_safe(outcome.source)}: {_safe(outcome.message)}")
+            out.print(f"[red]failed[/]  {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
         for outcome in report.of("skipped"):
-            out.print(f"[yellow]skipped[/] {_safe(outcome.source)}: {_safe(outcome.message)}")
+            out.print(f"[yellow]skipped[/] {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
         rate = report.embedded / report.seconds if report.seconds else 0.0
         out.print(
             f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
@@ -115,6 +115,15 @@ def ingest(
         )
     if not report.succeeded or (strict and counts["failed"]):
         raise typer.Exit(1)
+
+
+def _given(source: str, given: list[Path]) -> str:
+    """A file as the user named it: relative to the folder they gave it in (`--json` keeps the full path)."""
+    for folder in given:
+        root = str(folder.expanduser().resolve())
+        if source.startswith(root + os.sep):
+            return source[len(root) + 1 :]
+    return source
 
 
 @app.command()
@@ -134,6 +143,7 @@ def search(
         options = _options(kb, mode, mmr, min_score)
         filters = {"doc_type": doc_type, "source_prefix": _source_prefix(source_prefix)}
         docs = kb.search(query, k=k, filters=filters, options=options)
+        names = kb.display_names()
     rows = [_doc_row(d) for d in docs]
     if json_out:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -142,8 +152,9 @@ def search(
     if not rows:
         out.print("No results. (Is anything ingested? Try `kbagent sources`.)")
     for n, row in enumerate(rows, start=1):
-        where = row["source"] + (f" (p. {row['page']})" if row["page"] else "")
-        out.print(f"[bold][{n}][/] {row['score']:.3f}  [bold]{row['title']}[/] — {where}  [dim]{row['doc_type']}[/]")
+        where = names.get(row["source"], row["source"]) + (f" (p. {row['page']})" if row["page"] else "")
+        title = _safe(row["title"])
+        out.print(f"[bold][{n}][/] {row['score']:.3f}  [bold]{title}[/] — {_safe(where)}  [dim]{row['doc_type']}[/]")
         text = " ".join(row["text"].split())
         out.print(f"    {text[:400]}{'…' if len(text) > 400 else ''}", markup=False)
 
@@ -185,15 +196,16 @@ def _doc_row(doc: Any) -> dict[str, Any]:
 def sources(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
     """List ingested sources with chunk counts and times."""
     with _components() as parts:
-        records = [r.as_dict() for r in parts.kb.sources()]
+        listed = parts.kb.sources()
+    records = [r.as_dict() for r in listed]
     if json_out:
         print(json.dumps(records, indent=2, ensure_ascii=False))
         return
     from rich.table import Table
 
     table = Table("source", "type", "doc_type", "chunks", "ingested at")
-    for r in records:
-        table.add_row(str(r["source"]), str(r["kind"]), str(r["doc_type"]), str(r["chunks"]), str(r["ingested_at"]))
+    for record, r in zip(listed, records, strict=True):  # the path relative to the folder it was ingested from
+        table.add_row(record.display, str(r["kind"]), str(r["doc_type"]), str(r["chunks"]), str(r["ingested_at"]))
     _console().print(table)
     _console().print(f"{len(records)} sources, {sum(int(r['chunks']) for r in records)} chunks")
 
@@ -290,8 +302,8 @@ def ask(
     from agent.events import fold
     from kbagent.chat_view import TerminalRenderer
 
-    show = None if json_out else TerminalRenderer(_console())
     with _components() as parts:
+        show = None if json_out else TerminalRenderer(_console(), names=parts.kb.display_names())
         try:
             answer = fold(parts.agent(model).stream(question, thread), show)
         except AnswerError as exc:  # the renderer has shown it already

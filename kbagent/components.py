@@ -149,6 +149,15 @@ class Components:
             )
         return combine(*reports)
 
+    def warm_up(self, model: Any) -> None:
+        """Has a local chat model read the fixed system prompt once, so llama.cpp keeps it in its cache and the
+        first question reads only what follows it (the model itself loaded when it was built)."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        from agent import prompts
+
+        model.invoke([SystemMessage(prompts.RETRIEVAL_FIRST), HumanMessage("Hello")], max_tokens=1)
+
     def agent(
         self,
         model: str | None = None,

@@ -8,6 +8,7 @@ whatever a crash cut short.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -23,9 +24,21 @@ CREATE TABLE IF NOT EXISTS sources (
     doc_type    TEXT NOT NULL DEFAULT '',
     kind        TEXT NOT NULL DEFAULT '',
     chunk_ids   TEXT NOT NULL,
-    ingested_at REAL NOT NULL
+    ingested_at REAL NOT NULL,
+    root        TEXT NOT NULL DEFAULT ''
 );
 """
+COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root"
+
+
+def display_path(source: str, root: str = "") -> str:
+    """A source as its user knows it: a URL as it is, a file relative to the folder it was ingested from (`root`),
+    else its name. Only for showing: the API and `--json` keep `source`."""
+    if "://" in source:
+        return source
+    if root and source.startswith(root.rstrip(os.sep) + os.sep):
+        return source[len(root.rstrip(os.sep)) + 1 :]
+    return os.path.basename(source) or source
 
 
 @dataclass
@@ -37,6 +50,11 @@ class SourceRecord:
     kind: str = ""
     chunk_ids: list[str] = field(default_factory=list)
     ingested_at: float = field(default_factory=time.time)
+    root: str = ""  # the folder it was ingested from ("" for pages and for records older than this field)
+
+    @property
+    def display(self) -> str:
+        return display_path(self.source, self.root)
 
     @property
     def chunks(self) -> int:
@@ -61,18 +79,25 @@ class SourceRecords:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sources)")}
+        if "root" not in columns:  # a store from before roots were recorded
+            self._db.execute("ALTER TABLE sources ADD COLUMN root TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
 
     @staticmethod
     def _row(row: tuple) -> SourceRecord:
-        source, content_hash, title, doc_type, kind, chunk_ids, ingested_at = row
-        return SourceRecord(source, content_hash, title, doc_type, kind, json.loads(chunk_ids), ingested_at)
+        source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root = row
+        return SourceRecord(source, content_hash, title, doc_type, kind, json.loads(chunk_ids), ingested_at, root)
 
     def get(self, source: str) -> SourceRecord | None:
-        row = self._db.execute("SELECT * FROM sources WHERE source = ?", (source,)).fetchone()
+        row = self._db.execute(f"SELECT {COLUMNS} FROM sources WHERE source = ?", (source,)).fetchone()
         return self._row(row) if row else None
+
+    def roots(self) -> dict[str, str]:
+        """Each source's ingest folder ("" where none was recorded), without reading chunk ids."""
+        return dict(self._db.execute("SELECT source, root FROM sources"))
 
     def hashes(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT source, content_hash FROM sources"))
@@ -80,19 +105,19 @@ class SourceRecords:
     def all(self, prefix: str | None = None) -> list[SourceRecord]:
         if prefix:
             rows = self._db.execute(
-                "SELECT * FROM sources WHERE substr(source, 1, ?) = ? ORDER BY source", (len(prefix), prefix)
+                f"SELECT {COLUMNS} FROM sources WHERE substr(source, 1, ?) = ? ORDER BY source", (len(prefix), prefix)
             )
         else:
-            rows = self._db.execute("SELECT * FROM sources ORDER BY source")
+            rows = self._db.execute(f"SELECT {COLUMNS} FROM sources ORDER BY source")
         return [self._row(r) for r in rows]
 
     def put_many(self, records: Iterable[SourceRecord]) -> None:
         rows = [
-            (r.source, r.content_hash, r.title, r.doc_type, r.kind, json.dumps(r.chunk_ids), r.ingested_at)
+            (r.source, r.content_hash, r.title, r.doc_type, r.kind, json.dumps(r.chunk_ids), r.ingested_at, r.root)
             for r in records
         ]
         with self.transaction():
-            self._db.executemany("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany(f"INSERT OR REPLACE INTO sources ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def delete_many(self, sources: Iterable[str]) -> None:
         with self.transaction():

@@ -26,7 +26,7 @@ from knowledge_base.chroma import open_collection
 from knowledge_base.config import SearchConfig, StoreConfig
 from knowledge_base.embeddings import Embedder
 from knowledge_base.keyword_index import KeywordIndex, KeywordRow
-from knowledge_base.records import SourceRecord, SourceRecords
+from knowledge_base.records import SourceRecord, SourceRecords, display_path
 from knowledge_base.reranker import CrossEncoderReranker
 from knowledge_base.retrieval import HybridSearch, SearchOptions
 
@@ -45,6 +45,7 @@ class ChunkedSource:
     title: str = ""
     doc_type: str = ""
     kind: str = ""
+    root: str = ""  # the folder it was ingested from, for showing it relative to that (records only)
 
 
 @dataclass
@@ -188,7 +189,9 @@ class KnowledgeBase:
                 metas.append(meta)
             texts.extend(item_texts)
             records.append(
-                SourceRecord(item.source, item.content_hash, item.title, item.doc_type, item.kind, item_ids, now)
+                SourceRecord(
+                    item.source, item.content_hash, item.title, item.doc_type, item.kind, item_ids, now, item.root
+                )
             )
 
         stored = self._existing_ids(ids)
@@ -267,6 +270,10 @@ class KnowledgeBase:
 
     def sources(self, prefix: str | None = None) -> list[SourceRecord]:
         return self.records.all(prefix)
+
+    def display_names(self) -> dict[str, str]:
+        """Each source as its user knows it (`records.display_path`): relative to its ingest folder, or its URL."""
+        return {source: display_path(source, root) for source, root in self.records.roots().items()}
 
     def search(
         self,

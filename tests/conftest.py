@@ -18,8 +18,6 @@ import pytest
 from kbagent import environment  # first: it sets what the libraries below read at import
 
 environment.prepare()
-# Read before the KBAGENT_ variables go: the browser test rewrites docs/screenshot.png only when asked to.
-SAVE_SCREENSHOTS = os.environ.get("KBAGENT_SCREENSHOTS") == "1"
 for key in [k for k in os.environ if k.startswith("KBAGENT_")]:
     del os.environ[key]
 # One models folder for the whole run (and its subprocesses): the ONNX export and the joined GGUF are made once.

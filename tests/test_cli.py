@@ -37,7 +37,8 @@ def test_ingest_search_sources_remove(tmp_path: Path) -> None:
     run = kbagent("ingest", str(tmp_path / "kb"), data=data)
     assert run.returncode == 0, run.stderr
     assert "6 added, 0 updated, 0 unchanged, 1 failed" in " ".join(run.stdout.split())
-    assert "broken.pdf: corrupt PDF" in run.stdout.replace("\n", " ")
+    assert "notes/broken.pdf: corrupt PDF" in run.stdout.replace("\n", " ")
+    assert str(tmp_path) not in run.stdout  # relative to the folder given; --json keeps the full path
 
     strict = kbagent("ingest", str(tmp_path / "kb"), "--strict", data=data)
     assert strict.returncode == 1 and "6 unchanged" in strict.stdout
@@ -53,6 +54,12 @@ def test_ingest_search_sources_remove(tmp_path: Path) -> None:
 
     listed = json.loads(kbagent("sources", "--json", data=data).stdout)
     assert len(listed) == 6 and {"source", "chunks", "ingested_at"} <= set(listed[0])
+    assert str(files["pdf"]) in {r["source"] for r in listed}
+    human = kbagent("sources", data=data, env={"COLUMNS": "200"}).stdout
+    relative = str(files["pdf"].relative_to(tmp_path / "kb"))
+    assert relative in human and str(tmp_path) not in human
+    searched = kbagent("search", "impeller gasket part", "-k", "1", data=data, env={"COLUMNS": "200"}).stdout
+    assert relative in searched and str(tmp_path) not in searched
 
     removed = kbagent("remove", str(files["pdf"]), str(tmp_path / "kb" / "data"), data=data)
     assert removed.returncode == 0 and "2 sources removed" in removed.stdout

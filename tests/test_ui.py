@@ -112,7 +112,8 @@ def test_answer_view_streams_tool_calls_then_tokens() -> None:
         "duration": 0.12,
         "log": "ok",
     }
-    assert '"query": "ferry"' in tool.content and "[1] Ferry" in tool.content
+    assert '"query": "ferry"' in tool.content and "**[1]** Ferry" in tool.content
+    assert '<code title="/kb/ferries.md">ferries.md</code>' in tool.content  # the full path on hover only
     assert second[-1].content == "The first ferry leaves at 07:40 [1]." and second[2].content == "When?"
     view.apply(Sources(cited=[_passage()]))
     view.apply(Done("The first ferry leaves at 07:40 [1].", "t1", "openai:x", 0.5))
@@ -131,7 +132,8 @@ def test_answer_view_shows_errors_as_a_message() -> None:
 
 def test_sources_panel_lists_passages_as_text() -> None:
     text = formatting.sources_markdown([_passage(1), _passage(2, "https://example.org/a")])
-    assert "**[1] Ferry \\*timetable\\***" in text and "`/kb/ferries.md`" in text and "p. 2" in text
+    assert "**[1] Ferry \\*timetable\\***" in text and '<code title="/kb/ferries.md">ferries.md</code>' in text
+    assert "p. 2" in text
     assert "score 0.500" in text and "[https://example.org/a](https://example.org/a)" in text
     assert "<b>" not in text and "&lt;b&gt;Pier 9&lt;/b&gt;" in text  # document HTML is shown, never rendered
     assert formatting.sources_markdown([]).startswith("_No sources")
@@ -141,7 +143,7 @@ def test_sources_panel_never_numbers_passages_the_answer_did_not_cite() -> None:
     """Retrieved passages the answer left uncited are labelled so, without the [n] of a citation."""
     text = formatting.sources_markdown([], [_passage(1), _passage(2, "https://example.org/a")])
     assert "Retrieved, not cited" in text and "cites none" in text
-    assert "[1]" not in text and "[2]" not in text and "`/kb/ferries.md`" in text
+    assert "[1]" not in text and "[2]" not in text and '"/kb/ferries.md"' in text
     mixed = formatting.sources_markdown([_passage(2)], [_passage(1, "/kb/other.md")])
     cited, _, uncited = mixed.partition("Retrieved, not cited")
     assert "**[2] Ferry" in cited and "/kb/other.md" not in cited
@@ -150,13 +152,15 @@ def test_sources_panel_never_numbers_passages_the_answer_did_not_cite() -> None:
 
 def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
     class Uncited(_EmptyServices):
+        turns = type("NoTurns", (), {"save": lambda *a: None})()
+
         def stream(self, question: str, thread_id: str | None, choices: SessionChoices) -> Iterator[Any]:
             yield Token("The first ferry leaves at 07:40.")
             yield Sources(cited=[], retrieved=[_passage(1)])
             yield Done("The first ferry leaves at 07:40.", "t9", "openai:x", 0.1)
 
     handlers = chat_tab.ChatHandlers(Uncited(), SessionChoices())  # type: ignore[arg-type]
-    *_, (_, panel, thread_id, _) = handlers.chat("When is the first ferry?", [], "", "", 5, "hybrid", 0.2)
+    *_, (_, panel, thread_id) = handlers.chat("When is the first ferry?", [], "", "", 5, "hybrid", 0.2)
     assert thread_id == "t9" and "Retrieved, not cited" in panel and "[1]" not in panel
 
 
@@ -237,6 +241,9 @@ class _EmptyServices:
     def sources(self) -> list[Any]:
         return []
 
+    def display_names(self) -> dict[str, str]:
+        return {}
+
     def stats(self) -> dict[str, Any]:
         return {"sources": 0, "chunks": 0, "doc_types": {}, "embedding_model": "m", "store": "s"}
 
@@ -250,7 +257,9 @@ def test_chat_handler_refuses_empty_and_overlong_questions() -> None:
     for question, warning in (("   ", "Type a question first"), (too_long, "too long")):
         with pytest.warns(UserWarning, match=warning):
             updates = list(handlers.chat(question, [], "t1", "", 5, "hybrid", 0.2))
-        assert updates == [([], gr.skip(), "t1", question)]  # the question stays in the box, the thread too
+        assert updates == [([], gr.skip(), "t1")]  # the thread stays; the question box is never written
+        with pytest.warns(UserWarning, match=warning), pytest.raises(gr.Error):
+            handlers.take(question, False)  # refused before the answer starts: the box keeps it
 
 
 def test_knowledge_handlers_refuse_without_a_selection_or_an_http_url() -> None:
@@ -624,3 +633,12 @@ def test_chat_answers_while_an_answers_evaluation_runs_and_a_local_model_answers
         board, details = job.result(timeout=120)
     assert details.count("<details") == len(questions) and local in board
     assert most[0] == 1  # never two answers at once from the one local model
+
+
+def test_warm_up_builds_the_default_agent_before_the_first_question(api_app: RunningApp) -> None:
+    from ui.services import Services
+
+    svc = Services(api_app.parts, MODELS)
+    assert svc._agents == {}
+    svc.warm_up()
+    assert list(svc._agents) == [svc.default_choices()]  # the first question finds it built

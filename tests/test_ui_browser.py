@@ -2,8 +2,8 @@
 delete in the Knowledge base tab; both evaluations; the login; and no request from the page or the server to any
 outside host.
 
-Waits are for elements, never for network idle: Gradio keeps a connection open. The chat test takes a screenshot;
-with KBAGENT_SCREENSHOTS=1 it saves it as the one the README shows (docs/screenshot.png).
+Waits are for elements, never for network idle: Gradio keeps a connection open. The chat test takes a screenshot
+into its temporary folder; the README's come from the real model (scripts/screenshots.py).
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from ingest.web.browser import FLAGS
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests import parts
-from tests.conftest import REPO, SAMPLES, SAVE_SCREENSHOTS, free_port
+from tests.conftest import REPO, SAMPLES, free_port
 from tests.ui_app import RunningApp, running_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = FLAGS  # the fetcher's own: headless, no background traffic, no name lookups
 SAMPLE_FILES = ["policies/membership.md", "about/visit.html", "guides/fixing-a-flat.md"]
-SCREENSHOT = REPO / "docs" / "screenshot.png"
 TIMEOUT_MS = 30_000
 
 pytestmark = [pytest.mark.slow, parts.requires("Chromium", Path(CHROMIUM).exists())]
@@ -143,15 +142,6 @@ def _wait_for(predicate: Any, timeout_s: float = 30.0, what: str = "condition") 
 # ---- tests -------------------------------------------------------------------------------------------------
 
 
-def _screenshot_path(tmp_path: Path) -> Path:
-    """The README's screenshot only when asked for (KBAGENT_SCREENSHOTS=1, read by conftest): a test run leaves the
-    repository alone."""
-    if SAVE_SCREENSHOTS:
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        return SCREENSHOT
-    return tmp_path / SCREENSHOT.name
-
-
 def test_question_gets_a_streamed_cited_answer_with_a_visible_tool_call(
     ui: RunningApp, context: Any, outside: list[str], tmp_path: Path
 ) -> None:
@@ -179,7 +169,7 @@ def test_question_gets_a_streamed_cited_answer_with_a_visible_tool_call(
     assert len(partial) >= 3, "the answer arrived in one piece, not streamed"
     assert "membership.md" in sources.inner_text() and "score" in sources.inner_text()
 
-    page.screenshot(path=str(_screenshot_path(tmp_path)))
+    page.screenshot(path=str(tmp_path / "chat.png"))
     chat.get_by_text("search_knowledge_base").first.click()  # the collapsed tool call opens: its input shows
     chat.get_by_text('"query"').first.wait_for()
     threads = page.locator("#threads input")

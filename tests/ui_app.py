@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,13 @@ DOCS = {
 
 
 class CitingModel(ScriptedChatModel):
+    think_s: float = 0.0  # a pause before an answer's first word, as a local model reads its prompt
+
+    def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[Any]:
+        if self.think_s and isinstance(messages[-1], ToolMessage):
+            time.sleep(self.think_s)
+        yield from super()._stream(messages, *args, **kwargs)
+
     def _next(self, messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
         if isinstance(last, HumanMessage):
@@ -90,7 +98,12 @@ class RunningApp:
 
 @contextmanager
 def running_app(
-    settings: Settings, embedder: Any = None, delay_s: float = 0.0, docs: Sequence[Path] = (), **launch: Any
+    settings: Settings,
+    embedder: Any = None,
+    delay_s: float = 0.0,
+    docs: Sequence[Path] = (),
+    think_s: float = 0.0,
+    **launch: Any,
 ) -> Iterator[RunningApp]:
     """The app in this process, on a free loopback port, until the block ends: its parts built as the app builds
     them, with the scripted model (tool calling, like an API model) and `docs` ingested first."""
@@ -98,7 +111,7 @@ def running_app(
     from tests.conftest import free_port
 
     settings = settings.override(host="127.0.0.1", port=free_port(), model="openai:scripted", tool_calling="on")
-    with Components(settings, embedder=embedder, chat_model=CitingModel(delay_s=delay_s)) as parts:
+    with Components(settings, embedder=embedder, chat_model=CitingModel(delay_s=delay_s, think_s=think_s)) as parts:
         if docs:
             parts.ingest(docs)
         demo = web_app.build_app(parts, models=MODELS)

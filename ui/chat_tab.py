@@ -23,6 +23,15 @@ MAX_QUESTION_CHARS = 4000
 SOURCES_PLACEHOLDER = "_The passages cited in an answer appear here._"
 
 
+def question_problem(text: str) -> str | None:
+    """Why a question can't be asked, or None."""
+    if not text:
+        return "Type a question first."
+    if len(text) > MAX_QUESTION_CHARS:
+        return f"That question is too long (over {MAX_QUESTION_CHARS} characters)."
+    return None
+
+
 class ChatHandlers:
     """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put."""
 
@@ -40,36 +49,66 @@ class ChatHandlers:
         mode_value: str,
         temp: float,
     ) -> Iterator[tuple[Any, ...]]:
-        """Stream one answer into the chat and its cited passages into the sources panel; a bad question gets a
-        warning and leaves the page as it was."""
+        """Stream one answer into the chat and what the agent is doing, then the passages it cites, into the
+        sources panel; a bad question gets a warning and leaves the page as it was. Never writes the question
+        box: the user may be typing the next question."""
         history = list(history or [])
         text = (message or "").strip()
-        if not text:
-            gr.Warning("Type a question first.")
-            yield history, gr.skip(), thread_id, message
+        problem = question_problem(text)
+        if problem:
+            gr.Warning(problem)
+            yield history, gr.skip(), thread_id
             return
-        if len(text) > MAX_QUESTION_CHARS:
-            gr.Warning(f"That question is too long (over {MAX_QUESTION_CHARS} characters).")
-            yield history, gr.skip(), thread_id, message
-            return
-        view = formatting.AnswerView(history, text)
+        view = formatting.AnswerView(history, text, self.svc.display_names())
         view.notice = "Thinking…"
-        yield view.messages(), "_Searching the knowledge base…_", thread_id, ""
+        yield view.messages(), f"_{view.step}_", thread_id
         panel: Any = gr.skip()
         choices = session_choices(self.defaults, model_value, k_value, mode_value, temp)
         for event in self.svc.stream(text, thread_id or None, choices):
             view.apply(event)
+            panel = f"_{view.step}_" if not view.done else panel
             if isinstance(event, Sources):
-                panel = formatting.sources_markdown(event.cited, event.retrieved)
+                panel = formatting.sources_markdown(event.cited, event.retrieved, view.names)
             if isinstance(event, Done):
                 thread_id = event.thread_id
-            yield view.messages(), panel, thread_id, ""
+                self.svc.turns.save(thread_id, event.answer, view.turn())
+            yield view.messages(), panel, thread_id
         if view.error:
-            yield view.messages(), "_No sources: the answer failed._", thread_id, ""
+            yield view.messages(), "_No sources: the answer failed._", thread_id
+
+    def take(self, message: str, busy: bool) -> tuple[Any, ...]:
+        """Ask (or Enter) hands the question to `chat` and empties the box for the next one. While an answer is
+        being written the question stays in the box, with a warning (Ask is disabled, Stop shown); a refusal
+        raises a silent `gr.Error`, so the chain's `chat` does not run. Returns the question, the box, Ask, Stop
+        and busy."""
+        text = (message or "").strip()
+        waiting = "An answer is still being written: your question stays in the box. Wait, or press Stop."
+        problem = waiting if busy else question_problem(text)
+        if problem:
+            gr.Warning(problem)
+            raise gr.Error(problem, visible=False, print_exception=False)
+        return text, "", gr.update(value="Answering…", interactive=False), gr.update(visible=True), True
+
+    def finish(self, thread_id: str) -> tuple[Any, ...]:
+        """After an answer (or Stop): Ask again, Stop hidden, and the thread list as it is now, this one chosen."""
+        return (
+            self.refresh_threads(thread_id),
+            gr.update(value="Ask", interactive=True),
+            gr.update(visible=False),
+            False,
+        )
+
+    def stop(self, thread_id: str) -> tuple[Any, ...]:
+        gr.Info("Stopped: the answer so far stays.")
+        return self.finish(thread_id)
 
     def refresh_threads(self, thread_id: str) -> Any:
         """After an answer: a new thread joins the list, and stays selected."""
         return gr.update(choices=thread_choices(self.svc), value=thread_id or None)
+
+    def threads_now(self) -> Any:
+        """On page load: the threads as they are now (other sessions, the CLI and the API add them too)."""
+        return gr.update(choices=thread_choices(self.svc))
 
     def new_conversation(self) -> tuple[Any, ...]:
         """An empty chat; the next question starts a new thread."""
@@ -86,12 +125,17 @@ class ChatHandlers:
         except Exception as exc:  # e.g. the model can't be built here: say so, keep the page
             gr.Warning(f"Could not open that conversation: {exc}")
             return gr.skip(), gr.skip(), gr.skip()
-        return formatting.history_messages(turns), SOURCES_PLACEHOLDER, thread_id
+        shown, names = self.svc.turns.of(thread_id), self.svc.display_names()
+        answers = [shown[text.strip()] for role, text in turns if role != "user" and text.strip() in shown]
+        last = answers[-1] if answers else None
+        panel = formatting.sources_markdown(last.cited, last.retrieved, names) if last else SOURCES_PLACEHOLDER
+        return formatting.history_messages(turns, shown, names), panel, thread_id
 
     def remove_thread(self, thread_id: str) -> tuple[Any, ...]:
         """Forget the open conversation and start an empty one."""
         if thread_id:
             self.svc.threads.delete(thread_id)
+            self.svc.turns.delete(thread_id)
             gr.Info("Conversation deleted.")
         return self.new_conversation()
 
@@ -107,13 +151,15 @@ class ChatTab:
     chatbot: gr.Chatbot
     question: gr.Textbox
     ask: gr.Button
+    stop: gr.Button
+    asked: gr.Textbox
     sources: gr.Markdown
 
 
 def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
     """Lay out the tab (inside `gr.Tabs`): conversations and model on the left, chat, sources on the right."""
-    with gr.Tab("Chat", id="chat"), gr.Row():
-        with gr.Column(scale=1, min_width=220):
+    with gr.Tab("Chat", id="chat"), gr.Row(elem_id="chat-row"):
+        with gr.Column(scale=1, min_width=220, elem_id="chat-side"), gr.Accordion("Conversations", open=True):
             new_chat = gr.Button("New chat", variant="primary", elem_id="new-chat")
             thread_list = gr.Dropdown(
                 label="Past conversations", choices=thread_choices(handlers.svc), value=None, elem_id="threads"
@@ -124,20 +170,19 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
                 choices=model_values(handlers.defaults, models),
                 value=handlers.defaults.model,
                 allow_custom_value=True,
-                info="Pick one, or type provider:model (e.g. openai:gpt-4o-mini); gguf:/hf: from the models folder.",
+                info="Pick one, or type provider:model; which run here: Settings.",
                 elem_id="model",
             )
-            with gr.Accordion("Models on this machine", open=False):
-                gr.Markdown(models_markdown(models))
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="chat-main"):
             chatbot = gr.Chatbot(
                 label="Conversation",
+                show_label=False,
                 height=560,
                 buttons=["copy", "copy_all"],
                 placeholder="Ask a question about the knowledge base. Answers cite passages as [n].",
                 elem_id="chatbot",
             )
-            with gr.Row():
+            with gr.Row(elem_id="ask-row"):
                 question = gr.Textbox(
                     placeholder="Ask about your documents…",
                     show_label=False,
@@ -147,32 +192,41 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
                     elem_id="question",
                 )
                 ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
-        with gr.Column(scale=2, min_width=260):
+                stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False, elem_id="stop")
+            asked = gr.Textbox(visible=False, elem_id="asked")  # the question being answered (the /chat input)
+        with gr.Column(scale=2, min_width=260, elem_id="chat-sources"):
             gr.Markdown("### Sources")
             sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources-panel", buttons=["copy"])
-    return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, sources)
+    return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, stop, asked, sources)
 
 
 def wire(tab: ChatTab, handlers: ChatHandlers, thread_state: gr.State, session: SettingsTab) -> None:
-    """Connect the handlers; after every tab is laid out, since answers use the Settings tab's controls."""
-    chat_inputs = [tab.question, tab.chatbot, thread_state, tab.model, session.k, session.mode, session.temperature]
-    chat_outputs = [tab.chatbot, tab.sources, thread_state, tab.question]
+    """Connect the handlers; after every tab is laid out, since answers use the Settings tab's controls. A question
+    goes through `take` (the box empties, Ask waits, Stop shows), then `chat`, then `finish`; Stop cancels `chat`."""
+    busy = gr.State(False)
+    chat_inputs = [tab.asked, tab.chatbot, thread_state, tab.model, session.k, session.mode, session.temperature]
+    after = [tab.thread_list, tab.ask, tab.stop, busy]
+    answers = []
     for trigger in (tab.question.submit, tab.ask.click):
-        trigger(
+        taken = trigger(
+            handlers.take,
+            [tab.question, busy],
+            [tab.asked, tab.question, tab.ask, tab.stop, busy],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+        answer = taken.success(
             handlers.chat,
             chat_inputs,
-            chat_outputs,
+            [tab.chatbot, tab.sources, thread_state],
             api_visibility="undocumented",
             concurrency_limit=CHAT_CONCURRENCY,
             concurrency_id="chat",
             show_progress="hidden",
-        ).then(
-            handlers.refresh_threads,
-            thread_state,
-            tab.thread_list,
-            api_visibility="private",
-            show_progress="hidden",
         )
+        answer.then(handlers.finish, thread_state, after, api_visibility="private", show_progress="hidden")
+        answers.append(answer)
+    tab.stop.click(handlers.stop, thread_state, after, cancels=answers, api_visibility="private")
     conversation = [tab.chatbot, tab.sources, thread_state, tab.thread_list]
     tab.new_chat.click(handlers.new_conversation, None, conversation, api_visibility="private")
     tab.thread_list.input(
@@ -192,11 +246,3 @@ def thread_choices(svc: Services) -> list[tuple[str, str]]:
 def model_values(defaults: SessionChoices, models: list[ModelChoice]) -> list[str]:
     """The configured model first, then every usable one; placeholders like `anthropic:<model>` can't be picked."""
     return list(dict.fromkeys([defaults.model, *(m.spec for m in models if m.usable and "<" not in m.spec)]))
-
-
-def models_markdown(models: list[ModelChoice]) -> str:
-    """Which models can run here, and why the others can't."""
-    lines = ["| | model | |", "|---|---|---|"]
-    for m in models:
-        lines.append(f"| {'✔' if m.usable else '✘'} | `{m.spec}` | {formatting.md_escape(m.reason)} |")
-    return "\n".join(lines)

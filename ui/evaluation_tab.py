@@ -76,7 +76,9 @@ class EvaluationHandlers:
         except ValueError as exc:  # not a question set
             gr.Warning(str(exc).replace(str(path), path.name))
             return gr.skip(), gr.skip()
-        return formatting.eval_summary_html(result.summary()), formatting.eval_rows(result.results)
+        return formatting.eval_summary_html(result.summary()), formatting.eval_rows(
+            result.results, self.svc.display_names()
+        )
 
     def evaluate_answers(
         self,
@@ -190,11 +192,24 @@ def build(handlers: EvaluationHandlers) -> EvaluationTab:
             )
             question_upload = gr.File(label="…or upload one (.jsonl)", file_types=[".jsonl"], elem_id="question-upload")
         with gr.Column(visible=True) as retrieval:
-            eval_k = gr.Number(label="Top k", value=handlers.settings.search.k, minimum=1, maximum=100, precision=0)
+            eval_k = gr.Number(
+                label="Retrieval evaluation: passages scored per question (k)",
+                info="For this evaluation only; chat uses Settings' k.",
+                value=handlers.settings.search.k,
+                minimum=1,
+                maximum=100,
+                precision=0,
+                elem_id="eval-k",
+            )
             run_eval = gr.Button("Run evaluation", variant="primary", elem_id="run-eval")
             eval_summary = gr.HTML(elem_id="eval-summary")
             eval_table = gr.Dataframe(
-                headers=formatting.EVAL_HEADERS, interactive=False, wrap=True, max_height=600, elem_id="eval-table"
+                headers=formatting.EVAL_HEADERS,
+                column_widths=formatting.EVAL_WIDTHS,  # type: ignore[arg-type]
+                interactive=False,
+                wrap=True,
+                max_height=600,
+                elem_id="eval-table",
             )
         answers = _answers_controls(handlers)
     return EvaluationTab(mode, question_set, question_upload, retrieval, eval_k, run_eval, eval_summary, eval_table,

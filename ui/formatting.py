@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gradio as gr
 
-from agent.events import Done, Error, Event, Sources, Token, ToolEnd, ToolStart
+from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from evaluation.thresholds import FIGURES, grade
+from knowledge_base.records import display_path
+from ui.turns import Turn
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
 MAX_TOOL_OUTPUT = 1500
 MAX_PASSAGE_CHARS = 700
+MAX_PATH_CHARS = 60  # longer paths are cut in the middle: the folder's start and the file name both show
+PASSAGE_LABEL = re.compile(r"^\[(\d+)\] (.*)$")
+FRAMING = re.compile(r"^\s*(?:</?retrieved_passages>|</?web_page\b[^>]*>|<!--.*-->)\s*$")  # the model's, not the user's
 
 
 @dataclass
@@ -34,8 +40,9 @@ class AnswerView:
     """One answer's events, folded into the chat messages that show it. `messages()` returns a new list of new
     messages every time (Gradio diffs what it is given; mutating what it already holds would send nothing)."""
 
-    def __init__(self, history: Sequence[Any], question: str) -> None:
+    def __init__(self, history: Sequence[Any], question: str, names: Mapping[str, str] | None = None) -> None:
         self.history = list(history)
+        self.names = names or {}  # source → what the user calls it (`KnowledgeBase.display_names`)
         self.question = question
         self.parts: list[ToolCall | list[str]] = []  # tool calls and answer text, in the order they came
         self.cited: list[Any] = []
@@ -49,9 +56,14 @@ class AnswerView:
             if not self.parts or not isinstance(self.parts[-1], list):
                 self.parts.append([])
             self.parts[-1].append(event.text)  # type: ignore[union-attr]
+            self.notice = None
         elif isinstance(event, ToolStart):
             self.parts.append(ToolCall(event.call_id, event.name, dict(event.args or {})))
+        elif isinstance(event, Phase):
+            count = event.passages
+            self.notice = f"Reading {count} passage{'' if count == 1 else 's'}…" if count else "Reading…"
         elif isinstance(event, ToolEnd):
+            self.notice = "Reading the results…"
             call = next((p for p in self.parts if isinstance(p, ToolCall) and p.call_id == event.call_id), None)
             if call is None:
                 call = ToolCall(event.call_id, event.name, {})
@@ -65,6 +77,21 @@ class AnswerView:
             self.error = event.message
 
     @property
+    def step(self) -> str:
+        """What the agent does now, in words, for the sources panel while the answer is not done."""
+        if self.parts and isinstance(self.parts[-1], list):
+            return "Writing the answer…"
+        if self.parts and self.parts[-1].output is None:  # type: ignore[union-attr]
+            call = self.parts[-1]
+            return "Searching the knowledge base…" if call.name == "search_knowledge_base" else f"Running {call.name}…"  # type: ignore[union-attr]
+        return self.notice or "Thinking…"
+
+    def turn(self) -> Turn:
+        """What this answer showed besides its text, to show again when its conversation is reopened."""
+        tools = [{k: v for k, v in asdict(p).items() if k != "started"} for p in self.parts if isinstance(p, ToolCall)]
+        return Turn(tools, self.cited, self.retrieved)
+
+    @property
     def answer(self) -> str:
         return "".join("".join(p) for p in self.parts if isinstance(p, list)).strip()
 
@@ -73,19 +100,19 @@ class AnswerView:
         retracted = self.done.retracted if self.done else ""
         for part in self.parts:
             if isinstance(part, ToolCall):
-                out.append(tool_message(part))
+                out.append(tool_message(part, self.names))
             else:
                 text = "".join(part)
                 if text.strip() and not retracted:
                     out.append(gr.ChatMessage(role="assistant", content=text))
         if self.done is not None:
             out.extend(check_messages(self.done))
-        if self.notice and not self.parts and not self.error:
-            out.append(
-                gr.ChatMessage(
-                    role="assistant", content=self.notice, metadata={"title": self.notice, "status": "pending"}
+        if self.notice and not self.error and (not self.parts or isinstance(self.parts[-1], ToolCall)):
+            last = self.parts[-1] if self.parts else None
+            if last is None or last.output is not None:  # type: ignore[union-attr]  # a running tool shows itself
+                out.append(
+                    gr.ChatMessage(role="assistant", content="", metadata={"title": self.notice, "status": "pending"})
                 )
-            )
         if self.error:
             out.append(gr.ChatMessage(role="assistant", content=f"⚠ **Error:** {self.error}"))
         return out
@@ -111,12 +138,12 @@ def check_messages(done: Done) -> list[gr.ChatMessage]:
     return [gr.ChatMessage(role="assistant", content=content, metadata={"title": title, "status": "done"})]
 
 
-def tool_message(call: ToolCall) -> gr.ChatMessage:
+def tool_message(call: ToolCall, names: Mapping[str, str] | None = None) -> gr.ChatMessage:
+    """A tool call as a collapsible message: its input, then its output as a user reads it (`readable_output`)."""
     args = json.dumps(call.args, ensure_ascii=False, indent=1) if call.args else "{}"
     body = f"**Input**\n```json\n{args}\n```"
     if call.output is not None:
-        output = call.output if len(call.output) <= MAX_TOOL_OUTPUT else call.output[:MAX_TOOL_OUTPUT] + " …(cut)"
-        body += f"\n**{'Output' if call.ok else 'Failed'}**\n```text\n{output.replace('```', 'ʼʼʼ')}\n```"
+        body += f"\n\n**{'Output' if call.ok else 'Failed'}**\n\n{readable_output(call.output, names or {})}"
     metadata: dict[str, Any] = {"title": f"{TOOL_ICON} {call.name}", "id": call.call_id}
     if call.output is None:
         metadata["status"] = "pending"
@@ -128,23 +155,67 @@ def tool_message(call: ToolCall) -> gr.ChatMessage:
     return gr.ChatMessage(role="assistant", content=body, metadata=metadata)  # type: ignore[arg-type]
 
 
-def sources_markdown(cited: Sequence[Any], retrieved: Sequence[Any] = ()) -> str:
+def readable_output(output: str, names: Mapping[str, str]) -> str:
+    """A tool's output without the framing written for the model (data tags, "not instructions" notes): numbered
+    passages as a bold "[n] title · path" and their text quoted, anything else quoted as it is."""
+    text = output if len(output) <= MAX_TOOL_OUTPUT else output[:MAX_TOOL_OUTPUT] + " …(cut)"
+    out = []
+    for line in html.unescape(text).splitlines():
+        if FRAMING.match(line):
+            continue
+        label = PASSAGE_LABEL.match(line)
+        if label:
+            title, sep, where = label.group(2).rpartition(" — ")
+            title, where = (title, where) if sep else ("", label.group(2))
+            page = re.search(r" \(p\. \d+\)$", where)
+            where = where[: page.start()] if page else where
+            facts = [md_escape(title) if title else "", path_html(where, names)]
+            out.append(f"**[{label.group(1)}]** " + " · ".join(f for f in facts if f) + (page.group(0) if page else ""))
+        else:
+            line = plain_text(line, MAX_TOOL_OUTPUT)  # no emphasis markers, table rows as "a · b", rules dropped
+            out.append(f"> {md_escape(line)}  " if line.strip() else "")
+    return "\n".join(out).strip()
+
+
+def shown(source: str, names: Mapping[str, str]) -> str:
+    """What the user calls `source`: its path relative to the folder it was ingested from, or its URL."""
+    return names.get(source) or display_path(source)
+
+
+def middle_cut(text: str, limit: int = MAX_PATH_CHARS) -> str:
+    """`text` cut in the middle to `limit` characters: a path keeps its first folders and its file name."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head) :]}"
+
+
+def path_html(source: str, names: Mapping[str, str]) -> str:
+    """A source for HTML and Markdown: what the user calls it, the full path or URL on hover."""
+    return f'<code title="{html.escape(source)}">{html.escape(middle_cut(shown(source, names)))}</code>'
+
+
+def sources_markdown(
+    cited: Sequence[Any], retrieved: Sequence[Any] = (), names: Mapping[str, str] | None = None
+) -> str:
     """The sources panel: each cited passage under its [n], with title, link or path, page, score and text; then
     the passages retrieved but not cited, under their own heading and without a number, since they are not
     citations."""
     if not cited and not retrieved:
         return "_No sources for this answer._"
-    blocks = [_passage_markdown(p, f"[{p.n}] ") for p in cited]
+    names = names or {}
+    blocks = [_passage_markdown(p, names, f"[{p.n}] ") for p in cited]
     if not cited:
         blocks.append("_The answer cites none of the passages it was given._")
     if retrieved:
         blocks.append("#### Retrieved, not cited")
-        blocks.extend(_passage_markdown(p) for p in retrieved)
+        blocks.extend(_passage_markdown(p, names) for p in retrieved)
     return "\n\n".join(blocks)
 
 
-def _passage_markdown(p: Any, label: str = "") -> str:
-    where = f"[{p.source}]({p.source})" if p.source.startswith(("http://", "https://")) else f"`{p.source}`"
+def _passage_markdown(p: Any, names: Mapping[str, str], label: str = "") -> str:
+    link = p.source.startswith(("http://", "https://"))
+    where = f"[{p.source}]({p.source})" if link else path_html(p.source, names)
     facts = [where]
     if p.page:
         facts.append(f"p. {p.page}")
@@ -183,8 +254,26 @@ def md_escape(text: str) -> str:
     return text
 
 
-def history_messages(turns: Sequence[tuple[str, str]]) -> list[gr.ChatMessage]:
-    return [gr.ChatMessage(role="user" if role == "user" else "assistant", content=text) for role, text in turns]
+def history_messages(
+    turns: Sequence[tuple[str, str]], shown: Mapping[str, Turn] | None = None, names: Mapping[str, str] | None = None
+) -> list[gr.ChatMessage]:
+    """A past conversation: each answer after the tool calls it made (`shown`, by answer text), as it streamed."""
+    out = []
+    for role, text in turns:
+        turn = (shown or {}).get(text.strip()) if role != "user" else None
+        for call in turn.tools if turn else []:
+            out.append(tool_message(ToolCall(**call), names))
+        out.append(gr.ChatMessage(role="user" if role == "user" else "assistant", content=text))
+    return out
+
+
+def models_markdown(models: Sequence[Any]) -> str:
+    """Which models run here, one line each: the name, yes or no, and why (`agent.models.ModelChoice`)."""
+    lines = []
+    for m in models:
+        verdict = "runs here" if m.usable else "does not run here"
+        lines.append(f"- {'✔' if m.usable else '✘'} `{md_escape(m.spec)}` {verdict}: {md_escape(m.reason)}")
+    return "\n".join(lines) or "_No models._"
 
 
 def thread_label(info: Any) -> str:
@@ -192,7 +281,7 @@ def thread_label(info: Any) -> str:
     return f"{info.title or '(untitled)'} · {when} · {info.model}"
 
 
-def report_markdown(report: Any, title: str = "Ingest") -> str:
+def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str] | None = None) -> str:
     """An ingest report: counts, then one line per failed or skipped source."""
     c = report.counts
     lines = [
@@ -202,9 +291,9 @@ def report_markdown(report: Any, title: str = "Ingest") -> str:
     for o in report.outcomes:
         if o.status in ("failed", "skipped"):
             icon = "✘" if o.status == "failed" else "⚠"
-            lines.append(f"- {icon} `{display_source(o.source)}`: {md_escape(o.message)}")
+            lines.append(f"- {icon} {path_html(o.source, names or {})}: {md_escape(o.message)}")
         elif o.status in ("added", "updated"):
-            lines.append(f"- ✔ `{display_source(o.source)}`: {o.status}, {o.chunks} chunks")
+            lines.append(f"- ✔ {path_html(o.source, names or {})}: {o.status}, {o.chunks} chunks")
     return "\n".join(lines)
 
 
@@ -249,14 +338,15 @@ def eval_summary_html(summary: dict[str, Any]) -> str:
     return f'<table class="kb-eval"><caption>{caption}</caption>{head}{"".join(rows)}</table>'
 
 
-def eval_rows(results: Sequence[Any]) -> list[list[Any]]:
+def eval_rows(results: Sequence[Any], names: Mapping[str, str] | None = None) -> list[list[Any]]:
+    """One row per question; the first five retrieved chunks by rank and source only, so a row stays a few lines
+    high."""
     rows = []
     for r in results:
         missing = [k for k, rank in r.keyword_ranks.items() if rank is None]
-        retrieved = "\n".join(
-            f"{n}. {c.get('source') or ''} ({(c.get('score') or 0):.3f}): {_snippet(c.get('text'), 160)}"
-            for n, c in enumerate(r.retrieved, start=1)
-        )
+        names_shown = [middle_cut(shown(str(c.get("source") or ""), names or {}), 32) for c in r.retrieved]
+        retrieved = " · ".join(f"{n}. {name}" for n, name in enumerate(names_shown[:5], start=1))
+        retrieved += f" · (+{len(names_shown) - 5} more)" if len(names_shown) > 5 else ""
         rows.append(
             [
                 r.question,
@@ -276,15 +366,31 @@ def _snippet(text: str | None, limit: int) -> str:
 
 
 EVAL_HEADERS = ["question", "category", "MRR", "nDCG", "coverage", "missing keywords", "retrieved chunks"]
+EVAL_WIDTHS = ["27%", "10%", "7%", "7%", "8%", "12%", "29%"]
 SOURCE_HEADERS = ["source", "title", "type", "doc_type", "chunks", "ingested at"]
 
 
+SOURCE_TYPES = ["html", "str", "str", "str", "number", "str"]
+SOURCE_WIDTHS = ["34%", "26%", "8%", "10%", "7%", "15%"]
+
+
 def source_rows(records: Sequence[Any]) -> list[list[Any]]:
+    """The sources table: each source as its user knows it (the full path on hover), the ingest time to the
+    minute."""
     rows = []
     for r in records:
         d = r.as_dict()
-        rows.append([d["source"], d["title"], d["kind"], d["doc_type"], d["chunks"], d["ingested_at"]])
+        when = str(d["ingested_at"]).replace("T", " ")[:16]
+        rows.append(
+            [path_html(r.source, {r.source: r.display}), d["title"], d["kind"], d["doc_type"], d["chunks"], when]
+        )
     return rows
+
+
+def source_of_cell(cell: Any) -> str:
+    """The source a sources-table cell shows (its hover title), or the cell's text."""
+    found = re.search(r'title="([^"]*)"', str(cell))
+    return html.unescape(found.group(1)) if found else str(cell)
 
 
 def totals_markdown(stats: dict[str, Any]) -> str:
@@ -295,17 +401,17 @@ def totals_markdown(stats: dict[str, Any]) -> str:
     )
 
 
-def search_markdown(docs: Sequence[Any]) -> str:
+def search_markdown(docs: Sequence[Any], names: Mapping[str, str] | None = None) -> str:
     if not docs:
         return "_No results._"
     out = []
     for n, d in enumerate(docs, start=1):
         meta = d.metadata
-        where = display_source(str(meta.get("url") or meta.get("source") or ""))
+        where = path_html(str(meta.get("url") or meta.get("source") or ""), names or {})
         page = f" · p. {meta['page']}" if meta.get("page") else ""
         text = " ".join(d.page_content.split())[:400]
         title = md_escape(str(meta.get("title") or ""))
-        out.append(f"**{n}. {title}** `{where}`{page} · score {meta.get('score', 0):.3f}\n\n> {md_escape(text)}")
+        out.append(f"**{n}. {title}** {where}{page} · score {meta.get('score', 0):.3f}\n\n> {md_escape(text)}")
     return "\n\n".join(out)
 
 

@@ -32,7 +32,7 @@ class KnowledgeHandlers:
         kept = [s for s in keep or [] if s in names]
         return (
             formatting.source_rows(records),
-            gr.update(choices=names, value=kept),
+            gr.update(choices=[(r.display, r.source) for r in records], value=kept),
             formatting.totals_markdown(self.svc.stats()),
         )
 
@@ -50,7 +50,9 @@ class KnowledgeHandlers:
         report, renamed = self.svc.ingest_uploads(
             ((p, Path(p).name) for p in paths), progress=ReportingProgress(lambda f, t: progress(f, desc=t))
         )
-        message = formatting.report_markdown(report, "Upload") + formatting.same_bytes_markdown(renamed)
+        message = formatting.report_markdown(
+            report, "Upload", self.svc.display_names()
+        ) + formatting.same_bytes_markdown(renamed)
         return (message, None, *self.view())
 
     def ingest_url_ui(
@@ -71,7 +73,7 @@ class KnowledgeHandlers:
         except Exception as exc:  # a bad KBAGENT_ALLOW_HOSTS entry and the like
             gr.Warning(f"Could not ingest {link}: {exc}")
             return (gr.skip(), gr.skip(), *self.view())
-        return (formatting.report_markdown(report, "Web"), "", *self.view())
+        return (formatting.report_markdown(report, "Web", self.svc.display_names()), "", *self.view())
 
     def delete_selected(self, chosen: list[str] | None) -> tuple[Any, ...]:
         """Delete the selected sources (and their uploaded copies); nothing selected gets a warning."""
@@ -87,12 +89,12 @@ class KnowledgeHandlers:
             gr.Warning("Select one or more sources first.")
             return (gr.skip(), *self.view())
         report = self.svc.reingest(list(chosen), progress=ReportingProgress(lambda f, t: progress(f, desc=t)))
-        return (formatting.report_markdown(report, "Re-ingest"), *self.view(chosen))
+        return (formatting.report_markdown(report, "Re-ingest", self.svc.display_names()), *self.view(chosen))
 
     def select_row(self, chosen: list[str] | None, evt: gr.SelectData) -> Any:
         """A click on a table row adds its source to the selection."""
         row = evt.row_value or []
-        source = str(row[0]) if row else ""
+        source = formatting.source_of_cell(row[0]) if row else ""
         current = list(chosen or [])
         if source and source not in current:
             current.append(source)
@@ -104,13 +106,15 @@ class KnowledgeHandlers:
             gr.Warning("Type something to search for.")
             return ""
         mode_value = mode_or_default(mode_value, self.defaults)
-        return formatting.search_markdown(self.svc.search(query, int(k_value or self.defaults.k), mode_value))
+        docs = self.svc.search(query, int(k_value or self.defaults.k), mode_value)
+        return formatting.search_markdown(docs, self.svc.display_names())
 
 
 @dataclass
 class KnowledgeTab:
     """The tab's components that handlers read or write."""
 
+    tab: gr.Tab
     totals: gr.Markdown
     files: gr.File
     ingest_files: gr.Button
@@ -131,7 +135,7 @@ class KnowledgeTab:
 def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
     """Lay out the tab (inside `gr.Tabs`): totals, the two ways in, the sources table and its actions, a search."""
     svc = handlers.svc
-    with gr.Tab("Knowledge base", id="kb"):
+    with gr.Tab("Knowledge base", id="kb") as tab:
         totals = gr.Markdown(formatting.totals_markdown(svc.stats()), elem_id="totals")
         with gr.Row():
             with gr.Column():
@@ -147,6 +151,8 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
         sources_table = gr.Dataframe(
             value=formatting.source_rows(svc.sources()),
             headers=formatting.SOURCE_HEADERS,
+            datatype=formatting.SOURCE_TYPES,  # type: ignore[arg-type]
+            column_widths=formatting.SOURCE_WIDTHS,  # type: ignore[arg-type]
             interactive=False,
             wrap=True,
             max_height=420,
@@ -156,7 +162,7 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
         with gr.Row():
             selected = gr.Dropdown(
                 label="Selected sources",
-                choices=[r.source for r in svc.sources()],
+                choices=[(r.display, r.source) for r in svc.sources()],
                 multiselect=True,
                 scale=5,
                 elem_id="selected",
@@ -172,6 +178,7 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
                 search_button = gr.Button("Search", scale=1, elem_id="search")
             search_results = gr.Markdown(elem_id="search-results")
     return KnowledgeTab(
+        tab,
         totals,
         files,
         ingest_files,
@@ -227,6 +234,7 @@ def wire(tab: KnowledgeTab, handlers: KnowledgeHandlers, session: SettingsTab) -
         concurrency_limit=1,
     )
     tab.refresh.click(handlers.refresh, tab.selected, view, api_visibility="private")
+    tab.tab.select(handlers.refresh, tab.selected, view, api_visibility="private", show_progress="hidden")
     tab.sources_table.select(handlers.select_row, tab.selected, tab.selected, api_visibility="private")
     search_inputs = [tab.search_query, session.k, session.mode]
     for trigger in (tab.search_query.submit, tab.search_button.click):

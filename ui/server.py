@@ -19,6 +19,15 @@ FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "s
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 CSS = """
 #sources-panel { max-height: 640px; overflow-y: auto; }
+#threads input { padding-right: 28px; text-overflow: ellipsis; }  /* the arrow never covers a title */
+#chatbot .top-panel { position: static; align-self: flex-end; margin: 4px 4px 0 auto; }  /* above the messages */
+#sources-table td, #eval-table td { vertical-align: top; }
+@media (max-width: 640px) {  /* a phone: the conversation and the question first, then sources, then the rest */
+  #chat-main { order: -2; }
+  #chat-sources { order: -1; }
+  .tab-container button { padding: 0 5px !important; font-size: 13px !important; }  /* every tab fits, no "…" */
+  #chatbot { height: 45vh !important; }
+}
 .kb-eval { border-collapse: collapse; margin: 0.5em 0; }
 .kb-eval td, .kb-eval th { padding: 4px 12px; border-bottom: 1px solid var(--border-color-primary); text-align: left; }
 .kb-eval caption { text-align: left; font-weight: 600; padding-bottom: 6px; }

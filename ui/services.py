@@ -7,6 +7,7 @@ shared by every browser session and API client.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -26,11 +27,13 @@ from ingest.pipeline import Outcome
 from kbagent.errors import UserError
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
+from ui.turns import TurnLog
 from ui.uploads import StoredUpload, store_upload
 
 if TYPE_CHECKING:
     from kbagent.components import Components
 
+log = logging.getLogger(__name__)
 LOCAL_PROVIDERS = {"embedded", "gguf", "hf"}  # in-process models: one answer at a time per model
 MAX_AGENTS = 4  # agents kept for (model, k, mode, temperature) choices; the least recently used goes first
 
@@ -133,6 +136,7 @@ class Services:
         self.kb = parts.kb
         self.threads = parts.threads
         self.uploads_dir = parts.settings.store.data_dir / "uploads"
+        self.turns = TurnLog(parts.settings.store.data_dir / "chat_turns.sqlite3")  # tool calls, sources per answer
         self._agents: dict[SessionChoices, Agent] = {}
         self._agent_lock = threading.Lock()
         self._model_locks: dict[str, FairLock] = {}
@@ -170,6 +174,18 @@ class Services:
             while len(self._agents) > MAX_AGENTS:  # each may hold a local model in memory
                 self._agents.pop(next(iter(self._agents)))
             return agent
+
+    def warm_up(self) -> None:
+        """At app start, in the background: build the default agent (a local model loads, seconds) and let it read
+        its system prompt, so the first question pays for neither. A failure here is only logged: the first
+        question will say what is wrong."""
+        try:
+            agent = self.agent(self.default_choices())
+            if agent.spec.provider in LOCAL_PROVIDERS:
+                with self._turn(agent):
+                    self.parts.warm_up(agent.model)
+        except Exception as exc:  # the question that needs the model says why, in the chat
+            log.warning("model warm-up failed: %s", _first_line(exc))
 
     def stream(self, question: str, thread_id: str | None, choices: SessionChoices) -> Iterator[Event]:
         """The agent's events; in-process models answer one question at a time (they share one context)."""
@@ -235,6 +251,11 @@ class Services:
 
     def sources(self) -> list[Any]:
         return self.kb.sources()
+
+    def display_names(self) -> dict[str, str]:
+        """Source → what its user calls it (relative to its ingest folder, or its URL); absolute paths stay in the
+        API and on hover."""
+        return self.kb.display_names()
 
     def remove(self, sources: list[str]) -> list[str]:
         """Removes sources; an uploaded copy (under DATA_DIR/uploads) goes with its source."""

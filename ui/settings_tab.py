@@ -3,12 +3,15 @@ controls, so `session_choices` (what they add up to) lives here too."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import MODES
+from ui import formatting
 from ui.services import SessionChoices
 
 
@@ -21,13 +24,23 @@ class SettingsTab:
     temperature: gr.Slider
 
 
-def build(defaults: SessionChoices) -> SettingsTab:
-    """Lay out the tab (inside `gr.Tabs`), starting from the configured defaults."""
+def build(defaults: SessionChoices, models: Sequence[Any] = ()) -> SettingsTab:
+    """Lay out the tab (inside `gr.Tabs`), starting from the configured defaults; then which models run here."""
     with gr.Tab("Settings", id="settings"):
         gr.Markdown("These apply to this browser session only.")
-        k = gr.Slider(1, 20, value=defaults.k, step=1, label="Retrieval k (passages per search)", elem_id="k")
+        k = gr.Slider(
+            1,
+            20,
+            value=defaults.k,
+            step=1,
+            label="Chat: passages per search (k)",
+            info="How many passages the agent is given per search, in chat and in the Answers evaluation.",
+            elem_id="k",
+        )
         mode = gr.Radio(list(MODES), value=defaults.mode, label="Retrieval mode", elem_id="mode")
         temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature", elem_id="temperature")
+        gr.Markdown("### Models on this machine")
+        gr.Markdown(formatting.models_markdown(models), elem_id="models-list")
     return SettingsTab(k, mode, temperature)
 
 
