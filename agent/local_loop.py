@@ -237,8 +237,10 @@ class LocalLoop:
         budget = self.config.context_chars * (2 if many else 1)
         excerpts = focus(self.kb.embedder, query or question, [p.text for p in found], budget)
         passages = format_passages(found, compact=True, texts=excerpts)
+        examples = [m for asked, answered in prompts.EXAMPLES for m in (HumanMessage(asked), AIMessage(answered))]
         return [
             SystemMessage(self.system),
+            *examples,
             *[type(m)(m.text) for m in (history or [])[-HISTORY_MESSAGES:]],
             HumanMessage(prompts.retrieval_first_message(question, passages, results, gather=many, query=query)),
         ]

@@ -44,6 +44,21 @@ XML tags:
 {{"name": <function-name>, "arguments": <args-json-object>}}
 </tool_call>"""
 
+# A worked example for small local models (invented: no fact of the user's): how an answer copies the exact
+# value from the right line and cites it, and that a question the passages don't answer gets NOT_FOUND. It sits
+# right after the fixed system prompt, so llama.cpp caches it with that prompt.
+EXAMPLE_PASSAGES = """[1] Town library › Opening hours
+Monday — Hours: 08:45–15:45; Evening desk: none
+Saturday — Hours: 09:30–12:30; Evening desk: 17:05–18:35
+
+[2] Town library › Loans
+Members may take out up to 9 novels at a time, for four weeks."""
+EXAMPLES = [
+    (f"Passages:\n{EXAMPLE_PASSAGES}\n\nQuestion: Until when is the library open in the evening on Saturdays?",
+     "On Saturdays the library's evening desk runs from 17:05 to 18:35 [1]."),
+    (f"Passages:\n{EXAMPLE_PASSAGES}\n\nQuestion: How much does a library card cost?", NOT_FOUND),
+]  # fmt: skip
+
 ANSWER_NOW = "Answer now, from the passages and tool results above."
 GATHER = "Go through every passage: count or add up each matching item, and say how many you found and where."
 

@@ -40,6 +40,7 @@ def _sample_texts() -> tuple[str, ...]:
 def _prompt_texts() -> list[str]:
     texts = [v for k, v in vars(prompts).items() if isinstance(v, str) and not k.startswith("__")]
     texts.append(prompts.retrieval_first_message("What is asked?", "[1] A passage.", ["1 + 1 = 2"]))
+    texts.extend(text for example in prompts.EXAMPLES for text in example)  # the worked example too
     return texts
 
 
