@@ -1,8 +1,9 @@
 """Citations attached and checked while the answer streams.
 
 Small models often answer right and cite nothing (the embedded one cited 1 answer in 20). So every sentence
-is checked as it ends: one the model left uncited gets the passage that supports it ("… $6.50 [2]."); one
-whose cited passage does not support it gets the one that does; one whose key claims (numbers, dates, names)
+is checked as it ends: one the model left uncited gets the passage that supports it ("… $6.50 [2]."); the
+model's own "[n]" is held back until its sentence ends and kept only if its passage backs the sentence, else
+replaced by the one that does; one whose key claims (numbers, dates, names)
 occur in no passage and no tool result is reported as unsupported. The streamed text is the final text: a
 sentence's closing punctuation is held back until the next character shows whether the sentence ended, so a
 citation can go before it (a decimal point or "e.g." is released at once).
@@ -10,6 +11,7 @@ citation can go before it (a decimal point or "e.g." is released at once).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +21,7 @@ from agent.grounding import best_support, cited_numbers, key_claims, rare_words,
 CLOSERS = "\"')]*”’"
 OPENERS = "\"'(*“‘#-•>|"
 MIN_WORDS = 3  # "1." of a numbered list, "Yes." are not claims to cite
+MAYBE_CITATION = re.compile(r"\[(?:\d{1,3}(?:\s*[,–-]\s*(?:\d{1,3})?)*\]?)?")  # "[", "[2", "[2, 3]"
 
 
 @dataclass
@@ -37,6 +40,8 @@ class CitationChecker:
         self.text = ""  # everything passed on so far
         self.sentence = ""  # the current sentence, as passed on
         self.held = ""  # closing punctuation and the space after it, not passed on yet
+        self.pending = ""  # a "[2" being written: a citation of the model's, or text
+        self.model_cites: set[int] = set()  # the current sentence's citations, as the model wrote them
         self.unsupported: list[Unsupported] = []
         self.claims = 0  # sentences with key claims
         self.numbers = 0  # numbers the answer states (amounts, dates, times), and of those, the ones no source has
@@ -49,6 +54,10 @@ class CitationChecker:
         return self._flush()
 
     def finish(self) -> list[Token | Unsupported]:
+        if self.pending and not self.pending.endswith("]"):
+            text, self.pending = self.pending, ""
+            for c in text:
+                self._text_char(c)
         self._close()
         return self._flush()
 
@@ -61,6 +70,24 @@ class CitationChecker:
         return bool(self.claims) and len(self.unsupported) == self.claims
 
     def _char(self, char: str) -> None:
+        if self.pending or char == "[":
+            self._citation_char(char)
+            return
+        self._text_char(char)
+
+    def _citation_char(self, char: str) -> None:
+        """A "[n]" the model writes is held back until its sentence ends: there it is kept if its passage backs
+        the sentence, or replaced by the one that does (small models cite the wrong passage as often as not)."""
+        self.pending += char
+        if not MAYBE_CITATION.fullmatch(self.pending):  # "[see", "[a link](…)": text after all
+            text, self.pending = self.pending, ""
+            for c in text:
+                self._text_char(c)
+        elif char == "]":
+            self.model_cites.update(cited_numbers(self.pending))
+            self.pending = ""
+
+    def _text_char(self, char: str) -> None:
         if not self.held:
             if char in ".!?":
                 self.held = char
@@ -78,11 +105,11 @@ class CitationChecker:
                 self._close()
         elif self.held[-1].isspace() and (char.isupper() or char.isdigit() or char in OPENERS):
             self._close()
-            self._char(char)
-        else:  # "6.50", "e.g. the", "end. [2]": the sentence goes on
+            self._text_char(char)
+        else:  # "6.50", "e.g. the": the sentence goes on
             held, self.held = self.held, ""
             self._emit(held)
-            self._char(char)
+            self._text_char(char)
 
     def _emit(self, text: str) -> None:
         self.sentence += text
@@ -98,15 +125,17 @@ class CitationChecker:
 
     def _close(self) -> None:
         """The sentence ended: cite and check it, then pass on what was held back."""
-        sentence, held = self.sentence.strip(), self.held
-        self.sentence, self.held = "", ""
-        if sentence:
-            self._pass_on(self._citation(sentence, (sentence + held).strip()))
+        sentence, held, cites = self.sentence.strip(), self.held, self.model_cites
+        self.sentence, self.held, self.model_cites = "", "", set()
+        if sentence or cites:
+            citation = self._citation(sentence, (sentence + held).strip(), cites)
+            self._pass_on(citation.lstrip() if self.text[-1:].isspace() else citation)  # "… 14 euros [1]."
         self._pass_on(held)
 
-    def _citation(self, sentence: str, whole: str) -> str:
-        """The citation (" [n]") a sentence needs, if any, after recording whether it is supported; `whole` is
-        the sentence with its closing punctuation, as reported."""
+    def _citation(self, sentence: str, whole: str, cites: set[int]) -> str:
+        """The citation (" [n]") a sentence gets, if any, after recording whether it is supported: the
+        passages of the model's own `cites` that back it, else the passage that backs it best. `whole` is the
+        sentence with its closing punctuation, as reported."""
         evidence = self.evidence()
         claims = key_claims(sentence)
         if claims:
@@ -121,11 +150,11 @@ class CitationChecker:
                 return ""
         if len(sentence.split()) < MIN_WORDS or not rare_words(sentence):
             return ""
-        cited = [n for n in cited_numbers(sentence) if n in evidence.passages]
-        if any(supports(sentence, evidence.passages[n]) for n in cited):
-            return ""
+        backing = sorted(n for n in cites if n in evidence.passages and supports(sentence, evidence.passages[n]))
+        if backing:
+            return " " + "".join(f"[{n}]" for n in backing)
         n = best_support(sentence, evidence.passages)
-        return f" [{n}]" if n is not None and n not in cited else ""
+        return f" [{n}]" if n is not None else ""
 
     def _flush(self) -> list[Token | Unsupported]:
         out, self._out = self._out, []

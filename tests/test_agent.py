@@ -178,18 +178,23 @@ def test_terminal_and_app_mark_unsupported_sentences_and_a_replaced_answer() -> 
 
 
 def test_cited_and_retrieved_passages_are_apart(kb: KnowledgeBase) -> None:
-    """An answer citing [2] only: [2] is cited, [1] retrieved and not cited, and no passage is both."""
+    """The model cites both passages for a sentence only one backs: the answer keeps that one's [n] (the other
+    is dropped before it reaches the user), it is cited, the other retrieved and not cited, and none is both."""
     model = ScriptedChatModel(
         replies=[
             tool_call("search_knowledge_base", {"query": "ferry ticket and cardamom buns"}),
-            AIMessage("See passage [2] for the prices."),
+            AIMessage("Cardamom buns cost 3.50 each [1][2]."),
         ]
     )
     events = list(_agent(kb, model, "on").stream("What do the ferry ticket and the buns cost?"))
     sources = next(e for e in events if isinstance(e, Sources))
-    assert [p.n for p in sources.cited] == [2]
-    assert 1 in [p.n for p in sources.retrieved] and 2 not in [p.n for p in sources.retrieved]
-    assert [s["n"] for s in fold(events).sources] == [2]
+    bakery = next(p.n for p in [*sources.cited, *sources.retrieved] if p.source.endswith("bakery.md"))
+    ferry = next(p.n for p in [*sources.cited, *sources.retrieved] if p.source.endswith("ferries.md"))
+    assert events[-1].answer == f"Cardamom buns cost 3.50 each [{bakery}]."
+    assert "".join(e.text for e in events if isinstance(e, Token)) == events[-1].answer  # never streamed
+    assert [p.n for p in sources.cited] == [bakery]
+    assert ferry in [p.n for p in sources.retrieved] and bakery not in [p.n for p in sources.retrieved]
+    assert [s["n"] for s in fold(events).sources] == [bakery]
 
 
 def test_memory_per_thread_survives_a_new_agent(kb: KnowledgeBase) -> None:
