@@ -55,6 +55,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_AGENT_K": ("3", "agent.k", 3),
     "KBAGENT_AGENT_CONTEXT_CHARS": ("1500", "agent.context_chars", 1500),
     "KBAGENT_AGENT_MIN_SIMILARITY": ("0.1", "agent.min_similarity", 0.1),
+    "KBAGENT_LOCAL_TOOL_STEPS": ("2", "agent.local_tool_steps", 2),
     "KBAGENT_PRICES": ('{"openai:gpt-x": [1, 2]}', "eval.prices", {"openai:gpt-x": (1.0, 2.0)}),
     "KBAGENT_HOST": ("0.0.0.0", "app.host", "0.0.0.0"),
     "KBAGENT_PORT": ("8123", "app.port", 8123),
