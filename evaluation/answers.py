@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.events import Done, Error, Event, Sources, Token
+from agent.grounding import CITATION_GROUP
 from evaluation.answer_metrics import abstains, contains, grounding, keyword_recall, token_f1
 from evaluation.judge import Judge
 
@@ -120,11 +121,12 @@ def answer_row(
     row.abstained = abstains(answer)
     row.cited, row.citations, row.supported_citations = found.cited, found.citations, found.supported_citations
     row.unsupported = list(found.unsupported)
+    words = CITATION_GROUP.sub("", answer)  # "[3]" is where the answer comes from, not what it says
     if question.golds:
-        row.contains = contains(answer, question.golds)
-        row.f1 = max(token_f1(answer, g) for g in question.golds)
+        row.contains = contains(words, question.golds)
+        row.f1 = max(token_f1(words, g) for g in question.golds)
     elif question.reference:
-        row.f1 = token_f1(answer, question.reference)
+        row.f1 = token_f1(words, question.reference)
     if question.keywords:
         row.keyword_recall = keyword_recall(answer, question.keywords)
         row.contains = row.contains if row.contains is not None else row.keyword_recall == 1.0
