@@ -41,6 +41,7 @@ class CitationChecker:
         self.sentence = ""  # the current sentence, as passed on
         self.held = ""  # closing punctuation and the space after it, not passed on yet
         self.pending = ""  # a "[2" being written: a citation of the model's, or text
+        self.space = ""  # spaces not passed on yet (see `_text_char`)
         self.model_cites: set[int] = set()  # the current sentence's citations, as the model wrote them
         self.unsupported: list[Unsupported] = []
         self.claims = 0  # sentences with key claims
@@ -89,13 +90,18 @@ class CitationChecker:
 
     def _text_char(self, char: str) -> None:
         if not self.held:
+            if char == " ":
+                self.space += char  # passed on with what follows: a "[n]" the model put after it may be dropped
+                return
+            space, self.space = self.space, ""
             if char in ".!?":
+                self._emit("" if self.model_cites else space)  # "15:00 [2]." with [2] dropped: "15:00."
                 self.held = char
             elif char == "\n":
                 self.held = char
                 self._close()
             else:
-                self._emit(char)
+                self._emit(space + char)
             return
         if char in ".!?" + CLOSERS and not self.held[-1].isspace():
             self.held += char

@@ -70,7 +70,8 @@ def names(text: str) -> set[str]:
 def holds(passage: str, claim: str) -> bool:
     if claim[:1].isdigit():
         return claim in {n.replace(",", "") for n in NUMBER.findall(passage)}
-    return claim in " ".join(passage.replace("-", " ").lower().split())
+    text = " ".join(passage.replace("-", " ").lower().split())
+    return claim in text or (claim.endswith("s") and claim[:-1] in text)  # "Saturdays" for "Saturday"
 
 
 def unsupported_claims(text: str, passages: Sequence[str]) -> list[str]:

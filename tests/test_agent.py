@@ -463,3 +463,13 @@ def test_an_answer_is_made_up_when_most_of_its_own_numbers_are_in_no_source() ->
     assert checked("Classes start in spring.", "When does the first class of 2025 start?").made_up()
     assert not checked("Classes start in spring 2025.", "When does the class start?").made_up()  # 1 of 2 backed
     assert not checked("The class starts on 16 June 2025.", "When does the first class of 2025 start?").made_up()
+
+
+def test_the_models_wrong_citation_is_replaced_or_dropped_without_a_gap() -> None:
+    from agent.citations import CitationChecker, Evidence
+
+    checker = CitationChecker(lambda: Evidence({1: "The ferry leaves at 07:40.", 2: "Buns cost 3.50."}, [], "q"))
+    for piece in ["The ferry leaves at 07", ":40 [", "2]. Ferries are ", "nice [7", "]. Buns [see", " below]."]:
+        checker.feed(piece)
+    checker.finish()
+    assert checker.text == "The ferry leaves at 07:40 [1]. Ferries are nice. Buns [see below]."
