@@ -164,3 +164,13 @@ def test_a_scripted_judge_grades_each_answer_and_a_bad_reply_is_that_rows_error(
     assert rows[0].judge is not None and rows[0].judge["accuracy"] == 5.0
     assert rows[1].judge is not None and "not a JSON object" in rows[1].judge["error"]
     assert leaderboard(rows)["m"]["overall"]["judge"] == {"accuracy": 5.0, "completeness": 4.0, "relevance": 5.0}
+
+
+def test_correctness_is_scored_on_the_answers_words_not_its_citations() -> None:
+    """"07:40 [1] from Pier 9" contains the span "07:40 from Pier 9": a citation marker is not a word."""
+    from evaluation.answers import answer_row
+
+    question = AnswerQuestion("s", "When and from where does it leave?", golds=("07:40 from Pier 9",))
+    answer = "It leaves at 07:40 [1] from Pier 9 [1]."
+    row = answer_row("m", question, lambda q: iter([Token(answer), Done(answer, "t", "m", 0.1)]))
+    assert row.contains and row.f1 is not None and row.f1 > 0.7
