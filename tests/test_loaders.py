@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,26 @@ def test_csv_ragged_rows(tmp_path: Path) -> None:
     assert "a: 1" in doc.page_content and "column 3: 4" in doc.page_content
 
 
+def test_json_items_become_sections_of_path_value_lines(tmp_path: Path) -> None:
+    """Each top-level item is a section named by its title/name/id; nested values read `a.b[0].c: value`."""
+    from ingest.chunking import Chunker, ChunkingConfig
+
+    data = [{"name": "Ferry", "times": ["07:40", "09:10"], "stops": [{"pier": 9, "open": True}]}]
+    data += [{"id": f"row-{n}", "note": "word " * 60} for n in range(40)]  # a large array, many chunks
+    path = tmp_path / "timetable.json"
+    path.write_text(json.dumps(data))
+    [doc] = load(path, path.read_bytes())
+    assert "## 1. Ferry\nname: Ferry\ntimes: 07:40, 09:10\nstops[0].pier: 9\nstops[0].open: true" in doc.page_content
+    chunks = Chunker(ChunkingConfig()).split([doc], doc.metadata["title"])
+    last = [c for c in chunks if "row-39" in c.page_content]
+    assert last and all(c.page_content.startswith("timetable › 41. row-39") for c in last)  # the item it is from
+    lines = tmp_path / "log.jsonl"
+    lines.write_text('{"level": "info", "msg": "started"}\n\n{"msg": "done", "extra": {"ms": 12}}\n')
+    [doc] = load(lines, lines.read_bytes())
+    assert "## item 1\nlevel: info\nmsg: started" in doc.page_content and "extra.ms: 12" in doc.page_content
+    assert "## top" in load(path, b'{"top": {"k": null}}')[0].page_content
+
+
 def test_latin1_and_utf16_text_are_decoded(tmp_path: Path) -> None:
     latin = tmp_path / "latin.txt"
     latin.write_bytes("Café crème brûlée à la façon de Zoé, très délicieux et très sucré.".encode("latin-1"))
@@ -83,6 +104,9 @@ BAD = {
     "fake.docx": (b"PK\x03\x04 not really a zip", "not a .docx"),
     "notes.xyz": (b"some text", "unsupported file type"),
     "only-header.csv": (b"a,b,c\n", "no data rows"),
+    "broken.json": (b'{"a": 1,,}', "not valid JSON"),
+    "deep.json": (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+    "broken.jsonl": (b'{"a": 1}\n{oops\n', "line 2 is not valid JSON"),
 }
 
 

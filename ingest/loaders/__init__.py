@@ -7,6 +7,7 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
+from ingest.loaders.data import load_json, load_jsonl
 from ingest.loaders.errors import LoadError
 from ingest.loaders.html import load_html
 from ingest.loaders.pdf import load_pdf
@@ -29,6 +30,9 @@ LOADERS: dict[str, Loader] = {
     ".docx": load_docx,
     ".csv": load_csv,
     ".tsv": load_csv,
+    ".json": load_json,
+    ".jsonl": load_jsonl,
+    ".ndjson": load_jsonl,
 }
 
 
