@@ -86,6 +86,38 @@ def test_json_items_become_sections_of_path_value_lines(tmp_path: Path) -> None:
     assert "## top" in load(path, b'{"top": {"k": null}}')[0].page_content
 
 
+def _mail(subject: str, html: bool = False, attachment: bool = False) -> bytes:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"], message["From"], message["To"] = subject, "Ada <ada@example.org>", "crew@example.org"
+    message["Date"] = "Mon, 06 May 2024 09:30:00 +0000"
+    if html:
+        message.set_content("<html><body><h1>Notice</h1><p>The ferry leaves at <b>07:40</b>.</p></body></html>", "html")
+    else:
+        message.set_content("The bakery opens at 06:30 on Saturdays.")
+    if attachment:
+        message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="rota.pdf")
+    return message.as_bytes()
+
+
+def test_email_messages_read_with_subject_sender_date_body_and_attachment_names(tmp_path: Path) -> None:
+    path = tmp_path / "note.eml"
+    path.write_bytes(_mail("Bakery hours", attachment=True))
+    [doc] = load(path, path.read_bytes())
+    assert doc.metadata["title"] == "Bakery hours"
+    text = doc.page_content
+    assert text.startswith("# Bakery hours\nFrom: Ada <ada@example.org>\nTo: crew@example.org\nDate: Mon, 06 May")
+    assert "opens at 06:30 on Saturdays" in text and "Attachments: rota.pdf" in text
+    box = tmp_path / "crew.mbox"
+    box.write_bytes(b"From ada Mon May  6 09:30:00 2024\n" + _mail("Bakery hours") +
+                    b"\nFrom ada Tue May  7 10:00:00 2024\n" + _mail("Ferry notice", html=True))  # fmt: skip
+    [doc] = load(box, box.read_bytes())
+    assert "## Bakery hours" in doc.page_content and "## Ferry notice" in doc.page_content
+    assert "The ferry leaves at **07:40**" in doc.page_content or "The ferry leaves at 07:40" in doc.page_content
+    assert "<b>" not in doc.page_content  # the HTML body went through the page converter
+
+
 def test_latin1_and_utf16_text_are_decoded(tmp_path: Path) -> None:
     latin = tmp_path / "latin.txt"
     latin.write_bytes("Café crème brûlée à la façon de Zoé, très délicieux et très sucré.".encode("latin-1"))
@@ -107,6 +139,8 @@ BAD = {
     "broken.json": (b'{"a": 1,,}', "not valid JSON"),
     "deep.json": (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
     "broken.jsonl": (b'{"a": 1}\n{oops\n', "line 2 is not valid JSON"),
+    "notmail.eml": (b"just some text\nand more\n", "not an e-mail message"),
+    "empty.mbox": (b"From nobody Mon Jan  1 00:00:00 2024\n\n", "no e-mail messages"),
 }
 
 

@@ -10,6 +10,7 @@ from langchain_core.documents import Document
 from ingest.loaders.data import load_json, load_jsonl
 from ingest.loaders.errors import LoadError
 from ingest.loaders.html import load_html
+from ingest.loaders.mail import load_eml, load_mbox
 from ingest.loaders.pdf import load_pdf
 from ingest.loaders.table import load_csv
 from ingest.loaders.text import load_markdown, load_text
@@ -33,6 +34,8 @@ LOADERS: dict[str, Loader] = {
     ".json": load_json,
     ".jsonl": load_jsonl,
     ".ndjson": load_jsonl,
+    ".eml": load_eml,
+    ".mbox": load_mbox,
 }
 
 
