@@ -64,7 +64,7 @@ class SplitGGUF:
         seen = _identity(target)
         if _VERIFIED.get(target) == seen:
             return True
-        if seen[2] != self.size or _sha256(target) != self.sha256:
+        if seen[2] != self.size or sha256_of(target) != self.sha256:
             return False
         if _identity(target) == seen:  # not written to while it was being read
             _VERIFIED[target] = seen
@@ -96,7 +96,8 @@ def _identity(path: Path) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """A file's sha256, read in blocks (a GGUF is gigabytes)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(_BLOCK):

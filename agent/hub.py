@@ -4,17 +4,16 @@ The only code here that downloads; nothing else in kbagent reaches the hub."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.catalog import CatalogModel, find
+from agent.embedded_model import sha256_of
 from kbagent.errors import KbagentError
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
-_BLOCK = 8 * 2**20
 
 
 class PullError(KbagentError):
@@ -82,14 +81,6 @@ def _reason(exc: Exception, entry: CatalogModel, endpoint: str) -> str:
         return f"{entry.spec} is not on the hub (or is gated: log in with `hf auth login`)"
     first = str(exc).splitlines()[0] if str(exc) else ""
     return f"{entry.spec}: download failed ({type(exc).__name__}: {first})"[:300]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pulled_models(models_dir: Path) -> list[Path]:

@@ -40,6 +40,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_openai_server(url: str, proc: subprocess.Popen, log_path: Path, what: str) -> None:  # type: ignore[type-arg]
+    """Until an OpenAI-compatible server at `url` lists its models; fails with its log's end if it exits or is
+    not up within 180 s (loading a GGUF takes a while on two cores)."""
+    import httpx
+
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            if proc.poll() is not None:
+                pytest.fail(f"{what} exited: {log_path.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
+    proc.kill()
+    pytest.fail(f"{what} did not start within 180 s: {log_path.read_text(errors='replace')[-2000:]}")
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The real shipped all-MiniLM-L6-v2 as the default settings build it (onnxruntime), loaded once."""

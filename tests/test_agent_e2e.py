@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,7 @@ from agent.models import parse_model
 from kbagent.components import Components
 from kbagent.settings import Settings
 from tests import parts
-from tests.conftest import SAMPLES, free_port
+from tests.conftest import SAMPLES, free_port, wait_for_openai_server
 
 pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 
@@ -126,18 +125,7 @@ def llama_server(models_dir: Path) -> Iterator[str]:
         env={**os.environ},
     )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"llama_cpp.server did not start within 180 s: {log_path.read_text(errors='replace')[-2000:]}")
+    wait_for_openai_server(url, proc, log_path, "llama_cpp.server")
     yield url
     proc.terminate()
     proc.wait(10)

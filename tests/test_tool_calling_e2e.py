@@ -18,14 +18,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from agent.events import Done, Sources, Token, ToolEnd, ToolStart
 from kbagent.components import Components
 from kbagent.settings import Settings
 from tests import parts
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, wait_for_openai_server
 
 pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 
@@ -56,18 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited: {log_path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"the server did not start within 180 s: {log_path.read_text(errors='replace')[-2000:]}")
+    wait_for_openai_server(url, proc, log_path, "the server")
     yield url, models
     proc.terminate()
     proc.wait(10)
