@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.events import Token, Unsupported
-from agent.grounding import best_support, cited_numbers, key_claims, rare_words, supports, unsupported_claims
+from agent.grounding import best_support, key_claims, rare_words, supports, unsupported_claims
+from tools.knowledge_search import cited_numbers
 
 CLOSERS = "\"')]*”’"
 OPENERS = "\"'(*“‘#-•>|"

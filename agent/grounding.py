@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-CITATION = re.compile(r"\[(\d{1,3})\]")
-CITATION_GROUP = re.compile(r"\[(\d{1,3}(?:\s*[,–-]\s*\d{1,3})*)\]")  # [2], [2, 3], [2-4]
+from tools.knowledge_search import CITATION_GROUP, cited_numbers
+
 NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
 CAPITALISED = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\[(\"'])")
@@ -30,17 +30,6 @@ MIN_OVERLAP = 0.5
 
 def sentences(answer: str) -> list[str]:
     return [s.strip() for s in SENTENCE_END.split(answer.strip()) if s.strip()]
-
-
-def cited_numbers(text: str) -> set[int]:
-    """The passage numbers a text cites: [2], [2, 3], [2-4] (a range as its two ends and what lies between)."""
-    found: set[int] = set()
-    for group in CITATION_GROUP.findall(text):
-        numbers = [int(n) for n in re.findall(r"\d+", group)]
-        found.update(numbers)
-        if re.search(r"[–-]", group) and len(numbers) == 2 and 0 < numbers[1] - numbers[0] < 20:
-            found.update(range(numbers[0], numbers[1] + 1))
-    return found
 
 
 def key_claims(text: str) -> set[str]:
