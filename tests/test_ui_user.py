@@ -197,18 +197,19 @@ def test_a_reopened_conversation_shows_its_tool_calls_and_sources(ui: RunningApp
 
 # ---- 7, 8, 9, 10: a layout that fits -------------------------------------------------------------------------
 
-ICON_OVER_A_MESSAGE = """() => {
-    const scroller = [...document.querySelectorAll('#chatbot *')].find(e =>
-        e.scrollHeight > e.clientHeight + 20 && getComputedStyle(e).overflowY != 'visible');
+CHAT_SCROLLER = """[...document.querySelectorAll('#chatbot *')].find(e =>
+    e.scrollHeight > e.clientHeight + 150 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowY))"""
+ICON_OVER_A_MESSAGE = f"""() => {{
+    const scroller = {CHAT_SCROLLER};
     scroller.scrollTop = 150;
     const view = scroller.getBoundingClientRect();
     const buttons = [...document.querySelectorAll('#chatbot .top-panel button')].map(b => b.getBoundingClientRect());
-    return buttons.length > 0 && [...document.querySelectorAll('#chatbot .message')].some(m => {
+    return buttons.length > 0 && [...document.querySelectorAll('#chatbot .message')].some(m => {{
         const r = m.getBoundingClientRect(), top = Math.max(r.top, view.top), bottom = Math.min(r.bottom, view.bottom);
         return buttons.some(b =>
             top < bottom && b.left < r.right && r.left < b.right && b.top < bottom && top < b.bottom);
-    });
-}"""
+    }});
+}}"""
 
 
 def test_models_are_a_readable_list_and_the_chat_page_fits_the_window(ui: RunningApp, context: Any) -> None:
@@ -257,9 +258,12 @@ def test_on_a_phone_the_question_comes_first_and_every_tab_shows(ui: RunningApp,
 
 def test_small_things_arrow_icons_and_the_two_ks(ui: RunningApp, context: Any) -> None:
     page = _open(context, ui.url)
-    for n in range(3):
+    for n in range(8):  # until the chat scrolls: how many answers that takes depends on the fonts and the window
         _ask(page, f"How much is a Family membership per year, and what else comes with every membership? {n}")
         _answered(page)
+        if n >= 2 and page.evaluate(f"() => Boolean({CHAT_SCROLLER})"):
+            break
+    assert page.evaluate(f"() => Boolean({CHAT_SCROLLER})"), "the chat never grew long enough to scroll"
     box = page.locator("#threads input")
     _wait_for(lambda: "Family membership" in box.input_value(), what="the thread's title in the list")
     space = page.evaluate(
