@@ -150,7 +150,9 @@ def make_search_tool(
     stand-alone from the conversation (a follow-up's), searched beside the query the model wrote."""
 
     @tool("search_knowledge_base")
-    def search_knowledge_base(query: str, runtime: ToolRuntime, k: int = default_k, doc_type: str | None = None) -> str:
+    def search_knowledge_base(
+        query: str, runtime: ToolRuntime[Any], k: int = default_k, doc_type: str | None = None
+    ) -> str:
         """Search the user's knowledge base (their documents and saved web pages). Returns numbered passages
         '[n] title — source'; cite them as [n] in the answer. Use short, specific queries."""
         registry = getattr(runtime.context, "passages", None) or Passages()
