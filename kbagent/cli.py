@@ -408,6 +408,19 @@ def serve(
     serve_app(load_settings(host=host, port=port))
 
 
+@app.command("mcp")
+def mcp_stdio() -> None:
+    """Serve the knowledge base over MCP on stdio (tools: search_knowledge_base, ask, list_sources; ingest_url
+    with KBAGENT_MCP_WRITES=on). For the app's HTTP endpoint instead, set KBAGENT_MCP=on and run `serve`."""
+    from agent.models import available_models
+    from ui.mcp_server import serve_stdio
+    from ui.services import Services
+
+    with _components() as parts:
+        parts.kb  # noqa: B018  (opened now: a store that can't be opened is said before the client waits)
+        serve_stdio(Services(parts, available_models(parts.settings.keys)), parts.settings.app.mcp_writes)
+
+
 @app.command("serve-model")
 def serve_model(
     path: Annotated[Path, typer.Argument(help="A GGUF whose chat template writes <tool_call> (Qwen2.5 and kin).")],

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LOCAL_PROVIDERS = {"embedded", "gguf", "hf"}  # in-process models: one answer at a time per model
+CHAT_CONCURRENCY = 20  # simultaneous answers (chat, API, MCP); in-process models still answer one at a time
+MAX_QUESTION_CHARS = 4000
 MAX_AGENTS = 4  # agents kept for (model, k, mode, temperature) choices; the least recently used goes first
 
 
