@@ -33,7 +33,7 @@ def build_app(
 ) -> gr.Blocks:
     """The app over parts built by `kbagent.components` (tests build them with a scripted model). `warm`: load
     the default model in the background now, not when the first question comes. `svc`: services shared with
-    the other ways in (MCP)."""
+    the other ways in (MCP, the OpenAI-compatible API)."""
     models = available_models(parts.settings.keys) if models is None else models
     svc = svc or Services(parts, models)
     if warm:
@@ -93,6 +93,11 @@ def ways_in(svc: Services, settings: Settings, url: str) -> list[WayIn]:
         mcp_app, lifespan = http_app(svc, settings.app.mcp_writes, settings.app.host)
         found.append(WayIn(PATH, mcp_app, lifespan))
         print(f"kbagent: MCP (streamable HTTP) at {url}{PATH}", flush=True)
+    if settings.app.openai_api:
+        from ui.openai_api import PREFIX, OpenAIApi
+
+        found.append(WayIn(PREFIX, OpenAIApi(svc).app(), mount=True))
+        print(f"kbagent: OpenAI-compatible API at {url}{PREFIX} (model 'kbagent')", flush=True)
     return found
 
 

@@ -400,12 +400,16 @@ def models_pull(
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Listen address (KBAGENT_HOST).")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (KBAGENT_PORT).")] = None,
+    openai: Annotated[
+        bool, typer.Option("--openai", help="Also serve an OpenAI-compatible API at /v1 (KBAGENT_OPENAI_API).")
+    ] = False,
 ) -> None:
-    """Open the web app (chat, knowledge base, evaluation) on KBAGENT_HOST:KBAGENT_PORT; KBAGENT_AUTH sets a login."""
+    """Open the web app (chat, knowledge base, evaluation) on KBAGENT_HOST:KBAGENT_PORT; KBAGENT_AUTH sets a login.
+    KBAGENT_MCP=on adds MCP at /mcp; --openai an OpenAI-compatible API at /v1."""
     from app import main as serve_app
     from kbagent.settings import load_settings
 
-    serve_app(load_settings(host=host, port=port))
+    serve_app(load_settings(host=host, port=port, openai_api=True if openai else None))
 
 
 @app.command("mcp")

@@ -63,6 +63,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_APP_FREE_MODEL_PATHS": ("true", "app.free_model_paths", True),
     "KBAGENT_MCP": ("on", "app.mcp", True),
     "KBAGENT_MCP_WRITES": ("on", "app.mcp_writes", True),
+    "KBAGENT_OPENAI_API": ("on", "app.openai_api", True),
     "OPENAI_API_KEY": ("sk-o", "keys.openai_api_key", "sk-o"),
     "OPENAI_BASE_URL": ("http://127.0.0.1:8080/v1", "keys.openai_base_url", "http://127.0.0.1:8080/v1"),
     "ANTHROPIC_API_KEY": ("sk-a", "keys.anthropic_api_key", "sk-a"),

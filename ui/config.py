@@ -1,5 +1,5 @@
 """The app's settings section: where it listens, whether it asks for a login, which model files users may load,
-which other ways in (MCP) it serves."""
+which other ways in (MCP, the OpenAI-compatible API) it serves."""
 
 from __future__ import annotations
 
@@ -22,4 +22,7 @@ class AppConfig(Section):
     )
     mcp_writes: bool = Field(
         False, description="Offer MCP clients the ingest_url tool (the web guard still applies); off: read-only."
+    )
+    openai_api: bool = Field(
+        False, description="Serve an OpenAI-compatible API (/v1/models, /v1/chat/completions) beside the app."
     )

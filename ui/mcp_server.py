@@ -18,9 +18,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from agent.events import Answer
 from kbagent.errors import KbagentError
 from tools.knowledge_search import Passages, format_passages, search_passages
+from ui.cited import cited_text
 from ui.services import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services
 
 T = TypeVar("T")
@@ -34,17 +34,6 @@ INSTRUCTIONS = (
 
 Query = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")]
 Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question.")]
-
-
-def cited_answer(answer: Answer) -> str:
-    """The answer's text, then its cited passages as '[n] title — source': what a chat client shows."""
-    lines = [answer.answer.strip()]
-    if answer.sources:
-        lines += ["", "Sources:"]
-        for p in answer.sources:
-            where = p["source"] + (f" (p. {p['page']})" if p.get("page") else "")
-            lines.append(f"[{p['n']}] {p['title']} — {where}" if p["title"] else f"[{p['n']}] {where}")
-    return "\n".join(lines)
 
 
 def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
@@ -79,7 +68,7 @@ def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
         answer as 'Sources:'. `model`: one of those `kbagent models` lists as usable (default: the configured)."""
         choices = replace(defaults, model=model or defaults.model)
         answer = await in_thread(lambda: svc.ask(question.strip(), None, choices), answers)
-        return cited_answer(answer)
+        return cited_text(answer.answer, answer.sources)
 
     @server.tool(annotations=read_only)
     async def list_sources() -> list[dict[str, Any]]:

@@ -75,6 +75,7 @@ class WayIn:
     app: Any
     lifespan: Callable[[Any], Any] | None = None
     methods: tuple[str, ...] = ("GET", "POST", "DELETE")
+    mount: bool = False  # `path` is a prefix (the app routes what is below it), not one endpoint
 
 
 def _credentials(header: str) -> str:
@@ -155,11 +156,12 @@ def launch(demo: gr.Blocks, settings: Settings, ways_in: Sequence[WayIn] = (), *
     blocking = not options.get("prevent_thread_lock")
     app_kwargs = {**options.get("app_kwargs", {}), "lifespan": _lifespan(ways_in)}
     result = demo.launch(**{**options, "prevent_thread_lock": True, "app_kwargs": app_kwargs})
-    from starlette.routing import Route
+    from starlette.routing import Mount, Route
 
     for way in ways_in:  # first, so no Gradio route (a catch-all among them) answers their paths
         endpoint = LoginRequired(way.app, auth) if auth else way.app
-        demo.app.router.routes.insert(0, Route(way.path, endpoint, methods=list(way.methods)))
+        route = Mount(way.path, endpoint) if way.mount else Route(way.path, endpoint, methods=list(way.methods))
+        demo.app.router.routes.insert(0, route)
     if blocking:
         demo.block_thread()
     return result
