@@ -20,6 +20,7 @@ from ingest import IngestConfig, build_ingestor
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
+from tests import parts
 from tests.conftest import REPO, SAMPLES, free_port
 from tests.openai_stand_in import ANSWER, Recorded, openai_stand_in
 
@@ -164,3 +165,25 @@ def test_the_api_is_off_unless_asked_for() -> None:
     from app import ways_in
 
     assert ways_in(None, Settings(_env_file=None), "http://127.0.0.1:7860") == []  # type: ignore[arg-type]
+
+
+@parts.llama_cpp()
+def test_the_embedded_model_answers_an_openai_client_end_to_end(
+    tmp_path: Path, embedder: Embedder, served: tuple[str, list[Recorded]]
+) -> None:
+    """The real model this time (in-process GGUF), streamed to the real client: the price comes back, and every
+    passage the answer cites is in the data on the last chunk. (Whether the small model cites is not asserted.)"""
+    from agent.embedded_model import ensure_model_file
+
+    ensure_model_file(Settings(_env_file=None).store.models_path)  # the GGUF, joined once for the run
+    url, _ = served
+    stream = openai.OpenAI(base_url=url, api_key="ada:pw", max_retries=0, timeout=600).chat.completions.create(
+        model="embedded", messages=[{"role": "user", "content": QUESTION}], stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    extra = (chunks[-1].model_extra or {})["kbagent"]
+    assert "70" in extra["answer"] and text.startswith(extra["answer"].strip()[:20]), text
+    assert extra["model"] == "embedded"
+    assert all(f"[{p['n']}]" in extra["answer"] for p in extra["sources"])
+    assert any("$70" in p["text"] for p in [*extra["sources"], *extra["retrieved"]])
