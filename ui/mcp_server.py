@@ -18,6 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from agent.events import fold
 from kbagent.errors import KbagentError
 from tools.knowledge_search import Passages, format_passages, search_passages
 from ui.cited import cited_text
@@ -67,7 +68,8 @@ def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
         """Ask kbagent's agent: it searches the knowledge base and answers with citations [n], listed after the
         answer as 'Sources:'. `model`: one of those `kbagent models` lists as usable (default: the configured)."""
         choices = replace(defaults, model=model or defaults.model)
-        answer = await in_thread(lambda: svc.ask(question.strip(), None, choices), answers)
+        # A thread of its own, deleted after: MCP calls never show among the app's conversations.
+        answer = await in_thread(lambda: fold(svc.stream_detached(question.strip(), [], choices)), answers)
         return cited_text(answer.answer, answer.sources)
 
     @server.tool(annotations=read_only)
