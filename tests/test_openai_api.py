@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from agent.memory import ThreadStore
 from ingest import IngestConfig, build_ingestor
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
@@ -26,6 +27,7 @@ from tests.openai_stand_in import ANSWER, Recorded, openai_stand_in
 
 pytestmark = pytest.mark.slow
 QUESTION = "What does a Family membership cost?"
+DATA: list[Path] = []  # the served store's folder
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
     and the requests its chat model (the stand-in) received."""
     root = tmp_path_factory.mktemp("openai-api")
     data = root / "data"
+    DATA[:] = [data]
     with open_knowledge_base(Settings(data_dir=data, _env_file=None), embedder) as kb:
         build_ingestor(IngestConfig(), kb).run([SAMPLES / "policies" / "membership.md"])
     port = free_port()
@@ -128,6 +131,7 @@ def test_the_conversation_the_client_keeps_reaches_the_model(
     sent = [(m["role"], m.get("content")) for m in requests[before].body["messages"]]
     assert ("user", "Who runs the tool library?") in sent and ("assistant", "The volunteers do.") in sent
     assert sent[-1] == ("user", QUESTION) and "You are terse." not in str(sent)  # kbagent's own prompt only
+    assert ThreadStore(DATA[0] / "threads.sqlite3").list() == []  # each answer's thread is gone with it
 
 
 def _error(call: Any) -> openai.APIStatusError:
