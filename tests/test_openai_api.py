@@ -191,3 +191,26 @@ def test_the_embedded_model_answers_an_openai_client_end_to_end(
     assert extra["model"] == "embedded"
     assert all(f"[{p['n']}]" in extra["answer"] for p in extra["sources"])
     assert any("$70" in p["text"] for p in [*extra["sources"], *extra["retrieved"]])
+
+
+def _data(lines: list[str]) -> list[Any]:
+    import json
+
+    return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+
+
+def test_a_stream_sends_the_replacement_when_the_agent_replaces_the_answer_and_errors_as_error_objects() -> None:
+    from agent.events import Done, Error, Sources, Token
+    from ui.openai_api import _stream_chunks
+
+    made_up = "The fee is $99 [1]."
+    replaced = "I couldn't find that in the knowledge base."
+    events = [Token(made_up), Sources([], []), Done(replaced, "t", "embedded", 1.0, retracted=made_up)]
+    chunks = _data(list(_stream_chunks(iter(events), "c-1", "kbagent")))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text == f"{made_up}\n\n{replaced}" and chunks[-1]["kbagent"]["answer"] == replaced
+
+    failed = list(_stream_chunks(iter([Token("Half"), Error("APIError: the model went away")]), "c-2", "kbagent"))
+    assert failed[-1] == "data: [DONE]\n\n"
+    error = {"message": "APIError: the model went away", "type": "api_error", "param": None, "code": "answer_failed"}
+    assert _data(failed)[-1] == {"error": error}
