@@ -400,12 +400,29 @@ def models_pull(
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Listen address (KBAGENT_HOST).")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (KBAGENT_PORT).")] = None,
+    openai: Annotated[
+        bool, typer.Option("--openai", help="Also serve an OpenAI-compatible API at /v1 (KBAGENT_OPENAI_API).")
+    ] = False,
 ) -> None:
-    """Open the web app (chat, knowledge base, evaluation) on KBAGENT_HOST:KBAGENT_PORT; KBAGENT_AUTH sets a login."""
+    """Open the web app (chat, knowledge base, evaluation) on KBAGENT_HOST:KBAGENT_PORT; KBAGENT_AUTH sets a login.
+    KBAGENT_MCP=on adds MCP at /mcp; --openai an OpenAI-compatible API at /v1."""
     from app import main as serve_app
     from kbagent.settings import load_settings
 
-    serve_app(load_settings(host=host, port=port))
+    serve_app(load_settings(host=host, port=port, openai_api=True if openai else None))
+
+
+@app.command("mcp")
+def mcp_stdio() -> None:
+    """Serve the knowledge base over MCP on stdio (tools: search_knowledge_base, ask, list_sources; ingest_url
+    with KBAGENT_MCP_WRITES=on). For the app's HTTP endpoint instead, set KBAGENT_MCP=on and run `serve`."""
+    from agent.models import available_models
+    from ui.mcp_server import serve_stdio
+    from ui.services import Services
+
+    with _components() as parts:
+        parts.kb  # noqa: B018  (opened now: a store that can't be opened is said before the client waits)
+        serve_stdio(Services(parts, available_models(parts.settings.keys)), parts.settings.app.mcp_writes)
 
 
 @app.command("serve-model")

@@ -149,15 +149,22 @@ def make_search_tool(
     retrieval mode and ranking) default to the knowledge base's; `rewrite(context, query)` gives the query made
     stand-alone from the conversation (a follow-up's), searched beside the query the model wrote."""
 
+    # `runtime` is None when the tool is invoked on its own (a chain, a test): LangChain injects it only into a
+    # parameter annotated `ToolRuntime` (`[Any]`: the turn's context is the agent's), hence a default of None and not
+    # `ToolRuntime | None`.
     @tool("search_knowledge_base")
     def search_knowledge_base(
-        query: str, runtime: ToolRuntime[Any], k: int = default_k, doc_type: str | None = None
+        query: str,
+        runtime: ToolRuntime[Any] = None,  # type: ignore[assignment]
+        k: int = default_k,
+        doc_type: str | None = None,
     ) -> str:
         """Search the user's knowledge base (their documents and saved web pages). Returns numbered passages
         '[n] title — source'; cite them as [n] in the answer. Use short, specific queries."""
-        registry = getattr(runtime.context, "passages", None) or Passages()
+        context = getattr(runtime, "context", None)
+        registry = getattr(context, "passages", None) or Passages()
         k = max(1, min(int(k), 20))
-        queries = [query, rewrite(runtime.context, query)] if rewrite and runtime.context is not None else [query]
+        queries = [query, rewrite(context, query)] if rewrite and context is not None else [query]
         found = search_passages(kb, registry, queries, k, doc_type, min_similarity, options)
         return format_passages(found, texts=[table_rows_as_lines(p.text) for p in found])
 

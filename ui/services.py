@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LOCAL_PROVIDERS = {"embedded", "gguf", "hf"}  # in-process models: one answer at a time per model
+CHAT_CONCURRENCY = 20  # simultaneous answers (chat, API, MCP); in-process models still answer one at a time
+MAX_QUESTION_CHARS = 4000
 MAX_AGENTS = 4  # agents kept for (model, k, mode, temperature) choices; the least recently used goes first
 
 
@@ -203,6 +205,25 @@ class Services:
             return contextlib.nullcontext()
         with self._agent_lock:
             return self._model_locks.setdefault(agent.spec.label, FairLock())
+
+    def stream_detached(
+        self, question: str, earlier: list[tuple[str, str]], choices: SessionChoices
+    ) -> Iterator[Event]:
+        """An answer in a thread of its own, started with the `earlier` (role, text) turns and deleted when done:
+        for clients that keep the conversation themselves (the OpenAI-compatible API), so it never shows among the
+        app's conversations."""
+        try:
+            agent = self.agent(choices)
+        except Exception as exc:  # a model that can't be built here
+            yield Error(f"the model {choices.model or 'embedded'!r} can't be used: {_first_line(exc)}")
+            return
+        thread_id = self.threads.new_thread()
+        try:
+            agent.seed(thread_id, earlier)
+            with self._turn(agent):
+                yield from agent.stream(question, thread_id)
+        finally:
+            self.threads.delete(thread_id)
 
     def ask(self, question: str, thread_id: str | None, choices: SessionChoices) -> Answer:
         """The whole answer (the API); raises AnswerError when there is none."""
