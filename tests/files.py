@@ -131,7 +131,10 @@ def write_pptx(path: Path, slides: list[dict[str, object]], title: str | None = 
 
 
 def write_xlsx(
-    path: Path, sheets: dict[str, list[list[object]]], hidden: tuple[str, ...] = (), cached: dict[str, object] | None = None
+    path: Path,
+    sheets: dict[str, list[list[object]]],
+    hidden: tuple[str, ...] = (),
+    cached: dict[str, object] | None = None,
 ) -> Path:
     """A workbook of `sheets` (name → rows), some of them hidden. A formula cell ("=...") gets the value in
     `cached` (by cell reference, e.g. "B4") stored as its last calculated result, as a spreadsheet program would
@@ -161,7 +164,9 @@ def write_xlsx(
                 if info.filename.startswith("xl/worksheets/sheet"):
                     text = content.decode()
                     for ref, value in cached.items():
-                        text = re.sub(rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>)\s*(<v\s*/>|<v></v>)?', rf"\1<v>{value}</v>", text)
+                        text = re.sub(
+                            rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>)\s*(<v\s*/>|<v></v>)?', rf"\1<v>{value}</v>", text
+                        )
                     content = text.encode()
                 target.writestr(info, content)
         data = out.getvalue()
@@ -212,4 +217,26 @@ def write_epub(path: Path, title: str, chapters: list[tuple[str, str]], drm: boo
                 "META-INF/encryption.xml",
                 f'<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container">{refs}</encryption>',
             )
+    return path
+
+
+def write_xls(path: Path, sheets: dict[str, list[list[object]]], hidden: tuple[str, ...] = ()) -> Path:
+    """An old binary (BIFF8) workbook; dates get a date format, as a spreadsheet program stores them."""
+    import datetime as dt
+
+    import xlwt
+
+    book = xlwt.Workbook()
+    date_style = xlwt.easyxf(num_format_str="YYYY-MM-DD")
+    for name, rows in sheets.items():
+        sheet = book.add_sheet(name)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if isinstance(value, dt.date):
+                    sheet.write(r, c, value, date_style)
+                elif value is not None:
+                    sheet.write(r, c, value)
+        if name in hidden:
+            sheet.visibility = 1
+    book.save(str(path))
     return path

@@ -13,7 +13,7 @@ from ingest.loaders.errors import LoadError
 from ingest.loaders.html import load_html
 from ingest.loaders.mail import load_eml, load_mbox
 from ingest.loaders.pdf import load_pdf
-from ingest.loaders.sheets import load_xlsx
+from ingest.loaders.sheets import load_xls, load_xlsx
 from ingest.loaders.slides import load_pptx
 from ingest.loaders.table import load_csv
 from ingest.loaders.text import load_markdown, load_text
@@ -42,6 +42,7 @@ LOADERS: dict[str, Loader] = {
     ".pptx": load_pptx,
     ".xlsx": load_xlsx,
     ".xlsm": load_xlsx,
+    ".xls": load_xls,
     ".epub": load_epub,
 }
 

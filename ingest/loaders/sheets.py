@@ -1,8 +1,10 @@
-"""Spreadsheets (.xlsx): one document per visible sheet, its rows as `column: value` lines like CSV rows.
+"""Spreadsheets (.xlsx by openpyxl, old binary .xls by xlrd): one document per visible sheet, its rows as
+`column: value` lines like CSV rows.
 
 The header is the first of the top rows whose filled cells are all text and span most of the table's width
 (rows above it, such as a title in A1, are kept as lines of their own); without one, cells are named by their
-column letter. Formulas read as the value the spreadsheet program last calculated (openpyxl's data_only).
+column letter. Formulas read as the value the spreadsheet program last calculated (stored in the file; one
+never calculated reads as empty).
 Hidden sheets are skipped, and the file's ingest line says so. Rows are streamed (read-only mode), and a
 workbook is cut after MAX_ROWS rows with a note in its line: past that, a table is a database's job, and its
 embedding alone would take minutes on a CPU.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,31 +35,79 @@ def load_xlsx(path: Path, raw: bytes) -> list[Document]:
         book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises KeyError, ValueError, lxml errors... for a broken part
         raise LoadError(f"corrupt or not a .xlsx file ({type(exc).__name__})") from exc
+    try:
+        sheets = []
+        for sheet in book.worksheets:
+            sheet.reset_dimensions()  # rows as stored: a false <dimension> must not pad every row to 16,384 cells
+            sheets.append((sheet.title, sheet.sheet_state == "visible", sheet.iter_rows(values_only=True)))
+        return _documents(path, sheets, "xlsx")
+    finally:
+        book.close()
+
+
+def load_xls(path: Path, raw: bytes) -> list[Document]:
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(file_contents=raw, on_demand=True, logfile=io.StringIO())  # not stdout
+    except Exception as exc:  # xlrd.XLRDError, struct and index errors for a truncated file
+        if "encrypted" in str(exc).lower():
+            raise LoadError("encrypted (password-protected) .xls file") from exc
+        raise LoadError(f"corrupt or not a .xls file ({type(exc).__name__}: {str(exc)[:80]})") from exc
+    try:
+        sheets = []
+        for index, name in enumerate(book.sheet_names()):
+            sheet = book.sheet_by_index(index)
+            sheets.append((name, sheet.visibility == 0, _xls_rows(sheet, book.datemode)))
+        return _documents(path, sheets, "xls")
+    finally:
+        book.release_resources()
+
+
+def _xls_rows(sheet: Any, datemode: int) -> Iterator[list[Any]]:
+    for number in range(sheet.nrows):
+        yield [_xls_value(cell, datemode) for cell in sheet.row(number)]
+
+
+def _xls_value(cell: Any, datemode: int) -> Any:
+    import xlrd
+
+    if cell.ctype == xlrd.XL_CELL_DATE:
+        try:
+            return xlrd.xldate.xldate_as_datetime(cell.value, datemode)
+        except (ValueError, OverflowError, xlrd.xldate.XLDateError):
+            return cell.value
+    if cell.ctype == xlrd.XL_CELL_BOOLEAN:
+        return bool(cell.value)
+    if cell.ctype == xlrd.XL_CELL_ERROR:
+        return xlrd.error_text_from_code.get(cell.value, "#ERROR")
+    return cell.value
+
+
+def _documents(path: Path, sheets: Iterable[tuple[str, bool, Iterable[Sequence[Any]]]], kind: str) -> list[Document]:
+    """One document per visible sheet, the workbook cut after MAX_ROWS filled rows; `sheets` is read lazily."""
     title = path.stem.replace("_", " ").replace("-", " ")
     documents, hidden, left = [], [], MAX_ROWS
     cut = ""
     try:
-        for sheet in book.worksheets:
-            if sheet.sheet_state != "visible":
-                hidden.append(sheet.title)
+        for name, visible, row_values in sheets:
+            if not visible:
+                hidden.append(name)
                 continue
-            sheet.reset_dimensions()  # rows as stored: a false <dimension> must not pad every row to 16,384 cells
-            rows, more = _filled_rows(sheet.iter_rows(values_only=True), left)
+            rows, more = _filled_rows(row_values, left)
             left -= len(rows)
             if more:
-                cut = f"cut after {MAX_ROWS:,} rows in sheet {sheet.title!r} (the limit per workbook)"
+                cut = f"cut after {MAX_ROWS:,} rows in sheet {name!r} (the limit per workbook)"
             if rows:
-                text = f"# {sheet.title}\n\n" + "\n".join(records(rows))
-                metadata = {"title": title, "location": f"sheet {sheet.title}", "format": "markdown"}
+                text = f"# {name}\n\n" + "\n".join(records(rows))
+                metadata = {"title": title, "location": f"sheet {name}", "format": "markdown"}
                 documents.append(Document(page_content=text, metadata=metadata))
             if left <= 0:
                 break
     except LoadError:
         raise
     except Exception as exc:
-        raise LoadError(f"corrupt .xlsx file ({type(exc).__name__}: {str(exc)[:80]})") from exc
-    finally:
-        book.close()
+        raise LoadError(f"corrupt .{kind} file ({type(exc).__name__}: {str(exc)[:80]})") from exc
     return _with_note(documents, hidden, cut)
 
 
