@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -331,6 +332,7 @@ def main() -> None:
             "kbagent": score(own(files), questions, stores["own"], embedder),
             "markitdown": score(markitdown(args.markitdown_python, files), questions, stores["markitdown"], embedder),
             "note": "timings on a 2-core machine shared with other jobs: compare them with each other only",
+            "load_average_1min": round(os.getloadavg()[0], 1),
         }
     if args.deps:
         results["dependencies"] = {

@@ -31,13 +31,13 @@ CREATE TABLE IF NOT EXISTS sources (
 );
 """
 COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root"
-LOCATION_SUFFIX = re.compile(r" \((?:p\.|slide|sheet|chapter) [^\n]*\)$")
-"""A label's "(p. 3)", "(slide 2)", "(sheet Budget)" or "(chapter 4)" at its end, for readers of labels."""
+LOCATION_SUFFIX = re.compile(r" \((?:p\.|slide|sheet|chapter|attachment) [^\n]*\)$")
+"""A label's "(p. 3)", "(slide 2)", "(sheet Budget)", "(chapter 4)" or "(attachment a.pdf, p. 2)" at its end."""
 
 
 def location_of(meta: Mapping[str, Any]) -> str:
     """Where in its source a chunk lies, as citations show it: "p. 3" for a PDF page, else the loader's own
-    words ("slide 3", "sheet Budget", "chapter 2"); '' for a source read as a whole."""
+    words ("slide 3", "sheet Budget", "chapter 2", "attachment a.pdf, p. 2"); '' for a source read as a whole."""
     return f"p. {meta['page']}" if meta.get("page") else str(meta.get("location") or "")
 
 

@@ -142,6 +142,40 @@ def test_epub_chapters_in_spine_order(tmp_path: Path) -> None:
     assert {d.metadata["title"] for d in docs} == {"The Lighthouse Keeper"}
 
 
+def _mail_with_attachments(folder: Path) -> bytes:
+    """A message with a workbook, a deck, a corrupt PDF (its name a path) and an attached message attached."""
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"], message["From"] = "Crew list and slides", "ada@example.org"
+    message.set_content("Both attached, see you Monday.")
+    crew = write_xlsx(folder / "crew.tmp", {"Crew": [["name", "boat"], ["Marit Olsen", "Kestrel"]]}).read_bytes()
+    message.add_attachment(crew, maintype="application", subtype="octet-stream", filename="crew.xlsx")
+    deck = write_pptx(folder / "deck.tmp", DECK).read_bytes()
+    message.add_attachment(deck, maintype="application", subtype="octet-stream", filename="review.pptx")
+    message.add_attachment(b"%PDF-1.4 broken", maintype="application", subtype="pdf", filename="../../rota.pdf")
+    message.add_attachment(b"From: x\n\nnested", maintype="message", subtype="rfc822", filename="fwd.eml")
+    (folder / "crew.tmp").unlink()
+    (folder / "deck.tmp").unlink()
+    return message.as_bytes()
+
+
+def test_mail_attachments_read_into_the_message_source_cited_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "crew.eml"
+    path.write_bytes(_mail_with_attachments(tmp_path))
+    docs = _load(path)
+    assert [d.metadata.get("location") for d in docs] == [
+        None,
+        "attachment crew.xlsx, sheet Crew",
+        "attachment review.pptx, slide 1",
+        "attachment review.pptx, slide 2",
+        "attachment review.pptx, slide 3",
+    ]
+    assert docs[0].metadata["title"] == "Crew list and slides"
+    assert docs[0].metadata["note"].startswith("attachment rota.pdf not read: corrupt PDF")
+    assert docs[1].page_content == "# Attachment crew.xlsx (sheet Crew)\n\n## Crew\n\nname: Marit Olsen; boat: Kestrel"
+
+
 def _truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
 
@@ -168,6 +202,7 @@ def _hostile(folder: Path) -> dict[str, str]:
         "keeper.epub": write_epub(folder / "keeper.epub", "Keeper", CHAPTERS).read_bytes(),
         "tides.xls": _xls(folder / "tides.xls").read_bytes(),
     }
+    (folder / "crew.eml").write_bytes(_mail_with_attachments(folder))
     files = {
         "truncated.pptx": (_truncated(good["deck.pptx"]), "corrupt or truncated .pptx"),
         "truncated.xlsx": (_truncated(good["book.xlsx"]), "corrupt or truncated .xlsx"),
@@ -211,9 +246,10 @@ def test_office_files_end_to_end_cited_by_slide_sheet_and_chapter(tmp_path: Path
         assert reason.lower() in outcomes[name].message.lower(), (name, outcomes[name])
         assert "\n" not in outcomes[name].message
     assert {n: o.status for n, o in outcomes.items() if n not in expect} == dict.fromkeys(
-        ["deck.pptx", "book.xlsx", "keeper.epub", "tides.xls"], "added"
+        ["deck.pptx", "book.xlsx", "keeper.epub", "tides.xls", "crew.eml"], "added"
     )
     assert outcomes["book.xlsx"].message == "1 hidden sheet skipped (Secret)"
+    assert outcomes["crew.eml"].message.startswith("attachment rota.pdf not read: corrupt PDF")
 
     cases = {
         "how many riders on the Pier 9 ferry route": ("deck.pptx", "41,200", "slide 2"),
@@ -221,6 +257,7 @@ def test_office_files_end_to_end_cited_by_slide_sheet_and_chapter(tmp_path: Path
         "what cracked the lens of the Skerry light": ("keeper.epub", "equinox", "chapter 2"),
         "what should the talk mention about the storm closure": ("deck.pptx", "3 March", "slide 2"),
         "when is high water at Vardø": ("tides.xls", "2026-03-04", "sheet Tides"),
+        "which boat does Marit Olsen sail on": ("crew.eml", "Kestrel", "attachment crew.xlsx, sheet Crew"),
     }
     registry = Passages()
     for query, (name, fact, where) in cases.items():
@@ -233,7 +270,7 @@ def test_office_files_end_to_end_cited_by_slide_sheet_and_chapter(tmp_path: Path
     compact = format_passages(passages, compact=True)
     assert "[1] (slide 2) " in compact and "(sheet Budget)" in compact and "(chapter 2)" in compact
     shown = readable_output(format_passages(passages), {})
-    assert "(sheet Budget)" in shown and "(chapter 2)" in shown
+    assert "(sheet Budget)" in shown and "(chapter 2)" in shown and "(attachment crew.xlsx, sheet Crew)" in shown
     assert " · sheet Budget · " in sources_markdown([p for p in passages if p.location == "sheet Budget"])
 
 

@@ -42,7 +42,7 @@ def load_epub(path: Path, raw: bytes) -> list[Document]:
             pages = [archive.read(name) for name in chapters if name in archive.NameToInfo]
         except (KeyError, ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
             raise LoadError(f"corrupt or not an .epub file ({type(exc).__name__}: {str(exc)[:80]})") from exc
-    documents = []
+    documents: list[Document] = []
     for content in pages:
         html, _ = decode(content, html=True)
         page = html_to_markdown(html)
