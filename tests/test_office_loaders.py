@@ -119,6 +119,7 @@ def test_50000_row_sheet_is_cut_at_the_row_limit_with_one_line(tmp_path: Path) -
     assert docs[0].metadata["note"] == "cut after 20,000 rows in sheet 'Readings' (the limit per workbook)"
 
 
+@pytest.mark.timeout(60)
 def test_false_sheet_dimension_does_not_pad_rows(tmp_path: Path) -> None:
     """A sheet claiming 16,384 columns and a million rows reads as the cells it has."""
     path = write_xlsx(tmp_path / "wide.xlsx", {"Data": [["name", "value"], ["tide", 3]]})
@@ -151,7 +152,8 @@ def _mail_with_attachments(folder: Path) -> bytes:
     message.set_content("Both attached, see you Monday.")
     crew = write_xlsx(folder / "crew.tmp", {"Crew": [["name", "boat"], ["Marit Olsen", "Kestrel"]]}).read_bytes()
     message.add_attachment(crew, maintype="application", subtype="octet-stream", filename="crew.xlsx")
-    deck = write_pptx(folder / "deck.tmp", DECK).read_bytes()
+    slides = [{"title": "Rota", "bullets": ["Shifts change at noon"]}, {"title": "Boats", "bullets": ["Two"]}]
+    deck = write_pptx(folder / "deck.tmp", slides).read_bytes()
     message.add_attachment(deck, maintype="application", subtype="octet-stream", filename="review.pptx")
     message.add_attachment(b"%PDF-1.4 broken", maintype="application", subtype="pdf", filename="../../rota.pdf")
     message.add_attachment(b"From: x\n\nnested", maintype="message", subtype="rfc822", filename="fwd.eml")
@@ -169,7 +171,6 @@ def test_mail_attachments_read_into_the_message_source_cited_by_name(tmp_path: P
         "attachment crew.xlsx, sheet Crew",
         "attachment review.pptx, slide 1",
         "attachment review.pptx, slide 2",
-        "attachment review.pptx, slide 3",
     ]
     assert docs[0].metadata["title"] == "Crew list and slides"
     assert docs[0].metadata["note"].startswith("attachment rota.pdf not read: corrupt PDF")
