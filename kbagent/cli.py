@@ -63,7 +63,8 @@ def ingest(
     sitemap: Annotated[list[str] | None, typer.Option("--sitemap", help="Ingest a sitemap's pages.")] = None,
     render: Annotated[bool, typer.Option("--render", help="Render every page in Chromium.")] = False,
 ) -> None:
-    """Ingest files, folders and web pages (md, txt, pdf, html, docx, csv); unchanged ones cost nothing."""
+    """Ingest files, folders and web pages (md, txt, pdf, html, docx, pptx, xlsx, xls, epub, csv, json, eml, mbox);
+    unchanged ones cost nothing."""
     from ingest.web import is_url
     from kbagent.progress import RichProgress
 
