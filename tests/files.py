@@ -176,14 +176,16 @@ def write_xlsx(
 
 def write_epub(path: Path, title: str, chapters: list[tuple[str, str]], drm: bool = False) -> Path:
     """An EPUB 3 of (heading, paragraph text) chapters; the spine lists them in an order other than their file
-    names' (reading order must come from the spine). `drm` adds an encryption.xml naming the chapters."""
+    names' (reading order must come from the spine), after the table of contents (nav.xhtml), as generators
+    often do. `drm` adds an encryption.xml naming the chapters."""
     import zipfile
 
     names = [f"text/part-{len(chapters) - n:02d}.xhtml" for n in range(len(chapters))]
     manifest = "".join(
         f'<item id="c{n}" href="{name}" media-type="application/xhtml+xml"/>' for n, name in enumerate(names)
     )
-    spine = "".join(f'<itemref idref="c{n}"/>' for n in range(len(chapters)))
+    manifest += '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
+    spine = '<itemref idref="nav"/>' + "".join(f'<itemref idref="c{n}"/>' for n in range(len(chapters)))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
         book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
         book.writestr(
@@ -198,6 +200,13 @@ def write_epub(path: Path, title: str, chapters: list[tuple[str, str]], drm: boo
             f'<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>{title}</dc:title>'
             f'<dc:identifier id="id">urn:uuid:0</dc:identifier></metadata><manifest>{manifest}</manifest>'
             f"<spine>{spine}</spine></package>",
+        )
+        links = "".join(f'<li><a href="{n}">{c[0]}</a></li>' for n, c in zip(names, chapters, strict=True))
+        book.writestr(
+            "OEBPS/nav.xhtml",
+            '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml" '
+            'xmlns:epub="http://www.idpf.org/2007/ops"><head><title>Contents</title></head><body>'
+            f'<nav epub:type="toc"><h1>Contents</h1><ol>{links}</ol></nav></body></html>',
         )
         for name, (heading, text) in zip(names, chapters, strict=True):
             paragraphs = "".join(f"<p>{p}</p>" for p in text.split("\n\n"))

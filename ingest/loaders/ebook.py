@@ -77,11 +77,12 @@ def _package_path(archive: zipfile.ZipFile) -> str:
 
 
 def _spine(package: Any, folder: str) -> list[str]:
-    """The archive names of the spine's XHTML documents, in reading order (non-linear ones last, as readers do)."""
+    """The archive names of the spine's XHTML documents, in reading order (non-linear ones last, as readers do),
+    without the EPUB 3 table of contents (a list of links, where a search would only find chapter titles)."""
     manifest = {
         item.get("id"): item
         for item in package.iterfind(".//opf:manifest/opf:item", NS)
-        if item.get("media-type") in CHAPTER_TYPES and item.get("href")
+        if item.get("media-type") in CHAPTER_TYPES and item.get("href") and not _is_nav(item)
     }
     refs = list(package.iterfind(".//opf:spine/opf:itemref", NS))
     ordered = [r for r in refs if r.get("linear") != "no"] + [r for r in refs if r.get("linear") == "no"]
@@ -95,6 +96,10 @@ def _spine(package: Any, folder: str) -> list[str]:
     if not names:
         raise ValueError("the package lists no chapters")
     return names
+
+
+def _is_nav(item: Any) -> bool:
+    return "nav" in (item.get("properties") or "").split()
 
 
 def _refuse_drm(archive: zipfile.ZipFile, chapters: list[str]) -> None:
