@@ -293,3 +293,26 @@ def test_cli_notes_the_hidden_sheet_and_cites_the_slide(tmp_path: Path) -> None:
     assert "note    book.xlsx: 1 hidden sheet skipped (Secret)" in run.stdout
     found = kbagent("search", "riders on the Pier 9 ferry route", "-k", "1", data=data)
     assert "deck.pptx (slide 2)" in found.stdout, found.stdout
+
+
+def test_places_shown_in_terminal_sources_and_app_ingest_report() -> None:
+    """The chat's source lines carry a passage's place (a PDF page still as "p. N"); the app's ingest report
+    carries a file's note."""
+    from rich.console import Console
+
+    from agent.events import Done, Sources
+    from ingest.pipeline import IngestReport, Outcome
+    from kbagent.chat_view import TerminalRenderer
+    from tools.knowledge_search import Passage
+    from ui.formatting import report_markdown
+
+    console = Console(record=True, width=200)
+    render = TerminalRenderer(console)
+    deck = Passage(1, "c1", "Review", "/kb/deck.pptx", "41,200 riders", location="slide 2")
+    manual = Passage(2, "c2", "Pump", "/kb/pump.pdf", "gasket", 3)
+    render(Sources(cited=[deck, manual]))
+    render(Done("41,200 riders [1], gasket [2].", "t1", "openai:x", 0.1))
+    text = console.export_text()
+    assert "Review — /kb/deck.pptx (slide 2)" in text and "Pump — /kb/pump.pdf (p. 3)" in text
+    report = IngestReport([Outcome("/kb/book.xlsx", "added", "1 hidden sheet skipped (Secret)", chunks=4)])
+    assert "added, 4 chunks (1 hidden sheet skipped (Secret))" in report_markdown(report)
