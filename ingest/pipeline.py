@@ -92,6 +92,7 @@ class FileToIngest:
 class Prepared:
     item: ChunkedSource | None = None
     outcome: Outcome | None = None
+    note: str = ""  # what the loader left out (hidden sheets, rows past a limit), for the file's ingest line
 
 
 class Ingestor:
@@ -187,13 +188,15 @@ class Ingestor:
             self._write(pending, known, report, progress)
 
     def _write(self, pending: list[Prepared], known: dict[str, str], report: IngestReport, progress: Progress) -> None:
-        items = [p.item for p in pending if p.item is not None]
-        result = self.kb.write(items, on_embedded=progress.chunks_embedded)
+        written = [p for p in pending if p.item is not None]
+        result = self.kb.write([p.item for p in written if p.item], on_embedded=progress.chunks_embedded)
         report.embedded += result.embedded
         report.reused += result.reused
-        for item in items:
+        for prepared in written:
+            item = prepared.item
+            assert item is not None
             status = "updated" if item.source in known else "added"
-            outcome = Outcome(item.source, status, chunks=len(item.chunks))
+            outcome = Outcome(item.source, status, prepared.note, chunks=len(item.chunks))
             report.outcomes.append(outcome)
             progress.file_done(outcome)
 
@@ -288,7 +291,7 @@ class Ingestor:
         root = str(file.root or path.parent)
         item = ChunkedSource(source, content_hash, chunks, title, file.doc_type, kind_of(path), root)
         twins[content_hash] = source
-        return Prepared(item=item)
+        return Prepared(item=item, note="; ".join(str(d.metadata["note"]) for d in documents if d.metadata.get("note")))
 
 
 def discover(

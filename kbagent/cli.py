@@ -63,7 +63,8 @@ def ingest(
     sitemap: Annotated[list[str] | None, typer.Option("--sitemap", help="Ingest a sitemap's pages.")] = None,
     render: Annotated[bool, typer.Option("--render", help="Render every page in Chromium.")] = False,
 ) -> None:
-    """Ingest files, folders and web pages (md, txt, pdf, html, docx, csv); unchanged ones cost nothing."""
+    """Ingest files, folders and web pages (md, txt, pdf, html, docx, pptx, xlsx, xls, epub, csv, json, eml, mbox);
+    unchanged ones cost nothing."""
     from ingest.web import is_url
     from kbagent.progress import RichProgress
 
@@ -96,6 +97,7 @@ def ingest(
                     "reused_chunks": report.reused,
                     "seconds": round(report.seconds, 2),
                     "problems": [o.__dict__ for o in report.outcomes if o.status in ("failed", "skipped")],
+                    "notes": [o.__dict__ for o in report.outcomes if o.status in ("added", "updated") and o.message],
                 },
                 indent=2,
             )
@@ -106,6 +108,8 @@ def ingest(
             out.print(f"[red]failed[/]  {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
         for outcome in report.of("skipped"):
             out.print(f"[yellow]skipped[/] {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
+        for outcome in [o for o in report.outcomes if o.status in ("added", "updated") and o.message]:
+            out.print(f"[yellow]note[/]    {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
         rate = report.embedded / report.seconds if report.seconds else 0.0
         out.print(
             f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
@@ -152,7 +156,7 @@ def search(
     if not rows:
         out.print("No results. (Is anything ingested? Try `kbagent sources`.)")
     for n, row in enumerate(rows, start=1):
-        where = names.get(row["source"], row["source"]) + (f" (p. {row['page']})" if row["page"] else "")
+        where = names.get(row["source"], row["source"]) + (f" ({row['location']})" if row["location"] else "")
         title = _safe(row["title"])
         out.print(f"[bold][{n}][/] {row['score']:.3f}  [bold]{title}[/] — {_safe(where)}  [dim]{row['doc_type']}[/]")
         text = " ".join(row["text"].split())
@@ -177,6 +181,8 @@ def _source_prefix(prefix: str | None) -> str | None:
 
 
 def _doc_row(doc: Any) -> dict[str, Any]:
+    from knowledge_base.records import location_of
+
     meta = doc.metadata
     return {
         "text": doc.page_content,
@@ -184,6 +190,7 @@ def _doc_row(doc: Any) -> dict[str, Any]:
         "title": meta.get("title", ""),
         "doc_type": meta.get("doc_type", ""),
         "page": meta.get("page"),
+        "location": location_of(meta),
         "section": meta.get("section"),
         "score": meta.get("score"),
         "similarity": meta.get("similarity"),

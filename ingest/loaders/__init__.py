@@ -8,10 +8,13 @@ from pathlib import Path
 from langchain_core.documents import Document
 
 from ingest.loaders.data import load_json, load_jsonl
+from ingest.loaders.ebook import load_epub
 from ingest.loaders.errors import LoadError
 from ingest.loaders.html import load_html
 from ingest.loaders.mail import load_eml, load_mbox
 from ingest.loaders.pdf import load_pdf
+from ingest.loaders.sheets import load_xls, load_xlsx
+from ingest.loaders.slides import load_pptx
 from ingest.loaders.table import load_csv
 from ingest.loaders.text import load_markdown, load_text
 from ingest.loaders.word import load_docx
@@ -36,6 +39,11 @@ LOADERS: dict[str, Loader] = {
     ".ndjson": load_jsonl,
     ".eml": load_eml,
     ".mbox": load_mbox,
+    ".pptx": load_pptx,
+    ".xlsx": load_xlsx,
+    ".xlsm": load_xlsx,
+    ".xls": load_xls,
+    ".epub": load_epub,
 }
 
 
@@ -48,7 +56,9 @@ def is_supported(path: Path) -> bool:
 
 
 def load(path: Path, raw: bytes) -> list[Document]:
-    """Documents (one per page for PDFs) with `title` and `format` metadata; LoadError says why not."""
+    """Documents with `title` and `format` metadata; LoadError says why not. Where a loader splits a file, each
+    document says where it is: `page` (a PDF page number) or `location` ("slide 3", "sheet Budget", "chapter 2").
+    A `note` on the first document (hidden sheets skipped, rows cut) goes into the file's ingest line."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise LoadError(f"unsupported file type {path.suffix or '(none)'!r}")
