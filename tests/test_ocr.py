@@ -1,0 +1,207 @@
+"""Scanned pages and images: read by OCR with their page numbers, searchable and cited; OCR off, failed or
+refused pages are one line each and never stop the rest of a folder.
+
+The pages are drawn from known text by tests/scans.py, so what OCR should find is known."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from ingest import IngestConfig, Ingestor, build_ingestor
+from ingest.loaders import LoadError, load
+from ingest.text import ExtractError
+from ingest.text.ocr import OcrReader, PageOcr, pdf_page_image
+from knowledge_base import KnowledgeBase
+from tests import parts
+from tests.files import write_pdf
+from tests.scans import scanned_page, write_scanned_pdf
+
+FACT = "The Zephyr-9 pump moves 42 litres per minute and its warranty lasts seven years."
+OTHER = "The harbour office opens at half past seven and the ferry to Lindholm leaves at noon."
+
+tesseract = parts.ocr_engine("tesseract")
+rapidocr = parts.ocr_engine("rapidocr")
+
+
+def _reader(engine: str, **limits: float) -> OcrReader:
+    return OcrReader(engine, **limits)  # type: ignore[arg-type]
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _ingestor(kb: KnowledgeBase, **ocr: object) -> Ingestor:
+    return build_ingestor(IngestConfig(**ocr), kb)  # type: ignore[arg-type]
+
+
+ENGINES = [pytest.param("tesseract", marks=tesseract), pytest.param("rapidocr", marks=rapidocr)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tiff"])
+def test_image_files_are_read_by_ocr(tmp_path: Path, engine: str, suffix: str) -> None:
+    path = tmp_path / f"note{suffix}"
+    scanned_page(FACT, rotate=0.7, noise=0.01).save(path)
+    ocr = PageOcr(_reader(engine))
+    [doc] = load(path, path.read_bytes(), ocr)
+    assert "42 litres per minute" in _words(doc.page_content)
+    assert doc.metadata["title"] == "note" and "page" not in doc.metadata  # one image: no page to cite
+    assert ocr.pages == 1 and ocr.seconds > 0 and not ocr.notes
+
+
+@tesseract
+def test_multipage_tiff_keeps_page_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "fax.tiff"
+    first, second = scanned_page(OTHER), scanned_page(FACT)
+    first.save(path, save_all=True, append_images=[second])
+    docs = load(path, path.read_bytes(), PageOcr(_reader("tesseract")))
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+    assert "42 litres" in _words(docs[1].page_content) and "ferry" in docs[0].page_content
+
+
+@tesseract
+def test_pdf_text_pages_kept_and_scanned_pages_ocrd_in_order(tmp_path: Path) -> None:
+    """A PDF with a text page and a scanned one: the text layer is used where there is one, OCR elsewhere."""
+    from pypdf import PdfReader, PdfWriter
+
+    text_pdf = write_pdf(tmp_path / "text.pdf", ["Harbour timetable, page one"])
+    scan_pdf = write_scanned_pdf(tmp_path / "scan.pdf", [scanned_page(FACT)])
+    writer = PdfWriter()
+    for part in (text_pdf, scan_pdf):
+        writer.append(PdfReader(part))
+    mixed = io.BytesIO()
+    writer.write(mixed)
+    ocr = PageOcr(_reader("tesseract"))
+    docs = load(tmp_path / "mixed.pdf", mixed.getvalue(), ocr)
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+    assert docs[0].page_content == "Harbour timetable, page one"
+    assert "42 litres per minute" in _words(docs[1].page_content)
+    assert ocr.pages == 1  # only the page without a text layer
+
+
+@tesseract
+def test_scanned_pdf_is_searchable_and_cites_its_page(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    write_scanned_pdf(folder / "manual.pdf", [scanned_page(OTHER), scanned_page(FACT)])
+    (folder / "notes.md").write_text("# Notes\n\nThe garden tomatoes need two litres of water a day.\n")
+    report = _ingestor(embedded_kb).run([folder])
+    assert report.counts["added"] == 2 and report.counts["failed"] == 0
+    assert report.ocr_pages == 2 and report.ocr_seconds > 0  # what the summary line says
+    [pdf] = [o for o in report.outcomes if o.source.endswith("manual.pdf")]
+    assert pdf.ocr_pages == 2 and not pdf.notes
+    top = embedded_kb.search("how many litres per minute does the Zephyr pump move", k=1)[0]
+    assert Path(top.metadata["source"]).name == "manual.pdf" and top.metadata["page"] == 2
+    assert "42 litres" in _words(top.page_content)
+
+
+def test_ocr_off_skips_pages_with_a_line(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    scanned_page(FACT).save(folder / "photo.png")
+    write_scanned_pdf(folder / "scan.pdf", [scanned_page(FACT)])
+    text_pdf = write_pdf(tmp_path / "text.pdf", ["Harbour timetable, page one"])
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for part in (text_pdf, folder / "scan.pdf"):
+        writer.append(PdfReader(part))
+    with open(folder / "mixed.pdf", "wb") as out:
+        writer.write(out)
+    report = _ingestor(embedded_kb, ocr="off").run([folder])
+    by_name = {Path(o.source).name: o for o in report.outcomes}
+    assert by_name["photo.png"].status == "skipped"
+    assert by_name["photo.png"].message == "image skipped: OCR is off (KBAGENT_OCR=off)"
+    assert by_name["scan.pdf"].status == "skipped" and "page 1 skipped: OCR is off" in by_name["scan.pdf"].message
+    assert by_name["mixed.pdf"].status == "added"
+    assert by_name["mixed.pdf"].notes == ["page 2 skipped: OCR is off (KBAGENT_OCR=off)"]
+    assert report.ocr_pages == 0
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A real PNG of width × height white grey pixels: a few hundred KB that decode to width × height bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" + b"\xff" * width
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+@tesseract
+def test_hostile_images_are_one_line_each_and_the_folder_goes_on(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "bomb.png").write_bytes(_png_bomb(20_000, 20_000))
+    good = io.BytesIO()
+    scanned_page(FACT).save(good, "PNG")
+    (folder / "good.png").write_bytes(good.getvalue())
+    (folder / "cut.png").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
+    (folder / "noise.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 10)
+    scan = write_scanned_pdf(tmp_path / "scan.pdf", [scanned_page(FACT)]).read_bytes()
+    (folder / "unrenderable.pdf").write_bytes(scan.replace(b"%PDF-", b"%XYZ-", 1))  # pypdf reads it, PDFium won't
+    report = _ingestor(embedded_kb).run([folder])
+    by_name = {Path(o.source).name: o for o in report.outcomes}
+    assert by_name["good.png"].status == "added"
+    assert by_name["bomb.png"].status == "failed"
+    assert by_name["bomb.png"].message == "image too large to OCR (over 179 M pixels: a decompression bomb)"
+    assert by_name["cut.png"].status == "failed" and by_name["cut.png"].message.startswith("image: corrupt image (")
+    assert by_name["noise.jpg"].status == "failed" and by_name["noise.jpg"].message.startswith("not a readable image")
+    assert by_name["unrenderable.pdf"].status == "failed"
+    assert by_name["unrenderable.pdf"].message.startswith("page 1: could not render it (PdfiumError")
+    for outcome in report.outcomes:
+        assert "\n" not in outcome.message and len(outcome.message) < 300
+
+
+def test_image_over_the_pixel_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    scanned_page(FACT, width=1200, height=1000).save(path)
+    ocr = PageOcr(OcrReader(max_pixels=1_000_000))
+    with pytest.raises(LoadError, match=r"^image too large to OCR \(1200 × 1000 pixels > 1 M; raise KBAGENT_OCR_MAX_"):
+        load(path, path.read_bytes(), ocr)
+    assert ocr.pages == 0 and ocr.seconds == 0
+
+
+def test_large_pdf_page_is_rendered_within_the_pixel_limit(tmp_path: Path) -> None:
+    """A page declared 5 m wide renders scaled down, not as a multi-gigapixel bitmap."""
+    from reportlab.pdfgen import canvas
+
+    path = tmp_path / "poster.pdf"
+    poster = canvas.Canvas(str(path), pagesize=(14_000, 14_000))
+    poster.showPage()
+    poster.save()
+    image = pdf_page_image(path.read_bytes(), 1, max_pixels=4_000_000)
+    assert max(image.size) <= 4000 and image.size[0] * image.size[1] <= 4_000_000
+
+
+def test_unrenderable_page_number_is_one_line() -> None:
+    with pytest.raises(ExtractError, match="could not render it"):
+        pdf_page_image(b"%PDF-1.4 not a pdf", 1, max_pixels=1_000_000)
+
+
+@tesseract
+def test_ocr_time_per_page_is_bounded(tmp_path: Path) -> None:
+    ocr = PageOcr(_reader("tesseract", page_timeout_s=0.05))
+    text = ocr.read("page 3", lambda: scanned_page(FACT * 8))
+    assert text == "" and ocr.notes == ["page 3: OCR took longer than 0.05 s"]
+    assert ocr.seconds < 5
+
+
+def test_missing_engine_is_a_line_saying_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract program on it
+    path = tmp_path / "note.png"
+    scanned_page(FACT).save(path)
+    ocr = PageOcr(_reader("tesseract"))
+    assert load(path, path.read_bytes(), ocr) == []
+    assert ocr.notes == [
+        "image: no OCR engine: the tesseract program is not installed (apt-get install tesseract-ocr tesseract-ocr-eng)"
+    ]
