@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from PIL.Image import Image
 from record import save  # bench/record.py: every result file with its command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -74,15 +75,15 @@ def cer(reference: str, read: str) -> float:
     return edit_distance(ref, got) / max(len(ref), 1)
 
 
-def run(engine: str, threads: str, pages: list[tuple[str, object]]) -> dict[str, object]:
+def run(engine: str, threads: str, pages: list[tuple[str, Image]]) -> dict[str, object]:
     reader = OcrReader(engine)  # type: ignore[arg-type]
     one = threads == "1"
     reader._engine = Tesseract(threads=1 if one else None) if engine == "tesseract" else RapidOcr(1 if one else -1)
-    reader.read(pages[0][1])  # type: ignore[arg-type]  # warm-up: models loaded, caches filled
+    reader.read(pages[0][1])  # warm-up: models loaded, caches filled
     errors, seconds = [], []
     for text, image in pages:
         start = time.perf_counter()
-        read = reader.read(image)  # type: ignore[arg-type]
+        read = reader.read(image)
         seconds.append(time.perf_counter() - start)
         errors.append(cer(text, read))
     return {

@@ -323,13 +323,14 @@ class Ingestor:
         if known.get(source) == content_hash:
             twins[content_hash] = source
             return Prepared(outcome=Outcome(source, "unchanged"))
-        twins[content_hash] = source
-        ocr = PageOcr(self.ocr if self.ocr.enabled else None, probe=True)
         try:
-            return self._split(file, raw, content_hash, ocr)
-        except OcrNeeded:
+            prepared = self._split(file, raw, content_hash, PageOcr(self.ocr if self.ocr.enabled else None, probe=True))
+        except OcrNeeded:  # claims its twins now: the OCR thread reads it later
             ocr = PageOcr(self.ocr, on_planned=progress.ocr_planned, on_page=progress.ocr_page_done)
-            return Prepared(later=lambda: self._split(file, raw, content_hash, ocr))
+            prepared = Prepared(later=lambda: self._split(file, raw, content_hash, ocr))
+        if prepared.outcome is None:
+            twins[content_hash] = source
+        return prepared
 
     def _split(self, file: FileToIngest, raw: bytes, content_hash: str, ocr: PageOcr) -> Prepared:
         """Load and chunk a read file, OCR'ing its pages with `ocr` (a probe raises OcrNeeded instead)."""

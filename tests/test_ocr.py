@@ -37,7 +37,7 @@ def _words(text: str) -> str:
 
 
 def _ingestor(kb: KnowledgeBase, **ocr: object) -> Ingestor:
-    return build_ingestor(IngestConfig(**ocr), kb)  # type: ignore[arg-type]
+    return build_ingestor(IngestConfig(**ocr), kb)
 
 
 ENGINES = [pytest.param("tesseract", marks=tesseract), pytest.param("rapidocr", marks=rapidocr)]

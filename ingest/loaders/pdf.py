@@ -3,6 +3,7 @@ without a text layer (scanned) are OCR'd (`ingest.text.ocr`)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from langchain_core.documents import Document
@@ -15,7 +16,7 @@ def load_pdf(path: Path, raw: bytes, ocr: PageOcr) -> list[Document]:
     pdf = pdf_text(raw, require_text=False)
     ocr.plan(len(pdf.blank))
     scanned = [
-        (number, ocr.read(f"page {number}", lambda number=number: pdf_page_image(raw, number, ocr.max_pixels)))
+        (number, ocr.read(f"page {number}", functools.partial(pdf_page_image, raw, number, ocr.max_pixels)))
         for number in pdf.blank
     ]
     pages = sorted(pdf.pages + [(number, text) for number, text in scanned if text])

@@ -8,6 +8,7 @@ read within a time limit; a page that can't be read is one note, never a failed 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import os
@@ -105,7 +106,7 @@ class RapidOcr:
                 result = self._engine(np.asarray(image.convert("RGB")))
         except Exception as exc:  # ONNX Runtime and OpenCV raise their own types
             raise ExtractError(f"OCR failed ({type(exc).__name__}: {str(exc)[:120]})") from exc
-        return "\n".join(result.txts or ())
+        return "\n".join(getattr(result, "txts", None) or ())
 
 
 def missing(name: str) -> str | None:
@@ -245,14 +246,16 @@ def image_frames(raw: bytes, max_pixels: int) -> Iterator[Callable[[], Image]]:
     except PILImage.DecompressionBombError as exc:  # Pillow's own limit, far above ours, refused by the header
         limit = 2 * (PILImage.MAX_IMAGE_PIXELS or 0) / 1e6
         raise ExtractError(f"image too large to OCR (over {limit:.0f} M pixels: a decompression bomb)") from exc
-    except (OSError, ValueError, SyntaxError) as exc:  # Pillow's UnidentifiedImageError is an OSError
+    except PILImage.UnidentifiedImageError as exc:
+        raise ExtractError("not a readable image (unknown format, or the start of the file is corrupt)") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ExtractError(f"not a readable image ({type(exc).__name__}: {str(exc)[:100]})") from exc
     width, height = image.size
     if width * height > max_pixels:
         raise ExtractError(too_large(width, height, max_pixels))
     frames = int(getattr(image, "n_frames", 1) or 1)
     for index in range(frames):
-        yield lambda index=index: _frame(image, index)
+        yield functools.partial(_frame, image, index)
 
 
 def _frame(image: Image, index: int) -> Image:
