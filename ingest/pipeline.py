@@ -26,6 +26,7 @@ from ingest.loaders import LoadError, is_supported, kind_of, load
 from ingest.text.ocr import OcrNeeded, OcrReader, PageOcr
 from knowledge_base import ChunkedSource, KnowledgeBase
 
+UNREAD_PAGES = "+unread-pages"  # marks the stored hash of a file whose pages OCR skipped or failed
 GROUP_SOURCES = 1024  # and up to write_batch_chunks: longer runs to sort by length, less padding per batch
 
 
@@ -356,6 +357,8 @@ class Ingestor:
         except Exception as exc:  # a loader bug must not stop the folder
             return Prepared(outcome=self._tallied(Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]), ocr))
         root = str(file.root or path.parent)
+        if ocr.incomplete:  # recorded as changed, so that the next ingest tries its unread pages again
+            content_hash += UNREAD_PAGES
         item = ChunkedSource(source, content_hash, chunks, title, file.doc_type, kind_of(path), root)
         return Prepared(item=item, page_ocr=ocr)
 

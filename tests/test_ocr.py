@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import IngestConfig, Ingestor, build_ingestor
+from ingest import IngestConfig, Ingestor, Progress, build_ingestor
 from ingest.loaders import LoadError, load
 from ingest.text import ExtractError
 from ingest.text.ocr import OcrReader, PageOcr, pdf_page_image
@@ -101,19 +101,26 @@ def test_scanned_pdf_is_searchable_and_cites_its_page(tmp_path: Path, embedded_k
     assert "42 litres" in _words(top.page_content)
 
 
+def _mixed_pdf(path: Path, scanned_text: str) -> Path:
+    """Page 1 with a text layer, page 2 a scanned image of `scanned_text`."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    text_pdf = write_pdf(path.with_suffix(".text-part"), ["Harbour timetable, page one"])
+    scan_pdf = write_scanned_pdf(path.with_suffix(".scan-part"), [scanned_page(scanned_text)])
+    for part in (text_pdf, scan_pdf):
+        writer.append(PdfReader(part))
+    with open(path, "wb") as out:
+        writer.write(out)
+    return path
+
+
 def test_ocr_off_skips_pages_with_a_line(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
     folder = tmp_path / "kb"
     folder.mkdir()
     scanned_page(FACT).save(folder / "photo.png")
     write_scanned_pdf(folder / "scan.pdf", [scanned_page(FACT)])
-    text_pdf = write_pdf(tmp_path / "text.pdf", ["Harbour timetable, page one"])
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    for part in (text_pdf, folder / "scan.pdf"):
-        writer.append(PdfReader(part))
-    with open(folder / "mixed.pdf", "wb") as out:
-        writer.write(out)
+    _mixed_pdf(tmp_path / "mixed.pdf", FACT).rename(folder / "mixed.pdf")
     report = _ingestor(embedded_kb, ocr="off").run([folder])
     by_name = {Path(o.source).name: o for o in report.outcomes}
     assert by_name["photo.png"].status == "skipped"
@@ -122,6 +129,46 @@ def test_ocr_off_skips_pages_with_a_line(tmp_path: Path, embedded_kb: KnowledgeB
     assert by_name["mixed.pdf"].status == "added"
     assert by_name["mixed.pdf"].notes == ["page 2 skipped: OCR is off (KBAGENT_OCR=off)"]
     assert report.ocr_pages == 0
+
+
+@tesseract
+def test_pages_skipped_with_ocr_off_are_read_once_it_is_on(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    _mixed_pdf(tmp_path / "mixed.pdf", FACT).rename(folder / "mixed.pdf")
+    first = _ingestor(embedded_kb, ocr="off").run([folder])
+    assert first.counts["added"] == 1 and first.ocr_pages == 0
+    second = _ingestor(embedded_kb, ocr="tesseract").run([folder])
+    assert second.counts["updated"] == 1 and second.ocr_pages == 1 and not second.outcomes[0].notes
+    top = embedded_kb.search("Zephyr pump litres per minute", k=1)[0]
+    assert top.metadata["page"] == 2 and "42 litres" in _words(top.page_content)
+    third = _ingestor(embedded_kb, ocr="tesseract").run([folder])
+    assert third.counts["unchanged"] == 1 and third.ocr_pages == 0  # read in full: not OCR'd again
+
+
+class _Recorded(Progress):
+    def __init__(self) -> None:
+        self.ocr: list[str] = []
+
+    def ocr_planned(self, pages: int) -> None:
+        self.ocr.append(f"planned {pages}")
+
+    def ocr_page_done(self, seconds: float) -> None:
+        self.ocr.append("page")
+
+
+@tesseract
+def test_ocr_runs_beside_the_other_files_with_its_own_progress(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+    """A scanned PDF first in the folder's order does not hold up the text files behind it."""
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    write_scanned_pdf(folder / "a-scan.pdf", [scanned_page(OTHER), scanned_page(FACT)])
+    for name in ("b.md", "c.md", "d.txt"):
+        (folder / name).write_text(f"# {name}\n\nA short note called {name}.\n")
+    progress = _Recorded()
+    report = _ingestor(embedded_kb, write_batch_chunks=1).run([folder], progress=progress)
+    assert [Path(o.source).name for o in report.outcomes] == ["b.md", "c.md", "d.txt", "a-scan.pdf"]
+    assert progress.ocr == ["planned 2", "page", "page"]
 
 
 def _png_bomb(width: int, height: int) -> bytes:

@@ -170,14 +170,20 @@ class PageOcr:
     """One line per page OCR could not read."""
     off: list[str] = field(default_factory=list)
     """The pages skipped because OCR is off."""
+    blank: list[str] = field(default_factory=list)
+    """The pages OCR found no text on (often the empty backs of scanned sheets)."""
 
     @property
     def notes(self) -> list[str]:
-        """One line per page that was not read, the pages skipped for OCR being off in one line."""
-        if not self.off:
-            return list(self.failed)
-        shown = ", ".join(self.off[:10]) + (f" and {len(self.off) - 10} more" if len(self.off) > 10 else "")
-        return [f"{shown} skipped: OCR is off (KBAGENT_OCR=off)", *self.failed]
+        """One line per page that was not read; the pages skipped for OCR being off, and the blank ones, in one
+        line each."""
+        notes = [f"{_labels(self.off)} skipped: OCR is off (KBAGENT_OCR=off)"] if self.off else []
+        return notes + self.failed + ([f"{_labels(self.blank)}: OCR found no text"] if self.blank else [])
+
+    @property
+    def incomplete(self) -> bool:
+        """Pages were left unread that a later ingest may read (OCR turned on, a longer time limit)."""
+        return bool(self.off or self.failed)
 
     @property
     def enabled(self) -> bool:
@@ -212,8 +218,16 @@ class PageOcr:
             self.on_page(seconds)
         self.pages += 1
         if not text:
-            self.failed.append(f"{label}: OCR found no text")
+            self.blank.append(label)
         return text
+
+
+def _labels(labels: list[str]) -> str:
+    """The labels as one phrase, "page 1" and "page 2" as "pages 1, 2"; at most ten named."""
+    shown = labels[:10]
+    if len(shown) > 1 and all(label.startswith("page ") for label in shown):
+        shown = ["pages " + shown[0].removeprefix("page "), *(label.removeprefix("page ") for label in shown[1:])]
+    return ", ".join(shown) + (f" and {len(labels) - 10} more" if len(labels) > 10 else "")
 
 
 def fit(image: Image, max_pixels: int) -> Image:
