@@ -67,22 +67,26 @@ def test_multipage_tiff_keeps_page_numbers(tmp_path: Path) -> None:
 
 @tesseract
 def test_pdf_text_pages_kept_and_scanned_pages_ocrd_in_order(tmp_path: Path) -> None:
-    """A PDF with a text page and a scanned one: the text layer is used where there is one, OCR elsewhere."""
+    """Scanned, text, scanned: the text layer is used where there is one, OCR elsewhere, pages in order."""
     from pypdf import PdfReader, PdfWriter
 
-    text_pdf = write_pdf(tmp_path / "text.pdf", ["Harbour timetable, page one"])
-    scan_pdf = write_scanned_pdf(tmp_path / "scan.pdf", [scanned_page(FACT)])
+    text_pdf = write_pdf(tmp_path / "text.pdf", ["Harbour timetable, page two"])
     writer = PdfWriter()
-    for part in (text_pdf, scan_pdf):
+    for part in (
+        write_scanned_pdf(tmp_path / "first.pdf", [scanned_page(OTHER)]),
+        text_pdf,
+        write_scanned_pdf(tmp_path / "third.pdf", [scanned_page(FACT)]),
+    ):
         writer.append(PdfReader(part))
     mixed = io.BytesIO()
     writer.write(mixed)
     ocr = PageOcr(_reader("tesseract"))
     docs = load(tmp_path / "mixed.pdf", mixed.getvalue(), ocr)
-    assert [d.metadata["page"] for d in docs] == [1, 2]
-    assert docs[0].page_content == "Harbour timetable, page one"
-    assert "42 litres per minute" in _words(docs[1].page_content)
-    assert ocr.pages == 1  # only the page without a text layer
+    assert [d.metadata["page"] for d in docs] == [1, 2, 3]
+    assert "ferry to Lindholm" in _words(docs[0].page_content)
+    assert docs[1].page_content == "Harbour timetable, page two"
+    assert "42 litres per minute" in _words(docs[2].page_content)
+    assert ocr.pages == 2  # only the pages without a text layer
 
 
 @tesseract
