@@ -6,6 +6,8 @@ The pages are drawn from known text by tests/scans.py, so what OCR should find i
 from __future__ import annotations
 
 import io
+import json
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -256,3 +258,31 @@ def test_missing_engine_is_a_line_saying_how_to_install_it(tmp_path: Path, monke
     assert ocr.notes == [
         "image: no OCR engine: the tesseract program is not installed (apt-get install tesseract-ocr tesseract-ocr-eng)"
     ]
+
+
+@pytest.mark.slow
+@tesseract
+def test_cli_summary_counts_ocr_pages_and_notes_unread_ones(tmp_path: Path) -> None:
+    from tests.test_cli import kbagent
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    write_scanned_pdf(folder / "scan.pdf", [scanned_page(OTHER), scanned_page(FACT)])
+    _mixed_pdf(tmp_path / "mixed.pdf", FACT).rename(folder / "mixed.pdf")
+    data = tmp_path / "data"
+    off = kbagent("ingest", str(folder), data=data, env={"KBAGENT_OCR": "off"})
+    assert off.returncode == 0, off.stderr
+    lines = [" ".join(line.split()) for line in off.stdout.splitlines()]
+    assert "skipped scan.pdf: pages 1, 2 skipped: OCR is off (KBAGENT_OCR=off)" in lines
+    assert "note mixed.pdf: page 2 skipped: OCR is off (KBAGENT_OCR=off)" in lines
+    assert "OCR'd" not in off.stdout
+
+    on = kbagent("ingest", str(folder), "--json", data=data, env={"KBAGENT_OCR": "tesseract"})
+    summary = json.loads(on.stdout)
+    assert summary["added"] == 1 and summary["updated"] == 1 and summary["ocr_pages"] == 3
+    assert summary["ocr_seconds"] > 0 and summary["problems"] == []
+    again = kbagent("ingest", str(folder), data=data)
+    assert "2 unchanged" in again.stdout and "OCR'd" not in again.stdout
+
+    fresh = kbagent("ingest", str(folder), data=tmp_path / "fresh")
+    assert re.search(r"2 added, .* chunks/s\); 3 pages OCR'd in \d+\.\ds$", " ".join(fresh.stdout.split()))
