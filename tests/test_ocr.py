@@ -224,6 +224,19 @@ def test_image_over_the_pixel_limit_is_refused_unread(tmp_path: Path) -> None:
     assert ocr.pages == 0 and ocr.seconds == 0
 
 
+@tesseract
+def test_tiff_frame_over_the_pixel_limit_is_one_note(tmp_path: Path) -> None:
+    path = tmp_path / "fax.tiff"
+    small, big = scanned_page(FACT, width=1000, height=900), scanned_page(OTHER, width=1200, height=1000)
+    small.save(path, save_all=True, append_images=[big])
+    ocr = PageOcr(_reader("tesseract", max_pixels=1_000_000))
+    [doc] = load(path, path.read_bytes(), ocr)
+    assert doc.metadata["page"] == 1 and "42 litres" in _words(doc.page_content)
+    assert ocr.notes == [
+        "page 2: image too large to OCR (1200 × 1000 pixels > 1 M; raise KBAGENT_OCR_MAX_MEGAPIXELS to read it)"
+    ]
+
+
 def test_large_pdf_page_is_rendered_within_the_pixel_limit(tmp_path: Path) -> None:
     """A page declared 5 m wide renders scaled down, not as a multi-gigapixel bitmap."""
     from reportlab.pdfgen import canvas

@@ -269,12 +269,14 @@ def image_frames(raw: bytes, max_pixels: int) -> Iterator[Callable[[], Image]]:
         raise ExtractError(too_large(width, height, max_pixels))
     frames = int(getattr(image, "n_frames", 1) or 1)
     for index in range(frames):
-        yield functools.partial(_frame, image, index)
+        yield functools.partial(_frame, image, index, max_pixels)
 
 
-def _frame(image: Image, index: int) -> Image:
+def _frame(image: Image, index: int, max_pixels: int) -> Image:
     try:
         image.seek(index)
+        if image.size[0] * image.size[1] > max_pixels:  # a later frame of a TIFF may be larger than the first
+            raise ExtractError(too_large(*image.size, max_pixels))
         if max(image.size) > 2 * MAX_SIDE and image.format == "JPEG":
             image.draft("L", (MAX_SIDE, MAX_SIDE))  # decode at a fraction of the size: less memory and time
         image.load()
