@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,8 +109,8 @@ class FileToIngest:
 class Prepared:
     item: ChunkedSource | None = None
     outcome: Outcome | None = None
-    later: Callable[[], Prepared] | None = None
-    """The rest of the work, for the OCR thread (the file has pages to OCR)."""
+    later: Callable[[threading.Event], Prepared] | None = None
+    """The rest of the work, for the OCR thread (the file has pages to OCR); it stops early once the event is set."""
     page_ocr: PageOcr | None = None
 
 
@@ -191,22 +191,24 @@ class Ingestor:
         return report
 
     def _consume(
-        self, prepared_items: Iterator[Prepared], known: dict[str, str], report: IngestReport, progress: Progress
+        self, prepared_items: Generator[Prepared], known: dict[str, str], report: IngestReport, progress: Progress
     ) -> None:
-        """Write prepared sources in groups big enough to give the embedder full batches."""
-        pending: list[Prepared] = []
-        for prepared in prepared_items:
-            if prepared.outcome is not None:
-                report.outcomes.append(prepared.outcome)
-                progress.file_done(prepared.outcome)
-                continue
-            pending.append(prepared)
-            chunks = sum(len(p.item.chunks) for p in pending if p.item is not None)
-            if chunks >= self.write_batch_chunks or len(pending) >= GROUP_SOURCES:
+        """Write prepared sources in groups big enough to give the embedder full batches. An error here closes
+        `prepared_items` at once, which stops its threads (not only when the traceback is collected)."""
+        with contextlib.closing(prepared_items):
+            pending: list[Prepared] = []
+            for prepared in prepared_items:
+                if prepared.outcome is not None:
+                    report.outcomes.append(prepared.outcome)
+                    progress.file_done(prepared.outcome)
+                    continue
+                pending.append(prepared)
+                chunks = sum(len(p.item.chunks) for p in pending if p.item is not None)
+                if chunks >= self.write_batch_chunks or len(pending) >= GROUP_SOURCES:
+                    self._write(pending, known, report, progress)
+                    pending = []
+            if pending:
                 self._write(pending, known, report, progress)
-                pending = []
-        if pending:
-            self._write(pending, known, report, progress)
 
     def _write(self, pending: list[Prepared], known: dict[str, str], report: IngestReport, progress: Progress) -> None:
         items = [p.item for p in pending if p.item is not None]
@@ -225,11 +227,11 @@ class Ingestor:
 
     def _in_background(
         self, items: Iterable[Any], prepare: Callable[[Any], Prepared], progress: Progress
-    ) -> Iterator[Prepared]:
+    ) -> Generator[Prepared]:
         """`prepare` runs on a reader thread; what it leaves for `later` (OCR) runs on an OCR thread, which
         ends the stream once the reader is done and the OCR queue drained."""
         results: queue.Queue[Prepared | None] = queue.Queue(maxsize=64)
-        for_ocr: queue.Queue[Callable[[], Prepared] | None] = queue.Queue(maxsize=8)  # each holds a file's bytes
+        for_ocr: queue.Queue[Callable[[threading.Event], Prepared] | None] = queue.Queue(maxsize=8)  # file bytes each
         stop = threading.Event()
 
         def emit(prepared: Prepared) -> None:
@@ -254,7 +256,7 @@ class Ingestor:
             try:
                 while (later := for_ocr.get()) is not None:
                     if not stop.is_set():  # once stopped, drain only: the reader may wait on a full queue
-                        emit(later())
+                        emit(later(stop))
             finally:
                 results.put(None)
 
@@ -328,7 +330,12 @@ class Ingestor:
             prepared = self._split(file, raw, content_hash, PageOcr(self.ocr if self.ocr.enabled else None, probe=True))
         except OcrNeeded:  # claims its twins now: the OCR thread reads it later
             ocr = PageOcr(self.ocr, on_planned=progress.ocr_planned, on_page=progress.ocr_page_done)
-            prepared = Prepared(later=lambda: self._split(file, raw, content_hash, ocr))
+
+            def later(stop: threading.Event) -> Prepared:
+                ocr.cancelled = stop.is_set
+                return self._split(file, raw, content_hash, ocr)
+
+            prepared = Prepared(later=later)
         if prepared.outcome is None:
             twins[content_hash] = source
         return prepared

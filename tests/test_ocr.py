@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import IngestConfig, Ingestor, Progress, build_ingestor
+from ingest import IngestConfig, Ingestor, Outcome, Progress, build_ingestor
 from ingest.loaders import LoadError, load
 from ingest.text import ExtractError
 from ingest.text.ocr import OcrReader, PageOcr, pdf_page_image
@@ -175,6 +175,31 @@ def test_ocr_runs_beside_the_other_files_with_its_own_progress(tmp_path: Path, e
     report = _ingestor(embedded_kb, write_batch_chunks=1).run([folder], progress=progress)
     assert [Path(o.source).name for o in report.outcomes] == ["b.md", "c.md", "d.txt", "a-scan.pdf"]
     assert progress.ocr == ["planned 2", "page", "page"]
+
+
+class _Stop(Exception):
+    pass
+
+
+@tesseract
+def test_a_stopped_ingest_stops_ocr_between_pages(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+    """An ingest that ends early (an error, Ctrl-C) leaves no OCR running on through the rest of a long scan."""
+    import threading
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    write_scanned_pdf(folder / "a-scan.pdf", [scanned_page(f"{FACT} Copy {n}.") for n in range(6)])
+    (folder / "b.md").write_text("")  # failed at once: its outcome reaches the progress while OCR runs
+
+    class Failing(_Recorded):
+        def file_done(self, outcome: Outcome) -> None:
+            raise _Stop
+
+    progress = Failing()
+    with pytest.raises(_Stop):
+        _ingestor(embedded_kb).run([folder], progress=progress)
+    assert progress.ocr[0] == "planned 6" and progress.ocr.count("page") < 6
+    assert not [t for t in threading.enumerate() if t.name.startswith("kbagent-ingest")]
 
 
 def _png_bomb(width: int, height: int) -> bytes:

@@ -164,6 +164,8 @@ class PageOcr:
     probe: bool = False
     on_planned: Callable[[int], None] = lambda pages: None
     on_page: Callable[[float], None] = lambda seconds: None
+    cancelled: Callable[[], bool] = lambda: False
+    """True once the ingest stops (an error, Ctrl-C): the remaining pages are not read."""
     pages: int = 0
     seconds: float = 0.0
     failed: list[str] = field(default_factory=list)
@@ -205,6 +207,9 @@ class PageOcr:
         it (ExtractError for a broken one)."""
         if self.reader is None or not self.reader.enabled:
             self.off.append(label)
+            return ""
+        if self.cancelled():
+            self.failed.append(f"{label}: not read, the ingest stopped")
             return ""
         start = time.perf_counter()
         try:
