@@ -355,7 +355,7 @@ class Ingestor:
             title = str(documents[0].metadata.get("title") or path.stem) if documents else path.stem
             chunks = self.chunker.split(documents, title)
             if not chunks:
-                raise LoadError("; ".join(ocr.notes) if ocr.notes else "no text found")
+                raise LoadError("; ".join(ocr.notes)[:300] if ocr.notes else "no text found")
         except OcrNeeded:
             raise
         except LoadError as exc:

@@ -293,9 +293,12 @@ def test_missing_engine_is_a_line_saying_how_to_install_it(tmp_path: Path, monke
     scanned_page(FACT).save(path)
     ocr = PageOcr(_reader("tesseract"))
     assert load(path, path.read_bytes(), ocr) == []
-    assert ocr.notes == [
-        "image: no OCR engine: the tesseract program is not installed (apt-get install tesseract-ocr tesseract-ocr-eng)"
-    ]
+    why = "no OCR engine: the tesseract program is not installed (apt-get install tesseract-ocr tesseract-ocr-eng)"
+    assert ocr.notes == [f"image: {why}"]
+    scan = write_scanned_pdf(tmp_path / "scan.pdf", [scanned_page(FACT)] * 3)
+    ocr = PageOcr(_reader("tesseract"))
+    assert load(scan, scan.read_bytes(), ocr) == []
+    assert ocr.notes == [f"pages 1, 2, 3: {why}"]  # one line for a reason many pages share
 
 
 @pytest.mark.slow

@@ -168,8 +168,8 @@ class PageOcr:
     """True once the ingest stops (an error, Ctrl-C): the remaining pages are not read."""
     pages: int = 0
     seconds: float = 0.0
-    failed: list[str] = field(default_factory=list)
-    """One line per page OCR could not read."""
+    failed: dict[str, list[str]] = field(default_factory=dict)
+    """Why OCR could not read pages → those pages."""
     off: list[str] = field(default_factory=list)
     """The pages skipped because OCR is off."""
     blank: list[str] = field(default_factory=list)
@@ -177,10 +177,10 @@ class PageOcr:
 
     @property
     def notes(self) -> list[str]:
-        """One line per page that was not read; the pages skipped for OCR being off, and the blank ones, in one
-        line each."""
+        """One line per reason pages were not read (OCR off, each failure), and one for the blank pages."""
         notes = [f"{_labels(self.off)} skipped: OCR is off (KBAGENT_OCR=off)"] if self.off else []
-        return notes + self.failed + ([f"{_labels(self.blank)}: OCR found no text"] if self.blank else [])
+        notes += [f"{_labels(labels)}: {why}" for why, labels in self.failed.items()]
+        return notes + ([f"{_labels(self.blank)}: OCR found no text"] if self.blank else [])
 
     @property
     def incomplete(self) -> bool:
@@ -209,13 +209,13 @@ class PageOcr:
             self.off.append(label)
             return ""
         if self.cancelled():
-            self.failed.append(f"{label}: not read, the ingest stopped")
+            self.failed.setdefault("not read, the ingest stopped", []).append(label)
             return ""
         start = time.perf_counter()
         try:
             text = self.reader.read(image()).strip()
         except ExtractError as exc:
-            self.failed.append(f"{label}: {exc}")
+            self.failed.setdefault(str(exc), []).append(label)
             return ""
         finally:
             seconds = time.perf_counter() - start
