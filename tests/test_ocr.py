@@ -327,3 +327,11 @@ def test_cli_summary_counts_ocr_pages_and_notes_unread_ones(tmp_path: Path) -> N
 
     fresh = kbagent("ingest", str(folder), data=tmp_path / "fresh")
     assert re.search(r"2 added, .* chunks/s\); 3 pages OCR'd in \d+\.\ds$", " ".join(fresh.stdout.split()))
+
+
+@tesseract
+@rapidocr
+def test_auto_picks_tesseract_and_falls_back_to_rapidocr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert OcrReader("auto").engine().name == "tesseract"  # the better of the two by bench/ocr.py
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract program on it
+    assert OcrReader("auto").engine().name == "rapidocr"
