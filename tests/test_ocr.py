@@ -335,3 +335,25 @@ def test_auto_picks_tesseract_and_falls_back_to_rapidocr(tmp_path: Path, monkeyp
     assert OcrReader("auto").engine().name == "tesseract"  # the better of the two by bench/ocr.py
     monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract program on it
     assert OcrReader("auto").engine().name == "rapidocr"
+
+
+def test_ocr_has_its_own_progress_line_in_the_terminal_and_the_app() -> None:
+    from rich.console import Console
+
+    from kbagent.progress import RichProgress
+    from ui.services import ReportingProgress
+
+    screen = io.StringIO()
+    with RichProgress(Console(file=screen, force_terminal=True, width=100)) as terminal:
+        terminal.files_found(3)
+        terminal.ocr_planned(2)
+        terminal.ocr_page_done(1.5)
+    ocr_lines = [line for line in screen.getvalue().splitlines() if "ocr" in line]
+    assert ocr_lines and "1/2" in ocr_lines[-1] and "1.5 s/page" in ocr_lines[-1]
+
+    seen: list[str] = []
+    app = ReportingProgress(lambda fraction, text: seen.append(text))
+    app.files_found(3)
+    app.ocr_planned(2)
+    app.ocr_page_done(1.5)
+    assert seen[-1] == "0/3 sources, 0/0 chunks embedded, 1/2 pages OCR'd"
