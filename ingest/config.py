@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
+from ingest.text.ocr import OcrMode
 from knowledge_base.config import Section
 
 if TYPE_CHECKING:
@@ -19,6 +20,16 @@ class IngestConfig(Section):
     max_text_mb: float = Field(5.0, gt=0, description="Files with more extracted text (M characters) are skipped.")
     write_batch_chunks: int = Field(
         1024, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."
+    )
+
+    ocr: OcrMode = Field(
+        "auto",
+        description="OCR for images and PDF pages without a text layer: auto (Tesseract, else RapidOCR), "
+        "tesseract, rapidocr, or off (such pages are skipped with a note).",
+    )
+    ocr_timeout_s: float = Field(60.0, gt=0, le=3600, description="Longest OCR of one page; slower pages are noted.")
+    ocr_max_megapixels: float = Field(
+        50.0, gt=0, le=1000, description="Larger images are refused unread (a decompression bomb costs nothing)."
     )
 
     @model_validator(mode="after")

@@ -63,8 +63,8 @@ def ingest(
     sitemap: Annotated[list[str] | None, typer.Option("--sitemap", help="Ingest a sitemap's pages.")] = None,
     render: Annotated[bool, typer.Option("--render", help="Render every page in Chromium.")] = False,
 ) -> None:
-    """Ingest files, folders and web pages (md, txt, pdf, html, docx, pptx, xlsx, xls, epub, csv, json, eml, mbox);
-    unchanged ones cost nothing."""
+    """Ingest files, folders and web pages (md, txt, pdf, html, docx, pptx, xlsx, xls, epub, csv, json, eml, mbox,
+    images and scanned pages by OCR); unchanged ones cost nothing."""
     from ingest.web import is_url
     from kbagent.progress import RichProgress
 
@@ -96,8 +96,9 @@ def ingest(
                     "embedded_chunks": report.embedded,
                     "reused_chunks": report.reused,
                     "seconds": round(report.seconds, 2),
-                    "problems": [o.__dict__ for o in report.outcomes if o.status in ("failed", "skipped")],
-                    "notes": [o.__dict__ for o in report.outcomes if o.status in ("added", "updated") and o.message],
+                    "ocr_pages": report.ocr_pages,
+                    "ocr_seconds": round(report.ocr_seconds, 2),
+                    "problems": [o.__dict__ for o in report.outcomes if o.status in ("failed", "skipped") or o.notes],
                 },
                 indent=2,
             )
@@ -108,14 +109,16 @@ def ingest(
             out.print(f"[red]failed[/]  {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
         for outcome in report.of("skipped"):
             out.print(f"[yellow]skipped[/] {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
-        for outcome in [o for o in report.outcomes if o.status in ("added", "updated") and o.message]:
-            out.print(f"[yellow]note[/]    {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
+        for outcome in report.outcomes:
+            for note in outcome.notes:  # pages not read in a file that was ingested
+                out.print(f"[yellow]note[/]    {_safe(_given(outcome.source, files))}: {_safe(note)}")
         rate = report.embedded / report.seconds if report.seconds else 0.0
+        ocr = f"; {report.ocr_pages} pages OCR'd in {report.ocr_seconds:.1f}s" if report.ocr_pages else ""
         out.print(
             f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
             f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['removed']} removed; "
             f"{report.embedded} chunks embedded ({report.reused} reused) in {report.seconds:.1f}s "
-            f"({rate:.1f} chunks/s)"
+            f"({rate:.1f} chunks/s){ocr}"
         )
     if not report.succeeded or (strict and counts["failed"]):
         raise typer.Exit(1)

@@ -254,8 +254,8 @@ def test_office_files_end_to_end_cited_by_slide_sheet_and_chapter(tmp_path: Path
     assert {n: o.status for n, o in outcomes.items() if n not in expect} == dict.fromkeys(
         ["deck.pptx", "book.xlsx", "keeper.epub", "tides.xls", "crew.eml"], "added"
     )
-    assert outcomes["book.xlsx"].message == "1 hidden sheet skipped (Secret)"
-    assert outcomes["crew.eml"].message.startswith("attachment rota.pdf not read: corrupt PDF")
+    assert outcomes["book.xlsx"].notes == ["1 hidden sheet skipped (Secret)"]
+    assert outcomes["crew.eml"].notes[0].startswith("attachment rota.pdf not read: corrupt PDF")
 
     cases = {
         "how many riders on the Pier 9 ferry route": ("deck.pptx", "41,200", "slide 2"),
@@ -314,5 +314,5 @@ def test_places_shown_in_terminal_sources_and_app_ingest_report() -> None:
     render(Done("41,200 riders [1], gasket [2].", "t1", "openai:x", 0.1))
     text = console.export_text()
     assert "Review — /kb/deck.pptx (slide 2)" in text and "Pump — /kb/pump.pdf (p. 3)" in text
-    report = IngestReport([Outcome("/kb/book.xlsx", "added", "1 hidden sheet skipped (Secret)", chunks=4)])
-    assert "added, 4 chunks (1 hidden sheet skipped (Secret))" in report_markdown(report)
+    report = IngestReport([Outcome("/kb/book.xlsx", "added", chunks=4, notes=["1 hidden sheet skipped (Secret)"])])
+    assert "added, 4 chunks\n  - ⚠ 1 hidden sheet skipped (Secret)" in report_markdown(report)

@@ -287,14 +287,15 @@ def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str]
     lines = [
         f"**{title}:** {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, {c['failed']} failed, "
         f"{c['skipped']} skipped, {c['removed']} removed; {report.embedded} chunks embedded in {report.seconds:.1f} s"
+        + (f"; {report.ocr_pages} pages OCR'd in {report.ocr_seconds:.1f} s" if report.ocr_pages else "")
     ]
     for o in report.outcomes:
         if o.status in ("failed", "skipped"):
             icon = "✘" if o.status == "failed" else "⚠"
             lines.append(f"- {icon} {path_html(o.source, names or {})}: {md_escape(o.message)}")
         elif o.status in ("added", "updated"):
-            note = f" ({md_escape(o.message)})" if o.message else ""
-            lines.append(f"- ✔ {path_html(o.source, names or {})}: {o.status}, {o.chunks} chunks{note}")
+            lines.append(f"- ✔ {path_html(o.source, names or {})}: {o.status}, {o.chunks} chunks")
+            lines.extend(f"  - ⚠ {md_escape(note)}" for note in o.notes)
     return "\n".join(lines)
 
 

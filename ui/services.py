@@ -101,7 +101,7 @@ class ReportingProgress(Progress):
 
     def __init__(self, report: Callable[[float, str], None]) -> None:
         self.report = report
-        self.files = self.done = self.planned = self.embedded = 0
+        self.files = self.done = self.planned = self.embedded = self.ocr_pages = self.ocr_done = 0
 
     def files_found(self, total: int) -> None:
         self.files += total
@@ -119,9 +119,19 @@ class ReportingProgress(Progress):
         self.done += 1
         self._show()
 
+    def ocr_planned(self, pages: int) -> None:
+        self.ocr_pages += pages
+        self._show()
+
+    def ocr_page_done(self, seconds: float) -> None:
+        self.ocr_done += 1
+        self._show()
+
     def _show(self) -> None:
         fraction = self.embedded / self.planned if self.planned else (self.done / self.files if self.files else 0.0)
         text = f"{self.done}/{self.files or '?'} sources, {self.embedded}/{self.planned} chunks embedded"
+        if self.ocr_pages:
+            text += f", {self.ocr_done}/{self.ocr_pages} pages OCR'd"
         with contextlib.suppress(Exception):  # a progress bar never stops an ingest
             self.report(min(max(fraction, 0.0), 1.0), text)
 
