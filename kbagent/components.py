@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 
 def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
-    """The knowledge base of `settings`: its embedder (unless given), Chroma client and re-ranker."""
+    """The knowledge base of `settings`: its embedder (unless given), Chroma client, re-ranker, and where its
+    records, keyword index and ingest lock live (the data dir's SQLite files, or PostgreSQL)."""
     from knowledge_base import KnowledgeBase
+    from knowledge_base.backend import open_backend
     from knowledge_base.chroma import open_client
     from knowledge_base.embeddings import build_embedder
     from knowledge_base.reranker import build_reranker
@@ -39,7 +41,9 @@ def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) ->
             settings.embedding, settings.store.models_path, keys.secret("openai_api_key"), keys.openai_base_url
         )
     reranker = build_reranker(settings.search, settings.embedding.device)
-    return KnowledgeBase(settings.store, settings.search, embedder, open_client(settings.store), reranker)
+    client = open_client(settings.store)
+    backend = open_backend(settings.store, settings.search)
+    return KnowledgeBase(settings.store, settings.search, embedder, client, backend, reranker)
 
 
 class Components:
