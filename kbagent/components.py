@@ -16,7 +16,7 @@ from kbagent.errors import ConfigError
 from kbagent.settings import Settings
 
 if TYPE_CHECKING:
-    from agent.memory import ThreadStore
+    from agent.memory import Threads
     from agent.models import ModelFactory
     from agent.runner import Agent
     from ingest import Ingestor, IngestReport, Progress
@@ -51,7 +51,8 @@ class Components:
 
     `embedder` and `chat_model` replace the configured ones (tests, benchmarks, a second store that shares the
     first one's loaded embedder); with `chat_model`, every agent answers with it whatever model it names.
-    `threads_path` keeps conversations elsewhere (the evaluator's questions stay out of the user's list).
+    `threads_path` keeps conversations in that SQLite file (the evaluator's questions stay out of the user's list);
+    otherwise they live beside the records: in the data dir, or in PostgreSQL (`KBAGENT_DATABASE_URL`).
     """
 
     def __init__(
@@ -64,7 +65,7 @@ class Components:
         self.settings = settings
         self._embedder = embedder
         self._chat_model = chat_model
-        self._threads_path = threads_path or settings.threads_path
+        self._threads_path = threads_path
 
     def __enter__(self) -> Components:
         return self
@@ -86,10 +87,13 @@ class Components:
         return open_knowledge_base(self.settings, self._embedder)
 
     @cached_property
-    def threads(self) -> ThreadStore:
-        from agent.memory import ThreadStore
+    def threads(self) -> Threads:
+        from agent.memory import PostgresThreadStore, ThreadStore
 
-        return ThreadStore(self._threads_path)
+        url = self.settings.store.database_url.get_secret_value()
+        if url and self._threads_path is None:
+            return PostgresThreadStore(url, self.settings.store.collection)
+        return ThreadStore(self._threads_path or self.settings.threads_path)
 
     @cached_property
     def fetcher(self) -> WebFetcher:

@@ -99,6 +99,18 @@ class Database:
         )
         self._create_schema()
 
+    def extra_pool(self, **kwargs: Any) -> ConnectionPool:
+        """Another pool on the same schema, its connections made with `kwargs` (LangGraph's checkpointer)."""
+        return ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=4,
+            open=True,
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            kwargs={"connect_timeout": CONNECT_TIMEOUT_S, **kwargs},
+        )
+
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """A connection outside the pool (the lock holds its own), on this knowledge base's schema."""
         try:

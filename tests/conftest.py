@@ -110,7 +110,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     try:
         server = postgres_server(free_port())
-        url = server.__enter__()
+        url = server.__enter__().url
     except (RuntimeError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
         pytest.fail(f"PostgreSQL did not start: {exc} {detail.decode(errors='replace')[-1000:]}")

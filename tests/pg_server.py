@@ -28,36 +28,48 @@ def _as_owner(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+class PostgresServer:
+    """A cluster in a temp dir, started and stopped at will (a replica must survive its database restarting)."""
+
+    def __init__(self, port: int) -> None:
+        binary = pg_bin()
+        if binary is None:
+            raise RuntimeError("PostgreSQL is missing (apt-get install postgresql)")
+        self.bin, self.port = binary, port
+        self.root = Path(tempfile.mkdtemp(prefix="kbagent-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.data = self.root / "data"
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(_as_owner([str(self.bin / tool), *args]), check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextmanager
-def postgres_server(port: int) -> Iterator[str]:
-    """A running server; yields the URL of its `postgres` database as the `postgres` superuser."""
-    binary = pg_bin()
-    if binary is None:
-        raise RuntimeError("PostgreSQL is missing (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="kbagent-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    data, log = root / "data", root / "server.log"
+def postgres_server(port: int) -> Iterator[PostgresServer]:
+    """A running server, removed afterwards."""
+    server = PostgresServer(port)
     try:
-        subprocess.run(
-            _as_owner([str(binary / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]),
-            check=True,
-            capture_output=True,
-        )
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200"
-        subprocess.run(
-            _as_owner([str(binary / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]),
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        server.start()
+        yield server
     finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(
-                _as_owner([str(binary / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
-            )
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
 
 
 def new_database(server_url: str) -> str:
