@@ -119,6 +119,14 @@ class PostgresThreadStore:
                 (thread_id, title, model, now, now),
             )
 
+    def add(self, info: ThreadInfo) -> None:
+        """List a thread copied from elsewhere (`copy_threads`), as it was listed there."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO kb_threads VALUES (%s, %s, %s, %s, %s) ON CONFLICT (thread_id) DO NOTHING",
+                (info.thread_id, info.title, info.model, info.created_at, info.updated_at),
+            )
+
     def list(self, limit: int = 100) -> list[ThreadInfo]:
         with self._db.connection() as conn:
             rows = conn.execute("SELECT * FROM kb_threads ORDER BY updated_at DESC LIMIT %s", (limit,)).fetchall()
@@ -132,3 +140,30 @@ class PostgresThreadStore:
     def close(self) -> None:
         self._pool.close()
         self._db.close()
+
+
+def copy_threads(source: ThreadStore, target: PostgresThreadStore) -> tuple[int, int]:
+    """Every conversation of `source` that `target` doesn't list yet: its checkpoints, oldest first, with their
+    pending writes, then its entry in the list (last, so an interrupted copy is redone by the next run).
+    Returns (threads copied, threads already there)."""
+    present = {t.thread_id for t in target.list(limit=1 << 62)}
+    copied = already = 0
+    for info in source.list(limit=1 << 62):
+        if info.thread_id in present:
+            already += 1
+            continue
+        for saved in reversed(list(source.checkpointer.list({"configurable": {"thread_id": info.thread_id}}))):
+            where = saved.config["configurable"]
+            config: dict[str, Any] = {"thread_id": where["thread_id"], "checkpoint_ns": where.get("checkpoint_ns", "")}
+            if saved.parent_config:
+                config["checkpoint_id"] = saved.parent_config["configurable"]["checkpoint_id"]
+            versions = saved.checkpoint["channel_versions"]  # every channel's blob, not only the last step's
+            target.checkpointer.put({"configurable": config}, saved.checkpoint, saved.metadata, versions)
+            by_task: dict[str, list[tuple[str, Any]]] = {}
+            for task_id, channel, value in saved.pending_writes or []:
+                by_task.setdefault(task_id, []).append((channel, value))
+            for task_id, writes in by_task.items():
+                target.checkpointer.put_writes(saved.config, writes, task_id)
+        target.add(info)
+        copied += 1
+    return copied, already

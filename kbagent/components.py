@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kbagent.errors import ConfigError
+from kbagent.errors import ConfigError, UserError
 from kbagent.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,6 +44,54 @@ def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) ->
     client = open_client(settings.store)
     backend = open_backend(settings.store, settings.search)
     return KnowledgeBase(settings.store, settings.search, embedder, client, backend, reranker)
+
+
+def migrate(
+    settings: Settings,
+    to: str,
+    chroma_url: str | None = None,
+    embedder: Embedder | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, int]:
+    """`kbagent migrate`: this embedded data dir's records, keyword index and threads into the PostgreSQL
+    database `to`, and its vectors into the Chroma server `chroma_url` where one is given. Idempotent."""
+    from pydantic import ValidationError
+
+    from agent.memory import PostgresThreadStore, ThreadStore, copy_threads
+    from kbagent.settings import describe_error
+    from knowledge_base.migrate import copy_knowledge_base
+
+    if settings.store.database_url.get_secret_value():
+        raise UserError("migrate copies an embedded data dir: unset KBAGENT_DATABASE_URL and name the target in --to")
+    if not settings.store.records_path.exists():
+        raise UserError(f"no knowledge base to migrate in {settings.store.data_dir} (set KBAGENT_DATA_DIR)")
+    try:
+        target_settings = settings.override(database_url=to, chroma_url=chroma_url)
+    except ValidationError as exc:
+        raise UserError(describe_error(exc).replace("KBAGENT_DATABASE_URL", "--to")) from None
+    moves_vectors = bool(chroma_url) and chroma_url != settings.store.chroma_url
+    with (
+        open_knowledge_base(settings, embedder) as source,
+        open_knowledge_base(target_settings, source.embedder) as target,
+    ):
+        copied = copy_knowledge_base(source, target, moves_vectors, on_progress)
+    threads = already = 0
+    if settings.threads_path.exists():
+        local, shared = ThreadStore(settings.threads_path), PostgresThreadStore(to, settings.store.collection)
+        try:
+            threads, already = copy_threads(local, shared)
+        finally:
+            local.close()
+            shared.close()
+    return {
+        "sources_copied": copied.sources,
+        "sources_already_there": copied.sources_present,
+        "keyword_rows_copied": copied.keyword_rows,
+        "vectors_copied": copied.vectors,
+        "vectors_already_there": copied.vectors_present,
+        "threads_copied": threads,
+        "threads_already_there": already,
+    }
 
 
 class Components:

@@ -106,6 +106,11 @@ class KnowledgeBase:
             self.collection, self.keywords, embedder, self.reranker, self._searcher, self.records
         )
 
+    @property
+    def max_batch(self) -> int:
+        """The most chunks one Chroma call takes."""
+        return self._max_batch
+
     def close(self) -> None:
         self._searcher.shutdown(wait=True)
         self.records.close()

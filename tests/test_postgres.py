@@ -23,7 +23,7 @@ from tests.conftest import free_port
 from tests.pg_server import PostgresServer, new_database
 from tests.stored import keyword_ids
 
-pytestmark = parts.postgres()
+pytestmark = [parts.postgres(), pytest.mark.slow]
 CLI = [sys.executable, "-c", "from kbagent.cli import main; main()"]
 LEFTOVERS = ("sources.sqlite3", "threads.sqlite3", "ingest.lock", "chroma")  # the embedded store's files
 
@@ -219,3 +219,80 @@ def test_replicas_share_documents_and_conversations(  # type: ignore[no-untyped-
     assert second["titles"] == ["My name is Ada. When does the ferry leave?"]
     for data in (tmp_path / "one", tmp_path / "other"):
         assert not [name for name in LEFTOVERS if (data / name).exists()]
+
+
+# ---- migration -------------------------------------------------------------------------------------
+
+
+def _results(settings: Settings, embedder) -> dict[str, list[tuple[str, float | None]]]:  # type: ignore[no-untyped-def]
+    from knowledge_base.retrieval import SearchOptions
+
+    found = {}
+    with open_knowledge_base(settings, embedder) as kb:
+        for query in ("valve 3 gasket 7", "note 5 sentence 2", "ferry pier"):
+            for mode in ("hybrid", "keyword", "dense"):
+                hits = kb.search(query, k=6, options=SearchOptions(mode=mode))  # type: ignore[arg-type]
+                found[f"{mode}: {query}"] = [(h.metadata["chunk_id"], h.metadata.get("bm25")) for h in hits]
+    return found
+
+
+def test_migrate_moves_an_embedded_data_dir_and_search_answers_the_same(  # type: ignore[no-untyped-def]
+    tmp_path: Path, chroma_server: str, database_url: str, embedder
+) -> None:
+    from langchain_core.messages import AIMessage
+
+    from ingest import IngestConfig, build_ingestor
+    from kbagent.components import Components
+    from tests.scripted_model import ScriptedChatModel
+
+    data = tmp_path / "data"
+    embedded = Settings(data_dir=data, collection="migrated", _env_file=None)
+    notes = tmp_path / "notes"  # texts of different lengths and words: no two chunks score alike
+    notes.mkdir()
+    rng = random.Random(3)
+    for i in range(12):
+        vocabulary = [f"valve {n}" for n in range(9)] + [f"gasket {n}" for n in range(9)] + ["note", "pump"]
+        words = rng.choices(vocabulary, k=30)
+        (notes / f"note{i:02}.md").write_text(f"# Note {i}\n\nNote {i}: {' '.join(words)} sentence {i % 4}.\n")
+    (notes / "ferry.md").write_text("# Ferry\n\nThe Skerry Island ferry leaves Pier 9 at 07:40.\n")
+    with open_knowledge_base(embedded, embedder) as kb:
+        build_ingestor(IngestConfig(), kb).run([notes])
+        chunks = kb.collection.count()
+    before = _results(embedded, embedder)
+    with Components(embedded, embedder=embedder, chat_model=ScriptedChatModel(replies=[AIMessage("Hello Ada.")])) as c:
+        thread = c.agent("openai:scripted").ask("My name is Ada.").thread_id
+
+    env = {**os.environ, "KBAGENT_DATA_DIR": str(data), "KBAGENT_COLLECTION": "migrated"}
+    command = [*CLI, "migrate", "--to", database_url, "--chroma-url", chroma_server, "--json"]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads(first.stdout) == {
+        "sources_copied": 13,
+        "sources_already_there": 0,
+        "keyword_rows_copied": chunks,
+        "vectors_copied": chunks,
+        "vectors_already_there": 0,
+        "threads_copied": 1,
+        "threads_already_there": 0,
+    }
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout) == {
+        "sources_copied": 0,
+        "sources_already_there": 13,
+        "keyword_rows_copied": 0,
+        "vectors_copied": 0,
+        "vectors_already_there": chunks,
+        "threads_copied": 0,
+        "threads_already_there": 1,
+    }
+
+    served = Settings(data_dir=tmp_path / "replica", collection="migrated", chroma_url=chroma_server,
+                      database_url=database_url, _env_file=None)  # fmt: skip
+    assert _results(served, embedder) == before
+    model = ScriptedChatModel(replies=[AIMessage("Your name is Ada.")])
+    with Components(served, embedder=embedder, chat_model=model) as c:
+        c.agent("openai:scripted").ask("What is my name?", thread_id=thread)
+        assert [t.thread_id for t in c.threads.list()] == [thread]
+    prompt = " ".join(str(m.content) for m in model.prompts[-1])
+    assert "My name is Ada." in prompt and "Hello Ada." in prompt
