@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,17 +79,3 @@ def new_database(server_url: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")  # a generated identifier, never user input
     return server_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def wait_until_up(url: str, seconds: float = 30) -> None:
-    import psycopg
-
-    deadline = time.time() + seconds
-    while True:
-        try:
-            psycopg.connect(url, connect_timeout=2).close()
-            return
-        except psycopg.OperationalError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.2)
