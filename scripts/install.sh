@@ -27,6 +27,14 @@ if [ "${1:-}" = "--test" ]; then
       echo "note: the browser and OCR tests need: sudo apt-get install ${missing[*]}" >&2
     fi
   fi
+  # The multi-machine tests start a real PostgreSQL server (Debian's `postgresql`) in a temp dir.
+  if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+    else
+      echo "note: the PostgreSQL tests need the server: sudo apt-get install postgresql" >&2
+    fi
+  fi
 else
   "${pip[@]}" -e .
 fi
