@@ -44,6 +44,8 @@ class KeywordSearch(Protocol):
 class WriteLock(Protocol):
     def acquire(self, wait: bool) -> bool: ...
     def release(self) -> None: ...
+    def check(self) -> None:
+        """Raises when a held lock was lost (a server lock whose connection dropped), before anything commits."""
 
 
 class FileWriteLock:
@@ -61,6 +63,9 @@ class FileWriteLock:
 
     def release(self) -> None:
         self._lock.release()
+
+    def check(self) -> None:
+        """A lock file held by this process cannot be lost."""
 
 
 @dataclass

@@ -370,6 +370,21 @@ class AdvisoryLock:
         self._depth += 1
         return True
 
+    def check(self) -> None:
+        """The lock's session is still alive, so the lock is still ours: a connection that dropped (a database
+        restart, a network cut) took the lock with it, and another ingester may hold it now. Called before
+        each commit, so a writer that lost its lock stops instead of writing beside the new holder."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error:
+            raise ServiceError(
+                f"lost the ingest lock: the connection to the database at {self.db.where} dropped; "
+                "nothing more was written, run the ingest again"
+            ) from None
+
     def release(self) -> None:
         self._depth -= 1
         if self._depth == 0 and self._conn is not None:

@@ -213,6 +213,7 @@ class KnowledgeBase:
         for part in batched(stale, self._max_batch):
             self.collection.delete(ids=list(part))
         keyword_rows = [KeywordRow(ids[i], metas[i]["source"], metas[i]["doc_type"], texts[i]) for i in range(len(ids))]
+        self._lock.check()
         with self.records.transaction():
             self.records.put_many(records)
             self.keywords.replace_sources([it.source for it in items], keyword_rows)
@@ -266,6 +267,7 @@ class KnowledgeBase:
         if not sources:
             return []
         with self.writing():
+            self._lock.check()
             with self.records.transaction():
                 self.records.delete_many(sources)
                 self.keywords.delete_sources(sources)

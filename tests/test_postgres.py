@@ -134,6 +134,28 @@ def test_a_replica_recovers_when_its_database_comes_back(tmp_path: Path, embedde
         server.remove()
 
 
+def test_an_ingester_that_lost_its_lock_writes_nothing_more(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, chroma_server: str, database_url: str
+) -> None:
+    """The lock's connection cut (as by a database restart or a network cut) while the ingester holds it: the
+    next write stops with one line instead of committing beside whoever holds the lock now."""
+    import psycopg
+
+    settings = Settings(data_dir=tmp_path / "data", collection="lostlock", chroma_url=chroma_server,
+                        database_url=database_url, _env_file=None)  # fmt: skip
+    notes = _corpus(tmp_path / "notes", 2)
+    from ingest import IngestConfig, build_ingestor
+
+    with open_knowledge_base(settings, embedder) as kb:
+        with kb.writing():
+            pid = kb._lock._conn.info.backend_pid  # type: ignore[attr-defined]
+            with psycopg.connect(database_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            with pytest.raises(ServiceError, match=r"lost the ingest lock: .* run the ingest again"):
+                build_ingestor(IngestConfig(), kb).run([notes])
+        assert kb.sources() == []
+
+
 # ---- several processes on one knowledge base ------------------------------------------------------
 
 
