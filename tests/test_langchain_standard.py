@@ -153,7 +153,11 @@ def test_the_configured_embedder_is_a_langchain_embeddings(embedder: Embedder) -
 
     assert isinstance(embedder, Embeddings)
     [doc_vector] = embedder.embed_documents(["The first ferry leaves at 07:40."])
-    assert doc_vector == pytest.approx(embedder.embed_query("The first ferry leaves at 07:40."), abs=1e-4)
+    query_vector = embedder.embed_query("The first ferry leaves at 07:40.")
+    # The same space: documents may go through the bfloat16 TorchScript export and queries through the float32
+    # ONNX one (the shipped model, once torch is loaded), so the vectors agree to a cosine, not to every digit.
+    cosine = sum(a * b for a, b in zip(doc_vector, query_vector, strict=True))
+    assert len(doc_vector) == len(query_vector) and cosine > 0.999, cosine
 
 
 # ---- the three agent tools -------------------------------------------------------------------------------------
