@@ -1,6 +1,9 @@
-"""The app's settings section: where it listens, whether it asks for a login, which model files users may load."""
+"""The app's settings section: where it listens, whether it asks for a login, which model files and folders users
+may load."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 
@@ -16,3 +19,12 @@ class AppConfig(Section):
         alias="app_free_model_paths",
         description="Let app users load gguf:/hf: models from any path; off: only from the models folder.",
     )
+    watch_roots: str = Field(
+        "",
+        description="Comma-separated folders under which app users may add watched folders; empty: the app watches "
+        "none (`kbagent watch` is not limited).",
+    )
+
+    @property
+    def watch_root_paths(self) -> list[Path]:
+        return [Path(p.strip()).expanduser().resolve() for p in self.watch_roots.split(",") if p.strip()]
