@@ -78,17 +78,21 @@ class FolderWatcher:
 
     def sync(self, folder: Path, progress: Progress | None = None) -> SyncResult:
         """The whole folder: what a watcher missed while it wasn't running."""
+        folder = Path(folder).expanduser().resolve()
         return self._sync(folder, {folder}, progress, full=True)
 
     def apply(self, paths: Iterable[str | Path], progress: Progress | None = None) -> list[SyncResult]:
         """One batch of changed paths (any kind of change), folder by folder."""
+        return [self._sync(folder, changed, progress) for folder, changed in self._by_folder(paths)]
+
+    def _by_folder(self, paths: Iterable[str | Path]) -> list[tuple[Path, set[Path]]]:
         by_folder: dict[Path, set[Path]] = {}
         for raw in paths:
             path = Path(raw)
             folder = self.folder_of(path)
             if folder is not None:
                 by_folder.setdefault(folder, set()).add(path)
-        return [self._sync(folder, changed, progress) for folder, changed in sorted(by_folder.items())]
+        return sorted(by_folder.items())
 
     def folder_of(self, path: Path) -> Path | None:
         """The innermost watched folder holding `path`."""
@@ -116,20 +120,15 @@ class FolderWatcher:
         for folder in self.folders:
             if stop is not None and stop.is_set():
                 return
-            on_result(self._guarded(folder, [folder], make_progress(), full=True))
+            on_result(self._guarded(folder, {folder}, make_progress(), full=True))
         for changes in itertools.chain([early], batches):
-            by_folder: dict[Path, list[Path]] = {}
-            for _, raw in changes:
-                folder = self.folder_of(Path(raw))
-                if folder is not None:
-                    by_folder.setdefault(folder, []).append(Path(raw))
-            for folder, paths in sorted(by_folder.items()):
-                on_result(self._guarded(folder, paths, make_progress()))
+            for holder, paths in self._by_folder(path for _, path in changes):
+                on_result(self._guarded(holder, paths, make_progress()))
 
-    def _guarded(self, folder: Path, paths: list[Path], progress: Progress, full: bool = False) -> SyncResult:
+    def _guarded(self, folder: Path, paths: set[Path], progress: Progress, full: bool = False) -> SyncResult:
         """One folder's sync; the store failing is said in the result, and watching goes on."""
         try:
-            return self._sync(folder, set(paths), progress, full)
+            return self._sync(folder, paths, progress, full)
         except Exception as exc:
             log.debug("sync of %s failed", folder, exc_info=True)
             return SyncResult(folder, error=f"{type(exc).__name__}: {exc}"[:300], full=full)

@@ -223,12 +223,12 @@ class KnowledgeBase:
         reused = [i for i, chunk_id in enumerate(ids) if chunk_id in stored]
         copied = self._donated_vectors(new, texts, owners, donors or {})
         self._embed_and_add([i for i in new if i not in copied], ids, texts, metas, on_embedded)
-        for part in batched(sorted(copied), self._max_batch):
+        for copied_part in batched(sorted(copied), self._max_batch):
             self.collection.add(
-                ids=[ids[i] for i in part],
-                embeddings=[copied[i] for i in part],
-                documents=[texts[i] for i in part] if self.texts_in_chroma else None,
-                metadatas=[metas[i] for i in part],
+                ids=[ids[i] for i in copied_part],
+                embeddings=[copied[i] for i in copied_part],
+                documents=[texts[i] for i in copied_part] if self.texts_in_chroma else None,
+                metadatas=[metas[i] for i in copied_part],
             )
         for reused_part in batched(reused, self._max_batch):
             self.collection.update(ids=[ids[i] for i in reused_part], metadatas=[metas[i] for i in reused_part])
