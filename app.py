@@ -33,6 +33,7 @@ def build_app(parts: Components, models: list[ModelChoice] | None = None, warm: 
     the default model in the background now, not when the first question comes."""
     models = available_models(parts.settings.keys) if models is None else models
     svc = Services(parts, models)
+    svc.watched.start()  # idles until a folder is watched
     if warm:
         threading.Thread(target=svc.warm_up, name="kbagent-warm-up", daemon=True).start()
     defaults = svc.default_choices()
@@ -58,6 +59,7 @@ def build_app(parts: Components, models: list[ModelChoice] | None = None, warm: 
         demo.load(chat.threads_now, None, chat_view.thread_list, **load)
         kb_view = [knowledge_view.sources_table, knowledge_view.selected, knowledge_view.totals]
         demo.load(knowledge.view, None, kb_view, **load)
+        demo.load(knowledge.watch_view, None, knowledge_view.watch_status, **load)
 
     demo.queue(default_concurrency_limit=4)
     return demo

@@ -38,15 +38,17 @@ class SyncResult:
         return self.report.of("failed") if self.report else []
 
     def summary(self) -> str:
-        """One line: what changed, what failed, what it cost."""
+        """One line: the folder, then `totals`."""
+        return f"{self.folder} ({'full sync' if self.full else 'changes'}): {self.totals()}"
+
+    def totals(self) -> str:
+        """What changed, what failed, what it cost."""
         if self.report is None:
-            return f"{self.folder}: sync failed: {self.error}"
+            return f"sync failed: {self.error}"
         c = self.report.counts
-        what = "full sync" if self.full else "changes"
         return (
-            f"{self.folder} ({what}): {c['added']} added, {c['updated']} changed, {c['removed']} removed, "
-            f"{c['moved']} moved, {c['failed']} failed; {self.report.embedded} chunks embedded "
-            f"in {self.report.seconds:.1f}s"
+            f"{c['added']} added, {c['updated']} changed, {c['removed']} removed, {c['moved']} moved, "
+            f"{c['failed']} failed; {self.report.embedded} chunks embedded in {self.report.seconds:.1f}s"
         )
 
 

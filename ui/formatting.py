@@ -297,6 +297,24 @@ def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str]
     return "\n".join(lines)
 
 
+def watched_markdown(statuses: Sequence[Any], roots: Sequence[Any]) -> str:
+    """The watched folders: each one's last sync (when, what changed) and its last errors."""
+    if not roots:
+        return "Watching folders from the app is off (the server's owner sets `KBAGENT_WATCH_ROOTS`)."
+    allowed = ", ".join(md_escape(str(r)) for r in roots)
+    if not statuses:
+        return f"No folders watched. Folders under {allowed} can be."
+    lines = [f"Folders under {allowed} can be watched.", "", "| folder | last sync | result |", "|---|---|---|"]
+    for s in statuses:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.last_sync)) if s.last_sync else "—"
+        cells = [md_escape(middle_cut(s.folder)), when, md_escape(s.summary)]
+        lines.append("| " + " | ".join(cells) + " |")
+    for s in statuses:
+        for error in s.errors:
+            lines.append(f"- ✘ {md_escape(middle_cut(s.folder))}: {md_escape(error)}")
+    return "\n".join(lines)
+
+
 def same_bytes_markdown(uploads: Sequence[Any]) -> str:
     """One line per upload whose bytes were already stored under another name (`ui.uploads.StoredUpload`): it is
     that source, not a second one."""
