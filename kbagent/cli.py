@@ -108,9 +108,10 @@ def ingest(
         for outcome in report.of("skipped"):
             out.print(f"[yellow]skipped[/] {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
         rate = report.embedded / report.seconds if report.seconds else 0.0
+        moved = f", {counts['moved']} moved" if counts["moved"] else ""  # --sync: a file renamed keeps its vectors
         out.print(
             f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
-            f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['removed']} removed; "
+            f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['removed']} removed{moved}; "
             f"{report.embedded} chunks embedded ({report.reused} reused) in {report.seconds:.1f}s "
             f"({rate:.1f} chunks/s)"
         )

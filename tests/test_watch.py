@@ -297,3 +297,19 @@ def test_kbagent_watch_prints_a_line_per_batch_and_stops_on_ctrl_c(tmp_path: Pat
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ingest_sync_moves_a_renamed_file_too(tmp_path: Path, settings: Settings, counting: CountingEmbedder) -> None:
+    """`kbagent ingest --sync` takes the same path: a file renamed since the last ingest keeps its vectors."""
+    folder = tmp_path / "notes"
+    old = _note(folder / "valves.md", "Valves", "The alpha valve opens at 3 bar.")
+    with open_knowledge_base(settings, counting) as kb:  # type: ignore[arg-type]
+        ingestor = build_ingestor(IngestConfig(), kb)
+        ingestor.run([folder], sync=True)
+        embedded_before = counting.embedded
+        new = folder / "alpha-valve.md"
+        old.rename(new)
+        report = ingestor.run([folder], sync=True)
+        assert (report.counts["moved"], report.counts["removed"], report.counts["added"]) == (1, 0, 0)
+        assert counting.embedded == embedded_before and report.embedded == 0
+        assert [r.source for r in kb.sources()] == [str(new)]

@@ -284,9 +284,11 @@ def thread_label(info: Any) -> str:
 def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str] | None = None) -> str:
     """An ingest report: counts, then one line per failed or skipped source."""
     c = report.counts
+    moved = f", {c['moved']} moved" if c.get("moved") else ""
     lines = [
         f"**{title}:** {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, {c['failed']} failed, "
-        f"{c['skipped']} skipped, {c['removed']} removed; {report.embedded} chunks embedded in {report.seconds:.1f} s"
+        f"{c['skipped']} skipped, {c['removed']} removed{moved}; {report.embedded} chunks embedded in "
+        f"{report.seconds:.1f} s"
     ]
     for o in report.outcomes:
         if o.status in ("failed", "skipped"):
