@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -71,7 +70,9 @@ class FolderWatcher:
         within: Sequence[Path] | None = None,
     ) -> None:
         self.ingestor = ingestor
-        self.folders = sorted({Path(f).expanduser().resolve() for f in folders})
+        resolved = {Path(f).expanduser().resolve() for f in folders}
+        # A folder inside another watched one is watched as part of it: one root, one doc type per file.
+        self.folders = sorted(f for f in resolved if not any(other in f.parents for other in resolved))
         self.globs = globs or []
         self.excludes = excludes or []
         self.doc_type = doc_type
@@ -154,13 +155,13 @@ class FolderWatcher:
                 else:
                     problems.append(Outcome(str(file.path), "skipped", "a link to outside the allowed folders"))
             problems.extend(skipped)
-        gone = []
-        for path in changed:
-            prefix = str(path)
-            for record in self.ingestor.kb.sources(prefix=prefix):
-                under = record.source == prefix or record.source.startswith(prefix.rstrip(os.sep) + os.sep)
-                if under and record.source not in files:
-                    gone.append(record.source)
+        # Recorded sources at or under a changed path that it no longer yields (one read of the records).
+        gone = [
+            source
+            for source in self.ingestor.kb.records.roots()
+            if source not in files
+            and (Path(source) in changed or any(parent in changed for parent in Path(source).parents))
+        ]
         report = self.ingestor.update(sorted(files.values(), key=lambda f: str(f.path)), sorted(gone), progress)
         report.outcomes[:0] = problems
         return SyncResult(folder, report, full=full)

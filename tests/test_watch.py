@@ -80,7 +80,8 @@ def test_a_moved_file_keeps_its_vectors_under_its_new_path(
     folder = tmp_path / "notes"
     old = _note(folder / "garden" / "tomatoes.md", "Tomatoes", "Water the tomato plants with 2 litres each evening.")
     _note(folder / "garden" / "beans.md", "Beans", "Runner beans climb poles three metres tall.")
-    watcher = FolderWatcher(build_ingestor(IngestConfig(), kb), [folder])
+    watcher = FolderWatcher(build_ingestor(IngestConfig(), kb), [folder, folder / "garden"])
+    assert watcher.folders == [folder]  # a folder inside a watched one is part of it
     first = watcher.sync(folder)
     assert first.report is not None and first.report.counts["added"] == 2
     before = _vectors(kb, str(old))

@@ -215,7 +215,7 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
                 )
                 watch_add = gr.Button("Watch", scale=1, elem_id="watch-add")
                 watch_remove = gr.Button("Stop watching", scale=1, elem_id="watch-remove")
-            watch_timer = gr.Timer(5.0)
+            watch_timer = gr.Timer(5.0, active=bool(svc.watched.roots))  # no polling while watching is off
     return KnowledgeTab(
         tab,
         totals,
