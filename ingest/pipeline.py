@@ -354,23 +354,9 @@ class Ingestor:
 
 
 def discover(
-    path: Path, globs: list[str], excludes: list[str], doc_type: str | None, root: Path | None = None
+    path: Path, globs: list[str], excludes: list[str], doc_type: str | None
 ) -> tuple[list[FileToIngest], list[Outcome]]:
-    """Files to ingest under a path, in a stable order, and one outcome per path that can't be walked.
-    `root`: the folder `path` lies in, when a watcher walks a subfolder of it (doc types and globs are relative
-    to it)."""
-    if root is not None and path.is_dir():
-        found: list[FileToIngest] = []
-        skipped: list[Outcome] = []
-        for folder, dirs, files in os.walk(path, followlinks=False, onerror=None):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                entry = file_in_folder(root, Path(folder) / name, globs, excludes, doc_type)
-                if isinstance(entry, FileToIngest):
-                    found.append(entry)
-                elif entry is not None:
-                    skipped.append(entry)
-        return found, skipped
+    """Files to ingest under a path, in a stable order, and one outcome per path that can't be walked."""
     if not path.exists():
         return [], [Outcome(str(path), "failed", "no such file or directory")]
     if path.is_file():
@@ -378,8 +364,26 @@ def discover(
         if not is_supported(resolved):
             return [], [Outcome(str(resolved), "failed", f"unsupported file type {path.suffix or '(none)'!r}")]
         return [FileToIngest(resolved, doc_type or resolved.parent.name, resolved.parent)], []
-    resolved = path.resolve()
-    return discover(resolved, globs, excludes, doc_type, root=resolved)
+    root = path.resolve()
+    return walk(root, root, globs, excludes, doc_type)
+
+
+def walk(
+    folder: Path, root: Path, globs: list[str], excludes: list[str], doc_type: str | None
+) -> tuple[list[FileToIngest], list[Outcome]]:
+    """The files under `folder`, which lies in the ingested folder `root` (a watcher walks a subfolder that
+    changed): doc types and glob paths are relative to `root`."""
+    found: list[FileToIngest] = []
+    skipped: list[Outcome] = []
+    for here, dirs, files in os.walk(folder, followlinks=False, onerror=None):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            entry = file_in_folder(root, Path(here) / name, globs, excludes, doc_type)
+            if isinstance(entry, FileToIngest):
+                found.append(entry)
+            elif entry is not None:
+                skipped.append(entry)
+    return found, skipped
 
 
 def file_in_folder(

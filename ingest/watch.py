@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.pipeline import FileToIngest, Ingestor, IngestReport, Outcome, Progress, discover, file_in_folder
+from ingest.pipeline import FileToIngest, Ingestor, IngestReport, Outcome, Progress, file_in_folder, walk
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class FolderWatcher:
         problems: list[Outcome] = []
         for path in sorted(changed):
             if path.is_dir() and not path.is_symlink():
-                found, skipped = discover(path, self.globs, self.excludes, self.doc_type, root=folder)
+                found, skipped = walk(path, folder, self.globs, self.excludes, self.doc_type)
             elif path.exists():
                 entry = file_in_folder(folder, path, self.globs, self.excludes, self.doc_type)
                 found = [entry] if isinstance(entry, FileToIngest) else []

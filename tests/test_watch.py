@@ -314,3 +314,28 @@ def test_ingest_sync_moves_a_renamed_file_too(tmp_path: Path, settings: Settings
         assert (report.counts["moved"], report.counts["removed"], report.counts["added"]) == (1, 0, 0)
         assert counting.embedded == embedded_before and report.embedded == 0
         assert [r.source for r in kb.sources()] == [str(new)]
+
+
+def test_a_folder_moved_in_or_out_is_one_change(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+    """A folder renamed into or out of a watched one is one event for the folder: what it holds follows."""
+    kb = embedded_kb
+    folder = tmp_path / "notes"
+    _note(folder / "a.md", "Alpha", "The alpha valve opens at 3 bar.")
+    outside = tmp_path / "elsewhere" / "pumps"
+    _note(outside / "p1.md", "Pump one", "Pump one moves 40 litres a minute.")
+    _note(outside / "deep" / "p2.md", "Pump two", "Pump two moves 90 litres a minute.")
+    watcher = FolderWatcher(build_ingestor(IngestConfig(), kb), [folder])
+    watcher.sync(folder)
+
+    inside = folder / "pumps"
+    outside.rename(inside)
+    (result,) = watcher.apply([inside])
+    assert result.report is not None and result.report.counts["added"] == 2
+    records = {Path(r.source).relative_to(folder).as_posix(): r for r in kb.sources()}
+    assert set(records) == {"a.md", "pumps/p1.md", "pumps/deep/p2.md"}
+    assert records["pumps/deep/p2.md"].doc_type == "pumps" and records["pumps/p1.md"].root == str(folder)
+
+    inside.rename(outside)
+    (result,) = watcher.apply([inside])
+    assert result.report is not None and result.report.counts["removed"] == 2
+    assert [Path(r.source).name for r in kb.sources()] == ["a.md"]
