@@ -136,8 +136,8 @@ class WatchedFolders:
     # ---- the watcher -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the background watcher (once); it idles while the list is empty."""
-        if self._thread is None:
+        """Start the background watcher (once, and only where the app may watch); it idles while the list is empty."""
+        if self._thread is None and self.roots:
             self._thread = threading.Thread(target=self._watch, name="kbagent-watch", daemon=True)
             self._thread.start()
 
