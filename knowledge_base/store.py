@@ -254,13 +254,13 @@ class KnowledgeBase:
             record = self.records.get(donors[owner])
             if record is None or not record.chunk_ids:
                 continue
-            text_of = {row.chunk_id: row.text for row in self.keywords.rows(record.chunk_ids)}
-            got = self.collection.get(ids=record.chunk_ids, include=["embeddings"])
-            by_text = {
-                text_of[i]: [float(x) for x in vector]
-                for i, vector in zip(got["ids"], got["embeddings"], strict=True)
-                if i in text_of
-            }
+            by_text: dict[str, list[float]] = {}
+            for part in batched(record.chunk_ids, min(self._max_batch, 500)):
+                text_of = {row.chunk_id: row.text for row in self.keywords.rows(part)}
+                got = self.collection.get(ids=list(part), include=["embeddings"])
+                for i, vector in zip(got["ids"], got["embeddings"], strict=True):
+                    if i in text_of:
+                        by_text[text_of[i]] = [float(x) for x in vector]
             for i in positions:
                 if owners[i] == owner and texts[i] in by_text:
                     found[i] = by_text[texts[i]]
