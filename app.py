@@ -22,18 +22,21 @@ from kbagent.components import Components  # noqa: E402
 from kbagent.errors import KbagentError  # noqa: E402
 from kbagent.settings import Settings, load_settings  # noqa: E402
 from ui import api, chat_tab, evaluation_tab, knowledge_tab, settings_tab  # noqa: E402
-from ui.server import is_loopback, launch, parse_auth  # noqa: E402
+from ui.server import WayIn, is_loopback, launch, parse_auth  # noqa: E402
 from ui.services import Services  # noqa: E402
 
 __all__ = ["build_app", "is_loopback", "launch", "main", "parse_auth"]
 
 
-def build_app(parts: Components, models: list[ModelChoice] | None = None, warm: bool = False) -> gr.Blocks:
+def build_app(
+    parts: Components, models: list[ModelChoice] | None = None, warm: bool = False, svc: Services | None = None
+) -> gr.Blocks:
     """The app over parts built by `kbagent.components` (tests build them with a scripted model). `warm`: load
-    the default model in the background now, not when the first question comes."""
+    the default model in the background now, not when the first question comes. `svc`: services shared with
+    the other ways in (MCP, the OpenAI-compatible API)."""
     models = available_models(parts.settings.keys) if models is None else models
-    svc = Services(parts, models)
-    svc.watched.start()  # idles until a folder is watched
+    svc = svc or Services(parts, models)
+    svc.watched.start()  # idles until a folder is watched (only where KBAGENT_WATCH_ROOTS is set)
     if warm:
         threading.Thread(target=svc.warm_up, name="kbagent-warm-up", daemon=True).start()
     defaults = svc.default_choices()
@@ -75,10 +78,29 @@ def main(settings: Settings | None = None) -> None:
     except (ValueError, KbagentError) as exc:
         sys.exit(f"kbagent: error: {exc}")
     with parts:
-        demo = build_app(parts, warm=True)
-        print(f"kbagent: the app is at http://{settings.app.host}:{settings.app.port} (Ctrl+C stops it)", flush=True)
+        svc = Services(parts, available_models(settings.keys))
+        demo = build_app(parts, warm=True, svc=svc)
+        url = f"http://{settings.app.host}:{settings.app.port}"
+        print(f"kbagent: the app is at {url} (Ctrl+C stops it)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            launch(demo, settings, quiet=True)
+            launch(demo, settings, ways_in(svc, settings, url), quiet=True)
+
+
+def ways_in(svc: Services, settings: Settings, url: str) -> list[WayIn]:
+    """The endpoints for programs the settings turn on, served beside the UI."""
+    found = []
+    if settings.app.mcp:
+        from ui.mcp_server import PATH, http_app
+
+        mcp_app, lifespan = http_app(svc, settings.app.mcp_writes, settings.app.host)
+        found.append(WayIn(PATH, mcp_app, lifespan))
+        print(f"kbagent: MCP (streamable HTTP) at {url}{PATH}", flush=True)
+    if settings.app.openai_api:
+        from ui.openai_api import PREFIX, OpenAIApi
+
+        found.append(WayIn(PREFIX, OpenAIApi(svc).app(), mount=True))
+        print(f"kbagent: OpenAI-compatible API at {url}{PREFIX} (model 'kbagent')", flush=True)
+    return found
 
 
 if __name__ == "__main__":

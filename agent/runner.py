@@ -233,6 +233,13 @@ class Agent:
         """The whole answer at once (scripts, the API, tests); raises AnswerError when there is none."""
         return fold(self.stream(question, thread_id))
 
+    def seed(self, thread_id: str, turns: list[tuple[str, str]]) -> None:
+        """Starts a new thread with earlier (role, text) turns held elsewhere: an OpenAI-style client sends the
+        whole conversation with every question, and the answer reads it as this thread's history."""
+        messages = [HumanMessage(text) if role == "user" else AIMessage(text) for role, text in turns]
+        if messages:
+            self.graph.update_state({"configurable": {"thread_id": thread_id}}, {"messages": messages})
+
     def history(self, thread_id: str) -> list[tuple[str, str]]:
         state = self.graph.get_state({"configurable": {"thread_id": thread_id}})
         out = []

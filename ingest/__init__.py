@@ -33,6 +33,7 @@ def build_ingestor(config: IngestConfig, kb: KnowledgeBase) -> Ingestor:
     """An ingestor writing into `kb` with the chunking and size limits of `config`."""
     from ingest.chunking import Chunker
     from ingest.pipeline import Ingestor
+    from ingest.text.ocr import OcrReader
 
     return Ingestor(
         kb,
@@ -40,6 +41,7 @@ def build_ingestor(config: IngestConfig, kb: KnowledgeBase) -> Ingestor:
         max_file_bytes=int(config.max_file_mb * 2**20),
         max_text_chars=int(config.max_text_mb * 2**20),
         write_batch_chunks=config.write_batch_chunks,
+        ocr=OcrReader(config.ocr, config.ocr_timeout_s, int(config.ocr_max_megapixels * 1e6)),
     )
 
 

@@ -47,7 +47,7 @@ class Chunker:
             for section_path, text in self._sections(document):
                 header = _context_header(title, section_path)
                 for piece in self._splitter.split_text(text):
-                    meta = {k: v for k, v in document.metadata.items() if k in ("page",)}
+                    meta = {k: v for k, v in document.metadata.items() if k in ("page", "location")}
                     if section_path:
                         meta["section"] = section_path
                     chunks.append(Document(page_content=f"{header}\n\n{piece}", metadata=meta))

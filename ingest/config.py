@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
+from ingest.text.ocr import OcrMode
 from knowledge_base.config import Section
 
 if TYPE_CHECKING:
@@ -22,6 +23,16 @@ class IngestConfig(Section):
     )
     watch_debounce_ms: int = Field(
         1600, ge=50, le=60_000, description="Watched folders: wait this long after a change for more before syncing."
+    )
+
+    ocr: OcrMode = Field(
+        "auto",
+        description="OCR for images and PDF pages without a text layer: auto (Tesseract, else RapidOCR), "
+        "tesseract, rapidocr, or off (such pages are skipped with a note).",
+    )
+    ocr_timeout_s: float = Field(60.0, gt=0, le=3600, description="Longest OCR of one page; slower pages are noted.")
+    ocr_max_megapixels: float = Field(
+        50.0, gt=0, le=1000, description="Larger images are refused unread (a decompression bomb costs nothing)."
     )
 
     @model_validator(mode="after")

@@ -1,7 +1,8 @@
 """Files and folders → chunks → the knowledge base, incrementally, one bad file never stopping the rest.
 
 Reading and splitting run in a background thread while the main thread embeds, and sources are written
-in groups so the embedding model always gets full batches, even for folders of one-chunk files.
+in groups so the embedding model always gets full batches, even for folders of one-chunk files. Files with
+pages to OCR (images, scanned PDFs) are read on a second thread, so slow OCR never holds up the other files.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from langchain_core.documents import Document
 
 from ingest.chunking import Chunker
 from ingest.loaders import LoadError, is_supported, kind_of, load
+from ingest.text.ocr import OcrNeeded, OcrReader, PageOcr
 from knowledge_base import ChunkedSource, KnowledgeBase
 
+UNREAD_PAGES = "+unread-pages"  # marks the stored hash of a file whose pages OCR skipped or failed
 GROUP_SOURCES = 1024  # and up to write_batch_chunks: longer runs to sort by length, less padding per batch
 
 
@@ -33,6 +36,10 @@ class Outcome:
     status: str  # added | updated | moved (message: "from OLD") | unchanged | failed | skipped | removed
     message: str = ""
     chunks: int = 0
+    notes: list[str] = field(default_factory=list)
+    """One line per page that was not read (OCR off or failed) in a file that was otherwise ingested."""
+    ocr_pages: int = 0
+    ocr_seconds: float = 0.0
 
 
 @dataclass
@@ -51,6 +58,14 @@ class IngestReport:
         return {name: len(self.of(name)) for name in names}
 
     @property
+    def ocr_pages(self) -> int:
+        return sum(o.ocr_pages for o in self.outcomes)
+
+    @property
+    def ocr_seconds(self) -> float:
+        return sum(o.ocr_seconds for o in self.outcomes)
+
+    @property
     def succeeded(self) -> bool:
         """False only when nothing could be ingested and something failed."""
         c = self.counts
@@ -64,6 +79,8 @@ class Progress:
     def chunks_planned(self, count: int) -> None: ...
     def chunks_embedded(self, count: int) -> None: ...
     def file_done(self, outcome: Outcome) -> None: ...
+    def ocr_planned(self, pages: int) -> None: ...
+    def ocr_page_done(self, seconds: float) -> None: ...
 
 
 @dataclass
@@ -92,6 +109,10 @@ class FileToIngest:
 class Prepared:
     item: ChunkedSource | None = None
     outcome: Outcome | None = None
+    note: str = ""  # what the loader left out (hidden sheets, rows past a limit), for the file's ingest line
+    later: Callable[[threading.Event], Prepared] | None = None
+    """The rest of the work, for the OCR thread (the file has pages to OCR); it stops early once the event is set."""
+    page_ocr: PageOcr | None = None
 
 
 class Ingestor:
@@ -102,8 +123,10 @@ class Ingestor:
         max_file_bytes: int = 100 * 2**20,
         max_text_chars: int = 5 * 2**20,
         write_batch_chunks: int = 1024,
+        ocr: OcrReader | None = None,
     ) -> None:
         self.kb = kb
+        self.ocr = ocr or OcrReader()
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
         self.max_text_chars = max_text_chars
@@ -163,7 +186,7 @@ class Ingestor:
         moves = self._moves(files, gone, known)
         twins: dict[str, str] = {}  # files are walked in a stable order, so the same twin wins every run
         self._consume(
-            self._in_background(files, lambda f: self.prepare(f, known, twins), progress),
+            self._in_background(files, lambda f: self.prepare(f, known, twins, progress), progress),
             known,
             report,
             progress,
@@ -217,27 +240,30 @@ class Ingestor:
 
     def _consume(
         self,
-        prepared_items: Iterator[Prepared],
+        prepared_items: Generator[Prepared],
         known: dict[str, str],
         report: IngestReport,
         progress: Progress,
         moves: dict[str, str] | None = None,
     ) -> None:
-        """Write prepared sources in groups big enough to give the embedder full batches."""
+        """Write prepared sources in groups big enough to give the embedder full batches. An error here closes
+        `prepared_items` at once, which stops its threads (not only when the traceback is collected).
+        `moves`: new source → the removed source it was moved from, whose vectors it may take."""
         moves = moves or {}
-        pending: list[Prepared] = []
-        for prepared in prepared_items:
-            if prepared.outcome is not None:
-                report.outcomes.append(prepared.outcome)
-                progress.file_done(prepared.outcome)
-                continue
-            pending.append(prepared)
-            chunks = sum(len(p.item.chunks) for p in pending if p.item is not None)
-            if chunks >= self.write_batch_chunks or len(pending) >= GROUP_SOURCES:
+        with contextlib.closing(prepared_items):
+            pending: list[Prepared] = []
+            for prepared in prepared_items:
+                if prepared.outcome is not None:
+                    report.outcomes.append(prepared.outcome)
+                    progress.file_done(prepared.outcome)
+                    continue
+                pending.append(prepared)
+                chunks = sum(len(p.item.chunks) for p in pending if p.item is not None)
+                if chunks >= self.write_batch_chunks or len(pending) >= GROUP_SOURCES:
+                    self._write(pending, known, report, progress, moves)
+                    pending = []
+            if pending:
                 self._write(pending, known, report, progress, moves)
-                pending = []
-        if pending:
-            self._write(pending, known, report, progress, moves)
 
     def _write(
         self,
@@ -252,39 +278,66 @@ class Ingestor:
         result = self.kb.write(items, on_embedded=progress.chunks_embedded, donors=donors)
         report.embedded += result.embedded
         report.reused += result.reused + result.copied
-        for item in items:
+        for prepared in pending:
+            if (item := prepared.item) is None:
+                continue
             status = "updated" if item.source in known else "moved" if item.source in donors else "added"
             message = f"from {donors[item.source]}" if status == "moved" else ""
             outcome = Outcome(item.source, status, message, chunks=len(item.chunks))
+            outcome.notes = [prepared.note] if prepared.note else []
+            if (ocr := prepared.page_ocr) is not None:
+                outcome.notes += ocr.notes
+                outcome.ocr_pages, outcome.ocr_seconds = ocr.pages, ocr.seconds
             report.outcomes.append(outcome)
             progress.file_done(outcome)
 
     def _in_background(
         self, items: Iterable[Any], prepare: Callable[[Any], Prepared], progress: Progress
-    ) -> Iterator[Prepared]:
+    ) -> Generator[Prepared]:
+        """`prepare` runs on a reader thread; what it leaves for `later` (OCR) runs on an OCR thread, which
+        ends the stream once the reader is done and the OCR queue drained."""
         results: queue.Queue[Prepared | None] = queue.Queue(maxsize=64)
+        for_ocr: queue.Queue[Callable[[threading.Event], Prepared] | None] = queue.Queue(maxsize=8)  # file bytes each
         stop = threading.Event()
 
-        def work() -> None:
+        def emit(prepared: Prepared) -> None:
+            if prepared.item is not None:
+                progress.chunks_planned(len(prepared.item.chunks))
+            results.put(prepared)
+
+        def read() -> None:
             try:
                 for item in items:
                     if stop.is_set():
                         return
                     prepared = prepare(item)
-                    if prepared.item is not None:
-                        progress.chunks_planned(len(prepared.item.chunks))
-                    results.put(prepared)
+                    if prepared.later is not None:
+                        for_ocr.put(prepared.later)
+                    else:
+                        emit(prepared)
+            finally:
+                for_ocr.put(None)
+
+        def ocr() -> None:
+            try:
+                while (later := for_ocr.get()) is not None:
+                    if not stop.is_set():  # once stopped, drain only: the reader may wait on a full queue
+                        emit(later(stop))
             finally:
                 results.put(None)
 
-        thread = threading.Thread(target=work, name="kbagent-ingest-reader", daemon=True)
-        thread.start()
+        threads = [
+            threading.Thread(target=read, name="kbagent-ingest-reader", daemon=True),
+            threading.Thread(target=ocr, name="kbagent-ingest-ocr", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
         try:
             while (prepared := results.get()) is not None:
                 yield prepared
         finally:
             stop.set()
-            while thread.is_alive():  # unblock a reader waiting on a full queue
+            while any(thread.is_alive() for thread in threads):  # unblock a thread waiting on a full queue
                 with contextlib.suppress(queue.Empty):
                     results.get(timeout=0.1)
 
@@ -308,10 +361,18 @@ class Ingestor:
         digest.update(raw)
         return digest.hexdigest()
 
-    def prepare(self, file: FileToIngest, known: dict[str, str], twins: dict[str, str] | None = None) -> Prepared:
-        """Read, hash and split one file. `twins` maps content hashes to the first source that had them, so
-        the same file under a second name is skipped rather than stored twice."""
+    def prepare(
+        self,
+        file: FileToIngest,
+        known: dict[str, str],
+        twins: dict[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> Prepared:
+        """Read, hash and split one file; a file with pages to OCR is left for `later`. `twins` maps content
+        hashes to the first source that had them, so the same file under a second name is skipped rather than
+        stored twice."""
         twins = {} if twins is None else twins
+        progress = progress or Progress()
         path = file.path
         source = str(path)
         try:
@@ -332,7 +393,25 @@ class Ingestor:
             twins[content_hash] = source
             return Prepared(outcome=Outcome(source, "unchanged"))
         try:
-            documents = load(path, raw)
+            prepared = self._split(file, raw, content_hash, PageOcr(self.ocr if self.ocr.enabled else None, probe=True))
+        except OcrNeeded:  # claims its twins now: the OCR thread reads it later
+            ocr = PageOcr(self.ocr, on_planned=progress.ocr_planned, on_page=progress.ocr_page_done)
+
+            def later(stop: threading.Event) -> Prepared:
+                ocr.cancelled = stop.is_set
+                return self._split(file, raw, content_hash, ocr)
+
+            prepared = Prepared(later=later)
+        if prepared.outcome is None:
+            twins[content_hash] = source
+        return prepared
+
+    def _split(self, file: FileToIngest, raw: bytes, content_hash: str, ocr: PageOcr) -> Prepared:
+        """Load and chunk a read file, OCR'ing its pages with `ocr` (a probe raises OcrNeeded instead)."""
+        path = file.path
+        source = str(path)
+        try:
+            documents = load(path, raw, ocr)
             text_chars = sum(len(d.page_content) for d in documents)
             if text_chars > self.max_text_chars:
                 raise LoadError(
@@ -342,15 +421,25 @@ class Ingestor:
             title = str(documents[0].metadata.get("title") or path.stem) if documents else path.stem
             chunks = self.chunker.split(documents, title)
             if not chunks:
-                raise LoadError("no text found")
+                raise LoadError("; ".join(ocr.notes)[:300] if ocr.notes else "no text found")
+        except OcrNeeded:
+            raise
         except LoadError as exc:
-            return Prepared(outcome=Outcome(source, "failed", str(exc)))
+            status = "skipped" if ocr.off and not ocr.enabled else "failed"
+            return Prepared(outcome=self._tallied(Outcome(source, status, str(exc)), ocr))
         except Exception as exc:  # a loader bug must not stop the folder
-            return Prepared(outcome=Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]))
+            return Prepared(outcome=self._tallied(Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]), ocr))
         root = str(file.root or path.parent)
+        if ocr.incomplete:  # recorded as changed, so that the next ingest tries its unread pages again
+            content_hash += UNREAD_PAGES
         item = ChunkedSource(source, content_hash, chunks, title, file.doc_type, kind_of(path), root)
-        twins[content_hash] = source
-        return Prepared(item=item)
+        note = "; ".join(str(d.metadata["note"]) for d in documents if d.metadata.get("note"))
+        return Prepared(item=item, page_ocr=ocr, note=note)
+
+    @staticmethod
+    def _tallied(outcome: Outcome, ocr: PageOcr) -> Outcome:
+        outcome.ocr_pages, outcome.ocr_seconds = ocr.pages, ocr.seconds
+        return outcome
 
 
 def discover(

@@ -69,8 +69,9 @@ class TerminalRenderer:
                 self.console.print(f"  {self.line(p)}", markup=False, highlight=False)
 
     def line(self, p: Any) -> str:
-        """A passage as "title — path (p. N)", the path relative to the folder it was ingested from."""
-        where = self.names.get(p.source, p.source) + (f" (p. {p.page})" if p.page else "")
+        """A passage as "title — path (p. N)" (or slide, sheet, chapter), the path relative to the folder it was
+        ingested from."""
+        where = self.names.get(p.source, p.source) + (f" ({p.location})" if p.location else "")
         return f"{p.title} — {where}" if p.title else where
 
 

@@ -64,7 +64,8 @@ def ingest(
     sitemap: Annotated[list[str] | None, typer.Option("--sitemap", help="Ingest a sitemap's pages.")] = None,
     render: Annotated[bool, typer.Option("--render", help="Render every page in Chromium.")] = False,
 ) -> None:
-    """Ingest files, folders and web pages (md, txt, pdf, html, docx, csv); unchanged ones cost nothing."""
+    """Ingest files, folders and web pages (md, txt, pdf, html, docx, pptx, xlsx, xls, epub, csv, json, eml, mbox,
+    images and scanned pages by OCR); unchanged ones cost nothing."""
     from ingest.web import is_url
     from kbagent.progress import RichProgress
 
@@ -96,7 +97,9 @@ def ingest(
                     "embedded_chunks": report.embedded,
                     "reused_chunks": report.reused,
                     "seconds": round(report.seconds, 2),
-                    "problems": [o.__dict__ for o in report.outcomes if o.status in ("failed", "skipped")],
+                    "ocr_pages": report.ocr_pages,
+                    "ocr_seconds": round(report.ocr_seconds, 2),
+                    "problems": [o.__dict__ for o in report.outcomes if o.status in ("failed", "skipped") or o.notes],
                 },
                 indent=2,
             )
@@ -107,13 +110,17 @@ def ingest(
             out.print(f"[red]failed[/]  {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
         for outcome in report.of("skipped"):
             out.print(f"[yellow]skipped[/] {_safe(_given(outcome.source, files))}: {_safe(outcome.message)}")
+        for outcome in report.outcomes:
+            for note in outcome.notes:  # pages not read in a file that was ingested
+                out.print(f"[yellow]note[/]    {_safe(_given(outcome.source, files))}: {_safe(note)}")
         rate = report.embedded / report.seconds if report.seconds else 0.0
         moved = f", {counts['moved']} moved" if counts["moved"] else ""  # --sync: a file renamed keeps its vectors
+        ocr = f"; {report.ocr_pages} pages OCR'd in {report.ocr_seconds:.1f}s" if report.ocr_pages else ""
         out.print(
             f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
             f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['removed']} removed{moved}; "
             f"{report.embedded} chunks embedded ({report.reused} reused) in {report.seconds:.1f}s "
-            f"({rate:.1f} chunks/s)"
+            f"({rate:.1f} chunks/s){ocr}"
         )
     if not report.succeeded or (strict and counts["failed"]):
         raise typer.Exit(1)
@@ -205,7 +212,7 @@ def search(
     if not rows:
         out.print("No results. (Is anything ingested? Try `kbagent sources`.)")
     for n, row in enumerate(rows, start=1):
-        where = names.get(row["source"], row["source"]) + (f" (p. {row['page']})" if row["page"] else "")
+        where = names.get(row["source"], row["source"]) + (f" ({row['location']})" if row["location"] else "")
         title = _safe(row["title"])
         out.print(f"[bold][{n}][/] {row['score']:.3f}  [bold]{title}[/] — {_safe(where)}  [dim]{row['doc_type']}[/]")
         text = " ".join(row["text"].split())
@@ -230,6 +237,8 @@ def _source_prefix(prefix: str | None) -> str | None:
 
 
 def _doc_row(doc: Any) -> dict[str, Any]:
+    from knowledge_base.records import location_of
+
     meta = doc.metadata
     return {
         "text": doc.page_content,
@@ -237,6 +246,7 @@ def _doc_row(doc: Any) -> dict[str, Any]:
         "title": meta.get("title", ""),
         "doc_type": meta.get("doc_type", ""),
         "page": meta.get("page"),
+        "location": location_of(meta),
         "section": meta.get("section"),
         "score": meta.get("score"),
         "similarity": meta.get("similarity"),
@@ -453,12 +463,29 @@ def models_pull(
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Listen address (KBAGENT_HOST).")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (KBAGENT_PORT).")] = None,
+    openai: Annotated[
+        bool, typer.Option("--openai", help="Also serve an OpenAI-compatible API at /v1 (KBAGENT_OPENAI_API).")
+    ] = False,
 ) -> None:
-    """Open the web app (chat, knowledge base, evaluation) on KBAGENT_HOST:KBAGENT_PORT; KBAGENT_AUTH sets a login."""
+    """Open the web app (chat, knowledge base, evaluation) on KBAGENT_HOST:KBAGENT_PORT; KBAGENT_AUTH sets a login.
+    KBAGENT_MCP=on adds MCP at /mcp; --openai an OpenAI-compatible API at /v1."""
     from app import main as serve_app
     from kbagent.settings import load_settings
 
-    serve_app(load_settings(host=host, port=port))
+    serve_app(load_settings(host=host, port=port, openai_api=True if openai else None))
+
+
+@app.command("mcp")
+def mcp_stdio() -> None:
+    """Serve the knowledge base over MCP on stdio (tools: search_knowledge_base, ask, list_sources; ingest_url
+    with KBAGENT_MCP_WRITES=on). For the app's HTTP endpoint instead, set KBAGENT_MCP=on and run `serve`."""
+    from agent.models import available_models
+    from ui.mcp_server import serve_stdio
+    from ui.services import Services
+
+    with _components() as parts:
+        parts.kb  # noqa: B018  (opened now: a store that can't be opened is said before the client waits)
+        serve_stdio(Services(parts, available_models(parts.settings.keys)), parts.settings.app.mcp_writes)
 
 
 @app.command("serve-model")

@@ -1,4 +1,5 @@
-"""A terminal progress bar for ingest: files, chunks embedded, chunks per second."""
+"""A terminal progress bar for ingest: files, chunks embedded, chunks per second, and pages OCR'd (a line of
+its own, shown once a file needs OCR)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class RichProgress(Progress):
         )
         self._files = self._bar.add_task("files", total=None, rate="")
         self._chunks = self._bar.add_task("chunks", total=0, rate="")
+        self._ocr: Any = None  # the OCR line's task, added when the first page needs OCR
 
     def __enter__(self) -> RichProgress:
         self._bar.start()
@@ -49,6 +51,18 @@ class RichProgress(Progress):
         if outcome.status in ("skipped", "removed"):
             return
         self._bar.advance(self._files, 1)
+
+    def ocr_planned(self, pages: int) -> None:
+        if self._ocr is None:
+            self._ocr = self._bar.add_task("ocr", total=0, rate="")
+        task = self._bar.tasks[self._ocr]
+        self._bar.update(self._ocr, total=(task.total or 0) + pages)
+
+    def ocr_page_done(self, seconds: float) -> None:
+        if self._ocr is None:
+            return
+        self._bar.advance(self._ocr, 1)
+        self._bar.update(self._ocr, rate=f"{seconds:.1f} s/page")
 
 
 class LineProgress(Progress):

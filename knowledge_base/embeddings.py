@@ -6,12 +6,14 @@ Chroma's default embedding function fetches a model from a hub, so every collect
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
+from langchain_core.embeddings import Embeddings as LangChainEmbeddings
 
 from kbagent.errors import ConfigError
 from knowledge_base.config import EmbeddingConfig
@@ -20,12 +22,20 @@ from knowledge_base.torch_env import cap_kernel_cache
 SHIPPED_MINILM = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
-class Embedder(Protocol):
+class Embedder(LangChainEmbeddings):
+    """Every embedder: `embed` takes batches (ingest), `embed_query` one query. A LangChain `Embeddings` too, so
+    whatever embeds our store also serves LangChain's vector stores and chains."""
+
     model_name: str
 
+    @abstractmethod
     def embed(self, texts: list[str]) -> list[list[float]]: ...
 
-    def embed_query(self, text: str) -> list[float]: ...
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed(list(texts))
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0]
 
 
 def resolve_local_model(name: str) -> str:
@@ -39,7 +49,7 @@ def resolve_local_model(name: str) -> str:
     return name
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model, loaded lazily (torch import is the slow part of start-up)."""
 
     def __init__(self, model_name: str, device: str = "cpu", batch_size: int = 32, dtype: str = "float32") -> None:
@@ -85,11 +95,8 @@ class SentenceTransformerEmbedder:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors.tolist()
 
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed([text])[0]
 
-
-class OpenAIEmbedder:
+class OpenAIEmbedder(Embedder):
     def __init__(self, model_name: str, api_key: str | None, base_url: str | None = None) -> None:
         if not api_key:
             raise ConfigError(f"embedding model 'openai:{model_name}' needs OPENAI_API_KEY")

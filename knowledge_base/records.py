@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -31,6 +33,14 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS pending_deletes (chunk_id TEXT PRIMARY KEY);
 """
 COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root"
+LOCATION_SUFFIX = re.compile(r" \((?:p\.|slide|sheet|chapter|attachment) [^\n]*\)$")
+"""A label's "(p. 3)", "(slide 2)", "(sheet Budget)", "(chapter 4)" or "(attachment a.pdf, p. 2)" at its end."""
+
+
+def location_of(meta: Mapping[str, Any]) -> str:
+    """Where in its source a chunk lies, as citations show it: "p. 3" for a PDF page, else the loader's own
+    words ("slide 3", "sheet Budget", "chapter 2", "attachment a.pdf, p. 2"); '' for a source read as a whole."""
+    return f"p. {meta['page']}" if meta.get("page") else str(meta.get("location") or "")
 
 
 def display_path(source: str, root: str = "") -> str:

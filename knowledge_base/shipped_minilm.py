@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from knowledge_base.embeddings import Embedder
 from knowledge_base.torch_env import cap_kernel_cache
 
 ONNX_NAME = "all-MiniLM-L6-v2.onnx"
@@ -30,7 +31,7 @@ def traced_name(dtype: str) -> str:
     return f"all-MiniLM-L6-v2.{dtype}.pt"
 
 
-class _Encoder:
+class _Encoder(Embedder):
     """The tokenizer both engines share: the model's own, with its truncation length."""
 
     def __init__(self, model_name: str, model_dir: Path, path: Path, batch_size: int = 32) -> None:
@@ -66,9 +67,6 @@ class _Encoder:
         for start in range(0, len(texts), self.batch_size):
             out.extend(self._run(*self.tokenize(texts[start : start + self.batch_size])))
         return out
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed([text])[0]
 
     def _run(self, ids: Any, mask: Any) -> list[list[float]]:
         raise NotImplementedError
@@ -200,7 +198,7 @@ def export_traced(model_dir: Path, path: Path, dtype: str) -> None:
     partial.replace(path)
 
 
-class ShippedMiniLM:
+class ShippedMiniLM(Embedder):
     """Queries and small jobs through onnxruntime (milliseconds a query, no torch import), ingest batches
     through torch: the trace on a CPU, sentence-transformers on an accelerator. The same vectors either way
     (tests/test_embeddings.py bounds the difference)."""

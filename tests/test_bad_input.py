@@ -51,7 +51,8 @@ def _bad_corpus(root: Path) -> dict[str, str]:
     put("original.md", b"# Twin\n\nThe same bytes under two names.", "")
     put("zz-copy-of-original.md", b"# Twin\n\nThe same bytes under two names.", "same content as")
     put("unreadable.md", b"# Locked\n\nno access", "permission denied")
-    put("image.png", b"\x89PNG\r\n\x1a\n" + os.urandom(100), "unsupported file type")
+    put("image.png", b"\x89PNG\r\n\x1a\n" + os.urandom(100), "not a readable image")
+    put("image.gif", b"GIF89a" + os.urandom(100), "unsupported file type")
     (bad / "loop-a.md").symlink_to(bad / "loop-b.md")
     (bad / "loop-b.md").symlink_to(bad / "loop-a.md")
     expect["loop-a.md"] = expect["loop-b.md"] = "not a regular file"

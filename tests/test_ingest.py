@@ -107,7 +107,8 @@ def test_bad_files_are_reported_and_the_rest_ingested(
     write_pdf(bad / "locked.pdf", ["secret"], password="pw")
     (bad / "fake.docx").write_bytes(b"this is not a zip")
     (bad / "latin1.txt").write_bytes("Crème brûlée recipe from the café".encode("latin-1"))
-    (bad / "image.png").write_bytes(b"\x89PNG....")
+    (bad / "image.png").write_bytes(b"\x89PNG....")  # an image is read by OCR; this one is not an image
+    (bad / "movie.mkv").write_bytes(b"\x1a\x45\xdf\xa3....")
     (bad / "unreadable.md").write_text("# Secret\n\nno access")
     real_read = Path.read_bytes
 
@@ -124,11 +125,12 @@ def test_bad_files_are_reported_and_the_rest_ingested(
         "broken.pdf",
         "empty.md",
         "fake.docx",
+        "image.png",
         "locked.pdf",
         "truncated.pdf",
         "unreadable.md",
     ]
-    assert status["skipped"] == ["image.png"]
+    assert status["skipped"] == ["movie.mkv"]
     assert "latin1.txt" in status["added"] and len(status["added"]) == 7
     for outcome in report.of("failed"):
         assert outcome.message and "\n" not in outcome.message
@@ -136,6 +138,7 @@ def test_bad_files_are_reported_and_the_rest_ingested(
     messages = {Path(o.source).name: o.message for o in report.of("failed")}
     assert "permission denied" in messages["unreadable.md"]
     assert "encrypted" in messages["locked.pdf"]
+    assert messages["image.png"].startswith("not a readable image")
 
 
 def test_nothing_ingestible_is_a_failure(tmp_path: Path, ingestor: Ingestor) -> None:

@@ -170,10 +170,10 @@ def test_encrypted_pdf(tmp_path: Path) -> None:
 
 
 def test_docx_zip_bomb_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ingest.loaders.word as word
+    import ingest.loaders.archive as archive
 
     path = write_docx(tmp_path / "big.docx", "Big", {"A": "x" * 50_000})
-    monkeypatch.setattr(word, "MAX_UNCOMPRESSED", 10_000)
+    monkeypatch.setattr(archive, "MAX_UNCOMPRESSED", 10_000)
     with pytest.raises(LoadError, match="zip bomb"):
         _load(path)
 

@@ -227,11 +227,22 @@ def test_models_are_a_readable_list_and_the_chat_page_fits_the_window(ui: Runnin
     assert "does not run here: no ANTHROPIC_API_KEY" in page.locator("#models-list").inner_text()
 
 
-def test_tables_fit_their_columns_and_rows_stay_low(ui: RunningApp, context: Any) -> None:
+def test_tables_fit_their_columns_and_rows_stay_low(ui: RunningApp, context: Any, tmp_path: Path) -> None:
+    wide = tmp_path / ("annual-general-meeting-minutes-and-resolutions-" * 3 + "final.md")  # a long name and title
+    wide.write_text("# " + "Minutes of the annual general meeting, with every resolution and vote, " * 3 + "\n\nNo.\n")
+    ui.parts.ingest([wide])
+    try:
+        _tables_fit(ui, context)
+    finally:
+        ui.parts.kb.remove([str(wide.resolve())])
+
+
+def _tables_fit(ui: RunningApp, context: Any) -> None:
     page = _open(context, ui.url)
     page.get_by_role("tab", name="Knowledge base").click()
     table = page.locator("#sources-table")
     table.get_by_text("membership.md").filter(visible=True).first.wait_for()
+    table.get_by_text("annual-general").filter(visible=True).first.wait_for()
     right = table.bounding_box()["x"] + table.bounding_box()["width"]
     heads = table.locator("th").all()
     assert len(heads) >= 6 and all(h.bounding_box()["x"] + h.bounding_box()["width"] <= right + 1 for h in heads)

@@ -15,6 +15,7 @@ from typing import Any
 from langchain.tools import ToolRuntime, tool
 
 from knowledge_base import KnowledgeBase
+from knowledge_base.records import location_of
 from knowledge_base.retrieval import SearchOptions
 from tools.data_tags import neutralise
 from tools.excerpts import table_rows_as_lines
@@ -45,10 +46,15 @@ class Passage:
     section: str | None = None
     score: float | None = None
     similarity: float | None = None
+    location: str = ""
+    """Page, slide, sheet or chapter as shown: `location_of` the chunk's metadata."""
+
+    def __post_init__(self) -> None:
+        self.location = self.location or location_of({"page": self.page})
 
     @property
     def label(self) -> str:
-        where = self.source + (f" (p. {self.page})" if self.page else "")
+        where = self.source + (f" ({self.location})" if self.location else "")
         return f"[{self.n}] {self.title} — {where}" if self.title else f"[{self.n}] {where}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,6 +83,7 @@ class Passages:
                     section=meta.get("section"),
                     score=meta.get("score"),
                     similarity=meta.get("similarity"),
+                    location=location_of(meta),
                 )
             return self._by_chunk[chunk_id]
 
@@ -95,7 +102,7 @@ def format_passages(
     data note, which the system prompt carries (small local models read every token slowly)."""
     if not passages:
         return "No relevant passages found in the knowledge base."
-    labels = [f"[{p.n}]" + (f" (p. {p.page})" if p.page else "") if compact else p.label for p in passages]
+    labels = [f"[{p.n}]" + (f" ({p.location})" if p.location else "") if compact else p.label for p in passages]
     bodies = texts if texts is not None else [p.text for p in passages]
     after_label = " " if compact else "\n"  # compact: "[1] Title › Section" on one line
     body = "\n\n".join(f"{label}{after_label}{text[:max_chars]}" for label, text in zip(labels, bodies, strict=True))
@@ -149,13 +156,22 @@ def make_search_tool(
     retrieval mode and ranking) default to the knowledge base's; `rewrite(context, query)` gives the query made
     stand-alone from the conversation (a follow-up's), searched beside the query the model wrote."""
 
+    # `runtime` is None when the tool is invoked on its own (a chain, a test): LangChain injects it only into a
+    # parameter annotated `ToolRuntime` (`[Any]`: the turn's context is the agent's), hence a default of None and not
+    # `ToolRuntime | None`.
     @tool("search_knowledge_base")
-    def search_knowledge_base(query: str, runtime: ToolRuntime, k: int = default_k, doc_type: str | None = None) -> str:
+    def search_knowledge_base(
+        query: str,
+        runtime: ToolRuntime[Any] = None,  # type: ignore[assignment]
+        k: int = default_k,
+        doc_type: str | None = None,
+    ) -> str:
         """Search the user's knowledge base (their documents and saved web pages). Returns numbered passages
         '[n] title — source'; cite them as [n] in the answer. Use short, specific queries."""
-        registry = getattr(runtime.context, "passages", None) or Passages()
+        context = getattr(runtime, "context", None)
+        registry = getattr(context, "passages", None) or Passages()
         k = max(1, min(int(k), 20))
-        queries = [query, rewrite(runtime.context, query)] if rewrite and runtime.context is not None else [query]
+        queries = [query, rewrite(context, query)] if rewrite and context is not None else [query]
         found = search_passages(kb, registry, queries, k, doc_type, min_similarity, options)
         return format_passages(found, texts=[table_rows_as_lines(p.text) for p in found])
 

@@ -15,11 +15,9 @@ import gradio as gr
 from agent.events import Done, Sources
 from agent.models import ModelChoice
 from ui import formatting
-from ui.services import Services, SessionChoices
+from ui.services import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services, SessionChoices
 from ui.settings_tab import SettingsTab, session_choices
 
-CHAT_CONCURRENCY = 20  # simultaneous answers; in-process models still answer one at a time (ui.services)
-MAX_QUESTION_CHARS = 4000
 SOURCES_PLACEHOLDER = "_The passages cited in an answer appear here._"
 
 

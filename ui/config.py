@@ -1,5 +1,5 @@
 """The app's settings section: where it listens, whether it asks for a login, which model files and folders users
-may load."""
+may load, which other ways in (MCP, the OpenAI-compatible API) it serves."""
 
 from __future__ import annotations
 
@@ -18,6 +18,15 @@ class AppConfig(Section):
         False,
         alias="app_free_model_paths",
         description="Let app users load gguf:/hf: models from any path; off: only from the models folder.",
+    )
+    mcp: bool = Field(
+        False, description="Serve the knowledge base over MCP (streamable HTTP at /mcp) beside the app, same login."
+    )
+    mcp_writes: bool = Field(
+        False, description="Offer MCP clients the ingest_url tool (the web guard still applies); off: read-only."
+    )
+    openai_api: bool = Field(
+        False, description="Serve an OpenAI-compatible API (/v1/models, /v1/chat/completions) beside the app."
     )
     watch_roots: str = Field(
         "",

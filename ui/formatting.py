@@ -14,7 +14,7 @@ import gradio as gr
 
 from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from evaluation.thresholds import FIGURES, grade
-from knowledge_base.records import display_path
+from knowledge_base.records import LOCATION_SUFFIX, display_path, location_of
 from ui.turns import Turn
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
@@ -167,7 +167,7 @@ def readable_output(output: str, names: Mapping[str, str]) -> str:
         if label:
             title, sep, where = label.group(2).rpartition(" — ")
             title, where = (title, where) if sep else ("", label.group(2))
-            page = re.search(r" \(p\. \d+\)$", where)
+            page = LOCATION_SUFFIX.search(where)
             where = where[: page.start()] if page else where
             facts = [md_escape(title) if title else "", path_html(where, names)]
             out.append(f"**[{label.group(1)}]** " + " · ".join(f for f in facts if f) + (page.group(0) if page else ""))
@@ -217,8 +217,8 @@ def _passage_markdown(p: Any, names: Mapping[str, str], label: str = "") -> str:
     link = p.source.startswith(("http://", "https://"))
     where = f"[{p.source}]({p.source})" if link else path_html(p.source, names)
     facts = [where]
-    if p.page:
-        facts.append(f"p. {p.page}")
+    if p.location:
+        facts.append(p.location)
     if p.score is not None:
         facts.append(f"score {p.score:.3f}")
     if p.similarity is not None:
@@ -282,13 +282,14 @@ def thread_label(info: Any) -> str:
 
 
 def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str] | None = None) -> str:
-    """An ingest report: counts, then one line per failed or skipped source."""
+    """An ingest report: counts, then one line per source (with what a loader left out, if anything)."""
     c = report.counts
     moved = f", {c['moved']} moved" if c.get("moved") else ""
     lines = [
         f"**{title}:** {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, {c['failed']} failed, "
         f"{c['skipped']} skipped, {c['removed']} removed{moved}; {report.embedded} chunks embedded in "
         f"{report.seconds:.1f} s"
+        + (f"; {report.ocr_pages} pages OCR'd in {report.ocr_seconds:.1f} s" if report.ocr_pages else "")
     ]
     for o in report.outcomes:
         if o.status in ("failed", "skipped"):
@@ -296,6 +297,7 @@ def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str]
             lines.append(f"- {icon} {path_html(o.source, names or {})}: {md_escape(o.message)}")
         elif o.status in ("added", "updated"):
             lines.append(f"- ✔ {path_html(o.source, names or {})}: {o.status}, {o.chunks} chunks")
+            lines.extend(f"  - ⚠ {md_escape(note)}" for note in o.notes)
     return "\n".join(lines)
 
 
@@ -428,7 +430,7 @@ def search_markdown(docs: Sequence[Any], names: Mapping[str, str] | None = None)
     for n, d in enumerate(docs, start=1):
         meta = d.metadata
         where = path_html(str(meta.get("url") or meta.get("source") or ""), names or {})
-        page = f" · p. {meta['page']}" if meta.get("page") else ""
+        page = f" · {md_escape(location_of(meta))}" if location_of(meta) else ""
         text = " ".join(d.page_content.split())[:400]
         title = md_escape(str(meta.get("title") or ""))
         out.append(f"**{n}. {title}** {where}{page} · score {meta.get('score', 0):.3f}\n\n> {md_escape(text)}")

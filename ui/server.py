@@ -3,9 +3,15 @@ server policy and the launch options can be tested without building an app."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import ipaddress
+import json
 import math
+import secrets
 import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -60,8 +66,66 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> Any:
-    """Start the server with the host, port and login from the settings; never shared."""
+@dataclass
+class WayIn:
+    """An endpoint for programs beside the UI (MCP, the OpenAI-compatible API): an ASGI app at `path`, and the
+    lifespan it needs running (a session manager, say)."""
+
+    path: str
+    app: Any
+    lifespan: Callable[[Any], Any] | None = None
+    methods: tuple[str, ...] = ("GET", "POST", "DELETE")
+    mount: bool = False  # `path` is a prefix (the app routes what is below it), not one endpoint
+
+
+def _credentials(header: str) -> str:
+    """user:password from an Authorization header: HTTP Basic, or a Bearer token written as user:password (what an
+    OpenAI client sends as its API key)."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        with contextlib.suppress(ValueError):
+            return base64.b64decode(value.strip(), validate=True).decode("utf-8", "replace")
+        return ""
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+class LoginRequired:
+    """An ASGI app behind the app's login (KBAGENT_AUTH) for programs: every request must carry the same user and
+    password; a missing or wrong one gets 401 with an OpenAI-style error body. (A class, not a function: Starlette
+    routes a function as a request handler, an object as an ASGI app.)"""
+
+    def __init__(self, app: Any, auth: tuple[str, str]) -> None:
+        self.app = app
+        self.expected = f"{auth[0]}:{auth[1]}".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or [])
+        given = _credentials(headers.get(b"authorization", b"").decode("latin-1")).encode()
+        if scope["type"] != "http" or secrets.compare_digest(given, self.expected):
+            await self.app(scope, receive, send)
+            return
+        error = {"message": "sign in: KBAGENT_AUTH's user:password", "type": "invalid_request_error"}
+        body = json.dumps({"error": {**error, "param": None, "code": "invalid_api_key"}}).encode()
+        headers_out = [(b"content-type", b"application/json"), (b"www-authenticate", b'Basic realm="kbagent"')]
+        await send({"type": "http.response.start", "status": 401, "headers": headers_out})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _lifespan(ways_in: Sequence[WayIn]) -> Callable[[Any], Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for way in ways_in:
+                if way.lifespan is not None:
+                    await stack.enter_async_context(way.lifespan(app))
+            yield
+
+    return lifespan
+
+
+def launch(demo: gr.Blocks, settings: Settings, ways_in: Sequence[WayIn] = (), **kwargs: Any) -> Any:
+    """Start the server with the host, port and login from the settings; never shared. `ways_in` are routed
+    beside the UI, behind the same login."""
     app = settings.app
     auth = parse_auth(app.auth)
     if auth is None and not is_loopback(app.host):
@@ -87,4 +151,17 @@ def launch(demo: gr.Blocks, settings: Settings, **kwargs: Any) -> Any:
     }
     options.update(kwargs)
     options["share"] = False
-    return demo.launch(**options)
+    if not ways_in:
+        return demo.launch(**options)
+    blocking = not options.get("prevent_thread_lock")
+    app_kwargs = {**options.get("app_kwargs", {}), "lifespan": _lifespan(ways_in)}
+    result = demo.launch(**{**options, "prevent_thread_lock": True, "app_kwargs": app_kwargs})
+    from starlette.routing import Mount, Route
+
+    for way in ways_in:  # first, so no Gradio route (a catch-all among them) answers their paths
+        endpoint = LoginRequired(way.app, auth) if auth else way.app
+        route = Mount(way.path, endpoint) if way.mount else Route(way.path, endpoint, methods=list(way.methods))
+        demo.app.router.routes.insert(0, route)
+    if blocking:
+        demo.block_thread()
+    return result

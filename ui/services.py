@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LOCAL_PROVIDERS = {"embedded", "gguf", "hf"}  # in-process models: one answer at a time per model
+CHAT_CONCURRENCY = 20  # simultaneous answers (chat, API, MCP); in-process models still answer one at a time
+MAX_QUESTION_CHARS = 4000
 MAX_AGENTS = 4  # agents kept for (model, k, mode, temperature) choices; the least recently used goes first
 
 
@@ -100,7 +102,7 @@ class ReportingProgress(Progress):
 
     def __init__(self, report: Callable[[float, str], None]) -> None:
         self.report = report
-        self.files = self.done = self.planned = self.embedded = 0
+        self.files = self.done = self.planned = self.embedded = self.ocr_pages = self.ocr_done = 0
 
     def files_found(self, total: int) -> None:
         self.files += total
@@ -118,9 +120,19 @@ class ReportingProgress(Progress):
         self.done += 1
         self._show()
 
+    def ocr_planned(self, pages: int) -> None:
+        self.ocr_pages += pages
+        self._show()
+
+    def ocr_page_done(self, seconds: float) -> None:
+        self.ocr_done += 1
+        self._show()
+
     def _show(self) -> None:
         fraction = self.embedded / self.planned if self.planned else (self.done / self.files if self.files else 0.0)
         text = f"{self.done}/{self.files or '?'} sources, {self.embedded}/{self.planned} chunks embedded"
+        if self.ocr_pages:
+            text += f", {self.ocr_done}/{self.ocr_pages} pages OCR'd"
         with contextlib.suppress(Exception):  # a progress bar never stops an ingest
             self.report(min(max(fraction, 0.0), 1.0), text)
 
@@ -210,6 +222,25 @@ class Services:
             return contextlib.nullcontext()
         with self._agent_lock:
             return self._model_locks.setdefault(agent.spec.label, FairLock())
+
+    def stream_detached(
+        self, question: str, earlier: list[tuple[str, str]], choices: SessionChoices
+    ) -> Iterator[Event]:
+        """An answer in a thread of its own, started with the `earlier` (role, text) turns and deleted when done:
+        for clients that keep the conversation themselves (the OpenAI-compatible API), so it never shows among the
+        app's conversations."""
+        try:
+            agent = self.agent(choices)
+        except Exception as exc:  # a model that can't be built here
+            yield Error(f"the model {choices.model or 'embedded'!r} can't be used: {_first_line(exc)}")
+            return
+        thread_id = self.threads.new_thread()
+        try:
+            agent.seed(thread_id, earlier)
+            with self._turn(agent):
+                yield from agent.stream(question, thread_id)
+        finally:
+            self.threads.delete(thread_id)
 
     def ask(self, question: str, thread_id: str | None, choices: SessionChoices) -> Answer:
         """The whole answer (the API); raises AnswerError when there is none."""

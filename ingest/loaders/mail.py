@@ -1,6 +1,9 @@
 """E-mail: a `.eml` message, or every message of an `.mbox` file, as Markdown: the subject as heading; from, to
 and date as lines a search can find; the plain body (or the HTML body through the page converter); and the
-names of its attachments. (Attachments are named, not yet ingested as sources of their own.)"""
+names of its attachments. An attachment of a type kbagent reads (a PDF, a deck, a sheet...) is read by its own
+loader into documents of the message's source, cited as "(attachment NAME)" or "(attachment NAME, p. 2)": one
+file stays one source, so re-ingest, --sync and delete treat a message and its attachments as one. One that
+cannot be read is named in the file's ingest line and the rest goes on."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import email
 import email.policy
 import re
 from email.message import EmailMessage
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from langchain_core.documents import Document
 
@@ -17,6 +20,9 @@ from ingest.text import html_to_markdown
 
 MBOX_SEPARATOR = re.compile(rb"^From .*\r?\n", re.MULTILINE)  # each message starts with a "From " line
 HEADERS = ("from", "to", "cc", "date")
+DEMOTED = re.compile(r"(?m)^(#{1,5}) ")
+NOT_HEADING = re.compile(r"(?m)^#")
+NOT_OPENED = (".eml", ".mbox")  # a message inside a message is named, not read: no nesting without end
 
 
 def load_eml(path: Path, raw: bytes) -> list[Document]:
@@ -24,7 +30,8 @@ def load_eml(path: Path, raw: bytes) -> list[Document]:
     if message is None:
         raise LoadError("not an e-mail message (no From or Subject header)")
     subject = _subject(message) or path.stem
-    return [Document(page_content=_markdown(message, "#"), metadata={"title": subject, "format": "markdown"})]
+    documents = [Document(page_content=_markdown(message, "#"), metadata={"title": subject, "format": "markdown"})]
+    return _with_attachments(documents, [message])
 
 
 def load_mbox(path: Path, raw: bytes) -> list[Document]:
@@ -33,7 +40,43 @@ def load_mbox(path: Path, raw: bytes) -> list[Document]:
         raise LoadError("no e-mail messages in the mbox file")
     title = path.stem.replace("_", " ").replace("-", " ")
     body = "\n\n".join([f"# {title}", *(_markdown(m, "##") for m in messages)])
-    return [Document(page_content=body, metadata={"title": title, "format": "markdown"})]
+    return _with_attachments([Document(page_content=body, metadata={"title": title, "format": "markdown"})], messages)
+
+
+def _with_attachments(documents: list[Document], messages: list[EmailMessage]) -> list[Document]:
+    """The messages' documents, then their readable attachments' documents; unreadable ones in a note."""
+    from ingest.loaders import is_supported, load  # the registry imports this module
+
+    problems = []
+    for message in messages:
+        for part in message.iter_attachments():
+            name = PurePath(str(part.get_filename() or "")).name  # a name, never a path
+            if not name or not is_supported(Path(name)) or Path(name).suffix.lower() in NOT_OPENED:
+                continue
+            try:
+                content = part.get_content()
+                raw = content.encode() if isinstance(content, str) else bytes(content)
+                documents.extend(_attached(name, load(Path(name), raw)))
+            except (LoadError, LookupError, ValueError) as exc:
+                problems.append(f"attachment {name} not read: {exc}")
+    if problems:
+        documents[0].metadata["note"] = "; ".join(problems)
+    return documents
+
+
+def _attached(name: str, documents: list[Document]) -> list[Document]:
+    """An attachment's documents under a heading naming it, each cited as "attachment NAME[, where]"."""
+    out = []
+    for document in documents:
+        meta = document.metadata
+        where = f"p. {meta['page']}" if meta.get("page") else str(meta.get("location") or "")
+        # Markdown: its headings one level down, under the attachment's; text and rows: no line reads as one.
+        text = document.page_content
+        text = DEMOTED.sub(r"#\1 ", text) if meta.get("format") == "markdown" else NOT_HEADING.sub(r"\\#", text)
+        heading = f"# Attachment {name}" + (f" ({where})" if where else "")
+        metadata = {"location": f"attachment {name}" + (f", {where}" if where else ""), "format": "markdown"}
+        out.append(Document(page_content=f"{heading}\n\n{text}", metadata=metadata))
+    return out
 
 
 def _parse(raw: bytes) -> EmailMessage | None:

@@ -1,19 +1,30 @@
-"""PDF files, one document per page (`ingest.text.pdf`), page numbers kept (1-based) for citations."""
+"""PDF files, one document per page (`ingest.text.pdf`), page numbers kept (1-based) for citations; pages
+without a text layer (scanned) are OCR'd (`ingest.text.ocr`)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from langchain_core.documents import Document
 
 from ingest.text import pdf_text
+from ingest.text.ocr import PageOcr, pdf_page_image
 
 
-def load_pdf(path: Path, raw: bytes) -> list[Document]:
-    pdf = pdf_text(raw)
-    first_line = pdf.pages[0][1].splitlines()[0].strip()
+def load_pdf(path: Path, raw: bytes, ocr: PageOcr) -> list[Document]:
+    pdf = pdf_text(raw, require_text=False)
+    ocr.plan(len(pdf.blank))
+    scanned = [
+        (number, ocr.read(f"page {number}", functools.partial(pdf_page_image, raw, number, ocr.max_pixels)))
+        for number in pdf.blank
+    ]
+    pages = sorted(pdf.pages + [(number, text) for number, text in scanned if text])
+    if not pages:
+        return []
+    first_line = pages[0][1].splitlines()[0].strip()
     title = pdf.title or (first_line if len(first_line) <= 80 else path.stem)
     return [
         Document(page_content=text, metadata={"title": title, "page": number, "format": "text"})
-        for number, text in pdf.pages
+        for number, text in pages
     ]

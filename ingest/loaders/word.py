@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from pathlib import Path
 
 from langchain_core.documents import Document
 
+from ingest.loaders.archive import open_zip
 from ingest.loaders.errors import LoadError
-
-MAX_UNCOMPRESSED = 200 * 1024 * 1024
 
 
 def load_docx(path: Path, raw: bytes) -> list[Document]:
@@ -19,14 +17,9 @@ def load_docx(path: Path, raw: bytes) -> list[Document]:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    open_zip(raw, "docx").close()
     try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            total = sum(info.file_size for info in archive.infolist())
-        if total > MAX_UNCOMPRESSED:
-            raise LoadError(f"docx expands to {total // 2**20} MB (zip bomb?)")
         document: DocxDocument = docx.Document(io.BytesIO(raw))
-    except LoadError:
-        raise
     except Exception as exc:
         raise LoadError(f"corrupt or not a .docx file ({type(exc).__name__})") from exc
 
@@ -57,7 +50,12 @@ def load_docx(path: Path, raw: bytes) -> list[Document]:
 
 
 def _table_markdown(table: object) -> str:
-    rows = [[cell.text.strip().replace("\n", " ").replace("|", "\\|") for cell in row.cells] for row in table.rows]  # type: ignore[attr-defined]
+    return markdown_table([[cell.text for cell in row.cells] for row in table.rows])  # type: ignore[attr-defined]
+
+
+def markdown_table(cells: list[list[str]]) -> str:
+    """Rows of cell texts as a Markdown table, the first row as its header (Word and PowerPoint tables)."""
+    rows = [[text.strip().replace("\n", " ").replace("|", "\\|") for text in row] for row in cells]
     if not rows:
         return ""
     width = max(len(r) for r in rows)

@@ -18,14 +18,16 @@ class PdfText:
     """The document information's /Title, or ''."""
     pages: list[tuple[int, str]] = field(default_factory=list)
     """(page number, text) of the pages that have text."""
+    blank: list[int] = field(default_factory=list)
+    """Numbers of the pages without a text layer (scanned ones, or empty)."""
 
     def text(self) -> str:
         return "\n\n".join(text for _, text in self.pages)
 
 
-def pdf_text(raw: bytes) -> PdfText:
-    """The text of each page. Raises ExtractError, with one line saying why, for a corrupt, encrypted or
-    image-only PDF."""
+def pdf_text(raw: bytes, *, require_text: bool = True) -> PdfText:
+    """The text of each page. Raises ExtractError, with one line saying why, for a corrupt or encrypted PDF,
+    and, with `require_text`, for one with no text layer (the file loader OCRs those pages instead)."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -39,6 +41,8 @@ def pdf_text(raw: bytes) -> PdfText:
             text = (page.extract_text() or "").strip()
             if text:
                 result.pages.append((number, text))
+            else:
+                result.blank.append(number)
     except ExtractError:
         raise
     except (PdfReadError, *PYPDF_ERRORS) as exc:
@@ -47,8 +51,8 @@ def pdf_text(raw: bytes) -> PdfText:
         if "encrypt" in str(exc).lower() or "crypt" in type(exc).__name__.lower():
             raise ExtractError("encrypted PDF (unsupported encryption or needs a password)") from exc
         raise ExtractError(f"unreadable PDF ({type(exc).__name__}: {str(exc)[:80]})") from exc
-    if not result.pages:
-        raise ExtractError("PDF has no extractable text (scanned images need OCR, which is not supported)")
+    if require_text and not result.pages:
+        raise ExtractError("PDF has no text layer (scanned pages are OCR'd when the PDF is ingested as a file)")
     return result
 
 

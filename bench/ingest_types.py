@@ -1,0 +1,120 @@
+"""Ingest throughput for the file types of issue 19: a generated folder of 100 files, 20 each of .pptx (8 slides),
+.xlsx (2 sheets, 60 rows), .epub (6 chapters), .eml and .json, through kbagent's real pipeline and embedder.
+
+    .venv/bin/python bench/ingest_types.py [--files 100]
+
+Reports files/s, chunks/s and seconds for the whole ingest, and each type's reading time alone (the loaders,
+without chunking or embedding: the pipeline reads in a background thread while it embeds, so the whole ingest
+shows only the slower of the two). Writes bench/results/ingest_types.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from record import save  # bench/record.py: every result file with its command
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest.loaders import load  # noqa: E402
+from tests.files import write_epub, write_pptx, write_xlsx  # noqa: E402
+
+WORDS = (
+    "harbour tide ledger beacon crane hull mooring quay pilot buoy cargo manifest survey gauge anchor vessel "
+    "ferry dock rope signal channel keel rudder ballast berth jetty lantern chart compass current"
+).split()
+KINDS = ("pptx", "xlsx", "epub", "eml", "json")
+
+
+def sentence(rng: random.Random, words: int = 12) -> str:
+    return " ".join(rng.choices(WORDS, k=words)).capitalize() + "."
+
+
+def text(rng: random.Random, sentences: int) -> str:
+    return " ".join(sentence(rng) for _ in range(sentences))
+
+
+def write_file(folder: Path, kind: str, n: int, rng: random.Random) -> Path:
+    path = folder / f"{kind}-{n:03d}.{kind}"
+    if kind == "pptx":
+        slides: list[dict[str, object]] = [
+            {"title": f"Topic {n}.{s}", "bullets": [sentence(rng) for _ in range(4)], "notes": text(rng, 2)}
+            for s in range(8)
+        ]
+        write_pptx(path, slides, title=f"Deck {n}")
+    elif kind == "xlsx":
+        header = ["id", "vessel", "berth", "cargo", "tonnes"]
+        rows = [[f"{n}-{r}", rng.choice(WORDS), f"B{r % 9}", rng.choice(WORDS), r * 3.5] for r in range(60)]
+        write_xlsx(path, {"Arrivals": [header, *rows], "Notes": [["note"], *[[sentence(rng)] for _ in range(10)]]})
+    elif kind == "epub":
+        write_epub(path, f"Book {n}", [(f"Chapter {c}", f"{text(rng, 6)}\n\n{text(rng, 6)}") for c in range(6)])
+    elif kind == "eml":
+        message = EmailMessage()
+        message["From"], message["To"] = "harbour@example.org", "crew@example.org"
+        message["Subject"], message["Date"] = f"Shift {n}", "Mon, 2 Mar 2026 08:00:00 +0000"
+        message.set_content("\n\n".join(text(rng, 4) for _ in range(4)))
+        path.write_bytes(bytes(message))
+    else:
+        items = [{"id": f"{n}-{i}", "name": rng.choice(WORDS), "notes": text(rng, 2)} for i in range(20)]
+        path.write_text(json.dumps({"items": items}))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=100, help="How many files, spread evenly over the types.")
+    args = parser.parse_args()
+
+    from ingest import IngestConfig, build_ingestor
+    from kbagent.components import open_knowledge_base
+    from kbagent.settings import Settings
+
+    rng = random.Random(19)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "files"
+        folder.mkdir()
+        paths = [write_file(folder, KINDS[n % len(KINDS)], n, rng) for n in range(args.files)]
+        reading: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        for path in paths:
+            raw = path.read_bytes()
+            start = time.perf_counter()
+            load(path, raw)
+            reading[path.suffix[1:]].append(time.perf_counter() - start)
+        settings = Settings(data_dir=Path(tmp) / "data", _env_file=None)
+        with open_knowledge_base(settings) as kb:
+            kb.embedder.embed(["warm-up"])  # the model's load is not the ingest's
+            report = build_ingestor(IngestConfig(), kb).run([folder])
+    counts = report.counts
+    assert counts["added"] == args.files, report.outcomes
+    figures: dict[str, Any] = {
+        "files": args.files,
+        "chunks": report.embedded,
+        "seconds": round(report.seconds, 2),
+        "files_per_s": round(args.files / report.seconds, 2),
+        "chunks_per_s": round(report.embedded / report.seconds, 1),
+        "reading_ms_median": {kind: round(statistics.median(t) * 1000, 1) for kind, t in reading.items()},
+        "load_average_1min_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "note": "2 CPU cores shared with other jobs during the run (see the load average): indicative only",
+    }
+    print(
+        f"{args.files} files, {report.embedded} chunks in {report.seconds:.1f} s: "
+        f"{figures['files_per_s']} files/s, {figures['chunks_per_s']} chunks/s; reading (median ms): "
+        + ", ".join(f"{k} {v}" for k, v in figures["reading_ms_median"].items())
+    )
+    print(f"written to {save('ingest_types', figures)}")
+
+
+if __name__ == "__main__":
+    main()

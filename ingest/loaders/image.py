@@ -1,0 +1,23 @@
+"""Image files (PNG, JPEG, TIFF), read by OCR (`ingest.text.ocr`): one document per frame; the frames of a
+multi-page TIFF keep their page numbers for citations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from langchain_core.documents import Document
+
+from ingest.text.ocr import PageOcr, image_frames
+
+
+def load_image(path: Path, raw: bytes, ocr: PageOcr) -> list[Document]:
+    frames = list(image_frames(raw, ocr.max_pixels))
+    ocr.plan(len(frames))
+    paged = len(frames) > 1
+    documents = []
+    for number, frame in enumerate(frames, start=1):
+        text = ocr.read(f"page {number}" if paged else "image", frame)
+        if text:
+            metadata: dict[str, object] = {"title": path.stem, "format": "text"}
+            documents.append(Document(page_content=text, metadata=metadata | ({"page": number} if paged else {})))
+    return documents
