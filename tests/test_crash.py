@@ -212,6 +212,19 @@ def test_kill_9_during_a_watch_sync_then_restart_equals_clean_sync(tmp_path: Pat
     assert len(expected["records"]) == 42  # type: ignore[arg-type]
     assert _keyword_ids(clean) == expected["ids"]
 
+    # A second clean sync, timed: when its first record comes (the first run after the base paid one-time costs).
+    timed = tmp_path / "timed" / "data"
+    timed.parent.mkdir()
+    shutil.copytree(base, timed)
+    since, start = time.time(), time.perf_counter()
+    proc = _watch_once(corpus, timed)
+    first_write = None
+    while proc.poll() is None and first_write is None:
+        first_write = time.perf_counter() - start if _records_since(timed, since) else None
+        time.sleep(0.02)
+    assert proc.wait(600) == 0 and first_write is not None, "the timed sync wrote nothing"
+    assert _state(timed, embedder) == expected  # and one clean sync is like another
+
     trials = int(os.environ.get("KBAGENT_CRASH_TRIALS", "6"))
     rng = random.Random(int(os.environ.get("KBAGENT_CRASH_SEED", "20261129")))
     killed_at = []
@@ -225,7 +238,7 @@ def test_kill_9_during_a_watch_sync_then_restart_equals_clean_sync(tmp_path: Pat
         since = time.time()
         proc = _watch_once(corpus, data)
         if target == 0:
-            time.sleep(rng.uniform(0.5, 4.0))
+            time.sleep(rng.uniform(0.2, 0.8) * first_write)
         else:
             while proc.poll() is None and _records_since(data, since) < target:
                 time.sleep(0.01)
