@@ -23,7 +23,7 @@ from agent.config import AgentConfig
 from agent.events import Answer, Done, Error, Event, Sources, Token, ToolEnd, ToolStart, fold
 from agent.grounding import sentences
 from agent.local_loop import LocalLoop
-from agent.memory import ThreadStore
+from agent.memory import Threads
 from agent.models import ModelSpec, uses_tool_calling
 from agent.routing import standalone_query
 from knowledge_base import KnowledgeBase
@@ -63,7 +63,7 @@ class Agent:
         kb: KnowledgeBase,
         model: Any,
         spec: ModelSpec,
-        threads: ThreadStore,
+        threads: Threads,
         scraper: Callable[[str], str] | None = None,
         search_options: SearchOptions | None = None,
     ) -> None:

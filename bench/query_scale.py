@@ -2,12 +2,14 @@
 exact search.
 
     .venv/bin/python bench/query_scale.py --store /tmp/scifact-store [--sizes 10000,100000]
+        [--backends embedded,postgres] [--out query_scale]
 
 The vectors are real text embeddings: the SciFact store built by `bench/retrieval.py --store` (12k chunks)
 is read back, and larger sizes are filled with those vectors plus small noise (re-normalised), each with a
 synthetic text made of words from the corpus. Queries are real SciFact queries. Also
 reports how much of exact BM25's top 10 the keyword index's cost budget (KBAGENT_KEYWORD_MAX_SCORED_ROWS)
-keeps. Writes bench/results/query_scale.json.
+keeps. `--backends embedded,postgres` measures both: the keyword index in SQLite FTS5, and in PostgreSQL (a
+throwaway server from Debian's package, or `--database-url`). Writes bench/results/query_scale.json.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import resource
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +47,16 @@ def main() -> None:
     parser.add_argument("--beir", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--backends", default="embedded")
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--out", default="query_scale")
     args = parser.parse_args()
+    stack = ExitStack()
+    database_url = args.database_url
+    if "postgres" in args.backends and not database_url:
+        from postgres_scifact import start_postgres
+
+        database_url = start_postgres(stack)
     source = open_knowledge_base(Settings(data_dir=args.store, collection="beir", _env_file=None))
     base = source.collection.get(include=["embeddings"])
     vectors = np.asarray(base["embeddings"], dtype=np.float32)
@@ -55,9 +67,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     random.seed(0)
     rows = []
-    for size in map(int, args.sizes.split(",")):
+    for size, backend in [(n, b) for n in map(int, args.sizes.split(",")) for b in args.backends.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
-            kb = open_knowledge_base(Settings(data_dir=Path(tmp), _env_file=None), source.embedder)
+            url = database_url if backend == "postgres" else ""
+            settings = Settings(data_dir=Path(tmp), collection=f"scale{size}", database_url=url, _env_file=None)
+            kb = open_knowledge_base(settings, source.embedder)
             reps = -(-size // len(vectors))
             pool = np.concatenate(
                 [vectors + (0 if r == 0 else rng.normal(0, 0.02, vectors.shape)) for r in range(reps)]
@@ -105,6 +119,7 @@ def main() -> None:
             latencies.sort()
             rows.append(
                 {
+                    "backend": backend,
                     "chunks": size,
                     "build_s": round(build_s, 1),
                     "recall@10_vs_exact": round(statistics.mean(recall), 4),
@@ -116,7 +131,8 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
             kb.close()
-    save("query_scale", rows)
+    stack.close()
+    save(args.out, rows)
 
 
 if __name__ == "__main__":

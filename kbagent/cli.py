@@ -309,6 +309,37 @@ def remove(
         raise typer.Exit(1)
 
 
+@app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="The PostgreSQL database: postgresql://user:pw@host:port/db")],
+    chroma_url: Annotated[
+        str | None, typer.Option("--chroma-url", help="Also copy the vectors to this Chroma server (http://host:port).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Copy this data dir's source records, keyword index and threads into PostgreSQL (vectors stay where they
+    are, or move with --chroma-url). Safe to rerun: what is already there is left alone."""
+    from rich.progress import Progress as Bar
+
+    from kbagent.components import migrate as run_migration
+    from kbagent.settings import load_settings
+
+    with Bar(console=_console(stderr=True), transient=True, disable=json_out) as bar:
+        tasks: dict[str, Any] = {}
+
+        def show(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        summary = run_migration(load_settings(), to, chroma_url, on_progress=show)
+    if json_out:
+        print(json.dumps(summary, indent=2))
+        return
+    for key, value in summary.items():
+        print(f"{key.replace('_', ' '):24} {value}")
+
+
 @app.command("eval")
 def evaluate(
     path: Annotated[Path, typer.Argument(help="A question set (.jsonl) or a BEIR folder (corpus/queries/qrels).")],

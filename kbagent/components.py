@@ -12,11 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kbagent.errors import ConfigError
+from kbagent.errors import ConfigError, UserError
 from kbagent.settings import Settings
 
 if TYPE_CHECKING:
-    from agent.memory import ThreadStore
+    from agent.memory import Threads
     from agent.models import ModelFactory
     from agent.runner import Agent
     from ingest import Ingestor, IngestReport, Progress
@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 
 def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
-    """The knowledge base of `settings`: its embedder (unless given), Chroma client and re-ranker."""
+    """The knowledge base of `settings`: its embedder (unless given), Chroma client, re-ranker, and where its
+    records, keyword index and ingest lock live (the data dir's SQLite files, or PostgreSQL)."""
     from knowledge_base import KnowledgeBase
+    from knowledge_base.backend import open_backend
     from knowledge_base.chroma import open_client
     from knowledge_base.embeddings import build_embedder
     from knowledge_base.reranker import build_reranker
@@ -39,7 +41,57 @@ def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) ->
             settings.embedding, settings.store.models_path, keys.secret("openai_api_key"), keys.openai_base_url
         )
     reranker = build_reranker(settings.search, settings.embedding.device)
-    return KnowledgeBase(settings.store, settings.search, embedder, open_client(settings.store), reranker)
+    client = open_client(settings.store)
+    backend = open_backend(settings.store, settings.search)
+    return KnowledgeBase(settings.store, settings.search, embedder, client, backend, reranker)
+
+
+def migrate(
+    settings: Settings,
+    to: str,
+    chroma_url: str | None = None,
+    embedder: Embedder | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, int]:
+    """`kbagent migrate`: this embedded data dir's records, keyword index and threads into the PostgreSQL
+    database `to`, and its vectors into the Chroma server `chroma_url` where one is given. Idempotent."""
+    from pydantic import ValidationError
+
+    from agent.memory import PostgresThreadStore, ThreadStore, copy_threads
+    from kbagent.settings import describe_error
+    from knowledge_base.migrate import copy_knowledge_base
+
+    if settings.store.database_url.get_secret_value():
+        raise UserError("migrate copies an embedded data dir: unset KBAGENT_DATABASE_URL and name the target in --to")
+    if not settings.store.records_path.exists():
+        raise UserError(f"no knowledge base to migrate in {settings.store.data_dir} (set KBAGENT_DATA_DIR)")
+    try:
+        target_settings = settings.override(database_url=to, chroma_url=chroma_url)
+    except ValidationError as exc:
+        raise UserError(describe_error(exc).replace("KBAGENT_DATABASE_URL", "--to")) from None
+    moves_vectors = bool(chroma_url) and chroma_url != settings.store.chroma_url
+    with (
+        open_knowledge_base(settings, embedder) as source,
+        open_knowledge_base(target_settings, source.embedder) as target,
+    ):
+        copied = copy_knowledge_base(source, target, moves_vectors, on_progress)
+    threads = already = 0
+    if settings.threads_path.exists():
+        local, shared = ThreadStore(settings.threads_path), PostgresThreadStore(to, settings.store.collection)
+        try:
+            threads, already = copy_threads(local, shared)
+        finally:
+            local.close()
+            shared.close()
+    return {
+        "sources_copied": copied.sources,
+        "sources_already_there": copied.sources_present,
+        "keyword_rows_copied": copied.keyword_rows,
+        "vectors_copied": copied.vectors,
+        "vectors_already_there": copied.vectors_present,
+        "threads_copied": threads,
+        "threads_already_there": already,
+    }
 
 
 class Components:
@@ -47,7 +99,8 @@ class Components:
 
     `embedder` and `chat_model` replace the configured ones (tests, benchmarks, a second store that shares the
     first one's loaded embedder); with `chat_model`, every agent answers with it whatever model it names.
-    `threads_path` keeps conversations elsewhere (the evaluator's questions stay out of the user's list).
+    `threads_path` keeps conversations in that SQLite file (the evaluator's questions stay out of the user's list);
+    otherwise they live beside the records: in the data dir, or in PostgreSQL (`KBAGENT_DATABASE_URL`).
     """
 
     def __init__(
@@ -60,7 +113,7 @@ class Components:
         self.settings = settings
         self._embedder = embedder
         self._chat_model = chat_model
-        self._threads_path = threads_path or settings.threads_path
+        self._threads_path = threads_path
 
     def __enter__(self) -> Components:
         return self
@@ -82,10 +135,13 @@ class Components:
         return open_knowledge_base(self.settings, self._embedder)
 
     @cached_property
-    def threads(self) -> ThreadStore:
-        from agent.memory import ThreadStore
+    def threads(self) -> Threads:
+        from agent.memory import PostgresThreadStore, ThreadStore
 
-        return ThreadStore(self._threads_path)
+        url = self.settings.store.database_url.get_secret_value()
+        if url and self._threads_path is None:
+            return PostgresThreadStore(url, self.settings.store.collection)
+        return ThreadStore(self._threads_path or self.settings.threads_path)
 
     @cached_property
     def fetcher(self) -> WebFetcher:

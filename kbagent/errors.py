@@ -23,3 +23,7 @@ class SourceError(KbagentError):
 
 class AnswerError(KbagentError):
     """The agent gave no answer: the model failed, or stopped without one."""
+
+
+class ServiceError(KbagentError):
+    """A server kbagent keeps its state in (the database) can't be reached right now; the message names it."""

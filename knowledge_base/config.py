@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 Mode = Literal["hybrid", "dense", "keyword"]
@@ -33,6 +33,19 @@ class StoreConfig(Section):
     models_dir: Path | None = Field(
         None, description="Where model files are joined and exported (default DATA_DIR/models)."
     )
+    database_url: SecretStr = Field(
+        SecretStr(""),
+        description="Empty: source records, keyword index, threads and the ingest lock in SQLite files in the data "
+        "dir. postgresql://user:password@host:port/db: all of them in PostgreSQL, shared by every replica.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, url: SecretStr) -> SecretStr:
+        value = url.get_secret_value()
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be empty or a postgresql://user:password@host:port/database URL")
+        return url
 
     @property
     def chroma_path(self) -> Path:

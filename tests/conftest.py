@@ -1,4 +1,4 @@
-"""Shared fixtures: real Chroma (embedded and a `chroma run` server), the real embedding model."""
+"""Shared fixtures: real Chroma (embedded and a `chroma run` server), a real PostgreSQL, the real embedding model."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from kbagent.components import open_knowledge_base  # noqa: E402
 from kbagent.settings import Settings  # noqa: E402
 from knowledge_base import KnowledgeBase  # noqa: E402
 from knowledge_base.embeddings import Embedder, build_embedder  # noqa: E402
+from tests import parts  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples" / "harborview"
@@ -102,16 +103,44 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log.close()
 
 
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server on 127.0.0.1 (tests/pg_server.py); the URL of its `postgres` database."""
+    from tests.pg_server import postgres_server
+
+    try:
+        server = postgres_server(free_port())
+        url = server.__enter__().url
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        pytest.fail(f"PostgreSQL did not start: {exc} {detail.decode(errors='replace')[-1000:]}")
+    yield url
+    server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def database_url(postgres: str) -> str:
+    """A fresh database on the test server: a knowledge base's records, keyword index, threads and lock."""
+    from tests.pg_server import new_database
+
+    return new_database(postgres)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", collection=f"t{uuid.uuid4().hex[:12]}", _env_file=None)
 
 
-@pytest.fixture(params=["embedded", "server"])
+@pytest.fixture(params=["embedded", "server", pytest.param("postgres", marks=parts.postgres())])
 def store_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
-    """The same tests against the embedded store and a real Chroma server."""
+    """The same tests against the embedded store, a real Chroma server, and a Chroma server beside a real
+    PostgreSQL (records, keyword index, lock)."""
     if request.param == "server":
         return settings.override(chroma_url=request.getfixturevalue("chroma_server"))
+    if request.param == "postgres":
+        return settings.override(
+            chroma_url=request.getfixturevalue("chroma_server"), database_url=request.getfixturevalue("database_url")
+        )
     return settings
 
 

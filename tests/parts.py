@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 
 import pytest
 
@@ -34,7 +33,9 @@ def llama_cpp() -> pytest.MarkDecorator:
 
 
 def postgres() -> pytest.MarkDecorator:
-    return requires("PostgreSQL", shutil.which("pg_ctl") is not None or os.path.isdir("/usr/lib/postgresql"))
+    from tests.pg_server import pg_bin
+
+    return requires("PostgreSQL", pg_bin() is not None)
 
 
 def ocr_engine(name: str) -> pytest.MarkDecorator:

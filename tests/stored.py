@@ -18,3 +18,13 @@ def stored_texts(kb: KnowledgeBase, where: dict[str, Any] | None = None) -> list
     else:
         assert set(in_chroma.values()) <= {None}
     return sorted(texts.values())
+
+
+def keyword_ids(kb: KnowledgeBase) -> list[str]:
+    """Sorted ids of every chunk the keyword index holds, in either backend."""
+    from knowledge_base.postgres import PostgresKeywordIndex
+
+    if isinstance(kb.keywords, PostgresKeywordIndex):
+        with kb.keywords.db.connection() as conn:
+            return sorted(row[0] for row in conn.execute("SELECT chunk_id FROM chunks"))
+    return sorted(row[0] for row in kb.records.connection.execute("SELECT chunk_id FROM chunk_text"))  # type: ignore[attr-defined]

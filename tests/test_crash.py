@@ -1,4 +1,5 @@
-"""`kill -9` in the middle of an ingest, then a rerun: the store must equal that of one clean run."""
+"""`kill -9` in the middle of an ingest, then a rerun: the store must equal that of one clean run (the embedded
+store, and a Chroma server beside PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
+from tests import parts
+from tests.stored import keyword_ids
 
 pytestmark = pytest.mark.slow
 
@@ -35,19 +40,34 @@ def _corpus(folder: Path, files: int = 80) -> Path:
     return folder
 
 
+SERVERS: dict[str, str] = {}  # for the trials against servers: KBAGENT_CHROMA_URL and KBAGENT_DATABASE_URL
+
+
+def _servers(data: Path) -> dict[str, str]:
+    """The servers a data dir's trial runs against (none: the embedded store); one collection per data dir."""
+    if not SERVERS:
+        return {}
+    return {**SERVERS, "KBAGENT_COLLECTION": f"c{zlib.crc32(str(data).encode())}"}
+
+
 def _ingest(corpus: Path, data: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*INGEST, str(corpus), "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         # Small write batches: several store writes per run, so kills land before, between and inside them.
-        env={**os.environ, "KBAGENT_DATA_DIR": str(data), "KBAGENT_WRITE_BATCH_CHUNKS": "24"},
+        env={**os.environ, "KBAGENT_DATA_DIR": str(data), "KBAGENT_WRITE_BATCH_CHUNKS": "24", **_servers(data)},
         cwd=data.parent,
     )
 
 
+def _settings(data: Path) -> Settings:
+    flat = {name.removeprefix("KBAGENT_").lower(): value for name, value in _servers(data).items()}
+    return Settings(data_dir=data, _env_file=None, **flat)
+
+
 def _state(data: Path, embedder) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    with open_knowledge_base(Settings(data_dir=data, _env_file=None), embedder) as kb:
+    with open_knowledge_base(_settings(data), embedder) as kb:
         stored = kb.collection.get(include=["metadatas"])
         records = {r.source: (r.content_hash, sorted(r.chunk_ids)) for r in kb.sources()}
         chunk_hashes = {
@@ -57,6 +77,17 @@ def _state(data: Path, embedder) -> dict[str, object]:  # type: ignore[no-untype
 
 
 def _records_written(data: Path) -> int:
+    if SERVERS:
+        import psycopg
+        from psycopg import sql
+
+        schema = _servers(data)["KBAGENT_COLLECTION"]
+        try:
+            with psycopg.connect(SERVERS["KBAGENT_DATABASE_URL"], connect_timeout=2) as db:
+                query = sql.SQL("SELECT count(*) FROM {}.sources").format(sql.Identifier(schema))
+                return db.execute(query).fetchone()[0]  # type: ignore[index]
+        except psycopg.Error:  # not created yet
+            return 0
     try:
         with sqlite3.connect(data / "sources.sqlite3", timeout=1) as db:
             return db.execute("SELECT COUNT(*) FROM sources").fetchone()[0]
@@ -64,12 +95,24 @@ def _records_written(data: Path) -> int:
         return 0
 
 
-def _keyword_ids(data: Path) -> list[str]:
-    with sqlite3.connect(data / "sources.sqlite3") as db:
-        return sorted(row[0] for row in db.execute("SELECT chunk_id FROM chunk_text"))
+def _keyword_ids(data: Path, embedder) -> list[str]:  # type: ignore[no-untyped-def]
+    with open_knowledge_base(_settings(data), embedder) as kb:
+        return keyword_ids(kb)
 
 
-def test_kill_9_then_rerun_equals_clean_run(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["embedded", pytest.param("servers", marks=parts.postgres())])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The embedded store, or a real Chroma server beside a real PostgreSQL."""
+    if request.param == "servers":
+        SERVERS.update(
+            KBAGENT_CHROMA_URL=request.getfixturevalue("chroma_server"),
+            KBAGENT_DATABASE_URL=request.getfixturevalue("database_url"),
+        )
+    yield request.param
+    SERVERS.clear()
+
+
+def test_kill_9_then_rerun_equals_clean_run(tmp_path: Path, embedder, backend: str) -> None:  # type: ignore[no-untyped-def]
     corpus = _corpus(tmp_path / "corpus", files=40)
     embedder.embed(["x " * 5000])  # the models' one-time exports (both engines), so the clean run times like a trial
     clean = tmp_path / "clean" / "data"
@@ -91,7 +134,7 @@ def test_kill_9_then_rerun_equals_clean_run(tmp_path: Path, embedder) -> None:  
     assert first_write is not None and all_written is not None
     expected = _state(clean, embedder)
     assert len(expected["records"]) == 40  # type: ignore[arg-type]
-    assert _keyword_ids(clean) == expected["ids"]
+    assert _keyword_ids(clean, embedder) == expected["ids"]
 
     trials = int(os.environ.get("KBAGENT_CRASH_TRIALS", "10"))
     rng = random.Random(int(os.environ.get("KBAGENT_CRASH_SEED", "20261128")))
@@ -113,8 +156,8 @@ def test_kill_9_then_rerun_equals_clean_run(tmp_path: Path, embedder) -> None:  
         out, err = rerun.communicate(timeout=600)
         assert rerun.returncode == 0, err.decode()[-2000:]
         assert json.loads(out)["failed"] == 0
-        assert _state(data, embedder) == expected, f"trial {trial}: killed after {killed_at[-1][1]} records"
-        assert _keyword_ids(data) == expected["ids"], f"trial {trial}: keyword index out of sync"
+        assert _state(data, embedder) == expected, f"trial {trial}: killed at {delay:.2f}s"
+        assert _keyword_ids(data, embedder) == expected["ids"], f"trial {trial}: keyword index out of sync"
     print(f"kill points (seconds, records already written): {killed_at}")
     if trials >= 5:  # the kills landed before, between and after writes
         assert any(records == 0 for _, records in killed_at) and any(0 < r < 40 for _, r in killed_at)
@@ -131,7 +174,7 @@ def test_two_ingests_at_once_are_serialised(tmp_path: Path, embedder) -> None:  
     assert sorted(s["unchanged"] for s in summaries) == [0, 20]
     assert "waiting" in (err1 + err2).decode()
     state = _state(data, embedder)
-    assert len(state["records"]) == 20 and _keyword_ids(data) == state["ids"]  # type: ignore[arg-type]
+    assert len(state["records"]) == 20 and _keyword_ids(data, embedder) == state["ids"]  # type: ignore[arg-type]
 
 
 def test_searches_answer_while_an_ingest_runs(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
@@ -210,7 +253,7 @@ def test_kill_9_during_a_watch_sync_then_restart_equals_clean_sync(tmp_path: Pat
     assert "10 added, 10 changed, 8 removed, 8 moved, 0 failed" in out.decode(), out.decode()
     expected = _state(clean, embedder)
     assert len(expected["records"]) == 42  # type: ignore[arg-type]
-    assert _keyword_ids(clean) == expected["ids"]
+    assert _keyword_ids(clean, embedder) == expected["ids"]
 
     # A second clean sync, timed: when its first record comes (the first run after the base paid one-time costs).
     timed = tmp_path / "timed" / "data"
@@ -253,7 +296,7 @@ def test_kill_9_during_a_watch_sync_then_restart_equals_clean_sync(tmp_path: Pat
         out, err = rerun.communicate(timeout=600)
         assert rerun.returncode == 0, err.decode()[-2000:]
         assert _state(data, embedder) == expected, f"trial {trial}: killed after {killed_at[-1][1]} records"
-        assert _keyword_ids(data) == expected["ids"], f"trial {trial}: keyword index out of sync"
+        assert _keyword_ids(data, embedder) == expected["ids"], f"trial {trial}: keyword index out of sync"
         with sqlite3.connect(data / "sources.sqlite3") as db:
             assert db.execute("SELECT COUNT(*) FROM pending_deletes").fetchone()[0] == 0
     print(f"watch sync kill points (records aimed at, records written when killed): {killed_at}")

@@ -11,6 +11,7 @@ from kbagent.components import open_knowledge_base
 from knowledge_base import ChunkedSource, KnowledgeBase
 from knowledge_base.keyword_index import match_expression
 from knowledge_base.retrieval import SearchOptions, reciprocal_rank_fusion
+from tests.stored import keyword_ids
 
 
 def _src(name: str, texts: list[str], doc_type: str = "notes", version: str = "1") -> ChunkedSource:
@@ -49,7 +50,7 @@ PARTS = [
 
 
 def _keyword_rows(kb: KnowledgeBase) -> set[str]:
-    return {row[0] for row in kb.records.connection.execute("SELECT chunk_id FROM chunk_text")}
+    return set(keyword_ids(kb))
 
 
 def _dense_ids(kb: KnowledgeBase) -> set[str]:

@@ -20,6 +20,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_CHROMA_URL": ("http://127.0.0.1:8001", "store.chroma_url", "http://127.0.0.1:8001"),
     "KBAGENT_CHROMA_TEXTS": ("true", "store.chroma_texts", True),
     "KBAGENT_MODELS_DIR": ("/tmp/kb-models", "store.models_dir", Path("/tmp/kb-models")),
+    "KBAGENT_DATABASE_URL": ("postgresql://kb@db:5432/kb", "store.database_url", "postgresql://kb@db:5432/kb"),
     "KBAGENT_EMBEDDING_MODEL": ("openai:text-embedding-3-small", "embedding.model", "openai:text-embedding-3-small"),
     "KBAGENT_EMBEDDING_BACKEND": ("torch", "embedding.backend", "torch"),
     "KBAGENT_EMBEDDING_DTYPE": ("bfloat16", "embedding.dtype", "bfloat16"),

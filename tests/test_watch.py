@@ -177,13 +177,13 @@ def test_a_link_out_of_the_allowed_folders_is_skipped(tmp_path: Path, embedded_k
 
 
 def test_a_removal_cut_short_is_finished_by_the_next_writer(
-    tmp_path: Path, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store_settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Records go first, then Chroma's chunks: a crash between leaves chunk ids noted, deleted on the next write."""
     folder = tmp_path / "notes"
     gone = _note(folder / "gone.md", "Gone", "This note will be deleted.")
     _note(folder / "kept.md", "Kept", "This note stays.")
-    with open_knowledge_base(settings, embedder) as kb:
+    with open_knowledge_base(store_settings, embedder) as kb:
         FolderWatcher(build_ingestor(IngestConfig(), kb), [folder]).sync(folder)
         ids_of_gone = kb.collection.get(where={"source": str(gone)}, include=[])["ids"]
         assert ids_of_gone
@@ -197,7 +197,7 @@ def test_a_removal_cut_short_is_finished_by_the_next_writer(
             kb.remove([str(gone)])
         assert kb.records.get(str(gone)) is None
         assert kb.collection.get(ids=ids_of_gone, include=[])["ids"] == ids_of_gone  # left in Chroma
-    with open_knowledge_base(settings, embedder) as kb:
+    with open_knowledge_base(store_settings, embedder) as kb:
         with kb.writing():
             pass
         assert kb.collection.get(ids=ids_of_gone, include=[])["ids"] == []
