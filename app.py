@@ -36,6 +36,7 @@ def build_app(
     the other ways in (MCP, the OpenAI-compatible API)."""
     models = available_models(parts.settings.keys) if models is None else models
     svc = svc or Services(parts, models)
+    svc.watched.start()  # idles until a folder is watched (only where KBAGENT_WATCH_ROOTS is set)
     if warm:
         threading.Thread(target=svc.warm_up, name="kbagent-warm-up", daemon=True).start()
     defaults = svc.default_choices()
@@ -61,6 +62,7 @@ def build_app(
         demo.load(chat.threads_now, None, chat_view.thread_list, **load)
         kb_view = [knowledge_view.sources_table, knowledge_view.selected, knowledge_view.totals]
         demo.load(knowledge.view, None, kb_view, **load)
+        demo.load(knowledge.watch_view, None, knowledge_view.watch_status, **load)
 
     demo.queue(default_concurrency_limit=4)
     return demo

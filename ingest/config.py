@@ -21,6 +21,9 @@ class IngestConfig(Section):
     write_batch_chunks: int = Field(
         1024, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."
     )
+    watch_debounce_ms: int = Field(
+        1600, ge=50, le=60_000, description="Watched folders: wait this long after a change for more before syncing."
+    )
 
     ocr: OcrMode = Field(
         "auto",

@@ -33,7 +33,7 @@ GROUP_SOURCES = 1024  # and up to write_batch_chunks: longer runs to sort by len
 @dataclass
 class Outcome:
     source: str
-    status: str  # added | updated | unchanged | failed | skipped | removed
+    status: str  # added | updated | moved (message: "from OLD") | unchanged | failed | skipped | removed
     message: str = ""
     chunks: int = 0
     notes: list[str] = field(default_factory=list)
@@ -54,7 +54,7 @@ class IngestReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        names = ("added", "updated", "unchanged", "failed", "skipped", "removed")
+        names = ("added", "updated", "moved", "unchanged", "failed", "skipped", "removed")
         return {name: len(self.of(name)) for name in names}
 
     @property
@@ -69,7 +69,7 @@ class IngestReport:
     def succeeded(self) -> bool:
         """False only when nothing could be ingested and something failed."""
         c = self.counts
-        return not (c["failed"] and not (c["added"] or c["updated"] or c["unchanged"]))
+        return not (c["failed"] and not (c["added"] or c["updated"] or c["moved"] or c["unchanged"]))
 
 
 class Progress:
@@ -159,24 +159,71 @@ class Ingestor:
             progress.file_done(outcome)
 
         with self.kb.writing():
-            known = self.kb.source_hashes()
-            twins: dict[str, str] = {}  # files are walked in a stable order, so the same twin wins every run
-            self._consume(
-                self._in_background(files, lambda f: self.prepare(f, known, twins, progress), progress),
-                known,
-                report,
-                progress,
-            )
+            gone: list[str] = []
             if sync:
                 seen = {str(f.path) for f in files}
                 for root in roots:
-                    gone = [r.source for r in self.kb.sources(prefix=str(root) + os.sep) if r.source not in seen]
-                    for source in self.kb.remove(gone):
-                        outcome = Outcome(source, "removed", "no longer exists")
-                        report.outcomes.append(outcome)
-                        progress.file_done(outcome)
+                    gone += [r.source for r in self.kb.sources(prefix=str(root) + os.sep) if r.source not in seen]
+            self._update(files, gone, report, progress)
         report.seconds = time.perf_counter() - start
         return report
+
+    def update(self, files: list[FileToIngest], gone: list[str], progress: Progress | None = None) -> IngestReport:
+        """Ingest these files and remove the `gone` sources, in one write session: a folder watcher's batch.
+        A gone source whose bytes reappear under one of the new files is moved there, keeping its vectors."""
+        progress = progress or Progress()
+        start = time.perf_counter()
+        report = IngestReport()
+        progress.files_found(len(files))
+        with self.kb.writing():
+            self._update(files, gone, report, progress)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _update(self, files: list[FileToIngest], gone: list[str], report: IngestReport, progress: Progress) -> None:
+        known = self.kb.source_hashes()
+        gone = [source for source in dict.fromkeys(gone) if source in known]
+        moves = self._moves(files, gone, known)
+        twins: dict[str, str] = {}  # files are walked in a stable order, so the same twin wins every run
+        self._consume(
+            self._in_background(files, lambda f: self.prepare(f, known, twins, progress), progress),
+            known,
+            report,
+            progress,
+            moves,
+        )
+        moved_from = {moves[o.source] for o in report.of("moved")}
+        for source in self.kb.remove(gone):
+            if source not in moved_from:
+                outcome = Outcome(source, "removed", "no longer exists")
+                report.outcomes.append(outcome)
+                progress.file_done(outcome)
+
+    def _moves(self, files: list[FileToIngest], gone: list[str], known: dict[str, str]) -> dict[str, str]:
+        """New file → the gone source with the same bytes. Hashes include the doc type, which may differ after a
+        move between subfolders, so each new file is hashed under each gone source's doc type."""
+        if not gone:
+            return {}
+        records = [r for r in (self.kb.records.get(s) for s in gone) if r is not None]
+        by_hash = {r.content_hash: r.source for r in records}
+        doc_types = sorted({r.doc_type for r in records})
+        moves: dict[str, str] = {}
+        for file in files:
+            source = str(file.path)
+            if source in known or not by_hash:
+                continue
+            try:
+                if file.path.stat().st_size > self.max_file_bytes:
+                    continue
+                raw = file.path.read_bytes()
+            except OSError:
+                continue  # prepare() says why
+            for doc_type in doc_types:
+                old = by_hash.pop(self._hash(doc_type, raw), None)
+                if old is not None:
+                    moves[source] = old
+                    break
+        return moves
 
     def run_texts(self, items: Iterable[TextSource], progress: Progress | None = None) -> IngestReport:
         """Ingest text sources (same incremental rules as files); `items` may be a lazy iterator."""
@@ -192,10 +239,17 @@ class Ingestor:
         return report
 
     def _consume(
-        self, prepared_items: Generator[Prepared], known: dict[str, str], report: IngestReport, progress: Progress
+        self,
+        prepared_items: Generator[Prepared],
+        known: dict[str, str],
+        report: IngestReport,
+        progress: Progress,
+        moves: dict[str, str] | None = None,
     ) -> None:
         """Write prepared sources in groups big enough to give the embedder full batches. An error here closes
-        `prepared_items` at once, which stops its threads (not only when the traceback is collected)."""
+        `prepared_items` at once, which stops its threads (not only when the traceback is collected).
+        `moves`: new source → the removed source it was moved from, whose vectors it may take."""
+        moves = moves or {}
         with contextlib.closing(prepared_items):
             pending: list[Prepared] = []
             for prepared in prepared_items:
@@ -206,20 +260,30 @@ class Ingestor:
                 pending.append(prepared)
                 chunks = sum(len(p.item.chunks) for p in pending if p.item is not None)
                 if chunks >= self.write_batch_chunks or len(pending) >= GROUP_SOURCES:
-                    self._write(pending, known, report, progress)
+                    self._write(pending, known, report, progress, moves)
                     pending = []
             if pending:
-                self._write(pending, known, report, progress)
+                self._write(pending, known, report, progress, moves)
 
-    def _write(self, pending: list[Prepared], known: dict[str, str], report: IngestReport, progress: Progress) -> None:
-        result = self.kb.write([p.item for p in pending if p.item is not None], on_embedded=progress.chunks_embedded)
+    def _write(
+        self,
+        pending: list[Prepared],
+        known: dict[str, str],
+        report: IngestReport,
+        progress: Progress,
+        moves: dict[str, str],
+    ) -> None:
+        items = [p.item for p in pending if p.item is not None]
+        donors = {item.source: moves[item.source] for item in items if item.source in moves}
+        result = self.kb.write(items, on_embedded=progress.chunks_embedded, donors=donors)
         report.embedded += result.embedded
-        report.reused += result.reused
+        report.reused += result.reused + result.copied
         for prepared in pending:
             if (item := prepared.item) is None:
                 continue
-            status = "updated" if item.source in known else "added"
-            outcome = Outcome(item.source, status, chunks=len(item.chunks))
+            status = "updated" if item.source in known else "moved" if item.source in donors else "added"
+            message = f"from {donors[item.source]}" if status == "moved" else ""
+            outcome = Outcome(item.source, status, message, chunks=len(item.chunks))
             outcome.notes = [prepared.note] if prepared.note else []
             if (ocr := prepared.page_ocr) is not None:
                 outcome.notes += ocr.notes
@@ -390,28 +454,45 @@ def discover(
             return [], [Outcome(str(resolved), "failed", f"unsupported file type {path.suffix or '(none)'!r}")]
         return [FileToIngest(resolved, doc_type or resolved.parent.name, resolved.parent)], []
     root = path.resolve()
+    return walk(root, root, globs, excludes, doc_type)
+
+
+def walk(
+    folder: Path, root: Path, globs: list[str], excludes: list[str], doc_type: str | None
+) -> tuple[list[FileToIngest], list[Outcome]]:
+    """The files under `folder`, which lies in the ingested folder `root` (a watcher walks a subfolder that
+    changed): doc types and glob paths are relative to `root`."""
     found: list[FileToIngest] = []
     skipped: list[Outcome] = []
-    for folder, dirs, files in os.walk(root, followlinks=False, onerror=None):
+    for here, dirs, files in os.walk(folder, followlinks=False, onerror=None):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.startswith("."):
-                continue
-            file = Path(folder) / name
-            rel = file.relative_to(root).as_posix()
-            if globs and not _matches(rel, name, globs):
-                continue
-            if excludes and _matches(rel, name, excludes):
-                continue
-            if not is_supported(file):
-                skipped.append(Outcome(str(file), "skipped", f"unsupported file type {file.suffix or '(none)'!r}"))
-                continue
-            if not file.is_file():  # broken symlink, socket, ...
-                skipped.append(Outcome(str(file), "skipped", "not a regular file"))
-                continue
-            parts = Path(rel).parts
-            found.append(FileToIngest(file, doc_type or (parts[0] if len(parts) > 1 else root.name), root))
+            entry = file_in_folder(root, Path(here) / name, globs, excludes, doc_type)
+            if isinstance(entry, FileToIngest):
+                found.append(entry)
+            elif entry is not None:
+                skipped.append(entry)
     return found, skipped
+
+
+def file_in_folder(
+    root: Path, file: Path, globs: list[str], excludes: list[str], doc_type: str | None
+) -> FileToIngest | Outcome | None:
+    """One file found under the folder `root` as a folder ingest takes it: to ingest, skipped (why), or None
+    (hidden, or left out by the globs). The doc type is the first folder under `root`, else `root`'s name."""
+    rel = file.relative_to(root).as_posix()
+    if any(part.startswith(".") for part in Path(rel).parts):
+        return None
+    if globs and not _matches(rel, file.name, globs):
+        return None
+    if excludes and _matches(rel, file.name, excludes):
+        return None
+    if not is_supported(file):
+        return Outcome(str(file), "skipped", f"unsupported file type {file.suffix or '(none)'!r}")
+    if not file.is_file():  # broken symlink, socket, ...
+        return Outcome(str(file), "skipped", "not a regular file")
+    parts = Path(rel).parts
+    return FileToIngest(file, doc_type or (parts[0] if len(parts) > 1 else root.name), root)
 
 
 def _matches(rel: str, name: str, patterns: list[str]) -> bool:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -113,10 +114,11 @@ def ingest(
             for note in outcome.notes:  # pages not read in a file that was ingested
                 out.print(f"[yellow]note[/]    {_safe(_given(outcome.source, files))}: {_safe(note)}")
         rate = report.embedded / report.seconds if report.seconds else 0.0
+        moved = f", {counts['moved']} moved" if counts["moved"] else ""  # --sync: a file renamed keeps its vectors
         ocr = f"; {report.ocr_pages} pages OCR'd in {report.ocr_seconds:.1f}s" if report.ocr_pages else ""
         out.print(
             f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
-            f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['removed']} removed; "
+            f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['removed']} removed{moved}; "
             f"{report.embedded} chunks embedded ({report.reused} reused) in {report.seconds:.1f}s "
             f"({rate:.1f} chunks/s){ocr}"
         )
@@ -131,6 +133,57 @@ def _given(source: str, given: list[Path]) -> str:
         if source.startswith(root + os.sep):
             return source[len(root) + 1 :]
     return source
+
+
+@app.command()
+def watch(
+    folders: Annotated[list[Path], typer.Argument(help="Folders to keep in sync.")],
+    glob: Annotated[list[str] | None, typer.Option("--glob", help="Only files matching (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Skip files matching.")] = None,
+    doc_type: Annotated[str | None, typer.Option("--doc-type", help="Set doc_type for every file.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Sync once and exit (what a watch does first).")] = False,
+) -> None:
+    """Keep folders in sync while it runs: new and changed files ingested, deleted ones removed, moved ones
+    re-pointed without re-embedding. Ctrl+C stops; the next start catches up with what changed meanwhile."""
+    from ingest.watch import FolderWatcher, SyncResult
+    from kbagent.progress import LineProgress, RichProgress
+
+    for folder in folders:
+        if not folder.expanduser().is_dir():
+            raise UserError(f"not a folder: {folder}")
+    out, err = _console(), _console(stderr=True)
+
+    def show(result: SyncResult) -> None:
+        report = result.report
+        changed = report is None or any(n for name, n in report.counts.items() if name not in ("unchanged", "skipped"))
+        if changed or result.full:
+            out.print(f"{time.strftime('%H:%M:%S')} {_safe(result.summary())}")
+        for outcome in result.problems:
+            out.print(f"[red]failed[/]  {_safe(outcome.source)}: {_safe(outcome.message)}")
+
+    with _components() as parts:
+        watcher = FolderWatcher(
+            parts.ingestor(),
+            folders,
+            globs=glob,
+            excludes=exclude,
+            doc_type=doc_type,
+            debounce_ms=parts.settings.ingest.watch_debounce_ms,
+        )
+        if once:
+            results = []
+            for folder in watcher.folders:
+                with RichProgress(err) as progress:
+                    results.append(watcher.sync(folder, progress))
+                show(results[-1])
+            if any(r.report is None or not r.report.succeeded for r in results):
+                raise typer.Exit(1)
+            return
+        out.print(f"watching {len(watcher.folders)} folder(s); Ctrl+C stops", markup=False)
+        try:
+            watcher.run(show, progress=lambda: LineProgress(err))
+        except KeyboardInterrupt:
+            out.print("stopped watching")
 
 
 @app.command()

@@ -63,3 +63,34 @@ class RichProgress(Progress):
             return
         self._bar.advance(self._ocr, 1)
         self._bar.update(self._ocr, rate=f"{seconds:.1f} s/page")
+
+
+class LineProgress(Progress):
+    """Progress as a line every few seconds, for work that may or may not be long (a watcher's batch): a short
+    batch prints nothing, a long one says how far it got."""
+
+    def __init__(self, console: Any, every_s: float = 5.0) -> None:
+        import time
+
+        self._console = console
+        self._every_s = every_s
+        self._clock = time.monotonic
+        self._last = self._clock()
+        self.files = self.done = self.embedded = 0
+
+    def files_found(self, total: int) -> None:
+        self.files += total
+
+    def chunks_embedded(self, count: int) -> None:
+        self.embedded += count
+        self._maybe_show()
+
+    def file_done(self, outcome: Outcome) -> None:
+        self.done += 1
+        self._maybe_show()
+
+    def _maybe_show(self) -> None:
+        now = self._clock()
+        if now - self._last >= self._every_s:
+            self._last = now
+            self._console.print(f"  … {self.done}/{self.files} files, {self.embedded} chunks embedded", markup=False)

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS corpus (
     tokens bigint NOT NULL
 );
 INSERT INTO corpus VALUES (true, 0, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS pending_deletes (chunk_id text PRIMARY KEY);
 """
 RECORD_COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root"
 
@@ -219,6 +220,21 @@ class PostgresRecords:
     def delete_many(self, sources: Iterable[str]) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM sources WHERE source = ANY(%s)", [list(sources)])
+
+    def note_pending_deletes(self, chunk_ids: Iterable[str]) -> None:
+        """As `records.SourceRecords.note_pending_deletes`: in the transaction that deletes their records."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO pending_deletes (chunk_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                [list(chunk_ids)],
+            )
+
+    def pending_deletes(self) -> list[str]:
+        return [row[0] for row in self._rows("SELECT chunk_id FROM pending_deletes")]
+
+    def clear_pending_deletes(self, chunk_ids: Iterable[str]) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM pending_deletes WHERE chunk_id = ANY(%s)", [list(chunk_ids)])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

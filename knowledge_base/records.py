@@ -2,7 +2,8 @@
 
 Write order makes the pair crash-safe: chunks reach Chroma before their record is written, and a record
 is deleted before its chunks. So a record always describes chunks that exist, and a rerun redoes
-whatever a crash cut short.
+whatever a crash cut short. The chunk ids a deletion still owes Chroma are noted in `pending_deletes`, in the
+transaction that deletes their records, so the next writer finishes a deletion a crash cut short.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS sources (
     ingested_at REAL NOT NULL,
     root        TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS pending_deletes (chunk_id TEXT PRIMARY KEY);
 """
 COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root"
 LOCATION_SUFFIX = re.compile(r" \((?:p\.|slide|sheet|chapter|attachment) [^\n]*\)$")
@@ -132,6 +134,17 @@ class SourceRecords:
     def delete_many(self, sources: Iterable[str]) -> None:
         with self.transaction():
             self._db.executemany("DELETE FROM sources WHERE source = ?", [(s,) for s in sources])
+
+    def note_pending_deletes(self, chunk_ids: Iterable[str]) -> None:
+        """Chunk ids Chroma still holds for records deleted in this transaction (`KnowledgeBase.remove`)."""
+        self._db.executemany("INSERT OR IGNORE INTO pending_deletes(chunk_id) VALUES (?)", [(i,) for i in chunk_ids])
+
+    def pending_deletes(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT chunk_id FROM pending_deletes")]
+
+    def clear_pending_deletes(self, chunk_ids: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM pending_deletes WHERE chunk_id = ?", [(i,) for i in chunk_ids])
 
     @property
     def connection(self) -> sqlite3.Connection:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +55,7 @@ class WriteResult:
     reused: int = 0
     deleted: int = 0
     sources: list[str] = field(default_factory=list)
+    copied: int = 0  # vectors taken from a moved source's old chunks rather than embedded
 
 
 def chunk_ids(source: str, texts: Sequence[str]) -> list[str]:
@@ -167,16 +168,38 @@ class KnowledgeBase:
             log.warning("another kbagent process is writing to %s; waiting for it", self.records_at)
             lock.acquire(wait=True)
         try:
+            self._finish_deletes()
             yield
         finally:
             lock.release()
 
-    def write(self, items: Sequence[ChunkedSource], on_embedded: Callable[[int], None] | None = None) -> WriteResult:
-        """Make the store hold exactly these chunks for these sources, embedding only what is new."""
+    def _finish_deletes(self) -> None:
+        """Delete from Chroma the chunks whose records a removal deleted (a crash may have cut it short)."""
+        pending = self.records.pending_deletes()
+        if not pending:
+            return
+        kept = {row.chunk_id for part in batched(pending, 500) for row in self.keywords.rows(part)}
+        doomed = [i for i in pending if i not in kept]  # written again since: a record owns it now
+        for part in batched(doomed, self._max_batch):
+            self.collection.delete(ids=list(part))
+        self.records.clear_pending_deletes(pending)
+
+    def write(
+        self,
+        items: Sequence[ChunkedSource],
+        on_embedded: Callable[[int], None] | None = None,
+        donors: Mapping[str, str] | None = None,
+    ) -> WriteResult:
+        """Make the store hold exactly these chunks for these sources, embedding only what is new.
+
+        donors: source → a stored source it was moved from; a chunk whose text the donor holds takes the donor's
+        vector instead of being embedded (chunk ids derive from the source, so a moved file's chunks get new ids).
+        """
         now = time.time()
         ids: list[str] = []
         texts: list[str] = []
         metas: list[dict[str, Any]] = []
+        owners: list[str] = []
         records = []
         for item in items:
             item_texts = [c.page_content for c in item.chunks]
@@ -195,6 +218,7 @@ class KnowledgeBase:
                 ids.append(chunk_id)
                 metas.append(meta)
             texts.extend(item_texts)
+            owners.extend([item.source] * len(item_texts))
             records.append(
                 SourceRecord(
                     item.source, item.content_hash, item.title, item.doc_type, item.kind, item_ids, now, item.root
@@ -204,7 +228,15 @@ class KnowledgeBase:
         stored = self._existing_ids(ids)
         new = [i for i, chunk_id in enumerate(ids) if chunk_id not in stored]
         reused = [i for i, chunk_id in enumerate(ids) if chunk_id in stored]
-        self._embed_and_add(new, ids, texts, metas, on_embedded)
+        copied = self._donated_vectors(new, texts, owners, donors or {})
+        self._embed_and_add([i for i in new if i not in copied], ids, texts, metas, on_embedded)
+        for copied_part in batched(sorted(copied), self._max_batch):
+            self.collection.add(
+                ids=[ids[i] for i in copied_part],
+                embeddings=[copied[i] for i in copied_part],
+                documents=[texts[i] for i in copied_part] if self.texts_in_chroma else None,
+                metadatas=[metas[i] for i in copied_part],
+            )
         for reused_part in batched(reused, self._max_batch):
             self.collection.update(ids=[ids[i] for i in reused_part], metadatas=[metas[i] for i in reused_part])
 
@@ -217,7 +249,30 @@ class KnowledgeBase:
         with self.records.transaction():
             self.records.put_many(records)
             self.keywords.replace_sources([it.source for it in items], keyword_rows)
-        return WriteResult(len(new), len(reused), len(stale), [it.source for it in items])
+        sources = [it.source for it in items]
+        return WriteResult(len(new) - len(copied), len(reused), len(stale), sources, len(copied))
+
+    def _donated_vectors(
+        self, positions: list[int], texts: list[str], owners: list[str], donors: Mapping[str, str]
+    ) -> dict[int, list[float]]:
+        """Vectors for the chunks at `positions` whose owner's donor holds the same text: position → vector."""
+        wanted = {owners[i] for i in positions if owners[i] in donors}
+        found: dict[int, list[float]] = {}
+        for owner in wanted:
+            record = self.records.get(donors[owner])
+            if record is None or not record.chunk_ids:
+                continue
+            by_text: dict[str, list[float]] = {}
+            for part in batched(record.chunk_ids, min(self._max_batch, 500)):
+                text_of = {row.chunk_id: row.text for row in self.keywords.rows(part)}
+                got = self.collection.get(ids=list(part), include=["embeddings"])
+                for i, vector in zip(got["ids"], got["embeddings"], strict=True):
+                    if i in text_of:
+                        by_text[text_of[i]] = [float(x) for x in vector]
+            for i in positions:
+                if owners[i] == owner and texts[i] in by_text:
+                    found[i] = by_text[texts[i]]
+        return found
 
     def _embed_and_add(
         self,
@@ -262,17 +317,22 @@ class KnowledgeBase:
         return found
 
     def remove(self, sources: Iterable[str]) -> list[str]:
-        """Delete sources: record first, then chunks, so a crash between never leaves a record without chunks."""
+        """Delete sources: record first, then chunks, so a crash between never leaves a record without chunks;
+        the chunk ids go into `pending_deletes` with it, so the next writer deletes what a crash left."""
         sources = list(dict.fromkeys(sources))
         if not sources:
             return []
         with self.writing():
+            chunk_ids = set(self._ids_of_sources(sources))
+            for source in sources:
+                record = self.records.get(source)
+                chunk_ids.update(record.chunk_ids if record else [])
             self._lock.check()
             with self.records.transaction():
                 self.records.delete_many(sources)
                 self.keywords.delete_sources(sources)
-            for part in batched(self._ids_of_sources(sources), self._max_batch):
-                self.collection.delete(ids=list(part))
+                self.records.note_pending_deletes(sorted(chunk_ids))
+            self._finish_deletes()
         return sources
 
     # ---- reading ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -196,3 +197,108 @@ def test_searches_answer_while_an_ingest_runs(tmp_path: Path, embedder) -> None:
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert answered >= 3 and json.loads(out)["added"] == 60
+
+
+WATCH_ONCE = [sys.executable, "-c", "from kbagent.cli import main; main()", "watch", "--once"]
+
+
+def _watch_once(corpus: Path, data: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*WATCH_ONCE, str(corpus)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "KBAGENT_DATA_DIR": str(data), "KBAGENT_WRITE_BATCH_CHUNKS": "24"},
+        cwd=data.parent,
+    )
+
+
+def _change_while_stopped(corpus: Path) -> None:
+    """Edits, deletions, moves (into a subfolder: a new doc type) and new files: every kind of step a sync takes."""
+    (corpus / "moved").mkdir()
+    for i in range(0, 10):
+        path = corpus / f"doc{i:03}.md"
+        path.write_text(path.read_text(encoding="utf-8") + f"\n## Addendum\n\nRevision {i} of this note.\n")
+    for i in range(10, 18):
+        (corpus / f"doc{i:03}.md").unlink()
+    for i in range(18, 26):
+        (corpus / f"doc{i:03}.md").rename(corpus / "moved" / f"doc{i:03}.md")
+    for i in range(10):
+        (corpus / f"new{i:03}.md").write_text(f"# New {i}\n\nA new note number {i} about valves.\n", encoding="utf-8")
+
+
+def _records_since(data: Path, since: float) -> int:
+    try:
+        with sqlite3.connect(data / "sources.sqlite3", timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM sources WHERE ingested_at > ?", (since,)).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_during_a_watch_sync_then_restart_equals_clean_sync(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    embedder.embed(["x " * 5000])  # the models' one-time exports, before any run
+    corpus = _corpus(tmp_path / "corpus", files=40)
+    base = tmp_path / "base" / "data"
+    base.parent.mkdir()
+    proc = _watch_once(corpus, base)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    _change_while_stopped(corpus)
+
+    clean = tmp_path / "clean" / "data"
+    clean.parent.mkdir()
+    shutil.copytree(base, clean)
+    proc = _watch_once(corpus, clean)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert "10 added, 10 changed, 8 removed, 8 moved, 0 failed" in out.decode(), out.decode()
+    expected = _state(clean, embedder)
+    assert len(expected["records"]) == 42  # type: ignore[arg-type]
+    assert _keyword_ids(clean, embedder) == expected["ids"]
+
+    # A second clean sync, timed: when its first record comes (the first run after the base paid one-time costs).
+    timed = tmp_path / "timed" / "data"
+    timed.parent.mkdir()
+    shutil.copytree(base, timed)
+    since, start = time.time(), time.perf_counter()
+    proc = _watch_once(corpus, timed)
+    first_write = None
+    while proc.poll() is None and first_write is None:
+        first_write = time.perf_counter() - start if _records_since(timed, since) else None
+        time.sleep(0.02)
+    assert proc.wait(600) == 0 and first_write is not None, "the timed sync wrote nothing"
+    assert _state(timed, embedder) == expected  # and one clean sync is like another
+
+    trials = int(os.environ.get("KBAGENT_CRASH_TRIALS", "6"))
+    rng = random.Random(int(os.environ.get("KBAGENT_CRASH_SEED", "20261129")))
+    killed_at = []
+    for trial in range(trials):
+        data = tmp_path / f"trial{trial}" / "data"
+        data.parent.mkdir()
+        shutil.copytree(base, data)
+        # Kill before the first write, after some of the 28 records (edits, moves, new files), or after them all
+        # (the removals), judged by the records this run has written: timings vary too much on a shared machine.
+        target = [0, rng.randint(1, 27), 28][trial % 3]
+        since = time.time()
+        proc = _watch_once(corpus, data)
+        if target == 0:
+            time.sleep(rng.uniform(0.2, 0.8) * first_write)
+        else:
+            while proc.poll() is None and _records_since(data, since) < target:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3) if target == 28 else 0.0)
+        finished = proc.poll() is not None
+        if not finished:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not finished or proc.returncode == 0, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+        killed_at.append((target, "finished" if finished else _records_since(data, since)))
+        rerun = _watch_once(corpus, data)
+        out, err = rerun.communicate(timeout=600)
+        assert rerun.returncode == 0, err.decode()[-2000:]
+        assert _state(data, embedder) == expected, f"trial {trial}: killed after {killed_at[-1][1]} records"
+        assert _keyword_ids(data, embedder) == expected["ids"], f"trial {trial}: keyword index out of sync"
+        with sqlite3.connect(data / "sources.sqlite3") as db:
+            assert db.execute("SELECT COUNT(*) FROM pending_deletes").fetchone()[0] == 0
+    print(f"watch sync kill points (records aimed at, records written when killed): {killed_at}")
+    if trials >= 3:  # the kills landed before and during the writes
+        assert any(n == 0 for _, n in killed_at) and any(isinstance(n, int) and n > 0 for _, n in killed_at)

@@ -1,7 +1,9 @@
-"""The app's settings section: where it listens, whether it asks for a login, which model files users may load,
-which other ways in (MCP, the OpenAI-compatible API) it serves."""
+"""The app's settings section: where it listens, whether it asks for a login, which model files and folders users
+may load, which other ways in (MCP, the OpenAI-compatible API) it serves."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 
@@ -26,3 +28,12 @@ class AppConfig(Section):
     openai_api: bool = Field(
         False, description="Serve an OpenAI-compatible API (/v1/models, /v1/chat/completions) beside the app."
     )
+    watch_roots: str = Field(
+        "",
+        description="Comma-separated folders under which app users may add watched folders; empty: the app watches "
+        "none (`kbagent watch` is not limited).",
+    )
+
+    @property
+    def watch_root_paths(self) -> list[Path]:
+        return [Path(p.strip()).expanduser().resolve() for p in self.watch_roots.split(",") if p.strip()]

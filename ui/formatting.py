@@ -284,9 +284,11 @@ def thread_label(info: Any) -> str:
 def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str] | None = None) -> str:
     """An ingest report: counts, then one line per source (with what a loader left out, if anything)."""
     c = report.counts
+    moved = f", {c['moved']} moved" if c.get("moved") else ""
     lines = [
         f"**{title}:** {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, {c['failed']} failed, "
-        f"{c['skipped']} skipped, {c['removed']} removed; {report.embedded} chunks embedded in {report.seconds:.1f} s"
+        f"{c['skipped']} skipped, {c['removed']} removed{moved}; {report.embedded} chunks embedded in "
+        f"{report.seconds:.1f} s"
         + (f"; {report.ocr_pages} pages OCR'd in {report.ocr_seconds:.1f} s" if report.ocr_pages else "")
     ]
     for o in report.outcomes:
@@ -296,6 +298,24 @@ def report_markdown(report: Any, title: str = "Ingest", names: Mapping[str, str]
         elif o.status in ("added", "updated"):
             lines.append(f"- ✔ {path_html(o.source, names or {})}: {o.status}, {o.chunks} chunks")
             lines.extend(f"  - ⚠ {md_escape(note)}" for note in o.notes)
+    return "\n".join(lines)
+
+
+def watched_markdown(statuses: Sequence[Any], roots: Sequence[Any]) -> str:
+    """The watched folders: each one's last sync (when, what changed) and its last errors."""
+    if not roots:
+        return "Watching folders from the app is off (the server's owner sets `KBAGENT_WATCH_ROOTS`)."
+    allowed = ", ".join(md_escape(str(r)) for r in roots)
+    if not statuses:
+        return f"No folders watched. Folders under {allowed} can be."
+    lines = [f"Folders under {allowed} can be watched.", "", "| folder | last sync | result |", "|---|---|---|"]
+    for s in statuses:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.last_sync)) if s.last_sync else "—"
+        cells = [md_escape(middle_cut(s.folder)), when, md_escape(s.summary)]
+        lines.append("| " + " | ".join(cells) + " |")
+    for s in statuses:
+        for error in s.errors:
+            lines.append(f"- ✘ {md_escape(middle_cut(s.folder))}: {md_escape(error)}")
     return "\n".join(lines)
 
 

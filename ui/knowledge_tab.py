@@ -1,4 +1,5 @@
-"""The Knowledge base tab: upload files or add a URL, the sources table, delete and re-ingest, a trial search.
+"""The Knowledge base tab: upload files or add a URL, the sources table, delete and re-ingest, a trial search,
+the watched folders.
 
 `KnowledgeHandlers` holds what the handlers share and no components, so a test calls a handler directly; `build`
 lays the tab out and `wire` connects the two once the Settings tab (whose k and mode the search uses) exists.
@@ -12,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from kbagent.errors import UserError
 from ui import formatting
 from ui.services import ReportingProgress, Services, SessionChoices
 from ui.settings_tab import SettingsTab, mode_or_default
@@ -100,6 +102,29 @@ class KnowledgeHandlers:
             current.append(source)
         return gr.update(value=current)
 
+    def watch_view(self) -> str:
+        """The watched folders with each one's last sync and errors (on page load and every few seconds)."""
+        watched = self.svc.watched
+        return formatting.watched_markdown(watched.status(), watched.roots)
+
+    def watch_add(self, typed: str) -> tuple[Any, str]:
+        """Watch a folder on the server, only under KBAGENT_WATCH_ROOTS; a refusal is a warning, the path kept."""
+        try:
+            self.svc.watched.add(typed)
+        except UserError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), self.watch_view()
+        return "", self.watch_view()
+
+    def watch_remove(self, typed: str) -> tuple[Any, str]:
+        """Stop watching a folder; its sources stay (delete them in the table)."""
+        try:
+            self.svc.watched.remove(typed)
+        except UserError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), self.watch_view()
+        return "", self.watch_view()
+
     def search_ui(self, query: str, k_value: float, mode_value: str) -> str:
         """Try a search with the session's k and mode, to see what the agent would be given."""
         if not (query or "").strip():
@@ -130,6 +155,11 @@ class KnowledgeTab:
     search_query: gr.Textbox
     search_button: gr.Button
     search_results: gr.Markdown
+    watch_status: gr.Markdown
+    watch_path: gr.Textbox
+    watch_add: gr.Button
+    watch_remove: gr.Button
+    watch_timer: gr.Timer
 
 
 def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
@@ -177,6 +207,15 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
                 )
                 search_button = gr.Button("Search", scale=1, elem_id="search")
             search_results = gr.Markdown(elem_id="search-results")
+        with gr.Accordion("Watched folders", open=False):
+            watch_status = gr.Markdown(handlers.watch_view(), elem_id="watched")
+            with gr.Row():
+                watch_path = gr.Textbox(
+                    show_label=False, placeholder="/full/path/of/a/folder/on/the/server", scale=5, elem_id="watch-path"
+                )
+                watch_add = gr.Button("Watch", scale=1, elem_id="watch-add")
+                watch_remove = gr.Button("Stop watching", scale=1, elem_id="watch-remove")
+            watch_timer = gr.Timer(5.0, active=bool(svc.watched.roots))  # no polling while watching is off
     return KnowledgeTab(
         tab,
         totals,
@@ -194,6 +233,11 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
         search_query,
         search_button,
         search_results,
+        watch_status,
+        watch_path,
+        watch_add,
+        watch_remove,
+        watch_timer,
     )
 
 
@@ -236,6 +280,12 @@ def wire(tab: KnowledgeTab, handlers: KnowledgeHandlers, session: SettingsTab) -
     tab.refresh.click(handlers.refresh, tab.selected, view, api_visibility="private")
     tab.tab.select(handlers.refresh, tab.selected, view, api_visibility="private", show_progress="hidden")
     tab.sources_table.select(handlers.select_row, tab.selected, tab.selected, api_visibility="private")
+    watch_outputs = [tab.watch_path, tab.watch_status]
+    tab.watch_add.click(handlers.watch_add, tab.watch_path, watch_outputs, api_visibility="private")
+    tab.watch_path.submit(handlers.watch_add, tab.watch_path, watch_outputs, api_visibility="private")
+    tab.watch_remove.click(handlers.watch_remove, tab.watch_path, watch_outputs, api_visibility="private")
+    hidden = {"api_visibility": "private", "show_progress": "hidden"}
+    tab.watch_timer.tick(handlers.watch_view, None, tab.watch_status, **hidden)  # type: ignore[arg-type]
     search_inputs = [tab.search_query, session.k, session.mode]
     for trigger in (tab.search_query.submit, tab.search_button.click):
         trigger(handlers.search_ui, search_inputs, tab.search_results, api_visibility="private")

@@ -29,6 +29,7 @@ from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
 from ui.turns import TurnLog
 from ui.uploads import StoredUpload, store_upload
+from ui.watching import WatchedFolders
 
 if TYPE_CHECKING:
     from kbagent.components import Components
@@ -153,6 +154,12 @@ class Services:
         self._agent_lock = threading.Lock()
         self._model_locks: dict[str, FairLock] = {}
         self._write_lock = threading.Lock()
+        self.watched = WatchedFolders(
+            parts.ingestor,
+            parts.settings.store.data_dir / "watched_folders.json",
+            parts.settings.app.watch_root_paths,
+            parts.settings.ingest.watch_debounce_ms,
+        )
 
     def default_choices(self) -> SessionChoices:
         agent, search = self.settings.agent, self.settings.search
