@@ -9,6 +9,7 @@ import io
 import json
 import re
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -193,6 +194,9 @@ def test_a_stopped_ingest_stops_ocr_between_pages(tmp_path: Path, embedded_kb: K
 
     class Failing(_Recorded):
         def file_done(self, outcome: Outcome) -> None:
+            deadline = time.monotonic() + 60
+            while not self.ocr and time.monotonic() < deadline:  # fail once the OCR has begun, not before it
+                time.sleep(0.01)
             raise _Stop
 
     progress = Failing()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import select
+import selectors
 import socket
 import time
 from dataclasses import dataclass
@@ -97,7 +97,10 @@ def test_webrtc_sends_no_udp_around_the_proxy() -> None:
         with site_pages as site, WebFetcher(fetch_config(site), resolver=no_dns) as fetcher:
             page = fetcher.fetch_page(site.url + "/", render=True)  # the page stays open while ICE gathers
             time.sleep(2)
-        ready, _, _ = select.select([stun, turn], [], [], 0)
+        with selectors.DefaultSelector() as waiting:  # not select.select: it refuses descriptors past 1023
+            waiting.register(stun, selectors.EVENT_READ)
+            waiting.register(turn, selectors.EVENT_READ)
+            ready = [key.fileobj for key, _ in waiting.select(timeout=0)]
         heard = ["UDP datagram" if sock is stun else "TCP connection" for sock in ready]
     assert page.rendered and "(probe ran)" in page.markdown and "/slow.js" in site.hits
     assert heard == []  # no STUN/TURN datagram, no TURN-over-TCP connection that went around the proxy
