@@ -642,3 +642,27 @@ def test_warm_up_builds_the_default_agent_before_the_first_question(api_app: Run
     assert svc._agents == {}
     svc.warm_up()
     assert list(svc._agents) == [svc.default_choices()]  # the first question finds it built
+
+
+def test_routes_beside_the_ui_refuse_a_websocket_without_the_login() -> None:
+    """MCP and the OpenAI API sit behind the app's login for every kind of connection, websockets included."""
+    import asyncio
+
+    from ui.server import LoginRequired
+
+    reached: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    guarded = LoginRequired(inner, ("ada", "s3cret"))
+    asyncio.run(guarded({"type": "websocket", "headers": []}, None, send))
+    assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]
+    token = [(b"authorization", b"Bearer ada:s3cret")]
+    asyncio.run(guarded({"type": "websocket", "headers": token}, None, send))
+    assert reached == ["websocket"]

@@ -101,8 +101,11 @@ class LoginRequired:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers") or [])
         given = _credentials(headers.get(b"authorization", b"").decode("latin-1")).encode()
-        if scope["type"] != "http" or secrets.compare_digest(given, self.expected):
+        if scope["type"] == "lifespan" or secrets.compare_digest(given, self.expected):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # a websocket without the login: refused at the handshake
+            await send({"type": "websocket.close", "code": 1008})
             return
         error = {"message": "sign in: KBAGENT_AUTH's user:password", "type": "invalid_request_error"}
         body = json.dumps({"error": {**error, "param": None, "code": "invalid_api_key"}}).encode()
