@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,15 +41,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_openai_server(url: str, proc: subprocess.Popen, log_path: Path, what: str) -> None:  # type: ignore[type-arg]
-    """Until an OpenAI-compatible server at `url` lists its models; fails with its log's end if it exits or is
-    not up within 180 s (loading a GGUF takes a while on two cores)."""
+def wait_for_openai_server(
+    url: str,
+    proc: subprocess.Popen,  # type: ignore[type-arg]
+    log_path: Path,
+    what: str,
+    up: Callable[[int], bool] = lambda status: status == 200,
+) -> None:
+    """Until an OpenAI-compatible server at `url` answers `/models` with a status that is `up` (by default: it lists
+    them); fails with its log's end if it exits or is not up within 180 s (loading a GGUF takes a while on two
+    cores)."""
     import httpx
 
     deadline = time.time() + 180
     while time.time() < deadline:
         try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+            if up(httpx.get(f"{url}/models", timeout=1).status_code):
                 return
         except httpx.HTTPError:
             if proc.poll() is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
 from tests import parts
-from tests.conftest import REPO, SAMPLES, free_port
+from tests.conftest import REPO, SAMPLES, free_port, wait_for_openai_server
 from tests.openai_stand_in import ANSWER, Recorded, openai_stand_in
 
 pytestmark = pytest.mark.slow
@@ -56,27 +55,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
             command = [sys.executable, "-m", "kbagent.cli", "serve", "--openai"]
             proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}/v1"
-        _wait(url, proc, log_path)
+        # Up, and the API routed: a 401 (the login) counts, a 404 (Gradio alone) does not.
+        wait_for_openai_server(url, proc, log_path, "kbagent serve", up=lambda status: status != 404)
         yield url, requests
         proc.terminate()
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-
-
-def _wait(url: str, proc: subprocess.Popen, log_path: Path) -> None:  # type: ignore[type-arg]
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/models", timeout=1).status_code != 404:  # up, and the API routed (401: login)
-                return
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                pytest.fail(f"kbagent serve exited: {log_path.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.5)
-    proc.kill()
-    pytest.fail(f"kbagent serve did not start within 180 s: {log_path.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture(scope="module")
