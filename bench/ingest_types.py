@@ -28,45 +28,33 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ingest.loaders import load  # noqa: E402
-from tests.files import write_epub, write_pptx, write_xlsx  # noqa: E402
+from tests.files import WORDS, filler, write_epub, write_pptx, write_xlsx  # noqa: E402
 
-WORDS = (
-    "harbour tide ledger beacon crane hull mooring quay pilot buoy cargo manifest survey gauge anchor vessel "
-    "ferry dock rope signal channel keel rudder ballast berth jetty lantern chart compass current"
-).split()
 KINDS = ("pptx", "xlsx", "epub", "eml", "json")
-
-
-def sentence(rng: random.Random, words: int = 12) -> str:
-    return " ".join(rng.choices(WORDS, k=words)).capitalize() + "."
-
-
-def text(rng: random.Random, sentences: int) -> str:
-    return " ".join(sentence(rng) for _ in range(sentences))
 
 
 def write_file(folder: Path, kind: str, n: int, rng: random.Random) -> Path:
     path = folder / f"{kind}-{n:03d}.{kind}"
     if kind == "pptx":
         slides: list[dict[str, object]] = [
-            {"title": f"Topic {n}.{s}", "bullets": [sentence(rng) for _ in range(4)], "notes": text(rng, 2)}
+            {"title": f"Topic {n}.{s}", "bullets": [filler(rng, 1) for _ in range(4)], "notes": filler(rng, 2)}
             for s in range(8)
         ]
         write_pptx(path, slides, title=f"Deck {n}")
     elif kind == "xlsx":
         header = ["id", "vessel", "berth", "cargo", "tonnes"]
         rows = [[f"{n}-{r}", rng.choice(WORDS), f"B{r % 9}", rng.choice(WORDS), r * 3.5] for r in range(60)]
-        write_xlsx(path, {"Arrivals": [header, *rows], "Notes": [["note"], *[[sentence(rng)] for _ in range(10)]]})
+        write_xlsx(path, {"Arrivals": [header, *rows], "Notes": [["note"], *[[filler(rng, 1)] for _ in range(10)]]})
     elif kind == "epub":
-        write_epub(path, f"Book {n}", [(f"Chapter {c}", f"{text(rng, 6)}\n\n{text(rng, 6)}") for c in range(6)])
+        write_epub(path, f"Book {n}", [(f"Chapter {c}", f"{filler(rng, 6)}\n\n{filler(rng, 6)}") for c in range(6)])
     elif kind == "eml":
         message = EmailMessage()
         message["From"], message["To"] = "harbour@example.org", "crew@example.org"
         message["Subject"], message["Date"] = f"Shift {n}", "Mon, 2 Mar 2026 08:00:00 +0000"
-        message.set_content("\n\n".join(text(rng, 4) for _ in range(4)))
+        message.set_content("\n\n".join(filler(rng, 4) for _ in range(4)))
         path.write_bytes(bytes(message))
     else:
-        items = [{"id": f"{n}-{i}", "name": rng.choice(WORDS), "notes": text(rng, 2)} for i in range(20)]
+        items = [{"id": f"{n}-{i}", "name": rng.choice(WORDS), "notes": filler(rng, 2)} for i in range(20)]
         path.write_text(json.dumps({"items": items}))
     return path
 

@@ -35,12 +35,8 @@ sys.path.insert(0, str(ROOT))
 from langchain_core.documents import Document  # noqa: E402
 
 from ingest.loaders import load  # noqa: E402
-from tests.files import write_epub, write_pptx, write_xlsx  # noqa: E402
+from tests.files import WORDS, filler, write_epub, write_pptx, write_xlsx  # noqa: E402
 
-WORDS = (
-    "harbour tide ledger beacon crane hull mooring quay pilot buoy cargo manifest survey gauge anchor vessel "
-    "ferry dock rope signal channel keel rudder ballast berth jetty lantern chart compass current"
-).split()
 MARKITDOWN = """
 import json, statistics, sys, time
 start = time.perf_counter()
@@ -57,10 +53,6 @@ for path in sys.argv[1:]:
     out["files"][path] = {"text": text, "seconds": statistics.median(times)}
 print(json.dumps(out))
 """
-
-
-def filler(rng: random.Random, sentences: int) -> str:
-    return " ".join(" ".join(rng.choices(WORDS, k=12)).capitalize() + "." for _ in range(sentences))
 
 
 def make_fixtures(folder: Path) -> tuple[dict[str, Path], list[dict[str, str]]]:

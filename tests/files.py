@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
+
+# Filler for generated documents (the benchmarks' folders): sentences of harbour words, none of them a fact.
+WORDS = (
+    "harbour tide ledger beacon crane hull mooring quay pilot buoy cargo manifest survey gauge anchor vessel "
+    "ferry dock rope signal channel keel rudder ballast berth jetty lantern chart compass current"
+).split()
+
+
+def filler(rng: random.Random, sentences: int) -> str:
+    return " ".join(" ".join(rng.choices(WORDS, k=12)).capitalize() + "." for _ in range(sentences))
 
 
 def write_pdf(path: Path, pages: list[str], title: str | None = None, password: str | None = None) -> Path:
