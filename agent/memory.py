@@ -45,6 +45,15 @@ class Threads(Protocol):
     def list(self, limit: int = 100) -> list[ThreadInfo]: ...
 
 
+def new_thread_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def thread_title(question: str) -> str:
+    """A thread is listed by its first question, on one line."""
+    return " ".join(question.split())[:80]
+
+
 class ThreadStore:
     """Threads in a SQLite file."""
 
@@ -59,11 +68,11 @@ class ThreadStore:
         self.checkpointer.setup()
 
     def new_thread(self) -> str:
-        return uuid.uuid4().hex[:12]
+        return new_thread_id()
 
     def touch(self, thread_id: str, question: str, model: str) -> None:
         now = time.time()
-        title = " ".join(question.split())[:80]
+        title = thread_title(question)
         with self.checkpointer.lock, self._db:  # the connection is shared with the checkpointer
             self._db.execute(
                 "INSERT INTO kb_threads VALUES (?, ?, ?, ?, ?) "
@@ -107,11 +116,11 @@ class PostgresThreadStore:
             self.checkpointer.setup()
 
     def new_thread(self) -> str:
-        return uuid.uuid4().hex[:12]
+        return new_thread_id()
 
     def touch(self, thread_id: str, question: str, model: str) -> None:
         now = time.time()
-        title = " ".join(question.split())[:80]
+        title = thread_title(question)
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO kb_threads VALUES (%s, %s, %s, %s, %s) ON CONFLICT (thread_id) "
