@@ -114,7 +114,7 @@ def _onnx_params() -> dict[str, Any]:
     return {"model_name": name, "model_dir": model_dir, "path": settings.store.models_path / ONNX_NAME}
 
 
-class TestOnnxEmbedderUnit(EmbeddingsUnitTests):
+class _OnnxEmbedder:
     @property
     def embeddings_class(self) -> type[OnnxEmbedder]:
         return OnnxEmbedder
@@ -124,18 +124,14 @@ class TestOnnxEmbedderUnit(EmbeddingsUnitTests):
         return _onnx_params()
 
 
-class TestOnnxEmbedderStandard(EmbeddingsIntegrationTests):
+class TestOnnxEmbedderUnit(_OnnxEmbedder, EmbeddingsUnitTests):
+    pass
+
+
+class TestOnnxEmbedderStandard(_OnnxEmbedder, EmbeddingsIntegrationTests):
     @pytest.fixture(autouse=True)
     def _exported(self, embedder: Embedder) -> None:
         embedder.embed_query("export the ONNX file once, through the default path")
-
-    @property
-    def embeddings_class(self) -> type[OnnxEmbedder]:
-        return OnnxEmbedder
-
-    @property
-    def embedding_model_params(self) -> dict[str, Any]:
-        return _onnx_params()
 
 
 class TestSentenceTransformerEmbedderStandard(EmbeddingsIntegrationTests):
