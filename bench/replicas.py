@@ -18,13 +18,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from record import save  # bench/record.py: every result file with its command
-from ui_load import QUESTIONS, percentile  # bench/ui_load.py
+from ui_load import percentile, simultaneous_chats  # bench/ui_load.py
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -72,37 +71,7 @@ def start_chroma(stack: ExitStack, folder: Path) -> str:
 
 def chats(urls: list[str], count: int) -> dict[str, object]:
     """`count` chats at once, round-robin over the replicas: latency of each, throughput of all."""
-    from gradio_client import Client
-
-    clients = [Client(urls[n % len(urls)], verbose=False) for n in range(count)]
-    for url in urls:
-        Client(url, verbose=False).predict("warm-up: what is the bakery?", "", "", api_name="/ask")
-    barrier = threading.Barrier(count)
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-
-    def chat(n: int) -> None:
-        barrier.wait()
-        start = time.perf_counter()
-        try:
-            answer = clients[n].predict(QUESTIONS[n % len(QUESTIONS)], "", "", api_name="/ask")
-            if "[1]" not in answer["answer"]:
-                raise AssertionError(f"no citation: {answer['answer'][:120]!r}")
-        except Exception as exc:  # counted and reported, the run goes on
-            with lock:
-                errors.append(f"chat {n}: {type(exc).__name__}: {exc}"[:300])
-            return
-        with lock:
-            latencies.append(time.perf_counter() - start)
-
-    wall = time.perf_counter()
-    threads = [threading.Thread(target=chat, args=(n,)) for n in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - wall
+    latencies, errors, wall = simultaneous_chats(urls, count)
     return {
         "replicas": len(urls),
         "chats": count,

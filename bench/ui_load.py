@@ -39,6 +39,42 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
+def simultaneous_chats(urls: list[str], count: int) -> tuple[list[float], list[str], float]:
+    """`count` chats through `/ask` at once, round-robin over `urls` (each warmed up first): the latency of each
+    chat answered with a citation and its sources, the errors of the others, and the wall time of all."""
+    from gradio_client import Client
+
+    clients = [Client(urls[n % len(urls)], verbose=False) for n in range(count)]
+    for url in urls:
+        Client(url, verbose=False).predict("warm-up: what is the bakery?", "", "", api_name="/ask")
+    barrier = threading.Barrier(count)
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def chat(n: int) -> None:
+        barrier.wait()
+        start = time.perf_counter()
+        try:
+            answer = clients[n].predict(QUESTIONS[n % len(QUESTIONS)], "", "", api_name="/ask")
+            if "[1]" not in answer["answer"] or not answer["sources"]:
+                raise AssertionError(f"no citation: {answer['answer'][:120]!r}")
+        except Exception as exc:  # counted and reported, the run goes on
+            with lock:
+                errors.append(f"chat {n}: {type(exc).__name__}: {exc}"[:300])
+            return
+        with lock:
+            latencies.append(time.perf_counter() - start)
+
+    wall = time.perf_counter()
+    threads = [threading.Thread(target=chat, args=(n,)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors, time.perf_counter() - wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chats", type=int, default=20, help="simultaneous chats")
@@ -46,42 +82,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ui_load.json")
     args = parser.parse_args()
 
-    from gradio_client import Client
-
     from kbagent.settings import Settings
     from tests.ui_app import running_app, write_docs
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", collection=f"b{uuid.uuid4().hex[:10]}", _env_file=None)
         with running_app(settings, delay_s=args.word_delay, docs=[write_docs(Path(tmp) / "docs")]) as app:
-            clients = [Client(app.url, verbose=False) for _ in range(args.chats)]
-            clients[0].predict("warm-up: what is the bakery?", "", "", api_name="/ask")
-            barrier = threading.Barrier(args.chats)
-            latencies: list[float] = []
-            errors: list[str] = []
-            lock = threading.Lock()
-
-            def chat(n: int) -> None:
-                barrier.wait()
-                start = time.perf_counter()
-                try:
-                    answer = clients[n].predict(QUESTIONS[n % len(QUESTIONS)], "", "", api_name="/ask")
-                    if "[1]" not in answer["answer"] or not answer["sources"]:
-                        raise AssertionError(f"no citation: {answer['answer'][:120]!r}")
-                except Exception as exc:  # counted and reported, the run goes on
-                    with lock:
-                        errors.append(f"chat {n}: {type(exc).__name__}: {exc}"[:300])
-                    return
-                with lock:
-                    latencies.append(time.perf_counter() - start)
-
-            wall = time.perf_counter()
-            threads = [threading.Thread(target=chat, args=(n,)) for n in range(args.chats)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - wall
+            latencies, errors, wall = simultaneous_chats([app.url], args.chats)
 
     result = {
         "chats": args.chats,
