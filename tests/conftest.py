@@ -41,22 +41,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_openai_server(
+def wait_for_server(
     url: str,
     proc: subprocess.Popen,  # type: ignore[type-arg]
     log_path: Path,
     what: str,
     up: Callable[[int], bool] = lambda status: status == 200,
 ) -> None:
-    """Until an OpenAI-compatible server at `url` answers `/models` with a status that is `up` (by default: it lists
-    them); fails with its log's end if it exits or is not up within 180 s (loading a GGUF takes a while on two
-    cores)."""
+    """Until the server `proc` started answers `url` with a status that is `up` (by default 200: an OpenAI-compatible
+    server's `/models` listing them); fails with its log's end if it exits or is not up within 180 s (loading a
+    GGUF takes a while on two cores)."""
     import httpx
 
     deadline = time.time() + 180
     while time.time() < deadline:
         try:
-            if up(httpx.get(f"{url}/models", timeout=1).status_code):
+            if up(httpx.get(url, timeout=1).status_code):
                 return
         except httpx.HTTPError:
             if proc.poll() is not None:

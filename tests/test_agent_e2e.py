@@ -19,7 +19,7 @@ from agent.models import parse_model
 from kbagent.components import Components
 from kbagent.settings import Settings
 from tests import parts
-from tests.conftest import SAMPLES, free_port, wait_for_openai_server
+from tests.conftest import SAMPLES, free_port, wait_for_server
 
 pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 
@@ -125,7 +125,7 @@ def llama_server(models_dir: Path) -> Iterator[str]:
         env={**os.environ},
     )
     url = f"http://127.0.0.1:{port}/v1"
-    wait_for_openai_server(url, proc, log_path, "llama_cpp.server")
+    wait_for_server(f"{url}/models", proc, log_path, "llama_cpp.server")
     yield url
     proc.terminate()
     proc.wait(10)

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from ingest import IngestConfig, build_ingestor
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from tests.conftest import REPO, SAMPLES, free_port
+from tests.conftest import REPO, SAMPLES, free_port, wait_for_server
 from tests.openai_stand_in import ANSWER, openai_stand_in
 from tests.web_site import Site, web_site  # noqa: F401
 
@@ -116,18 +115,8 @@ def app_with_mcp(server_env: dict[str, str], data_dir: Path) -> Iterator[str]:
         command = [sys.executable, "-m", "kbagent.cli", "serve"]
         proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/mcp", timeout=1).status_code != 404:  # the app is up, its /mcp route too
-                break
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                pytest.fail(f"kbagent serve exited: {log_path.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"kbagent serve did not start within 180 s: {log_path.read_text(errors='replace')[-3000:]}")
+    # Up, and its /mcp routed: a 401 (the login) counts, a 404 (Gradio alone) does not.
+    wait_for_server(f"{url}/mcp", proc, log_path, "kbagent serve", up=lambda status: status != 404)
     yield url
     proc.terminate()
     try:

@@ -24,7 +24,7 @@ from agent.events import Done, Sources, Token, ToolEnd, ToolStart
 from kbagent.components import Components
 from kbagent.settings import Settings
 from tests import parts
-from tests.conftest import REPO, free_port, wait_for_openai_server
+from tests.conftest import REPO, free_port, wait_for_server
 
 pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 
@@ -55,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     url = f"http://127.0.0.1:{port}/v1"
-    wait_for_openai_server(url, proc, log_path, "the server")
+    wait_for_server(f"{url}/models", proc, log_path, "the server")
     yield url, models
     proc.terminate()
     proc.wait(10)
