@@ -16,12 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.events import Token, Unsupported
-from agent.grounding import best_support, key_claims, rare_words, supports, unsupported_claims
+from agent.grounding import best_support, holds, key_claims, own_claims, rare_words, supports, unsupported_claims
 from tools.knowledge_search import cited_numbers
 
 CLOSERS = "\"')]*”’"
 OPENERS = "\"'(*“‘#-•>|"
-MIN_WORDS = 3  # "1." of a numbered list, "Yes." are not claims to cite
 MAYBE_CITATION = re.compile(r"\[(?:\d{1,3}(?:\s*[,–-]\s*(?:\d{1,3})?)*\]?)?")  # "[", "[2", "[2, 3]"
 
 
@@ -30,6 +29,7 @@ class Evidence:
     passages: dict[int, str]  # what the answer may cite, by number
     other: list[str] = field(default_factory=list)  # tool results: they support claims, but are not cited
     question: str = ""  # numbers the answer restates from it are not the answer's own claims
+    tool_results: list[str] = field(default_factory=list)  # (in `other` too) back a sentence whose claims they hold
 
 
 class CitationChecker:
@@ -46,8 +46,10 @@ class CitationChecker:
         self.model_cites: set[int] = set()  # the current sentence's citations, as the model wrote them
         self.unsupported: list[Unsupported] = []
         self.claims = 0  # sentences with key claims
-        self.numbers = 0  # numbers the answer states (amounts, dates, times), and of those, the ones no source has
-        self.missing_numbers = 0
+        self.citable = 0  # sentences that say something (rarer words), and of those, the ones a passage backs
+        self.backed = 0
+        self.numbered = 0  # sentences stating numbers of their own (amounts, dates, times; not the question's)
+        self.wrong = 0  # of those, the ones where no source has half or more of those numbers
         self._out: list[Token | Unsupported] = []
 
     def feed(self, text: str) -> list[Token | Unsupported]:
@@ -63,12 +65,18 @@ class CitationChecker:
         self._close()
         return self._flush()
 
+    def unbacked(self) -> bool:
+        """Whether no sentence that says something has a passage that backs it: an answer none of whose
+        sentences can be cited is, measured on answers, a wrong one."""
+        return self.citable > 0 and self.backed == 0
+
     def made_up(self) -> bool:
-        """Whether the answer's core is backed by no source: most of its own numbers (the core of most short
-        answers: a price, a date, a count; not those it restates from the question), or, without numbers, every
-        claim."""
-        if self.numbers:
-            return 2 * self.missing_numbers > self.numbers
+        """Whether the answer's core is backed by no source: most of its sentences with numbers of their own
+        (the core of most short answers: a price, a date, a count; not numbers restated from the question) are
+        wrong, a sentence being wrong when no source has half or more of its numbers ("June 16 at 18:30" with
+        no 16 anywhere is a wrong date, whatever the time); without numbers, every claim is unbacked."""
+        if self.numbered:
+            return 2 * self.wrong > self.numbered
         return bool(self.claims) and len(self.unsupported) == self.claims
 
     def _char(self, char: str) -> None:
@@ -145,23 +153,29 @@ class CitationChecker:
         sentence with its closing punctuation, as reported."""
         evidence = self.evidence()
         claims = key_claims(sentence)
+        self.citable += bool(rare_words(sentence))
         if claims:
             self.claims += 1
             missing = unsupported_claims(sentence, [*evidence.passages.values(), *evidence.other])
             restated = key_claims(evidence.question)
-            self.numbers += sum(c[:1].isdigit() and c not in restated for c in claims)
-            self.missing_numbers += sum(c[:1].isdigit() and c not in restated for c in missing)
+            own = sum(c[:1].isdigit() and c not in restated for c in claims)
+            self.numbered += own > 0
+            self.wrong += own > 0 and 2 * sum(c[:1].isdigit() and c not in restated for c in missing) >= own
             if missing:
                 self.unsupported.append(Unsupported(whole, missing))
                 self._out.append(self.unsupported[-1])
                 return ""
-        if len(sentence.split()) < MIN_WORDS or not rare_words(sentence):
+        if not rare_words(sentence):  # "1." of a numbered list, "Yes.": nothing to cite
             return ""
-        backing = sorted(n for n in cites if n in evidence.passages and supports(sentence, evidence.passages[n]))
-        if backing:
-            return " " + "".join(f"[{n}]" for n in backing)
-        n = best_support(sentence, evidence.passages)
-        return f" [{n}]" if n is not None else ""
+        question, passages = evidence.question, evidence.passages
+        backing = sorted(n for n in cites if n in passages and supports(sentence, passages[n], question=question))
+        if not backing:
+            best = best_support(sentence, passages, question=question)
+            backing = [] if best is None else [best]
+        added = own_claims(sentence, question)  # a calculator's or a page's result backs what it holds
+        by_tool = bool(added) and all(any(holds(r, c) for r in evidence.tool_results) for c in added)
+        self.backed += bool(backing) or by_tool
+        return " " + "".join(f"[{n}]" for n in backing) if backing else ""
 
     def _flush(self) -> list[Token | Unsupported]:
         out, self._out = self._out, []

@@ -21,6 +21,9 @@ class AgentConfig(Section):
     temperature: float = Field(
         0.0, ge=0, le=2, description="0: the same answer each time; 0 answered more sample questions right than 0.2."
     )
+    repeat_penalty: float = Field(
+        1.1, ge=1.0, le=2.0, description="Local models: how much to hold back tokens just written or read."
+    )
     max_tokens: int = Field(512, ge=16, le=32768, description="Longest answer, in tokens.")
     context_tokens: int = Field(4096, ge=512, le=131072, description="Context window for local models.")
     threads: int = Field(0, ge=0, description="CPU threads for local models; 0 = all cores.")

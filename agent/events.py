@@ -50,8 +50,8 @@ class Unsupported:
 
 @dataclass
 class Phase:
-    """What the agent does between a tool's result and its first word, so a UI can show it: `step` is
-    "reading" (the model reads `passages` passages before it writes)."""
+    """What the agent does when no words come, so a UI can show it: `step` is "reading" (the model reads
+    `passages` passages before it writes) or "checking" (no source backs the answer: the model is asked again)."""
 
     step: str
     passages: int | None = None

@@ -26,6 +26,10 @@ COMMON = set(
     "all any each every some many much more most other into over under about after before between per".split()
 )
 MIN_OVERLAP = 0.5
+# Words a model capitalises about the prompt itself ("as Passage [2] says"): not names the answer asserts.
+PROMPT_WORDS = {"passage", "passages", "question", "tool", "results"}
+# The numbers that pin a question to one thing: a year, a measurement with decimals ("in 2019", "27.5 inch").
+SPECIFIC = re.compile(r"(?<![\w.,/:-])(?:1\d{3}|2\d{3}|\d+\.\d+)(?!\w|[.,/:-]\d)")
 
 
 def sentences(answer: str) -> list[str]:
@@ -47,7 +51,7 @@ def names(text: str) -> set[str]:
         for match in CAPITALISED.finditer(sentence):
             words = match.group(0).replace("-", " ").split()
             first_word = match.start() == opening
-            while words and words[0].lower() in COMMON:
+            while words and words[0].lower() in COMMON | PROMPT_WORDS:
                 words, first_word = words[1:], False
             if first_word:  # "Hello Ada", "Priya Vantongeren": the opening word may be the sentence's, not the name's
                 words = words[1:]
@@ -68,32 +72,52 @@ def unsupported_claims(text: str, passages: Sequence[str]) -> list[str]:
     return sorted(c for c in key_claims(text) if not any(holds(p, c) for p in passages))
 
 
+def specifics_missing(question: str, passages: Sequence[str]) -> list[str]:
+    """The question's years and decimal measurements that no passage holds. A question about 2019 that no
+    passage found mentions cannot be answered from them, however close their other words."""
+    asked = {n.replace(",", "") for n in SPECIFIC.findall(question)}
+    return sorted(n for n in asked if not any(holds(p, n) for p in passages))
+
+
 def rare_words(text: str) -> set[str]:
     return {w for w in WORD.findall(CITATION_GROUP.sub(" ", text).lower()) if w not in COMMON and len(w) > 2}
 
 
-def overlap(sentence: str, passage: str) -> float:
-    """The share of the sentence's rarer words the passage holds (1.0 for a sentence without any)."""
-    words = rare_words(sentence)
-    return len(words & rare_words(passage)) / len(words) if words else 1.0
+def overlap(sentence: str, passage: str, question: str = "") -> float:
+    """The share of the sentence's rarer words the passage holds (1.0 for a sentence without any), or, if
+    higher, of the words the sentence adds to the `question`: "Jacksonville's ranking in the United States is
+    12th" stands on "12th", not on the question's words it repeats."""
+    words, held = rare_words(sentence), rare_words(passage)
+    share = len(words & held) / len(words) if words else 1.0
+    added = words - rare_words(question)
+    return max(share, len(added & held) / len(added)) if added and question else share
 
 
-def supports(sentence: str, passage: str, min_overlap: float = MIN_OVERLAP) -> bool:
-    """The passage holds the sentence's key claims and at least `min_overlap` of its rarer words."""
-    if any(not holds(passage, claim) for claim in key_claims(sentence)):
+def supports(sentence: str, passage: str, min_overlap: float = MIN_OVERLAP, question: str = "") -> bool:
+    """The passage holds the sentence's key claims and at least `min_overlap` of its rarer words (of those
+    not restated from the `question`)."""
+    if any(not holds(passage, claim) for claim in own_claims(sentence, question)):
         return False
-    return overlap(sentence, passage) >= min_overlap
+    return overlap(sentence, passage, question) >= min_overlap
 
 
-def best_support(sentence: str, passages: dict[int, str], min_overlap: float = MIN_OVERLAP) -> int | None:
+def own_claims(sentence: str, question: str = "") -> set[str]:
+    """The sentence's key claims less those the question holds (restating "the United States" it was asked
+    about asserts nothing)."""
+    return {c for c in key_claims(sentence) if not (question and holds(question, c))}
+
+
+def best_support(
+    sentence: str, passages: dict[int, str], min_overlap: float = MIN_OVERLAP, question: str = ""
+) -> int | None:
     """The number of the passage that supports the sentence best (most of its rarer words; the earlier, better
     ranked passage on a tie), or None when none does."""
-    claims = key_claims(sentence)
+    claims = own_claims(sentence, question)
     best, best_score = None, min_overlap
     for n, text in sorted(passages.items()):
         if any(not holds(text, c) for c in claims):
             continue
-        score = overlap(sentence, text)
+        score = overlap(sentence, text, question)
         if score > best_score or (best is None and score >= best_score):
             best, best_score = n, score
     return best
@@ -111,12 +135,14 @@ class Grounding:
         return self.supported_citations / self.citations if self.citations else None
 
 
-def grounding(answer: str, passages: dict[int, str]) -> Grounding:
-    """Citations checked against the numbered passages the agent was given (`{n: text}`)."""
+def grounding(answer: str, passages: dict[int, str], question: str = "") -> Grounding:
+    """Citations checked against the numbered passages the agent was given (`{n: text}`), as the agent checks
+    them (`agent.citations`): a claim restated from the `question` is not one the answer made up."""
     citations = supported = 0
     for sentence in sentences(answer):
         for n in cited_numbers(sentence):
             if n in passages:
                 citations += 1
-                supported += supports(sentence, passages[n])
-    return Grounding(citations > 0, citations, supported, tuple(unsupported_claims(answer, list(passages.values()))))
+                supported += supports(sentence, passages[n], question=question)
+    unsupported = unsupported_claims(answer, [*passages.values(), question])
+    return Grounding(citations > 0, citations, supported, tuple(unsupported))

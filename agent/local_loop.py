@@ -28,6 +28,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from agent import prompts
 from agent.config import AgentConfig
 from agent.events import Phase
+from agent.grounding import specifics_missing
 from agent.routing import arithmetic_in, gathers_many, only_arithmetic, standalone_query, urls_in
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
@@ -105,7 +106,16 @@ class LocalLoop:
         self.system = prompts.local_system([tool_spec(n) for n in names] if config.local_tool_steps else [])
         self.names = set(names)
 
-    def answer(self, emit: Emit, registry: Passages, question: str, history: Sequence[BaseMessage]) -> str:
+    def answer(
+        self,
+        emit: Emit,
+        registry: Passages,
+        question: str,
+        history: Sequence[BaseMessage],
+        prompt: list[BaseMessage] | None = None,
+    ) -> str:
+        """The answer, streamed through `emit`; `prompt` receives the messages the model answered from (for
+        `ask_again`)."""
         earlier = [str(m.text) for m in history if isinstance(m, HumanMessage)]
         expressions = arithmetic_in(question)
         found: list[Passage] = []
@@ -120,11 +130,16 @@ class LocalLoop:
         results += [self.tool_text(emit, registry, "calculator", {"expression": e}, question) for e in expressions]
         if not found and not results:
             return self.say(emit, prompts.NOT_FOUND)
+        missing = [] if results else specifics_missing(question, [p.text for p in found])
+        if missing:  # "in 2019" and no passage found says 2019: whatever the model wrote would be another year's
+            return self.say(emit, prompts.unsupported_answer(missing))
         messages = self.answer_messages(question, found, results, history, many, query)
         steps = self.config.local_tool_steps
         for step in range(steps + 1):
             if step == steps and step:
                 messages.append(HumanMessage(prompts.ANSWER_NOW))
+            if prompt is not None:
+                prompt[:] = messages
             emit({"phase": Phase("reading", len(registry.all()))})  # the model reads before its first word
             text, call = self.generate(emit, messages, tools=step < steps)
             if call is None:
@@ -203,6 +218,12 @@ class LocalLoop:
         if call is None:  # no more calls allowed, or one that does not parse even under the schema
             return self.say(emit, prompts.NOT_FOUND), None
         return "", call
+
+    def ask_again(self, prompt: list[BaseMessage], answer: str, claims: list[str]) -> str:
+        """The model's second answer, after it hears which of its claims no passage holds (not streamed: the
+        first answer is on screen until this one replaces it)."""
+        messages = [*prompt, AIMessage(answer), HumanMessage(prompts.ask_again(claims))]
+        return "".join(self._stream(messages, stop=[CALL_START])).strip()
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None) -> Iterator[str]:
         for chunk in self.model.stream(messages, config=NOSTREAM, stop=stop):

@@ -141,6 +141,7 @@ def build_llama_cpp(path: str, config: AgentConfig) -> Any:
         n_batch=512,
         model_kwargs={"flash_attn": True},  # faster prompt reading on CPU (bench/agent_model.py measures it)
         temperature=config.temperature,
+        repeat_penalty=config.repeat_penalty,
         max_tokens=config.max_tokens,
         streaming=True,
         verbose=False,

@@ -58,6 +58,14 @@ EXAMPLES = [
      "On Saturdays the library's evening desk runs from 17:05 to 18:35 [1]."),
 ]  # fmt: skip
 
+
+def ask_again(claims: list[str]) -> str:
+    """The second chance a made-up answer gets: which of its claims no passage holds."""
+    said = f"None of the passages says {', '.join(claims[:4])}." if claims else "No passage says that."
+    how = "Answer again using only what the passages say, copying the exact words and citing them"
+    return f"{said} {how}, or reply exactly: {NOT_FOUND}"
+
+
 ANSWER_NOW = "Answer now, from the passages and tool results above."
 GATHER = "Go through every passage: count or add up each matching item, and say how many you found and where."
 

@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from agent import prompts
 from agent.citations import CitationChecker, Evidence
 from agent.config import AgentConfig
-from agent.events import Answer, Done, Error, Event, Sources, Token, ToolEnd, ToolStart, fold
+from agent.events import Answer, Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart, fold
 from agent.grounding import sentences
 from agent.local_loop import LocalLoop
 from agent.memory import Threads
@@ -41,6 +41,7 @@ class TurnContext:
     tool_results: list[str] = field(default_factory=list)  # calculator and scraper outputs: they back claims too
     question: str = ""
     earlier: list[str] = field(default_factory=list)  # the user's earlier questions in this conversation, in order
+    prompt: list[BaseMessage] = field(default_factory=list)  # what the local model answered from (retrieval-first)
 
     def standalone(self, query: str) -> str:
         """A follow-up query as the search tool runs it (see `agent.routing.standalone_query`)."""
@@ -105,7 +106,8 @@ class Agent:
         def answer(state: MessagesState, runtime: Runtime[TurnContext]) -> dict[str, list[BaseMessage]]:
             question = message_text(state["messages"][-1])
             history = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
-            text = self.loop.answer(get_stream_writer(), runtime.context.passages, question, history)
+            context = runtime.context
+            text = self.loop.answer(get_stream_writer(), context.passages, question, history, context.prompt)
             return {"messages": [AIMessage(text)]}
 
         graph = StateGraph(MessagesState, context_schema=TurnContext)
@@ -169,9 +171,13 @@ class Agent:
             yield from checker.feed(self._last_answer(thread_id))
         yield from checker.finish()
         text, retracted = checker.text.strip(), ""
-        if _core_unsupported(text, checker):
+        if _core_unsupported(text, checker, strict=not self.tool_calling):
             claims = sorted({c for u in checker.unsupported for c in u.claims})
-            text, retracted = prompts.unsupported_answer(claims), text
+            if not self.tool_calling:
+                yield Phase("checking")
+            second = self._ask_again(context, text, claims)
+            retracted, text = text, second.text.strip() if second else prompts.unsupported_answer(claims)
+            checker = second or checker
         self._keep_final(config, text)
         cited = context.passages.cited_in(text)
         numbers = {p.n for p in cited}
@@ -187,6 +193,24 @@ class Agent:
             checker.unsupported,
             retracted,
         )
+
+    def _ask_again(self, context: TurnContext, answer: str, claims: list[str]) -> CitationChecker | None:
+        """A made-up answer's one second chance (retrieval-first path): the model hears which of its claims no
+        passage holds and answers again, checked like the first. None when it gives up or makes things up again
+        (then the answer says the knowledge base does not say)."""
+        if self.tool_calling or not context.prompt:
+            return None
+        try:
+            reply = self.loop.ask_again(context.prompt, answer, claims)
+        except Exception:  # a model failing now leaves the first check standing: the not-found answer
+            return None
+        checker = CitationChecker(partial(_evidence, context))
+        checker.feed(reply)
+        checker.finish()
+        text = checker.text.strip()
+        if not text or text.startswith(prompts.NOT_FOUND) or _core_unsupported(text, checker, strict=True):
+            return None
+        return checker
 
     def _keep_final(self, config: dict[str, Any], text: str) -> None:
         """The thread keeps the answer as the user was shown it (citations added, or replaced), so a reopened
@@ -253,12 +277,16 @@ class Agent:
 
 def _evidence(context: TurnContext) -> Evidence:
     said = [context.question, *context.earlier]  # the user's own words: what they said is not made up
-    return Evidence({p.n: p.text for p in context.passages.all()}, [*context.tool_results, *said], context.question)
+    passages = {p.n: p.text for p in context.passages.all()}
+    return Evidence(passages, [*context.tool_results, *said], context.question, context.tool_results)
 
 
-def _core_unsupported(text: str, checker: CitationChecker) -> bool:
-    """A short answer (three sentences at most) whose core no source backs (`CitationChecker.made_up`)."""
-    return len(sentences(text)) <= 3 and checker.made_up()
+def _core_unsupported(text: str, checker: CitationChecker, strict: bool = False) -> bool:
+    """A short answer (three sentences at most) whose core no source backs (`CitationChecker.made_up`), or,
+    when `strict` (small local models: measured there), none of whose sentences a passage backs."""
+    if text.startswith(prompts.NOT_FOUND):  # an abstention asserts nothing
+        return False
+    return len(sentences(text)) <= 3 and (checker.made_up() or (strict and checker.unbacked()))
 
 
 def _count_usage(mode: str, chunk: Any, usage: dict[str, int]) -> None:

@@ -117,7 +117,7 @@ def answer_row(
     row.error, row.cited_passages, row.replaced = heard.error, heard.cited, heard.replaced
     if heard.error:
         return row
-    found = grounding(answer, heard.passages)
+    found = grounding(answer, heard.passages, question.question)
     row.abstained = abstains(answer)
     row.cited, row.citations, row.supported_citations = found.cited, found.citations, found.supported_citations
     row.unsupported = list(found.unsupported)

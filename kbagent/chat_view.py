@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from agent.events import Done, Error, Event, Sources, Token, ToolEnd, ToolStart
+from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from agent.runner import Agent
 from kbagent.errors import KbagentError
 
@@ -36,6 +36,8 @@ class TerminalRenderer:
         elif isinstance(event, ToolEnd) and self.show_tools:
             status = "ok" if event.ok else "[red]failed[/]"
             out.print(f"[dim]← {event.name} {status} in {event.seconds:.2f}s[/]")
+        elif isinstance(event, Phase) and event.step == "checking":
+            out.print("\n[dim]No source backs that answer: asking the model again…[/]", end="")
         elif isinstance(event, Sources):
             self.sources, self.retrieved = event.cited, event.retrieved
         elif isinstance(event, Done):

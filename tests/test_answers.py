@@ -64,6 +64,15 @@ def test_citation_support_and_grounding() -> None:
     assert found.cited and found.citations == 2 and found.supported_citations == 1  # [7] was never given
     assert found.support == 0.5 and found.unsupported == ("18:00",)
     assert not grounding("No brackets here.", {1: passage}).cited
+    ranked = "Jacksonville is the 12th most populous city in the US."
+    question = "What is Jacksonville's rank by size among United States cities?"
+    said = "By size, Jacksonville's rank among United States cities is 12th."
+    assert not supports(said, ranked)  # most of its words are not in the passage...
+    assert supports(said, ranked, question=question)  # ...but they are the question's: "12th" is the claim
+    assert not supports(said.replace("12th", "14th"), ranked, question=question)
+    restated = "The workshop of Ada Okafor opens at 10:00 [1]. According to Passage [1], it closes at 16:00."
+    assert grounding(restated, {1: passage}).unsupported == ("ada okafor",)  # "Passage" is not a name
+    assert not grounding(restated, {1: passage}, "When does the workshop of Ada Okafor open?").unsupported
 
 
 def test_judge_reply_parsed_and_malformed_is_a_clear_error() -> None:

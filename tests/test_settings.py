@@ -54,6 +54,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_MODEL": ("ollama:qwen2.5:7b", "agent.model", "ollama:qwen2.5:7b"),
     "KBAGENT_TOOL_CALLING": ("off", "agent.tool_calling", "off"),
     "KBAGENT_TEMPERATURE": ("0.3", "agent.temperature", 0.3),
+    "KBAGENT_REPEAT_PENALTY": ("1.0", "agent.repeat_penalty", 1.0),
     "KBAGENT_MAX_TOKENS": ("256", "agent.max_tokens", 256),
     "KBAGENT_CONTEXT_TOKENS": ("8192", "agent.context_tokens", 8192),
     "KBAGENT_THREADS": ("2", "agent.threads", 2),

@@ -59,6 +59,8 @@ class AnswerView:
             self.notice = None
         elif isinstance(event, ToolStart):
             self.parts.append(ToolCall(event.call_id, event.name, dict(event.args or {})))
+        elif isinstance(event, Phase) and event.step == "checking":
+            self.notice = "No source backs that answer: asking the model again…"
         elif isinstance(event, Phase):
             count = event.passages
             self.notice = f"Reading {count} passage{'' if count == 1 else 's'}…" if count else "Reading…"
@@ -80,7 +82,7 @@ class AnswerView:
     def step(self) -> str:
         """What the agent does now, in words, for the sources panel while the answer is not done."""
         if self.parts and isinstance(self.parts[-1], list):
-            return "Writing the answer…"
+            return self.notice or "Writing the answer…"  # a notice after words: the answer is being checked
         if self.parts and self.parts[-1].output is None:  # type: ignore[union-attr]
             call = self.parts[-1]
             return "Searching the knowledge base…" if call.name == "search_knowledge_base" else f"Running {call.name}…"  # type: ignore[union-attr]
