@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -180,10 +183,28 @@ def watch(
                 raise typer.Exit(1)
             return
         out.print(f"watching {len(watcher.folders)} folder(s); Ctrl+C stops", markup=False)
-        try:
-            watcher.run(show, progress=lambda: LineProgress(err))
-        except KeyboardInterrupt:
-            out.print("stopped watching")
+        with _stop_on_ctrl_c() as stop:
+            watcher.run(show, stop=stop, progress=lambda: LineProgress(err))
+        out.print("stopped watching")
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """An event Ctrl+C sets, so that a watch ends between batches (the one being synced finishes) rather than
+    wherever the interrupt lands, where a library may swallow it; a second Ctrl+C interrupts at once."""
+    stop = threading.Event()
+
+    def interrupted(signum: int, frame: Any) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield stop
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @app.command()
