@@ -152,27 +152,27 @@ class CitationChecker:
         passages of the model's own `cites` that back it, else the passage that backs it best. `whole` is the
         sentence with its closing punctuation, as reported."""
         evidence = self.evidence()
-        claims = key_claims(sentence)
-        self.citable += bool(rare_words(sentence))
+        question, passages = evidence.question, evidence.passages
+        claims, says = key_claims(sentence), bool(rare_words(sentence))
+        added = own_claims(sentence, question)  # not restated from the question
+        self.citable += says
         if claims:
             self.claims += 1
-            missing = unsupported_claims(sentence, [*evidence.passages.values(), *evidence.other])
-            restated = key_claims(evidence.question)
-            own = sum(c[:1].isdigit() and c not in restated for c in claims)
-            self.numbered += own > 0
-            self.wrong += own > 0 and 2 * sum(c[:1].isdigit() and c not in restated for c in missing) >= own
+            missing = unsupported_claims(sentence, [*passages.values(), *evidence.other])
+            numbers = {c for c in added if c[:1].isdigit()}
+            self.numbered += bool(numbers)
+            self.wrong += bool(numbers) and 2 * len(numbers.intersection(missing)) >= len(numbers)
             if missing:
                 self.unsupported.append(Unsupported(whole, missing))
                 self._out.append(self.unsupported[-1])
                 return ""
-        if not rare_words(sentence):  # "1." of a numbered list, "Yes.": nothing to cite
+        if not says:  # "1." of a numbered list, "Yes.": nothing to cite
             return ""
-        question, passages = evidence.question, evidence.passages
         backing = sorted(n for n in cites if n in passages and supports(sentence, passages[n], question=question))
         if not backing:
             best = best_support(sentence, passages, question=question)
             backing = [] if best is None else [best]
-        added = own_claims(sentence, question)  # a calculator's or a page's result backs what it holds
+        # a calculator's or a page's result backs what it holds
         by_tool = bool(added) and all(any(holds(r, c) for r in evidence.tool_results) for c in added)
         self.backed += bool(backing) or by_tool
         return " " + "".join(f"[{n}]" for n in backing) if backing else ""

@@ -75,7 +75,7 @@ def unsupported_claims(text: str, passages: Sequence[str]) -> list[str]:
 def specifics_missing(question: str, passages: Sequence[str]) -> list[str]:
     """The question's years and decimal measurements that no passage holds. A question about 2019 that no
     passage found mentions cannot be answered from them, however close their other words."""
-    asked = {n.replace(",", "") for n in SPECIFIC.findall(question)}
+    asked = set(SPECIFIC.findall(question))  # no thousands separators: a year or a decimal has none
     return sorted(n for n in asked if not any(holds(p, n) for p in passages))
 
 

@@ -173,9 +173,10 @@ class Agent:
         text, retracted = checker.text.strip(), ""
         if _core_unsupported(text, checker, strict=not self.tool_calling):
             claims = sorted({c for u in checker.unsupported for c in u.claims})
-            if not self.tool_calling:
+            second = None
+            if context.prompt:  # the retrieval-first path: the model gets one second try
                 yield Phase("checking")
-            second = self._ask_again(context, text, claims)
+                second = self._ask_again(context, text, claims)
             retracted, text = text, second.text.strip() if second else prompts.unsupported_answer(claims)
             checker = second or checker
         self._keep_final(config, text)
@@ -198,8 +199,6 @@ class Agent:
         """A made-up answer's one second chance (retrieval-first path): the model hears which of its claims no
         passage holds and answers again, checked like the first. None when it gives up or makes things up again
         (then the answer says the knowledge base does not say)."""
-        if self.tool_calling or not context.prompt:
-            return None
         try:
             reply = self.loop.ask_again(context.prompt, answer, claims)
         except Exception:  # a model failing now leaves the first check standing: the not-found answer
