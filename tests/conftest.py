@@ -66,6 +66,15 @@ def wait_for_server(
     pytest.fail(f"{what} did not start within 180 s: {log_path.read_text(errors='replace')[-2000:]}")
 
 
+def stop_server(proc: subprocess.Popen, wait_s: float) -> None:  # type: ignore[type-arg]
+    """Stops a server a test started: asked to end, then killed if it has not within `wait_s`."""
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The real shipped all-MiniLM-L6-v2 as the default settings build it (onnxruntime), loaded once."""
@@ -102,11 +111,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.kill()
         pytest.fail("chroma run did not start within 60 s")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc, 10)
     log.close()
 
 

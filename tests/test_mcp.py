@@ -22,7 +22,7 @@ from ingest import IngestConfig, build_ingestor
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from tests.conftest import REPO, SAMPLES, free_port, wait_for_server
+from tests.conftest import REPO, SAMPLES, free_port, stop_server, wait_for_server
 from tests.openai_stand_in import ANSWER, openai_stand_in
 from tests.web_site import Site, web_site  # noqa: F401
 
@@ -118,11 +118,7 @@ def app_with_mcp(server_env: dict[str, str], data_dir: Path) -> Iterator[str]:
     # Up, and its /mcp routed: a 401 (the login) counts, a 404 (Gradio alone) does not.
     wait_for_server(f"{url}/mcp", proc, log_path, "kbagent serve", up=lambda status: status != 404)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc, 15)
 
 
 def _http_client(user_password: str | None) -> Any:

@@ -21,7 +21,7 @@ from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
 from tests import parts
-from tests.conftest import REPO, SAMPLES, free_port, wait_for_server
+from tests.conftest import REPO, SAMPLES, free_port, stop_server, wait_for_server
 from tests.openai_stand_in import ANSWER, Recorded, openai_stand_in
 
 pytestmark = pytest.mark.slow
@@ -58,11 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
         # Up, and the API routed: a 401 (the login) counts, a 404 (Gradio alone) does not.
         wait_for_server(f"{url}/models", proc, log_path, "kbagent serve", up=lambda status: status != 404)
         yield url, requests
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc, 15)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from ingest.web.browser import FLAGS
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests import parts
-from tests.conftest import REPO, SAMPLES, free_port
+from tests.conftest import REPO, SAMPLES, free_port, stop_server
 from tests.ui_app import RunningApp, running_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -341,11 +341,7 @@ def test_login_is_required_when_auth_is_set(browser: Any, tmp_path: Path, outsid
         context.close()
         assert outside == []
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc, 20)
         log.close()
 
 
