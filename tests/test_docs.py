@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -156,6 +157,22 @@ def test_every_figure_quoted_is_in_the_result_file_it_names() -> None:
                 missing.append(f"{page.relative_to(REPO)}: {shown} not in {', '.join(cited)}: {block[:160]}")
     assert checked >= 50, "the figures' markup changed: each line quoting a figure names its bench/results file"
     assert not missing, "\n".join(missing)
+
+
+def test_site_builds_without_warnings(tmp_path: Path) -> None:
+    """mkdocs --strict: every page in the navigation, every link and anchor found (mkdocs' own check)."""
+    mkdocs = shutil.which("mkdocs", path=str(VENV_BIN)) or shutil.which("mkdocs")
+    assert mkdocs, "mkdocs is a test dependency (pip install -e '.[test]')"
+    result = subprocess.run(
+        [mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "site" / "reference" / "settings.html").is_file()
 
 
 def _runnable(page: Path) -> list[tuple[str, str]]:
