@@ -50,9 +50,9 @@ class AgentConfig(Section):
         ge=0,
         le=5,
         description="Tool calls a local model may make after the first search (search again, calculator, "
-        "scraper), in its own tool-call format; 0 = answer from the first search. The embedded coder model makes "
-        "none and abstains more with tools offered (bench/answers.py), so 0 by default; try 2 with a general "
-        "instruction-tuned GGUF (`kbagent models pull`).",
+        "scraper), in its own tool-call format; 0 = answer from the first search. With the embedded coder model, 2 "
+        "answered the sample set's two-step questions no better than 0 and took longer (docs/benchmarks.md), so 0 "
+        "by default; try 2 with a general instruction-tuned GGUF (`kbagent models pull`).",
     )
     min_similarity: float = Field(
         0.3,
