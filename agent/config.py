@@ -22,11 +22,20 @@ class AgentConfig(Section):
         0.0, ge=0, le=2, description="0: the same answer each time; 0 answered more sample questions right than 0.2."
     )
     repeat_penalty: float = Field(
-        1.1, ge=1.0, le=2.0, description="Local models: how much to hold back tokens just written or read."
+        1.1,
+        ge=1.0,
+        le=2.0,
+        description="Local models: how much to hold back tokens just written or read (1.1 is llama.cpp's "
+        "default; 1.0 lets the model copy what it just read).",
     )
     max_tokens: int = Field(512, ge=16, le=32768, description="Longest answer, in tokens.")
     context_tokens: int = Field(4096, ge=512, le=131072, description="Context window for local models.")
-    threads: int = Field(0, ge=0, description="CPU threads for local models; 0 = all cores.")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads for local models; 0 = all cores.",
+        json_schema_extra={"shown_default": "all cores"},
+    )
     k: int = Field(5, ge=1, le=20, alias="agent_k", description="Passages the agent retrieves per search.")
     context_chars: int = Field(
         1000,
@@ -41,9 +50,9 @@ class AgentConfig(Section):
         ge=0,
         le=5,
         description="Tool calls a local model may make after the first search (search again, calculator, "
-        "scraper), in its own tool-call format; 0 = answer from the first search. The embedded coder model makes "
-        "none and abstains more with tools offered (bench/answers.py), so 0 by default; try 2 with a general "
-        "instruction-tuned GGUF (`kbagent models pull`).",
+        "scraper), in its own tool-call format; 0 = answer from the first search. With the embedded coder model, 2 "
+        "answered the sample set's two-step questions no better than 0 and took longer (docs/benchmarks.md), so 0 "
+        "by default; try 2 with a general instruction-tuned GGUF (`kbagent models pull`).",
     )
     min_similarity: float = Field(
         0.3,
@@ -57,18 +66,22 @@ class AgentConfig(Section):
 class ProviderKeys(Section):
     """Read from the providers' usual variable names (OPENAI_API_KEY, ...), without the KBAGENT_ prefix."""
 
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    anthropic_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = Field(None, description="OpenAI's key, for openai: models and embeddings.")
+    openai_base_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible server for openai: models (vLLM, llama.cpp's server, LM Studio, "
+        "`kbagent serve-model`); unset = OpenAI.",
+    )
+    anthropic_api_key: SecretStr | None = Field(None, description="Anthropic's key, for anthropic: models.")
     anthropic_base_url: str = Field("https://api.anthropic.com/v1/", description="Anthropic's OpenAI-compatible API.")
-    google_api_key: SecretStr | None = None
+    google_api_key: SecretStr | None = Field(None, description="Google's key, for gemini: models.")
     gemini_base_url: str = Field(
         "https://generativelanguage.googleapis.com/v1beta/openai/", description="Gemini's OpenAI-compatible API."
     )
-    deepseek_api_key: SecretStr | None = None
+    deepseek_api_key: SecretStr | None = Field(None, description="DeepSeek's key, for deepseek: models.")
     deepseek_base_url: str = Field("https://api.deepseek.com/v1", description="DeepSeek's OpenAI-compatible API.")
-    hf_token: SecretStr | None = None
-    ollama_host: str = "http://127.0.0.1:11434"
+    hf_token: SecretStr | None = Field(None, description="A Hugging Face token for `kbagent models pull`.")
+    ollama_host: str = Field("http://127.0.0.1:11434", description="The Ollama server for ollama: models.")
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)

@@ -1,5 +1,5 @@
 """One way every benchmark saves its figures: `bench/results/NAME.json`, committed, with the command that made
-it, when, and on what machine, so each figure the README quotes has its artifact."""
+it, when, and on what machine, so each figure the docs quote has its artifact."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def save(name: str, figures: Any, path: Path | None = None) -> Path:
         "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} "
         f"{platform.python_version()}",
+        "load_average_1min": round(os.getloadavg()[0], 1),  # above the CPU count: the CPU was shared
         "figures": figures,
     }
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -85,6 +85,7 @@ def main() -> None:
     from kbagent.settings import Settings
     from tests.ui_app import running_app, write_docs
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", collection=f"b{uuid.uuid4().hex[:10]}", _env_file=None)
         with running_app(settings, delay_s=args.word_delay, docs=[write_docs(Path(tmp) / "docs")]) as app:
@@ -103,6 +104,9 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "load_average_1min_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "note": "the app, the clients and the scripted model on the same CPUs; shared with other jobs when the "
+        "load average before exceeds 1",
     }
     save("ui_load", result, args.out)
     print(

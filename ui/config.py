@@ -13,7 +13,11 @@ from knowledge_base.config import Section
 class AppConfig(Section):
     host: str = Field("127.0.0.1", description="Address the app listens on; beyond localhost, set auth.")
     port: int = Field(7860, ge=1, le=65535, description="Port the app listens on.")
-    auth: SecretStr | None = Field(None, description="user:password turns the app's login on.")
+    auth: SecretStr | None = Field(
+        None,
+        description="user:password turns the app's login on; the API, MCP and /v1 then need it too. Masked by "
+        "`kbagent config`.",
+    )
     free_model_paths: bool = Field(
         False,
         alias="app_free_model_paths",

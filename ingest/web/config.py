@@ -21,7 +21,11 @@ class FetchConfig(Section):
         5, ge=0, le=30, alias="fetch_max_redirects", description="Redirect hops followed (each one checked)."
     )
     crawl_delay_s: float = Field(1.0, ge=0, le=60, description="Pause between requests to one site when crawling.")
-    browser_path: str = Field("", description="Chromium for JavaScript pages; empty = Playwright's, else system.")
+    browser_path: str = Field(
+        "",
+        description="Chromium for JavaScript pages.",
+        json_schema_extra={"shown_default": "Playwright's Chromium if installed, else the system one"},
+    )
     user_agent: str = Field(DEFAULT_USER_AGENT, description="Sent with web requests.")
 
     @property
