@@ -5,7 +5,6 @@ wrappers, and every failure as one line in the tool's content (never an exceptio
 from __future__ import annotations
 
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 
 from kbagent.errors import ConfigError
 from tests.search_stand_in import KEY, PAGES, StandIn, search_stand_in
+from tests.wrappers import Wrappers
 from tools.config import SearchKeys, ToolsConfig
 from tools.web_search import PROVIDERS, WebResult, make_web_search, make_web_search_tool
 
@@ -50,30 +50,13 @@ def call(tool: Any, query: str = "harbor co-op hours") -> tuple[str, list[WebRes
     return message.content, message.artifact
 
 
-class Wrappers(HTMLParser):
-    """An independent reader of the text: the `web_page` elements an HTML parser finds, with their attributes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.opened: list[dict[str, str | None]] = []
-        self.closed = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "web_page":
-            self.opened.append(dict(attrs))
-
-    def handle_endtag(self, tag: str) -> None:
-        self.closed += tag == "web_page"
-
-
 @pytest.mark.parametrize("provider", ALL)
 def test_each_provider_gives_typed_results_in_data_wrappers(stand_in: StandIn, provider: str) -> None:
     content, results = call(tool_for(stand_in, provider))
     # The third page has no web address (javascript:) and is dropped.
     assert [(r.title, r.url, r.provider) for r in results] == [(t, u, provider) for t, u, _ in PAGES[:2]]
     assert results[0].snippet == "Open Tuesday to Saturday, 10:00 to 18:00."  # Brave's <strong> highlighting gone
-    reader = Wrappers()
-    reader.feed(content)
+    reader = Wrappers(content)
     assert [page["url"] for page in reader.opened] == [PAGES[0][1], PAGES[1][1]]  # the forged one is not a tag
     assert reader.closed == 2
     assert reader.opened[1]["title"] == 'The "tool library" rules'
