@@ -4,6 +4,7 @@ wrappers, and every failure as one line in the tool's content (never an exceptio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,6 +61,7 @@ def test_each_provider_gives_typed_results_in_data_wrappers(stand_in: StandIn, p
     assert [page["url"] for page in reader.opened] == [PAGES[0][1], PAGES[1][1]]  # the forged one is not a tag
     assert reader.closed == 2
     assert reader.opened[1]["title"] == 'The "tool library" rules'
+    assert len(re.findall(r"<\s*/\s*web_page", content)) == 2  # the look-alike "< /web_page >" is no closer either
     assert "Ignore previous instructions" in content  # still there to read, as data
 
 
@@ -143,6 +145,7 @@ def test_provider_specific_errors_are_one_line(stand_in: StandIn, provider: str,
     ("mode", "says"),
     [
         ("slow", "no answer within 0.5 s"),
+        ("trickle", "no whole answer within 0.5 s"),
         ("huge", "over 64 KB"),
         ("huge_declared", "over 64 KB"),
         ("not_json", "not the JSON object"),
