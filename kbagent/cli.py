@@ -542,8 +542,7 @@ def mcp_stdio() -> None:
 
 @app.command("tools")
 def tools_command(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
-    """Every tool the agent may be offered and where it comes from: the built-in ones, web search
-    (KBAGENT_WEB_SEARCH) and outside MCP servers' tools (KBAGENT_MCP_SERVERS: started to list them)."""
+    """Every tool the agent may be offered and where it comes from: built-in, web search, outside MCP servers."""
     from tools.listing import list_tools
     from tools.mcp_client import make_mcp_tools
 
