@@ -4,6 +4,7 @@ wrappers, and every failure as one line in the tool's content (never an exceptio
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -217,3 +218,12 @@ def test_the_owners_endpoint_on_loopback_is_reached_without_the_guard(stand_in: 
         fetcher.fetch_page(stand_in.endpoint("searxng"))
     _, results = call(tool_for(stand_in, "searxng"))
     assert len(results) == 2
+
+
+def test_a_key_in_the_query_string_is_masked_in_httpx_logs(stand_in: StandIn, caplog: pytest.LogCaptureFixture) -> None:
+    """SerpApi takes its key as `api_key=`; httpx logs request URLs at INFO."""
+    tool = tool_for(stand_in, "serpapi")
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        call(tool)
+    logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "httpx")
+    assert "api_key=***" in logged and KEY not in logged

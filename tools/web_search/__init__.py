@@ -9,6 +9,8 @@ key, a rate limit, a timeout, an oversized or malformed response) is one line fo
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +54,20 @@ def parse_choice(value: str) -> tuple[Provider, str]:
     return provider, url
 
 
+class _NoKeysInLogs(logging.Filter):
+    """httpx logs each request's URL at INFO, and SerpApi takes its key in the query: the key is masked there."""
+
+    KEY = re.compile(r"(api_key=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg, record.args = self.KEY.sub(r"\1***", record.getMessage()), None
+        return True
+
+
+_no_keys_in_logs = _NoKeysInLogs()
+
+
 class WebSearch:
     """One configured provider, bounded in time (`web_search_timeout_s`, the whole response), size
     (`web_search_max_kb`) and results (`web_search_results`). One HTTP client is shared by every call."""
@@ -65,6 +81,7 @@ class WebSearch:
         self.max_bytes = config.web_search_max_kb * 1024
         # follow_redirects off: the owner configured this address; a redirect is reported, not followed elsewhere.
         self._client = httpx.Client(timeout=self.timeout_s, follow_redirects=False)
+        logging.getLogger("httpx").addFilter(_no_keys_in_logs)  # a filter is added at most once
 
     @property
     def origin(self) -> str:
