@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.tools import BaseTool
+from langchain_tests.integration_tests import ToolsIntegrationTests
+from langchain_tests.unit_tests import ToolsUnitTests
 
 from kbagent.errors import ConfigError
 from tests.conftest import REPO, free_port, stop_server, wait_for_server
@@ -275,3 +278,28 @@ def test_kbagent_tools_lists_every_tool_and_where_it_comes_from(tmp_path: Path) 
     assert "outside__wipe_notes" not in listed
     assert "MCP server 'broken' left out" in run.stderr and "wipe_notes is marked destructive" in run.stderr
     assert processes_with(marker) == []
+
+
+# ---- LangChain's standard suites (langchain-tests), on the stdio server's lookup --------------------------------
+
+
+class _OutsideTool:
+    @pytest.fixture(autouse=True)
+    def _offered(self, offered: tuple[dict[str, Any], list[str]]) -> None:
+        self.tool = offered[0]["outside__lookup"]
+
+    @property
+    def tool_constructor(self) -> BaseTool:
+        return self.tool  # type: ignore[no-any-return]
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return {"term": "ferry"}
+
+
+class TestOutsideToolUnit(_OutsideTool, ToolsUnitTests):
+    pass
+
+
+class TestOutsideToolStandard(_OutsideTool, ToolsIntegrationTests):
+    pass

@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from langchain_core.tools import BaseTool
+from langchain_tests.integration_tests import ToolsIntegrationTests
+from langchain_tests.unit_tests import ToolsUnitTests
 from pydantic import ValidationError
 
 from kbagent.errors import ConfigError
@@ -227,3 +230,28 @@ def test_a_key_in_the_query_string_is_masked_in_httpx_logs(stand_in: StandIn, ca
         call(tool)
     logged = "\n".join(record.getMessage() for record in caplog.records if record.name == "httpx")
     assert "api_key=***" in logged and KEY not in logged
+
+
+# ---- LangChain's standard suites (langchain-tests), on the SearXNG stand-in --------------------------------------
+
+
+class _WebSearchTool:
+    @pytest.fixture(autouse=True)
+    def _served(self, stand_in: StandIn) -> None:
+        self.stand_in = stand_in
+
+    @property
+    def tool_constructor(self) -> BaseTool:
+        return tool_for(self.stand_in, "searxng")  # type: ignore[no-any-return]
+
+    @property
+    def tool_invoke_params_example(self) -> dict[str, Any]:
+        return {"query": "harbor co-op hours"}
+
+
+class TestWebSearchToolUnit(_WebSearchTool, ToolsUnitTests):
+    pass
+
+
+class TestWebSearchToolStandard(_WebSearchTool, ToolsIntegrationTests):
+    pass
