@@ -540,6 +540,30 @@ def mcp_stdio() -> None:
         serve_stdio(Services(parts, available_models(parts.settings.keys)), parts.settings.app.mcp_writes)
 
 
+@app.command("tools")
+def tools_command(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+    """Every tool the agent may be offered and where it comes from: built-in, web search, outside MCP servers."""
+    from tools.listing import list_tools
+    from tools.mcp_client import make_mcp_tools
+
+    with _components() as parts:
+        hub = parts.mcp
+        outside, notes = make_mcp_tools(hub) if hub is not None else ([], [])
+        listed = list_tools(parts.web_search, outside)
+        notes = [*(hub.problems if hub is not None else []), *notes]
+    if json_out:
+        print(json.dumps([t.as_dict() for t in listed], indent=2, ensure_ascii=False))
+    else:
+        from rich.table import Table
+
+        table = Table("tool", "from", "local loop", "description")
+        for t in listed:
+            table.add_row(_safe(t.name), _safe(t.origin), "yes" if t.local_loop else "no", _safe(t.description))
+        _console().print(table)
+    for note in notes:
+        _console(stderr=True).print(f"[yellow]{_safe(note)}[/]")
+
+
 @app.command("serve-model")
 def serve_model(
     path: Annotated[Path, typer.Argument(help="A GGUF whose chat template writes <tool_call> (Qwen2.5 and kin).")],

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from knowledge_base import KnowledgeBase
     from knowledge_base.config import Mode
     from knowledge_base.embeddings import Embedder
+    from tools.mcp_client import McpHub
+    from tools.web_search import WebSearch
 
 
 def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
@@ -125,6 +127,10 @@ class Components:
         built = self.__dict__
         if "fetcher" in built:
             built["fetcher"].close()
+        if built.get("web_search") is not None:
+            built["web_search"].close()
+        if built.get("mcp") is not None:
+            built["mcp"].close()
         if "threads" in built:
             built["threads"].close()
         if "kb" in built:
@@ -158,6 +164,21 @@ class Components:
         from tools.scraper import make_scraper
 
         return make_scraper(self.fetcher)
+
+    @cached_property
+    def web_search(self) -> WebSearch | None:
+        """The configured web search provider (KBAGENT_WEB_SEARCH), None when off; a missing key is a ConfigError."""
+        from tools.web_search import make_web_search
+
+        return make_web_search(self.settings.tools, self.settings.search_keys)
+
+    @cached_property
+    def mcp(self) -> McpHub | None:
+        """The outside MCP servers (KBAGENT_MCP_SERVERS), started (`problems`: one line per server left out), None
+        when unset; stdio servers' stderr goes to DATA_DIR/logs."""
+        from tools.mcp_client import start_mcp
+
+        return start_mcp(self.settings.tools, self.settings.store.data_dir / "logs")
 
     @cached_property
     def models(self) -> ModelFactory:

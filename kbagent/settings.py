@@ -20,6 +20,7 @@ from evaluation.config import EvalConfig
 from ingest.config import IngestConfig
 from ingest.web.config import FetchConfig
 from knowledge_base.config import EmbeddingConfig, SearchConfig, StoreConfig
+from tools.config import SearchKeys, ToolsConfig
 from ui.config import AppConfig
 
 PREFIX = "KBAGENT_"
@@ -30,11 +31,13 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "ingest": IngestConfig,
     "web": FetchConfig,
     "agent": AgentConfig,
+    "tools": ToolsConfig,
     "eval": EvalConfig,
     "app": AppConfig,
     "keys": ProviderKeys,
+    "search_keys": SearchKeys,
 }
-UNPREFIXED = {"keys"}  # read under the providers' own variable names
+UNPREFIXED = {"keys", "search_keys"}  # read under the providers' own variable names
 
 
 def _flat_fields() -> dict[str, tuple[str, str]]:
@@ -85,9 +88,11 @@ class Settings(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     web: FetchConfig = Field(default_factory=FetchConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     app: AppConfig = Field(default_factory=AppConfig)
     keys: ProviderKeys = Field(default_factory=ProviderKeys)
+    search_keys: SearchKeys = Field(default_factory=SearchKeys)
 
     @classmethod
     def settings_customise_sources(

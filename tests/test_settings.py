@@ -81,6 +81,18 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "DEEPSEEK_BASE_URL": ("http://127.0.0.1:8093/v1", "keys.deepseek_base_url", "http://127.0.0.1:8093/v1"),
     "HF_TOKEN": ("hf-t", "keys.hf_token", "hf-t"),
     "OLLAMA_HOST": ("127.0.0.1:11500", "keys.ollama_host", "127.0.0.1:11500"),
+    "KBAGENT_WEB_SEARCH": ("searxng:http://127.0.0.1:8888", "tools.web_search", "searxng:http://127.0.0.1:8888"),
+    "KBAGENT_WEB_SEARCH_RESULTS": ("8", "tools.web_search_results", 8),
+    "KBAGENT_WEB_SEARCH_TIMEOUT_S": ("4", "tools.web_search_timeout_s", 4.0),
+    "KBAGENT_WEB_SEARCH_MAX_KB": ("512", "tools.web_search_max_kb", 512),
+    "KBAGENT_MCP_SERVERS": ("/etc/kb/mcp.json", "tools.mcp_servers", Path("/etc/kb/mcp.json")),
+    "KBAGENT_MCP_TIMEOUT_S": ("12", "tools.mcp_timeout_s", 12.0),
+    "KBAGENT_MCP_MAX_OUTPUT_CHARS": ("5000", "tools.mcp_max_output_chars", 5000),
+    "KBAGENT_MCP_START_TIMEOUT_S": ("20", "tools.mcp_start_timeout_s", 20.0),
+    "BRAVE_SEARCH_API_KEY": ("b-k", "search_keys.brave_search_api_key", "b-k"),
+    "BRAVE_API_KEY": ("b-k2", "search_keys.brave_api_key", "b-k2"),
+    "TAVILY_API_KEY": ("tv-k", "search_keys.tavily_api_key", "tv-k"),
+    "SERPAPI_API_KEY": ("sp-k", "search_keys.serpapi_api_key", "sp-k"),
 }
 
 
