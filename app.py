@@ -60,6 +60,7 @@ def build_app(
         # Every list and total as it is when the page opens, not as it was when the server started.
         load = {"api_visibility": "private", "show_progress": "hidden"}
         demo.load(chat.threads_now, None, chat_view.thread_list, **load)
+        demo.unload(chat.cancel)  # a tab closed mid-answer stops it: the model is free for others
         kb_view = [knowledge_view.sources_table, knowledge_view.selected, knowledge_view.totals]
         demo.load(knowledge.view, None, kb_view, **load)
         demo.load(knowledge.watch_view, None, knowledge_view.watch_status, **load)
@@ -92,7 +93,7 @@ def ways_in(svc: Services, settings: Settings, url: str) -> list[WayIn]:
     if settings.app.mcp:
         from ui.mcp_server import PATH, http_app
 
-        mcp_app, lifespan = http_app(svc, settings.app.mcp_writes, settings.app.host)
+        mcp_app, lifespan = http_app(svc, settings)
         found.append(WayIn(PATH, mcp_app, lifespan))
         print(f"kbagent: MCP (streamable HTTP) at {url}{PATH}", flush=True)
     if settings.app.openai_api:

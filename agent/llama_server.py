@@ -9,8 +9,12 @@ generated under a grammar built from the tools' JSON schemas, so it always parse
 Small models that won't call a tool on their own can be made to start each new question with one
 (`--tool-first`): which tool and what arguments stay the model's choice, under the grammar.
 
-    kbagent serve-model PATH.gguf [--host 127.0.0.1] [--port 8080] [--alias NAME] [--tool-first]
+    kbagent serve-model PATH.gguf [--host 127.0.0.1] [--port 8080] [--alias NAME] [--tool-first] [--api-key KEY]
     python -m agent.llama_server PATH.gguf [the same options, and --n-ctx, --threads]
+
+No web page may use it: llama-cpp-python's server allows every origin (with credentials), which is dropped here.
+`--api-key`: clients must send it as their Bearer token (OPENAI_API_KEY for kbagent); without it anything that
+can reach the port can use the model.
 """
 
 from __future__ import annotations
@@ -228,11 +232,22 @@ def _special_text(llama: Any) -> dict[str, str]:
     return {"eos": text(llama.token_eos()), "bos": text(llama.token_bos())}
 
 
-def serve(path: str, host: str, port: int, alias: str, n_ctx: int, threads: int, tool_first: bool) -> None:
-    """llama-cpp-python's OpenAI-compatible server (its app, under uvicorn) with this handler for `path`."""
+def serve(
+    path: str,
+    host: str,
+    port: int,
+    alias: str,
+    n_ctx: int,
+    threads: int,
+    tool_first: bool,
+    api_key: str | None = None,
+) -> None:
+    """llama-cpp-python's OpenAI-compatible server (its app, under uvicorn) with this handler for `path`, without
+    its allow-every-origin CORS, behind `api_key` when one is given."""
     from functools import partial
 
     import uvicorn
+    from fastapi.middleware.cors import CORSMiddleware
     from llama_cpp.llama_chat_format import register_chat_completion_handler
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
@@ -248,7 +263,8 @@ def serve(path: str, host: str, port: int, alias: str, n_ctx: int, threads: int,
         flash_attn=True,
         verbose=False,
     )
-    app = create_app(server_settings=ServerSettings(host=host, port=port), model_settings=[model])
+    app = create_app(server_settings=ServerSettings(host=host, port=port, api_key=api_key), model_settings=[model])
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not CORSMiddleware]  # built at first request
     uvicorn.run(NullContentAccepted(app), host=host, port=port, log_level="warning")
 
 
@@ -300,9 +316,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-ctx", type=int, default=4096, help="context window, in tokens")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--tool-first", action="store_true", help="answer each new question with a tool call first")
+    parser.add_argument("--api-key", help="the Bearer token clients must send (default: none, anyone who can connect)")
     args = parser.parse_args(argv)
     alias = args.alias or Path(args.path).stem
-    serve(args.path, args.host, args.port, alias, args.n_ctx, args.threads, args.tool_first)
+    serve(args.path, args.host, args.port, alias, args.n_ctx, args.threads, args.tool_first, args.api_key)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,19 @@ class ModelFactory:
         raise ConfigError(f"unknown provider {spec.provider!r}")  # pragma: no cover
 
 
+def call_settings(spec: ModelSpec, config: AgentConfig, temperature: float) -> dict[str, Any]:
+    """The call arguments that make one call of a model `build` made sample at `temperature`: a model (a llama.cpp
+    instance above all) is built once and shared, and a client's temperature travels with its calls."""
+    match spec.provider:
+        case "ollama":  # its options replace the built model's, so those it was built with come along
+            options = {"temperature": temperature, "num_predict": config.max_tokens, "num_ctx": config.context_tokens}
+            return {"options": options}
+        case "hf":  # transformers' generate arguments, through the pipeline
+            sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+            return {"pipeline_kwargs": sampling}
+    return {"temperature": temperature}
+
+
 def _openai_chat(name: str, key: str, base_url: str | None, config: AgentConfig, usage: bool = False) -> Any:
     from langchain_openai import ChatOpenAI
 

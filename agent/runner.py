@@ -8,6 +8,7 @@ both the answer is cited and checked as it streams (`agent.citations`), so calle
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 
 from agent import prompts
@@ -24,7 +26,7 @@ from agent.events import Answer, Done, Error, Event, Phase, Sources, Token, Tool
 from agent.grounding import sentences
 from agent.local_loop import LocalLoop
 from agent.memory import Threads
-from agent.models import ModelSpec, uses_tool_calling
+from agent.models import ModelSpec, call_settings, uses_tool_calling
 from agent.routing import standalone_query
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
@@ -42,10 +44,32 @@ class TurnContext:
     question: str = ""
     earlier: list[str] = field(default_factory=list)  # the user's earlier questions in this conversation, in order
     prompt: list[BaseMessage] = field(default_factory=list)  # what the local model answered from (retrieval-first)
+    model_settings: dict[str, Any] = field(default_factory=dict)  # this answer's sampling (`call_settings`)
+    loop: LocalLoop | None = None  # the retrieval-first loop on this answer's model settings
 
     def standalone(self, query: str) -> str:
         """A follow-up query as the search tool runs it (see `agent.routing.standalone_query`)."""
         return standalone_query(query, self.earlier)
+
+
+class AnswerCancelled(Exception):
+    """The caller cancelled the answer (its client hung up or stopped reading)."""
+
+
+class _StopWhenCancelled(BaseCallbackHandler):
+    """Raised into the model's own loop at its next token, model call or tool call once `cancel` is set, so a
+    cancelled answer stops within a token instead of running to its end."""
+
+    raise_error = True
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+
+    def _check(self, *_: Any, **__: Any) -> None:
+        if self.cancel.is_set():
+            raise AnswerCancelled("the answer was cancelled")
+
+    on_llm_new_token = on_chat_model_start = on_llm_start = on_tool_start = on_retriever_start = _check
 
 
 def message_text(message: BaseMessage) -> str:
@@ -89,6 +113,13 @@ class Agent:
 
     def _tool_graph(self) -> Any:
         from langchain.agents import create_agent
+        from langchain.agents.middleware import wrap_model_call
+
+        @wrap_model_call
+        def per_call_settings(request: Any, handler: Any) -> Any:
+            """This answer's sampling (a temperature a client asked for) on every model call of the turn."""
+            wanted = request.runtime.context.model_settings
+            return handler(request.override(model_settings={**request.model_settings, **wanted}))
 
         return create_agent(
             self.model,
@@ -96,6 +127,7 @@ class Agent:
             system_prompt=prompts.TOOL_AGENT,
             checkpointer=self.threads.checkpointer,
             context_schema=TurnContext,
+            middleware=[per_call_settings],
         )
 
     def _retrieval_first_graph(self) -> Any:
@@ -107,7 +139,8 @@ class Agent:
             question = message_text(state["messages"][-1])
             history = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
             context = runtime.context
-            text = self.loop.answer(get_stream_writer(), context.passages, question, history, context.prompt)
+            loop = context.loop or self.loop
+            text = loop.answer(get_stream_writer(), context.passages, question, history, context.prompt)
             return {"messages": [AIMessage(text)]}
 
         graph = StateGraph(MessagesState, context_schema=TurnContext)
@@ -142,16 +175,40 @@ class Agent:
 
     # ---- streaming -----------------------------------------------------------------------------------
 
-    def stream(self, question: str, thread_id: str | None = None) -> Iterator[Event]:
+    def model_at(self, temperature: float | None) -> Any:
+        """The agent's model, sampling at `temperature` for the calls made through it (the model is built once)."""
+        settings = self._settings(temperature)
+        return self.model.bind(**settings) if settings else self.model
+
+    def _settings(self, temperature: float | None) -> dict[str, Any]:
+        if temperature is None or temperature == self.config.temperature:
+            return {}
+        return call_settings(self.spec, self.config, temperature)
+
+    def stream(
+        self,
+        question: str,
+        thread_id: str | None = None,
+        *,
+        temperature: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Event]:
+        """The answer's events. `temperature`: this answer's (None: the configured one), passed with each model
+        call. `cancel`: once set, the answer stops at the model's next token and ends with an Error."""
         thread_id = thread_id or self.threads.new_thread()
         self.threads.touch(thread_id, question, self.spec.label)
         earlier = [text for role, text in self.history(thread_id) if role == "user"]
-        context = TurnContext(question=question, earlier=earlier)
+        context = TurnContext(question=question, earlier=earlier, model_settings=self._settings(temperature))
+        if context.model_settings and not self.tool_calling:
+            model = self.model.bind(**context.model_settings)
+            context.loop = LocalLoop(self.config, self.kb, model, self._run_tool, self.scraper, self.search_options)
         started: dict[str, tuple[str, float]] = {}
         checker = CitationChecker(partial(_evidence, context))
         usage: dict[str, int] = {}
         start = time.perf_counter()
-        config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 12}
+        config: dict[str, Any] = {"configurable": {"thread_id": thread_id}, "recursion_limit": 12}
+        if cancel is not None:
+            config["callbacks"] = [_StopWhenCancelled(cancel)]
         try:
             for mode, chunk in self.graph.stream(
                 {"messages": [HumanMessage(question)]},
@@ -200,7 +257,7 @@ class Agent:
         passage holds and answers again, checked like the first. None when it gives up or makes things up again
         (then the answer says the knowledge base does not say)."""
         try:
-            reply = self.loop.ask_again(context.prompt, answer, claims)
+            reply = (context.loop or self.loop).ask_again(context.prompt, answer, claims)
         except Exception:  # a model failing now leaves the first check standing: the not-found answer
             return None
         checker = CitationChecker(partial(_evidence, context))

@@ -37,7 +37,7 @@ from tests.ui_app import running_app
 
 data, chroma, database, models, delay = sys.argv[1:6]
 settings = Settings(data_dir=Path(data), collection="replicas", chroma_url=chroma, database_url=database,
-                    models_dir=Path(models), _env_file=None)
+                    models_dir=Path(models), answers_per_client=100, _env_file=None)  # one address asks all
 with running_app(settings, delay_s=float(delay)) as app:
     print(app.url, flush=True)
     sys.stdin.read()  # serves until the benchmark closes this pipe

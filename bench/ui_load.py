@@ -87,7 +87,12 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", collection=f"b{uuid.uuid4().hex[:10]}", _env_file=None)
+        settings = Settings(
+            data_dir=Path(tmp) / "data",
+            collection=f"b{uuid.uuid4().hex[:10]}",
+            answers_per_client=args.chats,  # every chat comes from this one address
+            _env_file=None,
+        )
         with running_app(settings, delay_s=args.word_delay, docs=[write_docs(Path(tmp) / "docs")]) as app:
             latencies, errors, wall = simultaneous_chats([app.url], args.chats)
 

@@ -571,13 +571,17 @@ def serve_model(
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
     alias: Annotated[str | None, typer.Option("--alias", help="The model name clients use.")] = None,
     tool_first: Annotated[bool, typer.Option("--tool-first", help="Start each new question with a tool call.")] = False,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="The Bearer token clients must send (their OPENAI_API_KEY).")
+    ] = None,
 ) -> None:
-    """Serve a GGUF over an OpenAI-compatible API with working tool calls, for KBAGENT_MODEL=openai:NAME."""
+    """Serve a GGUF over an OpenAI-compatible API with working tool calls, for KBAGENT_MODEL=openai:NAME. No web
+    page may call it (no CORS); without --api-key, any program that can reach the port can."""
     from agent.llama_server import main as serve_llama
 
     if not path.is_file():
         raise UserError(f"no GGUF file at {path}")
-    extra = ["--alias", alias] if alias else []
+    extra = (["--alias", alias] if alias else []) + (["--api-key", api_key] if api_key else [])
     serve_llama([str(path), "--host", host, "--port", str(port), *extra, *(["--tool-first"] if tool_first else [])])
 
 

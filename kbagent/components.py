@@ -242,8 +242,10 @@ class Components:
         k: int | None = None,
         mode: Mode | None = None,
         temperature: float | None = None,
+        chat_model: Any | None = None,
     ) -> Agent:
-        """An agent on `model` (None: the configured one), with this session's k, retrieval mode and temperature."""
+        """An agent on `model` (None: the configured one), with this session's k, retrieval mode and temperature.
+        `chat_model`: that model already built (another agent's), so it is not built again."""
         from dataclasses import replace
 
         from agent.models import parse_model
@@ -253,7 +255,7 @@ class Components:
         config = self.settings.agent
         changes = {"k": k, "temperature": temperature}
         config = config.model_copy(update={key: v for key, v in changes.items() if v is not None})
-        chat_model = self._chat_model or self.models.build(spec, config.temperature)
+        chat_model = self._chat_model or chat_model or self.models.build(spec, config.temperature)
         options = self.kb.default_options()
         if mode is not None:
             options = replace(options, mode=mode)

@@ -26,9 +26,11 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Records the tools; call arguments bound with them (a temperature, say) reach `_stream`, as they reach
+        a real model's."""
         self.bound_tools = [getattr(t, "name", str(t)) for t in tools]
-        return self
+        return self.bind(**kwargs) if kwargs else self
 
     def _next(self, messages: list[BaseMessage]) -> AIMessage:
         self.prompts.append(list(messages))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from tests.openai_stand_in import ANSWER, Recorded, openai_stand_in
 pytestmark = pytest.mark.slow
 QUESTION = "What does a Family membership cost?"
 DATA: list[Path] = []  # the served store's folder
+HANG_UP_BOUND_S = 150  # one answer of the embedded model takes 20 to 60 s on two shared cores
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +141,21 @@ def test_bad_requests_get_openai_error_objects(client: openai.OpenAI, served: tu
     assert huge.status_code == 413 and huge.code == "request_too_large"  # type: ignore[attr-defined]
     bad_role = _error(lambda: ask(model="kbagent", messages=[{"role": "wizard", "content": "hi"}]))  # type: ignore[misc,list-item]
     assert bad_role.status_code == 400 and "role" in bad_role.message
+    earlier = [{"role": "user", "content": "x" * 3000}, {"role": "assistant", "content": "y" * 3000}] * 6
+    long_history = _error(lambda: ask(model="kbagent", messages=[*earlier, {"role": "user", "content": QUESTION}]))
+    assert long_history.status_code == 400 and long_history.code == "context_length_exceeded"  # type: ignore[attr-defined]
 
     url, _ = served
     wrong_key = openai.OpenAI(base_url=url, api_key="ada:nope", max_retries=0)
     assert isinstance(_error(lambda: wrong_key.models.list()), openai.AuthenticationError)
-    not_json = httpx.post(url + "/chat/completions", content=b"{oops", auth=("ada", "pw"))
+    as_json = {"Content-Type": "application/json"}
+    not_json = httpx.post(url + "/chat/completions", content=b"{oops", auth=("ada", "pw"), headers=as_json)
     assert not_json.status_code == 400 and not_json.json()["error"]["type"] == "invalid_request_error"
+    part = b'{"type": "text", "text": "hi", "more": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for deep in (b"[" * 100_000 + b"]" * 100_000, b'[{"role": "user", "content": [' + part + b"]}]"):
+        body = b'{"model": "kbagent", "messages": ' + deep + b"}"
+        nested = httpx.post(url + "/chat/completions", content=body, auth=("ada", "pw"), headers=as_json)
+        assert nested.status_code == 400 and nested.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_the_api_is_off_unless_asked_for() -> None:
@@ -164,7 +175,7 @@ def test_the_embedded_model_answers_an_openai_client_end_to_end(
     ensure_model_file(Settings(_env_file=None).store.models_path)  # the GGUF, joined once for the run
     url, _ = served
     stream = openai.OpenAI(base_url=url, api_key="ada:pw", max_retries=0, timeout=600).chat.completions.create(
-        model="embedded", messages=[{"role": "user", "content": QUESTION}], stream=True
+        model="embedded", messages=[{"role": "user", "content": QUESTION}], stream=True, temperature=0.05
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
@@ -173,6 +184,28 @@ def test_the_embedded_model_answers_an_openai_client_end_to_end(
     assert extra["model"] == "embedded"
     assert all(f"[{p['n']}]" in extra["answer"] for p in extra["sources"])
     assert any("$70" in p["text"] for p in [*extra["sources"], *extra["retrieved"]])
+
+
+@parts.llama_cpp()
+def test_a_client_that_hangs_up_on_the_embedded_model_leaves_it_free(served: tuple[str, list[Recorded]]) -> None:
+    """The in-process model answers one question at a time: a client that reads the first words of a long answer
+    and hangs up must not keep it. The next answer arrives in about the time one answer takes, and no thread of
+    the hung-up answer is left."""
+    from agent.embedded_model import ensure_model_file
+
+    ensure_model_file(Settings(_env_file=None).store.models_path)
+    url, _ = served
+    long = "Write a long essay on every membership, every price and every rule, with examples for each."
+    body = {"model": "embedded", "stream": True, "messages": [{"role": "user", "content": long}]}
+    with httpx.stream("POST", f"{url}/chat/completions", json=body, auth=("ada", "pw"), timeout=600) as response:
+        assert response.status_code == 200
+        next(line for line in response.iter_lines() if '"content": "' in line and '"content": ""' not in line)
+    started = time.monotonic()
+    client = openai.OpenAI(base_url=url, api_key="ada:pw", max_retries=0, timeout=HANG_UP_BOUND_S)
+    reply = client.chat.completions.create(model="embedded", messages=[{"role": "user", "content": QUESTION}])
+    assert "70" in (reply.choices[0].message.content or ""), reply
+    assert time.monotonic() - started < HANG_UP_BOUND_S
+    assert ThreadStore(DATA[0] / "threads.sqlite3").list() == []
 
 
 def _data(lines: list[str]) -> list[Any]:

@@ -71,6 +71,12 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_MCP": ("on", "app.mcp", True),
     "KBAGENT_MCP_WRITES": ("on", "app.mcp_writes", True),
     "KBAGENT_OPENAI_API": ("on", "app.openai_api", True),
+    "KBAGENT_ALLOWED_HOSTS": ("kb.lan,10.0.0.7", "app.allowed_hosts", "kb.lan,10.0.0.7"),
+    "KBAGENT_ANSWERS_PER_CLIENT": ("2", "app.answers_per_client", 2),
+    "KBAGENT_ANSWER_STALL_S": ("5", "app.answer_stall_s", 5.0),
+    "KBAGENT_OPENAI_HISTORY_CHARS": ("9000", "app.openai_history_chars", 9000),
+    "KBAGENT_MCP_MAX_SESSIONS": ("7", "app.mcp_max_sessions", 7),
+    "KBAGENT_MCP_IDLE_S": ("60", "app.mcp_idle_s", 60.0),
     "OPENAI_API_KEY": ("sk-o", "keys.openai_api_key", "sk-o"),
     "OPENAI_BASE_URL": ("http://127.0.0.1:8080/v1", "keys.openai_base_url", "http://127.0.0.1:8080/v1"),
     "ANTHROPIC_API_KEY": ("sk-a", "keys.anthropic_api_key", "sk-a"),
@@ -107,9 +113,7 @@ def test_every_flat_name_is_known_and_listed() -> None:
 
 
 @pytest.mark.parametrize("source", ["environment", "dotenv"])
-def test_every_old_variable_lands_in_its_section(
-    source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_every_old_variable_lands_in_its_section(source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for variable in EXPECTED:
         monkeypatch.delenv(variable, raising=False)
     env_file = tmp_path / ".env"

@@ -7,6 +7,8 @@ The 1.5B coder model does not call a tool on its own under the agent's prompt (i
 at once), and the 0.5B one calls the calculator with a sentence for an expression; so the server runs with
 `--tool-first`: a new question's first step is a call, which the model writes (tool and arguments) under the
 tools' grammar. Everything after that (reading the result, answering, citing) is the model's own.
+
+The server runs as `kbagent serve-model --api-key` would: the agent sends the key, and no web page may call it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agent.events import Done, Sources, Token, ToolEnd, ToolStart
@@ -29,6 +32,7 @@ from tests.conftest import REPO, free_port, wait_for_server
 pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 
 QUESTION = "What colour is the lighthouse keeper's boat at Skerry Point?"
+API_KEY = "kb-test-key"
 DOCS = {
     "boats.md": "# Boats of Skerry Point\n\nThe lighthouse keeper's boat at Skerry Point is painted ochre yellow "
     "and is called the Marram. The harbour master's launch is dark blue.\n",
@@ -48,14 +52,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     log = log_path.open("wb")  # a file, not a pipe: a full pipe would block the server
     command = [sys.executable, "-m", "agent.llama_server", str(path), "--port", str(port), "--alias", "qwen-local"]
     proc = subprocess.Popen(
-        [*command, "--tool-first", "--threads", str(os.cpu_count() or 2)],
+        [*command, "--tool-first", "--threads", str(os.cpu_count() or 2), "--api-key", API_KEY],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     url = f"http://127.0.0.1:{port}/v1"
-    wait_for_server(f"{url}/models", proc, log_path, "the server")
+    wait_for_server(f"{url}/models", proc, log_path, "the server", up=lambda status: status == 401)  # its key
     yield url, models
     proc.terminate()
     proc.wait(10)
@@ -74,6 +78,7 @@ def answer(server: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory, e
         models_dir=models,
         model="openai:qwen-local",
         openai_base_url=url,
+        openai_api_key=API_KEY,
         tool_calling="on",
         temperature=0,
         _env_file=None,
@@ -86,6 +91,20 @@ def answer(server: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory, e
         events = list(agent.stream(QUESTION))
         print(f"\ntool-calling answer in {time.perf_counter() - start:.1f} s: {events[-1]!r}")
     return events
+
+
+def test_the_model_server_wants_its_key_and_no_web_page_may_call_it(server: tuple[str, Path]) -> None:
+    url, _ = server
+    keyed = {"Authorization": f"Bearer {API_KEY}"}
+    assert httpx.get(f"{url}/models", timeout=10).status_code == 401
+    assert httpx.get(f"{url}/models", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+    assert httpx.get(f"{url}/models", headers=keyed, timeout=10).status_code == 200
+    page = {"Origin": "http://attacker.example"}
+    ask_first = {**page, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    preflight = httpx.options(f"{url}/chat/completions", headers=ask_first, timeout=10)
+    simple = httpx.get(f"{url}/models", headers={**page, **keyed}, timeout=10)
+    for response in (preflight, simple):
+        assert "access-control-allow-origin" not in response.headers, response.headers
 
 
 def test_the_model_calls_the_search_tool_and_answers_from_its_result(answer: list) -> None:  # type: ignore[type-arg]

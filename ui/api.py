@@ -11,6 +11,7 @@ from dataclasses import asdict
 import gradio as gr
 
 from kbagent.errors import KbagentError
+from ui.answering import client_of
 from ui.chat_tab import CHAT_CONCURRENCY, MAX_QUESTION_CHARS
 from ui.services import Services, SessionChoices
 from ui.settings_tab import mode_or_default, session_choices
@@ -23,7 +24,7 @@ class Api:
         self.svc = svc
         self.defaults = defaults
 
-    def ask(self, question: str, thread_id: str = "", model: str = "") -> dict:
+    def ask(self, question: str, thread_id: str = "", model: str = "", request: gr.Request | None = None) -> dict:
         """Ask the agent. Returns answer, thread_id (pass it back to continue), model, seconds, sources (the passages
         the answer cites), tools (the tool calls made) and retrieved (passages retrieved but not cited)."""
         question = (question or "").strip()
@@ -31,8 +32,9 @@ class Api:
             raise gr.Error(f"the question must be 1 to {MAX_QUESTION_CHARS} characters")
         d = self.defaults
         try:
-            answer = self.svc.ask(question, thread_id or None, session_choices(d, model, d.k, d.mode, d.temperature))
-        except KbagentError as exc:  # the model failed, or can't be built here
+            choices = session_choices(d, model, d.k, d.mode, d.temperature)
+            answer = self.svc.ask(question, thread_id or None, choices, client_of(request))
+        except KbagentError as exc:  # the model failed, can't be built here, or this client has its share
             raise gr.Error(str(exc)) from exc
         return asdict(answer)
 

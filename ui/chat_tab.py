@@ -15,6 +15,7 @@ import gradio as gr
 from agent.events import Done, Sources
 from agent.models import ModelChoice
 from ui import formatting
+from ui.answering import Busy, Feed, client_of
 from ui.services import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services, SessionChoices
 from ui.settings_tab import SettingsTab, session_choices
 
@@ -36,6 +37,7 @@ class ChatHandlers:
     def __init__(self, svc: Services, defaults: SessionChoices) -> None:
         self.svc = svc
         self.defaults = defaults
+        self._running: dict[str, Feed] = {}  # browser session → its answer being written, for Stop and unload
 
     def chat(
         self,
@@ -46,10 +48,12 @@ class ChatHandlers:
         k_value: float,
         mode_value: str,
         temp: float,
+        request: gr.Request | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Stream one answer into the chat and what the agent is doing, then the passages it cites, into the
         sources panel; a bad question gets a warning and leaves the page as it was. Never writes the question
-        box: the user may be typing the next question."""
+        box: the user may be typing the next question. The answer runs in a worker (`Services.answer`): Stop, a
+        closed tab or Gradio closing this generator stop it, and this handler holds no lock while it yields."""
         history = list(history or [])
         text = (message or "").strip()
         problem = question_problem(text)
@@ -57,22 +61,46 @@ class ChatHandlers:
             gr.Warning(problem)
             yield history, gr.skip(), thread_id
             return
+        choices = session_choices(self.defaults, model_value, k_value, mode_value, temp)
+        try:
+            feed = self.svc.answer(text, thread_id or None, choices, client_of(request))
+        except Busy as exc:
+            gr.Warning(str(exc))
+            yield history, gr.skip(), thread_id
+            return
+        session = getattr(request, "session_hash", None) or ""
+        self._running[session] = feed
+        try:
+            with feed:
+                yield from self._shown(feed, history, text, thread_id)
+        finally:
+            if self._running.get(session) is feed:
+                del self._running[session]
+
+    def _shown(self, feed: Feed, history: list[Any], text: str, thread_id: str) -> Iterator[tuple[Any, ...]]:
+        """The answer's events as page updates: one update for whatever arrived since the last."""
         view = formatting.AnswerView(history, text, self.svc.display_names())
         view.notice = "Thinking…"
         yield view.messages(), f"_{view.step}_", thread_id
         panel: Any = gr.skip()
-        choices = session_choices(self.defaults, model_value, k_value, mode_value, temp)
-        for event in self.svc.stream(text, thread_id or None, choices):
-            view.apply(event)
-            panel = f"_{view.step}_" if not view.done else panel
-            if isinstance(event, Sources):
-                panel = formatting.sources_markdown(event.cited, event.retrieved, view.names)
-            if isinstance(event, Done):
-                thread_id = event.thread_id
-                self.svc.turns.save(thread_id, event.answer, view.turn())
+        while events := feed.batch():
+            for event in events:
+                view.apply(event)
+                panel = f"_{view.step}_" if not view.done else panel
+                if isinstance(event, Sources):
+                    panel = formatting.sources_markdown(event.cited, event.retrieved, view.names)
+                if isinstance(event, Done):
+                    thread_id = event.thread_id
+                    self.svc.turns.save(thread_id, event.answer, view.turn())
             yield view.messages(), panel, thread_id
         if view.error:
             yield view.messages(), "_No sources: the answer failed._", thread_id
+
+    def cancel(self, request: gr.Request | None = None) -> None:
+        """Stops this browser session's answer (Stop, or the tab closed): the model is free at its next token."""
+        feed = self._running.get(getattr(request, "session_hash", None) or "")
+        if feed is not None:
+            feed.close()
 
     def take(self, message: str, busy: bool) -> tuple[Any, ...]:
         """Ask (or Enter) hands the question to `chat` and empties the box for the next one. While an answer is
@@ -96,7 +124,8 @@ class ChatHandlers:
             False,
         )
 
-    def stop(self, thread_id: str) -> tuple[Any, ...]:
+    def stop(self, thread_id: str, request: gr.Request | None = None) -> tuple[Any, ...]:
+        self.cancel(request)
         gr.Info("Stopped: the answer so far stays.")
         return self.finish(thread_id)
 

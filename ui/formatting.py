@@ -15,6 +15,7 @@ import gradio as gr
 from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from evaluation.thresholds import FIGURES, grade
 from knowledge_base.records import LOCATION_SUFFIX, display_path, location_of
+from ui.safe_markdown import safe_markdown
 from ui.turns import Turn
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
@@ -106,9 +107,9 @@ class AnswerView:
             else:
                 text = "".join(part)
                 if text.strip() and not retracted:
-                    out.append(gr.ChatMessage(role="assistant", content=text))
+                    out.append(gr.ChatMessage(role="assistant", content=safe_markdown(text, self.names)))
         if self.done is not None:
-            out.extend(check_messages(self.done))
+            out.extend(check_messages(self.done, self.names))
         if self.notice and not self.error and (not self.parts or isinstance(self.parts[-1], ToolCall)):
             last = self.parts[-1] if self.parts else None
             if last is None or last.output is not None:  # type: ignore[union-attr]  # a running tool shows itself
@@ -116,19 +117,20 @@ class AnswerView:
                     gr.ChatMessage(role="assistant", content="", metadata={"title": self.notice, "status": "pending"})
                 )
         if self.error:
-            out.append(gr.ChatMessage(role="assistant", content=f"⚠ **Error:** {self.error}"))
+            out.append(gr.ChatMessage(role="assistant", content=f"⚠ **Error:** {safe_markdown(self.error)}"))
         return out
 
 
-def check_messages(done: Done) -> list[gr.ChatMessage]:
+def check_messages(done: Done, names: Mapping[str, str] | None = None) -> list[gr.ChatMessage]:
     """What the agent's check of the answer found: the answer that replaced a made-up one (the model's own kept
-    folded away), or the sentences no source backs, marked so that nobody reads them as facts."""
+    folded away), or the sentences no source backs, marked so that nobody reads them as facts. The model's words
+    are made safe to render (`safe_markdown`: links only to `names`' sources and this machine)."""
     if done.retracted:
         return [
-            gr.ChatMessage(role="assistant", content=done.answer),
+            gr.ChatMessage(role="assistant", content=safe_markdown(done.answer, names or {})),
             gr.ChatMessage(
                 role="assistant",
-                content=done.retracted,
+                content=safe_markdown(done.retracted, names or {}),
                 metadata={"title": "⚠ The model's answer, which no source backs", "status": "done"},
             ),
         ]
@@ -265,7 +267,8 @@ def history_messages(
         turn = (shown or {}).get(text.strip()) if role != "user" else None
         for call in turn.tools if turn else []:
             out.append(tool_message(ToolCall(**call), names))
-        out.append(gr.ChatMessage(role="user" if role == "user" else "assistant", content=text))
+        shown_text = text if role == "user" else safe_markdown(text, names or {})  # a model's words, made safe
+        out.append(gr.ChatMessage(role="user" if role == "user" else "assistant", content=shown_text))
     return out
 
 

@@ -2,7 +2,10 @@
 and the app beside its UI on streamable HTTP at /mcp when KBAGENT_MCP is on (`ui.server.launch` mounts it).
 
 The tools call the app's `Services`, so an MCP client gets what the app's users get: the same models policy, one
-answer at a time on an in-process model, one ingest at a time, the same question size limit.
+answer at a time on an in-process model, the same answer slots (and share per client address), one ingest at a
+time, the same question size limit. An `ask` whose request is cancelled (the client gives up or closes the
+session) stops its answer. HTTP sessions are capped in number and closed when idle (KBAGENT_MCP_MAX_SESSIONS,
+KBAGENT_MCP_IDLE_S).
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
@@ -21,8 +24,12 @@ from pydantic import Field
 from agent.events import fold
 from kbagent.errors import KbagentError
 from tools.knowledge_search import Passages, format_passages, search_passages
+from ui.answering import client_of
 from ui.cited import cited_text
-from ui.services import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services
+from ui.services import MAX_QUESTION_CHARS, Services
+
+if TYPE_CHECKING:
+    from kbagent.settings import Settings
 
 T = TypeVar("T")
 MAX_QUERY_CHARS = 1000
@@ -40,14 +47,14 @@ Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, des
 def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
     """The MCP server over the app's services; `ingest_url` only when `allow_writes` (KBAGENT_MCP_WRITES)."""
     server: MCPServer = MCPServer("kbagent", instructions=INSTRUCTIONS)
-    answers = anyio.CapacityLimiter(CHAT_CONCURRENCY)
     defaults = svc.default_choices()
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-    async def in_thread(call: Callable[[], T], limiter: anyio.CapacityLimiter | None = None) -> T:
-        """Runs blocking work off the event loop; what users did wrong comes back as the tool's error."""
+    async def in_thread(call: Callable[[], T], abandon_on_cancel: bool = False) -> T:
+        """Runs blocking work off the event loop; what users did wrong comes back as the tool's error.
+        `abandon_on_cancel`: a cancelled call returns at once (the work must end on its own soon after)."""
         try:
-            return await anyio.to_thread.run_sync(call, limiter=limiter)
+            return await anyio.to_thread.run_sync(call, abandon_on_cancel=abandon_on_cancel)
         except (KbagentError, ValueError) as exc:
             raise ToolError(str(exc)) from exc
 
@@ -64,12 +71,15 @@ def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
         return await in_thread(run)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
-    async def ask(question: Question, model: str | None = None) -> str:
+    async def ask(question: Question, ctx: Context, model: str | None = None) -> str:
         """Ask kbagent's agent: it searches the knowledge base and answers with citations [n], listed after the
         answer as 'Sources:'. `model`: one of those `kbagent models` lists as usable (default: the configured)."""
         choices = replace(defaults, model=model or defaults.model)
+        client = client_of(ctx.request_context.request)
         # A thread of its own, deleted after: MCP calls never show among the app's conversations.
-        answer = await in_thread(lambda: fold(svc.stream_detached(question.strip(), [], choices)), answers)
+        feed = await in_thread(lambda: svc.answer_detached(question.strip(), [], choices, client))
+        with feed:  # a cancelled call (the client gave up, or closed its session) stops the answer
+            answer = await in_thread(lambda: fold(feed), abandon_on_cancel=True)
         return cited_text(answer.answer, answer.sources)
 
     @server.tool(annotations=read_only)
@@ -103,13 +113,33 @@ def serve_stdio(svc: Services, allow_writes: bool = False) -> None:
     build_server(svc, allow_writes).run("stdio")
 
 
-def http_app(svc: Services, allow_writes: bool, host: str) -> tuple[Any, Callable[[Any], Any]]:
+def http_app(svc: Services, settings: Settings) -> tuple[Any, Callable[[Any], Any]]:
     """The ASGI app to route /mcp to (stateful streamable HTTP) and the lifespan that runs its session manager.
-    DNS rebinding protection is on when the app listens on loopback (the SDK's rule)."""
+    Without a login the SDK checks hosts as the app does (`ui.server.allowed_hosts`); with one, it protects
+    loopback (its own rule)."""
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+    from mcp.server.transport_security import TransportSecuritySettings
 
-    server = build_server(svc, allow_writes)
-    server.streamable_http_app(streamable_http_path=PATH, host=host)  # builds the session manager
+    from ui.server import allowed_hosts, parse_auth
+
+    app = settings.app
+    security = None
+    if parse_auth(app.auth) is None:
+        names = [f"[{h}]" if ":" in h else h for h in sorted(allowed_hosts(settings))]
+        security = TransportSecuritySettings(
+            allowed_hosts=[*names, *(f"{n}:*" for n in names)],
+            allowed_origins=[
+                f"{scheme}://{n}{port}" for n in names for scheme in ("http", "https") for port in ("", ":*")
+            ],
+        )
+    server = build_server(svc, app.mcp_writes)
+    server.streamable_http_app(  # builds the session manager
+        streamable_http_path=PATH,
+        host=app.host,
+        transport_security=security,
+        max_sessions=app.mcp_max_sessions,
+        session_idle_timeout=app.mcp_idle_s,
+    )
     manager = server.session_manager
 
     @contextlib.asynccontextmanager

@@ -6,17 +6,21 @@ keeps it, so each answer runs in a thread of its own, deleted after). System mes
 its own prompt. The answer's citations travel in the text ("Sources:" after the answer) and as data in the
 response's extra `kbagent` field: `{"answer", "sources", "retrieved", "unsupported", "model", "seconds"}`, on the
 completion, or on the last chunk of a stream. Errors are OpenAI-style error objects.
+
+Each answer runs in a worker thread (`Services.answer_detached`); a response only reads its events. A client that
+hangs up closes the answer (the model is free at its next token), a client that stops reading loses it after
+KBAGENT_ANSWER_STALL_S, and one client may hold only KBAGENT_ANSWERS_PER_CLIENT answers (429 beyond).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,9 +31,11 @@ from starlette.routing import Route
 
 from agent.events import Done, Error, Event, Sources, Token
 from kbagent.errors import KbagentError
+from ui.answering import Busy, Feed, client_of
 from ui.cited import sources_block
-from ui.services import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services, SessionChoices
+from ui.services import MAX_QUESTION_CHARS, Services, SessionChoices
 
+T = TypeVar("T")
 PREFIX = "/v1"
 DEFAULT_MODEL = "kbagent"  # the configured model
 MAX_BODY_BYTES = 1_000_000
@@ -44,7 +50,9 @@ class Message(BaseModel):
 
     def text(self) -> str:
         if isinstance(self.content, list):  # content parts: only text parts carry anything for us
-            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+            return "".join(
+                p["text"] for p in self.content if p.get("type") == "text" and isinstance(p.get("text"), str)
+            )
         return self.content or ""
 
 
@@ -83,12 +91,12 @@ def model_ids(svc: Services) -> list[str]:
 
 
 class OpenAIApi:
-    """The endpoints over the app's services: the same model policy, question limit and concurrency as its chat."""
+    """The endpoints over the app's services: the same model policy, question limit and answer slots as its chat."""
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
         self.defaults = svc.default_choices()
-        self.answers = threading.BoundedSemaphore(CHAT_CONCURRENCY)
+        self.history_chars = svc.settings.app.openai_history_chars
 
     def app(self) -> Starlette:
         return Starlette(
@@ -105,25 +113,25 @@ class OpenAIApi:
 
     async def chat(self, request: Request) -> Response:
         try:
-            body = await _read_body(request)
-            chat = ChatRequest.model_validate(body)
-            question, earlier = _conversation(chat.messages)
+            chat = await _chat_request(request)
+            question, earlier = _conversation(chat.messages, self.history_chars)
             choices = self._choices(chat)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            param = ".".join(str(part) for part in first["loc"]) or None
-            return ApiError(400, f"{param}: {first['msg']}", param).response()
+            feed = self.svc.answer_detached(question, earlier, choices, client_of(request))
+        except RecursionError:
+            return ApiError(400, "the request is nested too deeply").response()
+        except Busy as exc:
+            return ApiError(429, str(exc), None, "rate_limit_exceeded").response()
         except ApiError as exc:
             return exc.response()
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        events = self._events(question, earlier, choices)
         if chat.stream:
-            chunks = _stream_chunks(events, completion_id, chat.model)
-            return StreamingResponse(chunks, media_type="text/event-stream")
-        try:
-            return JSONResponse(await anyio.to_thread.run_sync(_completion, events, completion_id, chat.model))
-        except ApiError as exc:
-            return exc.response()
+            return AnswerStream(feed, _stream_chunks(feed, completion_id, chat.model))
+        with feed:
+            try:
+                done = await _unless_gone(request, feed, lambda: _completion(feed, completion_id, chat.model))
+            except ApiError as exc:
+                return exc.response()
+        return JSONResponse(done)
 
     def _choices(self, chat: ChatRequest) -> SessionChoices:
         """The session choices for this request; a model app users may not have is 404 model_not_found."""
@@ -139,10 +147,69 @@ class OpenAIApi:
             changes["temperature"] = chat.temperature
         return replace(self.defaults, **changes)
 
-    def _events(self, question: str, earlier: list[tuple[str, str]], choices: SessionChoices) -> Iterator[Event]:
-        """The answer's events, one of CHAT_CONCURRENCY answers at a time (a later one waits its turn)."""
-        with self.answers:
-            yield from self.svc.stream_detached(question, earlier, choices)
+
+class AnswerStream(StreamingResponse):
+    """Server-sent events of an answer that stops when its client goes: the disconnect is watched for while the
+    answer is written (a server notices one only at its next write otherwise), and the feed is closed however the
+    response ends."""
+
+    def __init__(self, feed: Feed, chunks: Iterator[str]) -> None:
+        super().__init__(chunks, media_type="text/event-stream")
+        self.feed = feed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        with self.feed:
+            async with anyio.create_task_group() as group:
+
+                async def until_gone() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                async def write() -> None:
+                    with contextlib.suppress(OSError):  # the client went while a chunk was being sent
+                        await self.stream_response(send)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(until_gone)
+                group.start_soon(write)
+
+
+async def _unless_gone(request: Request, feed: Feed, work: Callable[[], T]) -> T:
+    """`work` (which reads `feed`) in a worker thread; a client that hangs up meanwhile closes the feed, so its
+    answer stops at the model's next token."""
+    outcome: list[Any] = []
+
+    async with anyio.create_task_group() as group:
+
+        async def until_gone() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            feed.close()
+
+        group.start_soon(until_gone)
+        try:
+            outcome.append(await anyio.to_thread.run_sync(work))
+        except ApiError as exc:
+            outcome.append(exc)
+        group.cancel_scope.cancel()
+    if isinstance(outcome[0], ApiError):
+        raise outcome[0]
+    return outcome[0]
+
+
+async def _chat_request(request: Request) -> ChatRequest:
+    """The request, read and checked: JSON only (a browser page can send a form or text/plain to any address
+    without asking first, never JSON), and bounded in size. (Nested too deeply, it raises RecursionError.)"""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(415, "send the request body as Content-Type: application/json", None, "unsupported_media_type")
+    try:
+        return ChatRequest.model_validate(await _read_body(request))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise ApiError(400, f"{param}: {first['msg']}", param) from None
 
 
 async def _read_body(request: Request) -> Any:
@@ -160,8 +227,9 @@ async def _read_body(request: Request) -> Any:
         raise ApiError(400, f"the body is not JSON: {exc}") from exc
 
 
-def _conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
-    """The question (the last message, a user's) and the user and assistant turns before it."""
+def _conversation(messages: list[Message], limit: int) -> tuple[str, list[tuple[str, str]]]:
+    """The question (the last message, a user's) and the user and assistant turns before it, `limit` characters
+    in all (each is read by the model: a long history is paid for in every answer)."""
     last = messages[-1]
     question = last.text().strip()
     if last.role != "user" or not question:
@@ -172,6 +240,14 @@ def _conversation(messages: list[Message]) -> tuple[str, list[tuple[str, str]]]:
         )
     turns = [m for m in messages[:-1] if m.role in ("user", "assistant") and m.text().strip()]
     earlier: list[tuple[str, str]] = [(m.role, m.text()) for m in turns]
+    if len(question) + sum(len(text) for _, text in earlier) > limit:
+        raise ApiError(
+            400,
+            f"the conversation is over {limit} characters (KBAGENT_OPENAI_HISTORY_CHARS): send fewer or shorter "
+            "earlier turns",
+            "messages",
+            "context_length_exceeded",
+        )
     return question, earlier
 
 

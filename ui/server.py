@@ -1,5 +1,5 @@
-"""How the app is served: theme, CSS, login and the host check. Apart from the tabs, so the layout carries no
-server policy and the launch options can be tested without building an app."""
+"""How the app is served: theme, CSS, login, the host check and the page's content policy. Apart from the tabs, so
+the layout carries no server policy and the launch options can be tested without building an app."""
 
 from __future__ import annotations
 
@@ -15,12 +15,32 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 if TYPE_CHECKING:
     from kbagent.settings import Settings
 
 
 LOOPBACK_NAMES = {"localhost", "localhost."}
+# What a page of the app may load: everything from the app itself, images only from it (or inline), nothing from
+# anywhere else, so a model's answer that slips a remote image or script past the renderer still loads nothing.
+# Gradio's pages need inline scripts and styles and `eval` (its front end compiles some of its code).
+CONTENT_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "media-src 'self' data: blob:",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    ]
+)
 FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]  # local: no font CDN
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 CSS = """
@@ -64,6 +84,69 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: `[::1]:7860` → `::1`, `Example.lan.:80` → `example.lan`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rpartition(":")[0].rstrip(".") if ":" in header else header.rstrip(".")
+
+
+def allowed_hosts(settings: Settings) -> frozenset[str]:
+    """The names this app answers to without a login: loopback's, the address it listens on (unless that is
+    every address) and KBAGENT_ALLOWED_HOSTS."""
+    bound = settings.app.host.strip().strip("[]").lower().rstrip(".")
+    listens = {bound} if bound not in ("0.0.0.0", "::", "") else set()
+    return frozenset({"localhost", "127.0.0.1", "::1", *listens, *settings.app.allowed_host_names})
+
+
+class Guard:
+    """In front of every route (Gradio's pages and API, /v1, /mcp): without a login, a request addressed to any
+    other host name is refused with 421 (a page on another site that re-points its name at this machine, DNS
+    rebinding, would otherwise be served as if it were this app); every response carries the content policy.
+    `hosts` None: the login decides, any host."""
+
+    def __init__(self, app: Any, hosts: frozenset[str] | None) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if self.hosts is not None:
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if host_name(host) not in self.hosts:
+                await _refuse_host(scope, send, host)
+                return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_policy(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"]
+                headers.append((b"content-security-policy", CONTENT_POLICY.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
+
+
+async def _refuse_host(scope: Any, send: Any, host: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    message = (
+        f"this app does not answer to the host {host[:100]!r}: without a login it answers to localhost, the address "
+        "it listens on and KBAGENT_ALLOWED_HOSTS"
+    )
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": "misdirected_request"}
+    body = json.dumps({"error": error}).encode()
+    await send({"type": "http.response.start", "status": 421, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 @dataclass
@@ -154,10 +237,13 @@ def launch(demo: gr.Blocks, settings: Settings, ways_in: Sequence[WayIn] = (), *
     }
     options.update(kwargs)
     options["share"] = False
+    guard = Middleware(Guard, hosts=None if auth else allowed_hosts(settings))
+    app_kwargs = {**options.get("app_kwargs", {})}
+    app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
     if not ways_in:
-        return demo.launch(**options)
+        return demo.launch(**{**options, "app_kwargs": app_kwargs})
     blocking = not options.get("prevent_thread_lock")
-    app_kwargs = {**options.get("app_kwargs", {}), "lifespan": _lifespan(ways_in)}
+    app_kwargs["lifespan"] = _lifespan(ways_in)
     result = demo.launch(**{**options, "prevent_thread_lock": True, "app_kwargs": app_kwargs})
     from starlette.routing import Mount, Route
 

@@ -27,6 +27,7 @@ from ingest.pipeline import Outcome
 from kbagent.errors import UserError
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
+from ui.answering import POLL_S, AnswerSlots, Feed, start
 from ui.turns import TurnLog
 from ui.uploads import StoredUpload, store_upload
 from ui.watching import WatchedFolders
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 LOCAL_PROVIDERS = {"embedded", "gguf", "hf"}  # in-process models: one answer at a time per model
 CHAT_CONCURRENCY = 20  # simultaneous answers (chat, API, MCP); in-process models still answer one at a time
 MAX_QUESTION_CHARS = 4000
-MAX_AGENTS = 4  # agents kept for (model, k, mode, temperature) choices; the least recently used goes first
+MAX_AGENTS = 4  # agents kept for (model, k, mode) choices; the least recently used goes first
 
 
 @dataclass(frozen=True)
@@ -54,24 +55,41 @@ class SessionChoices:
 class FairLock:
     """A lock handed out in the order it was asked for. An answers evaluation takes a local model's lock once per
     question; a plain `threading.Lock` lets it take the lock back before a waiting chat wakes, so chat could wait
-    for the whole run. Here whoever asked first answers next: chat waits at most for the answer in progress."""
+    for the whole run. Here whoever asked first answers next: chat waits at most for the answer in progress. A
+    waiter whose answer is cancelled gives up its place in the line."""
 
     def __init__(self) -> None:
         self._turns = threading.Condition()
         self._next_ticket = 0
         self._serving = 0
+        self._abandoned: set[int] = set()
 
-    def __enter__(self) -> FairLock:
+    def acquire(self, cancel: threading.Event | None = None) -> bool:
+        """Waits for this caller's turn; False (and no turn) when `cancel` is set first."""
         with self._turns:
             ticket = self._next_ticket
             self._next_ticket += 1
-            self._turns.wait_for(lambda: self._serving == ticket)
+            while self._serving != ticket:
+                if cancel is not None and cancel.is_set():
+                    self._abandoned.add(ticket)
+                    return False
+                self._turns.wait(POLL_S if cancel is not None else None)
+        return True
+
+    def release(self) -> None:
+        with self._turns:
+            self._serving += 1
+            while self._serving in self._abandoned:  # tickets given up while waiting are skipped
+                self._abandoned.discard(self._serving)
+                self._serving += 1
+            self._turns.notify_all()
+
+    def __enter__(self) -> FairLock:
+        self.acquire()
         return self
 
     def __exit__(self, *_: object) -> None:
-        with self._turns:
-            self._serving += 1
-            self._turns.notify_all()
+        self.release()
 
 
 class _TakingTurns:
@@ -150,10 +168,11 @@ class Services:
         self.threads = parts.threads
         self.uploads_dir = parts.settings.store.data_dir / "uploads"
         self.turns = TurnLog(parts.settings.store.data_dir / "chat_turns.sqlite3")  # tool calls, sources per answer
-        self._agents: dict[SessionChoices, Agent] = {}
+        self._agents: dict[tuple[str, int, Mode], Agent] = {}
         self._agent_lock = threading.Lock()
         self._model_locks: dict[str, FairLock] = {}
         self._write_lock = threading.Lock()
+        self.slots = AnswerSlots(CHAT_CONCURRENCY, parts.settings.app.answers_per_client)
         self.watched = WatchedFolders(
             parts.ingestor,
             parts.settings.store.data_dir / "watched_folders.json",
@@ -180,15 +199,17 @@ class Services:
             raise UserError(problem)
 
     def agent(self, choices: SessionChoices) -> Agent:
-        """One agent per (model, k, mode, temperature), built on first use and shared by every session (the last
-        few are kept: a temperature change rebuilds the model, and a local model is large). Only models an app
-        user may pick are built."""
-        key = replace(choices, model=choices.model or "embedded")
-        self.allowed_model(key.model)
+        """One agent per (model, k, mode), built on first use and shared by every session (the last few are kept);
+        agents on one model share it (a local model is large), and a session's temperature goes with each answer
+        (`Agent.stream`), so it builds nothing. Only models an app user may pick are built."""
+        model = choices.model or "embedded"
+        key = (model, choices.k, choices.mode)
+        self.allowed_model(model)
         with self._agent_lock:
             agent = self._agents.pop(key, None)
             if agent is None:
-                agent = self.parts.agent(key.model, k=key.k, mode=key.mode, temperature=key.temperature)
+                built = next((a.model for (m, _, _), a in self._agents.items() if m == model), None)
+                agent = self.parts.agent(model, k=choices.k, mode=choices.mode, chat_model=built)
             self._agents[key] = agent  # most recently used last
             while len(self._agents) > MAX_AGENTS:  # each may hold a local model in memory
                 self._agents.pop(next(iter(self._agents)))
@@ -200,35 +221,75 @@ class Services:
         question will say what is wrong."""
         try:
             agent = self.agent(self.default_choices())
-            if agent.spec.provider in LOCAL_PROVIDERS:
-                with self._turn(agent):
+            lock = self._model_lock(agent)
+            if lock is not None:
+                with lock:
                     self.parts.warm_up(agent.model)
         except Exception as exc:  # the question that needs the model says why, in the chat
             log.warning("model warm-up failed: %s", _first_line(exc))
 
-    def stream(self, question: str, thread_id: str | None, choices: SessionChoices) -> Iterator[Event]:
-        """The agent's events; in-process models answer one question at a time (they share one context)."""
+    def answer(self, question: str, thread_id: str | None, choices: SessionChoices, client: str) -> Feed:
+        """`stream`, run by a worker thread (`ui.answering`): the caller reads the events and holds nothing, and
+        closing the feed stops the answer. Raises Busy when `client` (an address) has its share of answers."""
+        stall = self.settings.app.answer_stall_s
+        return start(lambda cancel: self.stream(question, thread_id, choices, cancel), self.slots, client, stall)
+
+    def answer_detached(
+        self, question: str, earlier: list[tuple[str, str]], choices: SessionChoices, client: str
+    ) -> Feed:
+        """`stream_detached`, run by a worker thread, as `answer`."""
+        stall = self.settings.app.answer_stall_s
+        return start(lambda cancel: self.stream_detached(question, earlier, choices, cancel), self.slots, client, stall)
+
+    def stream(
+        self, question: str, thread_id: str | None, choices: SessionChoices, cancel: threading.Event | None = None
+    ) -> Iterator[Event]:
+        """The agent's events; in-process models answer one question at a time (they share one context). Front
+        doors call `answer`, which runs this in a worker thread: the model's turn is never held across a
+        network write."""
         try:
             agent = self.agent(choices)
         except Exception as exc:  # a model that can't be built here: said in the chat, never a stack trace
             yield Error(f"the model {choices.model or 'embedded'!r} can't be used: {_first_line(exc)}")
             return
-        with self._turn(agent):
-            yield from agent.stream(question, thread_id or None)
+        yield from self._in_turn(agent, question, thread_id or None, choices, cancel)
 
-    def _turn(self, agent: Agent) -> contextlib.AbstractContextManager[Any]:
-        """The model's lock when it runs in this process (it answers one question at a time), else none."""
+    def _in_turn(
+        self,
+        agent: Agent,
+        question: str,
+        thread_id: str | None,
+        choices: SessionChoices,
+        cancel: threading.Event | None,
+    ) -> Iterator[Event]:
+        """`agent.stream` once it is the model's turn (in-process models); a cancelled answer gives up its place."""
+        lock = self._model_lock(agent)
+        if lock is not None and not lock.acquire(cancel):
+            yield Error("the answer was cancelled while it waited for the model")
+            return
+        try:
+            yield from agent.stream(question, thread_id, temperature=choices.temperature, cancel=cancel)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _model_lock(self, agent: Agent) -> FairLock | None:
+        """The model's lock when it runs in this process (it answers one question at a time), else None."""
         if agent.spec.provider not in LOCAL_PROVIDERS:
-            return contextlib.nullcontext()
+            return None
         with self._agent_lock:
             return self._model_locks.setdefault(agent.spec.label, FairLock())
 
     def stream_detached(
-        self, question: str, earlier: list[tuple[str, str]], choices: SessionChoices
+        self,
+        question: str,
+        earlier: list[tuple[str, str]],
+        choices: SessionChoices,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Event]:
         """An answer in a thread of its own, started with the `earlier` (role, text) turns and deleted when done:
-        for clients that keep the conversation themselves (the OpenAI-compatible API), so it never shows among the
-        app's conversations."""
+        for clients that keep the conversation themselves (the OpenAI-compatible API, MCP), so it never shows
+        among the app's conversations."""
         try:
             agent = self.agent(choices)
         except Exception as exc:  # a model that can't be built here
@@ -237,14 +298,14 @@ class Services:
         thread_id = self.threads.new_thread()
         try:
             agent.seed(thread_id, earlier)
-            with self._turn(agent):
-                yield from agent.stream(question, thread_id)
+            yield from self._in_turn(agent, question, thread_id, choices, cancel)
         finally:
             self.threads.delete(thread_id)
 
-    def ask(self, question: str, thread_id: str | None, choices: SessionChoices) -> Answer:
-        """The whole answer (the API); raises AnswerError when there is none."""
-        return fold(self.stream(question, thread_id, choices))
+    def ask(self, question: str, thread_id: str | None, choices: SessionChoices, client: str) -> Answer:
+        """The whole answer (the API); raises AnswerError when there is none, Busy when `client` has its share."""
+        with self.answer(question, thread_id, choices, client) as feed:
+            return fold(feed)
 
     def history(self, thread_id: str, choices: SessionChoices) -> list[tuple[str, str]]:
         return self.agent(choices).history(thread_id)
@@ -373,10 +434,11 @@ class Services:
         agents = {a.spec.label: a for a in (self._usable_agent(replace(base, model=m)) for m in wanted)}
         grader = None
         if judge and judge.strip():
-            judging = self._usable_agent(replace(base, model=judge.strip(), temperature=0.0))
-            grader = Judge(_TakingTurns(judging.model, self._turn(judging)), judging.spec.label)
+            judging = self._usable_agent(replace(base, model=judge.strip()))
+            turn = self._model_lock(judging) or contextlib.nullcontext()
+            grader = Judge(_TakingTurns(judging.model_at(0.0), turn), judging.spec.label)
         run = AnswersRun([])
-        streams = {label: self._answers_stream(agent, run.cited) for label, agent in agents.items()}
+        streams = {label: self._answers_stream(agent, run.cited, base) for label, agent in agents.items()}
         run.rows = run_answers(streams, questions, None, grader, on_row, self.settings.eval.usd)
         return run
 
@@ -387,18 +449,19 @@ class Services:
         except Exception as exc:
             raise UserError(f"the model {choices.model!r} can't be used: {_first_line(exc)}") from exc
 
-    def _answers_stream(self, agent: Agent, cited: dict[tuple[str, str], list[Any]]) -> Callable[[str], Any]:
+    def _answers_stream(
+        self, agent: Agent, cited: dict[tuple[str, str], list[Any]], choices: SessionChoices
+    ) -> Callable[[str], Any]:
         """One question's events from `agent` in a thread of its own, deleted when the answer is done; the lock
-        is held for that one answer only."""
+        is held for that one answer only (the run reads the events here: no network write in between)."""
 
         def stream(question: str) -> Iterator[Event]:
             thread_id = self.threads.new_thread()
             try:
-                with self._turn(agent):
-                    for event in agent.stream(question, thread_id):
-                        if isinstance(event, Sources):
-                            cited[(agent.spec.label, question)] = list(event.cited)
-                        yield event
+                for event in self._in_turn(agent, question, thread_id, choices, None):
+                    if isinstance(event, Sources):
+                        cited[(agent.spec.label, question)] = list(event.cited)
+                    yield event
             finally:
                 self.threads.delete(thread_id)
 
