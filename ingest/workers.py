@@ -33,7 +33,6 @@ from pathlib import Path
 from ingest.read import FileRead, ReadSettings, page_ocr, read_file
 
 POLL_S = 0.05  # how often a waiting reader looks at the stop event
-OCR_STEP_S = 30.0  # beyond the OCR time limit of a page: rendering it, and handing it over
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ class ReadWorkers:
     ) -> FileRead:
         """The file read by a worker, or why not: killed past its time, died (crashed or out of memory), or the
         ingest stopped. Its time is `limits.timeout_s` to load, then each page's OCR time limit plus a margin
-        from the last page done, and no more OCR than the file's OCR budget."""
+        from the last page done, and no more than the file's OCR budget (and one page) for all its pages."""
         worker = self._borrow(stop)
         if worker is None:
             return _stopped()
@@ -111,8 +110,8 @@ class ReadWorkers:
                 self._discard(worker)
 
     def _deadlines(self) -> tuple[float, float, float]:
-        """(seconds to load, seconds per OCR step, seconds in all)."""
-        step = self.settings.ocr_timeout_s + OCR_STEP_S
+        """(seconds to load, seconds per OCR'd page: its OCR limit and the file's time to render it, in all)."""
+        step = self.settings.ocr_timeout_s + self.limits.timeout_s
         return self.limits.timeout_s, step, self.limits.timeout_s + self.settings.ocr_budget_s + step
 
     def _borrow(self, stop: threading.Event) -> _Worker | None:

@@ -10,7 +10,7 @@ from langchain_core.documents import Document
 
 from ingest.loaders.data import load_json, load_jsonl
 from ingest.loaders.ebook import load_epub
-from ingest.loaders.errors import LoadError
+from ingest.loaders.errors import LoadError, said
 from ingest.loaders.html import load_html
 from ingest.loaders.image import load_image
 from ingest.loaders.mail import load_eml, load_mbox
@@ -108,14 +108,9 @@ def load(path: Path, raw: bytes, reading: Reading | PageOcr | None = None) -> li
         except MemoryError:
             raise
         except Exception as exc:  # the library's own error for a file it can't parse (xlrd: a bare AssertionError)
-            raise LoadError(f"corrupt or unreadable {suffix} file ({_said(exc)})") from exc
+            raise LoadError(f"corrupt or unreadable {suffix} file ({said(exc)})") from exc
         finally:
             reading.warnings += [_warning(w) for w in caught if _warning(w) not in reading.warnings][:20]
-
-
-def _said(exc: BaseException) -> str:
-    first = next(iter(str(exc).strip().splitlines()), "")
-    return f"{type(exc).__name__}: {first[:100]}" if first else type(exc).__name__
 
 
 def _warning(caught: warnings.WarningMessage) -> str:

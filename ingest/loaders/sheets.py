@@ -7,8 +7,8 @@ column letter. Formulas read as the value the spreadsheet program last calculate
 never calculated reads as empty).
 Hidden sheets are skipped, and the file's ingest line says so. Rows are streamed (read-only mode) and kept
 ragged, only their filled cells: one cell in column XFD per row must not make 16,384 cells of every row. A
-workbook is cut after MAX_ROWS rows, cells past MAX_COLUMNS and cell text past MAX_CELL characters, each with a
-note in its line: past that, a table is a database's job, and its embedding alone would take minutes on a CPU.
+workbook is cut after MAX_ROWS rows, a row after MAX_CELLS filled cells, cell text after MAX_CELL characters,
+each with a note in its line: past that, a table is a database's job, and its embedding alone would take minutes on a CPU.
 Every cell is taken from the file's character budget as it is read, so one long shared string that every cell
 points at stops the reading there.
 """
@@ -24,11 +24,11 @@ from typing import Any
 from langchain_core.documents import Document
 
 from ingest.loaders.archive import open_zip
-from ingest.loaders.errors import LoadError
+from ingest.loaders.errors import LoadError, said
 from ingest.text.reading import Reading
 
 MAX_ROWS = 20_000  # filled rows per workbook; the rest is cut, and the ingest line says so
-MAX_COLUMNS = 1024  # cells further right are left out, with a note
+MAX_CELLS = 1024  # filled cells of a row; the rest of the row is left out, with a note
 MAX_CELL = 32_767  # characters of a cell's text: the most a spreadsheet program lets a cell hold
 HEADER_SCAN = 10  # a header is looked for among this many filled rows at the top of a sheet
 
@@ -82,7 +82,7 @@ def load_xls(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     except Exception as exc:  # xlrd.XLRDError, struct and index errors for a truncated file
         if "encrypted" in str(exc).lower():
             raise LoadError("encrypted (password-protected) .xls file") from exc
-        raise LoadError(f"corrupt or not a .xls file ({type(exc).__name__}: {str(exc)[:80]})") from exc
+        raise LoadError(f"corrupt or not a .xls file ({said(exc)})") from exc
     try:
         return _documents(path, _xls_sheets(book), "xls", reading)
     finally:
@@ -143,7 +143,7 @@ def _documents(path: Path, sheets: Sheets, kind: str, reading: Reading) -> list[
     except LoadError:
         raise
     except Exception as exc:
-        raise LoadError(f"corrupt .{kind} file ({type(exc).__name__}: {str(exc)[:80]})") from exc
+        raise LoadError(f"corrupt .{kind} file ({said(exc)})") from exc
     for cut in cuts:
         reading.cut(cut)
     return _with_note(documents, hidden)
@@ -167,8 +167,8 @@ def _filled_rows(stored: Iterable[Cells], limit: int, chars: int) -> tuple[list[
     for cells in stored:
         row: Row = {}
         for column, value in cells:
-            if column >= MAX_COLUMNS:
-                cuts[f"cells past column {_letter(MAX_COLUMNS)} left out", f" (the limit is {MAX_COLUMNS:,})"] = None
+            if len(row) >= MAX_CELLS:
+                cuts["rows cut", f" after {MAX_CELLS:,} filled cells"] = None
                 break
             text = cell_text(value)
             if len(text) > MAX_CELL:
