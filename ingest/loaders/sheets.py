@@ -8,7 +8,8 @@ never calculated reads as empty).
 Hidden sheets are skipped, and the file's ingest line says so. Rows are streamed (read-only mode) and kept
 ragged, only their filled cells: one cell in column XFD per row must not make 16,384 cells of every row. A
 workbook is cut after MAX_ROWS rows, a row after MAX_CELLS filled cells, cell text after MAX_CELL characters,
-each with a note in its line: past that, a table is a database's job, and its embedding alone would take minutes on a CPU.
+each with a note in its line: past that, a table is a database's job, and its embedding alone would take
+minutes on a CPU.
 Every cell is taken from the file's character budget as it is read, so one long shared string that every cell
 points at stops the reading there.
 """
