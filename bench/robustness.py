@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -58,8 +59,7 @@ def timed(make):
     return build
 
 settings = Settings(_env_file=None)
-from kbagent.components import Components
-with open_knowledge_base(settings, Components(settings).embedder) as kb:
+with open_knowledge_base(settings) as kb:
     ingestor = build_ingestor(config, kb)
     ingestor.reader = timed(ingestor.reader)
     start = time.perf_counter()
@@ -123,7 +123,7 @@ def main() -> None:
     reported = {f["name"] for f in files}
     statuses = Counter(f["status"] for f in files)
     one_line = all("\n" not in f["message"] and all("\n" not in n for n in f["notes"]) for f in files)
-    bare = [f for f in files if f["status"] == "failed" and f["message"].split(":")[0].endswith("Error")]
+    bare = [f for f in files if re.match(r"[A-Z]\w*(Error|Exception|Warning)\b", f["message"])]
     limit_s = args.timeout + 2 * args.timeout + args.timeout + args.timeout + 5  # load, OCR budget, a page, margin
     figures = {
         "files": len(paths),

@@ -290,9 +290,9 @@ def mutations(seed: bytes):  # type: ignore[no-untyped-def]
     from hypothesis import strategies as st
 
     size = max(len(seed), 1)
-    position = st.integers(0, size - 1)
+    position = st.integers(0, 2**16 - 1).map(lambda k: k * size // 2**16)  # anywhere, not mostly near the start
     edit = st.one_of(
-        st.tuples(st.just("truncate"), position, st.just(0)),
+        st.tuples(st.just("truncate"), position.filter(bool), st.just(0)),
         st.tuples(st.just("flip"), position, st.integers(1, 255)),
         st.tuples(st.just("cut"), position, st.integers(1, 4096)),
         st.tuples(st.just("repeat"), position, st.integers(1, 4096)),
@@ -329,7 +329,7 @@ def mutate(seed: bytes, edits: list[tuple[str, int, int]]) -> bytes:
 def mutants(seed_bytes: dict[str, bytes], count: int, seed: int = 0) -> Iterator[tuple[str, bytes]]:
     """`count` mutated files spread over the types of `seed_bytes`, as (suffix, bytes); the same for the same
     `seed`. Hypothesis draws each file's edits."""
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
@@ -337,6 +337,7 @@ def mutants(seed_bytes: dict[str, bytes], count: int, seed: int = 0) -> Iterator
     drawn: list[tuple[str, bytes]] = []
     per_kind = max(1, count // len(kinds))
     for n, kind in enumerate(kinds):
+        strategy = mutations(seed_bytes[kind])
 
         @hypothesis_seed(seed * 1000 + n)
         @settings(
@@ -344,11 +345,11 @@ def mutants(seed_bytes: dict[str, bytes], count: int, seed: int = 0) -> Iterator
             database=None,
             deadline=None,
             suppress_health_check=list(HealthCheck),
-            phases=["generate"],
+            phases=[Phase.generate],
         )
         @given(st.data())
-        def draw(data: st.DataObject, kind: str = kind) -> None:
-            drawn.append((kind, data.draw(mutations(seed_bytes[kind]))))
+        def draw(data: st.DataObject) -> None:
+            drawn.append((kind, data.draw(strategy)))  # noqa: B023  (run at once, in this iteration)
 
         draw()
     rng = random.Random(seed)
