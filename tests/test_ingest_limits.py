@@ -393,3 +393,37 @@ def test_the_zip_check_bounds_what_members_may_expand_to(tmp_path: Path) -> None
         pytest.raises(zipfile.BadZipFile, match="CRC"),
     ):
         member.read()
+
+
+# ------------------------------------------------------------------ a slice of bench/robustness.py
+
+
+FAST_BOMBS = ("shared-string.xlsx", "column-xfd.xlsx", "json-paths.json", "attachments.eml", "deep.json", "deep.html")
+
+
+def test_hostile_files_of_every_type_each_end_in_one_line(
+    tmp_path: Path, embedded_kb: KnowledgeBase, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Bombs and Hypothesis mutations of a valid file of every type: each ends ingested or reported in one
+    line, never as a library's bare error, and nothing prints a traceback."""
+    import re
+
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    bombs = hostile.bombs()
+    for name in FAST_BOMBS:
+        (folder / f"bomb-{name}").write_bytes(bombs[name])
+    seeds = hostile.seeds(tmp_path / "seeds")
+    for n, (kind, data) in enumerate(hostile.mutants(seeds, 2 * len(seeds), seed=5)):
+        (folder / f"mutant-{n:03d}.{kind}").write_bytes(data)
+    start = time.monotonic()
+    outcomes = _ingest(embedded_kb, folder, ocr="tesseract", read_timeout_s=10, max_text_mb=SMALL)
+    assert time.monotonic() - start < 180  # about 40 s on an idle machine; a hang would take much longer
+    assert set(outcomes) == {p.name for p in folder.iterdir()}
+    for name, outcome in outcomes.items():
+        status, message, notes = outcome.status, outcome.message, outcome.notes  # type: ignore[attr-defined]
+        assert status in ("added", "failed", "skipped"), (name, outcome)
+        assert "\n" not in message and all("\n" not in note for note in notes), (name, outcome)
+        assert not re.match(r"[A-Z]\w*(Error|Exception)\b", message), (name, message)
+    assert {o.status for o in outcomes.values()} >= {"added", "failed"}  # type: ignore[attr-defined]
+    assert "Traceback" not in capfd.readouterr().err
