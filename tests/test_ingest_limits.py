@@ -275,9 +275,9 @@ def test_ctrl_c_stops_an_ingest_within_seconds_while_a_page_renders(tmp_path: Pa
         **os.environ,
         "KBAGENT_DATA_DIR": str(tmp_path / "data"),
         "KBAGENT_OCR": "tesseract",
-        "KBAGENT_READ_MEMORY_MB": "6000",
+        "KBAGENT_READ_MEMORY_MB": "3500",
     }
-    limit = 8 * 2**30  # an ingest without workers would render in its own process: not past 8 GB here
+    limit = 4 * 2**30  # an ingest without workers would render in its own process: not past 4 GB here
 
     def capped() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
