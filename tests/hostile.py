@@ -83,8 +83,9 @@ def many_pages_pdf(pages: int) -> bytes:
 # ---------------------------------------------------------------------------------------- spreadsheets
 
 
-def _xlsx(sheet_xml: bytes, shared: list[str] | None = None) -> bytes:
-    """A minimal .xlsx of one sheet (its <sheetData> rows given) and a shared-string table."""
+def _xlsx(sheet_xml: bytes, shared: list[str] | None = None, empty_styles: bool = False) -> bytes:
+    """A minimal .xlsx of one sheet (its <sheetData> rows given) and a shared-string table; `empty_styles`: a
+    stylesheet with no styles, as some programs write it (openpyxl warns about it)."""
     parts = {
         "[Content_Types].xml": '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
         'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
@@ -109,6 +110,8 @@ def _xlsx(sheet_xml: bytes, shared: list[str] | None = None) -> bytes:
     parts["xl/sharedStrings.xml"] = (
         f'<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{strings}</sst>'
     )
+    if empty_styles:
+        parts["xl/styles.xml"] = '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"/>'
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as book:
         for name, text in parts.items():

@@ -254,7 +254,8 @@ def test_library_warnings_stay_off_the_terminal(tmp_path: Path) -> None:
 
     folder = tmp_path / "kb"
     folder.mkdir()
-    (folder / "plain.xlsx").write_bytes(hostile._xlsx(b'<row r="1"><c r="A1" t="s"><v>0</v></c></row>', ["tide"]))
+    row = b'<row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+    (folder / "plain.xlsx").write_bytes(hostile._xlsx(row, ["tide"], empty_styles=True))
     run = kbagent("ingest", str(folder), "--json", data=tmp_path / "data", env={"KBAGENT_READ_WORKERS": "0"})
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["added"] == 1
@@ -277,7 +278,7 @@ def test_ctrl_c_stops_an_ingest_within_seconds_while_a_page_renders(tmp_path: Pa
         "KBAGENT_OCR": "tesseract",
         "KBAGENT_READ_MEMORY_MB": "3500",
     }
-    limit = 4 * 2**30  # an ingest without workers would render in its own process: not past 4 GB here
+    limit = 8 * 2**30  # an ingest without workers would render in its own process: not past 8 GB here
 
     def capped() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
