@@ -3,6 +3,7 @@ and peak memory, on SciFact documents written out as Markdown files.
 
     .venv/bin/pip install langchain-chroma        # the naive pipeline's vector store (bench only)
     .venv/bin/python bench/speed.py [--docs N] [--skip-naive]     # default: the whole corpus
+    .venv/bin/python bench/speed.py --docs 300 --compare-workers 3  # `kbagent ingest` with the worker pool vs without
 
 Every timed step runs in a fresh process, as a user would run it. Prints a table and writes
 bench/results/speed.json.
@@ -126,7 +127,13 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=10**9, help="the first N documents (default: all)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--compare-workers", type=int, default=0, metavar="N", help="only N paired ingests, pool vs none"
+    )
     args = parser.parse_args()
+    if args.compare_workers:
+        compare_workers(args.corpus, args.docs, args.compare_workers)
+        return
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         docs, data = Path(tmp) / "docs", Path(tmp) / "data"
@@ -191,6 +198,37 @@ def main() -> None:
 
     print(json.dumps(results, indent=2))
     save("speed", results)
+
+
+def compare_workers(corpus: Path, limit: int, pairs: int) -> None:
+    """`kbagent ingest` of the same documents into fresh data dirs, files read by the worker pool (the default)
+    or in the ingest's own process (KBAGENT_READ_WORKERS=0), alternating (ABBA...); writes speed_workers.json."""
+    runs: dict[str, list[dict[str, float]]] = {"workers_2": [], "in_process": []}
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        docs = Path(tmp) / "docs"
+        count = write_docs(corpus, docs, limit)
+        os.environ["KBAGENT_MODELS_DIR"] = str(Path(tmp) / "models")
+        run([sys.executable, "-c", WARM, str(ROOT)], {"KBAGENT_DATA_DIR": str(Path(tmp) / "warm")})
+        for n in range(pairs):
+            for mode in ("workers_2", "in_process") if n % 2 == 0 else ("in_process", "workers_2"):
+                os.environ["KBAGENT_READ_WORKERS"] = "2" if mode == "workers_2" else "0"
+                wall, out, _ = kbagent("ingest", str(docs), "--json", data=Path(tmp) / f"data-{n}-{mode}")
+                runs[mode].append({"wall_s": round(wall, 2), "pipeline_s": json.loads(out)["seconds"]})
+                print(f"pair {n + 1} {mode}: {runs[mode][-1]}", file=sys.stderr)
+        os.environ.pop("KBAGENT_READ_WORKERS")
+    differences = [a["wall_s"] - b["wall_s"] for a, b in zip(runs["workers_2"], runs["in_process"], strict=True)]
+    results = {
+        "docs": count,
+        "pairs": pairs,
+        "runs": runs,
+        "median_wall_s": {mode: statistics.median(r["wall_s"] for r in rs) for mode, rs in runs.items()},
+        "pool_minus_in_process_wall_s": [round(d, 2) for d in differences],
+        "pool_minus_in_process_median_s": round(statistics.median(differences), 2),
+        "load_average_1min_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+    }
+    print(json.dumps(results, indent=2))
+    save("speed_workers", results)
 
 
 if __name__ == "__main__":
