@@ -29,6 +29,7 @@ from agent.routing import standalone_query
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
 from tools.calculator import make_calculator_tool
+from tools.data_tags import as_data
 from tools.knowledge_search import Passages, make_search_tool
 from tools.scraper import make_scrape_tool
 
@@ -89,6 +90,13 @@ class Agent:
 
     def _tool_graph(self) -> Any:
         from langchain.agents import create_agent
+        from langchain.agents.middleware import wrap_model_call
+
+        @wrap_model_call
+        def outside_text_as_data(request: Any, handler: Callable[[Any], Any]) -> Any:
+            """The model is shown the question, earlier turns and tool results escaped; the thread keeps them as
+            they were (the citation check reads those)."""
+            return handler(request.override(messages=[as_data(m) for m in request.messages]))
 
         return create_agent(
             self.model,
@@ -96,6 +104,7 @@ class Agent:
             system_prompt=prompts.TOOL_AGENT,
             checkpointer=self.threads.checkpointer,
             context_schema=TurnContext,
+            middleware=[outside_text_as_data],
         )
 
     def _retrieval_first_graph(self) -> Any:
