@@ -241,12 +241,18 @@ def app_model_refusal(
 
 
 def _inside(name: str, folder: Path) -> bool:
-    """Whether the path `name` (as either loader reads it: with or without `~` expanded) resolves under `folder`."""
+    """Whether the path `name` (as either loader reads it: with or without `~` expanded) resolves under `folder`,
+    outside its hidden folders (`kbagent models pull` keeps a file it could not check in one)."""
     try:
         root = folder.expanduser().resolve()
-        return all(p.resolve().is_relative_to(root) for p in (Path(name), Path(name).expanduser()))
+        paths = [p.resolve() for p in (Path(name), Path(name).expanduser())]
+        return all(p.is_relative_to(root) and not _hidden(p.relative_to(root)) for p in paths)
     except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop: not a model file of ours
         return False
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def _is_local(host: str) -> bool:
