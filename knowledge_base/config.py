@@ -60,6 +60,11 @@ class StoreConfig(Section):
         return self.data_dir / "ingest.lock"
 
     @property
+    def calibration_path(self) -> Path:
+        """Which embedding engine is fastest on this machine's CPU, as measured (`knowledge_base.calibration`)."""
+        return self.data_dir / "embedding_engine.json"
+
+    @property
     def models_path(self) -> Path:
         return self.models_dir or self.data_dir / "models"
 
@@ -81,12 +86,13 @@ class EmbeddingConfig(Section):
         "auto",
         alias="embedding_backend",
         description="auto: the shipped MiniLM embeds queries through onnxruntime (fast start) and batches through "
-        "a TorchScript export; torch: sentence-transformers.",
+        "the engine measured fastest here; onnx: onnxruntime float32 only; torch: sentence-transformers.",
     )
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+    dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         "auto",
         alias="embedding_dtype",
-        description="Ingest precision for torch models; auto: bfloat16 on CPUs with AMX/AVX512-BF16.",
+        description="Ingest precision; auto: the fastest engine whose vectors agree with float32's, measured on "
+        "this CPU by the first large ingest (shipped MiniLM); float32 elsewhere.",
     )
     batch_size: int = Field(32, ge=1, le=1024, alias="embedding_batch_size")
     device: str = Field("cpu", alias="embedding_device", description="torch device for local embedding models.")
