@@ -128,6 +128,18 @@ def calibrate(engines: Mapping[str, Engine], reference: str, texts: list[str]) -
     )
 
 
+def describe_cached(path: Path) -> str:
+    """What `kbagent models` says about the embedding engine ingest uses here."""
+    try:
+        calibration = Calibration(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return "not measured yet: the first ingest of 128 chunks or more measures the engines (a few seconds)"
+    except (OSError, ValueError, TypeError):
+        return "its measurement is unreadable: the next large ingest measures again"
+    stale = "" if calibration.cpu == cpu_identity() else " (on another CPU: the next large ingest measures again)"
+    return f"{calibration.describe()}, measured {calibration.measured_at}{stale}"
+
+
 class CalibrationCache:
     """The calibration of this CPU, in a JSON file in the data dir (None: kept in memory only)."""
 
