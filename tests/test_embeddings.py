@@ -13,7 +13,7 @@ import pytest
 
 from kbagent.settings import Settings
 from knowledge_base import calibration
-from knowledge_base.calibration import Calibration, CalibrationCache, calibrate
+from knowledge_base.calibration import Calibration, CalibrationCache, calibrate, describe_cached
 from knowledge_base.embeddings import Embedder, SentenceTransformerEmbedder
 from knowledge_base.embeddings import build_embedder as build
 from knowledge_base.shipped_minilm import OnnxEmbedder, ShippedMiniLM, TracedEmbedder
@@ -158,3 +158,18 @@ def test_a_damaged_cache_measures_again(tmp_path: Path) -> None:
 
 def test_the_embedder_is_a_langchain_embeddings(embedder: Embedder) -> None:
     assert len(embedder.embed_documents(["a", "b"])) == 2 and len(embedder.embed_query("a")) == 384
+
+
+def test_kbagent_models_says_which_engine_was_measured(tmp_path: Path) -> None:
+    path = tmp_path / "embedding_engine.json"
+    assert describe_cached(path).startswith("not measured yet")
+    rates, agreement = {"onnx float32": 20.0, "onnx int8": 45.0, "torch bfloat16": 38.5}, {"onnx int8": 0.99}
+    measured = Calibration("torch bfloat16", rates, {"onnx float32": 1.0, "torch bfloat16": 0.9999, **agreement})
+    measured.cpu, measured.measured_at = calibration.cpu_identity(), "2026-12-07 16:00:00"
+    CalibrationCache(path).save(measured)
+    said = describe_cached(path)
+    assert said.startswith("torch bfloat16") and "onnx int8 45 (vectors disagree)" in said and "38" in said
+    assert "another CPU" not in said
+    measured.cpu = {**measured.cpu, "cores": 64}
+    CalibrationCache(path).save(measured)
+    assert "another CPU" in describe_cached(path)
