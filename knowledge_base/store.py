@@ -287,10 +287,13 @@ class KnowledgeBase:
         # write lock is held), so `add` skips the existence check `upsert` makes.
         # The texts follow in the SQLite transaction after these calls: a vector whose text never arrived
         # (a crash between) is never shown, and the rerun that reuses it writes the text.
+        # Each group spans every length (the embedder sorts by token count itself), so the first one, which
+        # may time the engines (`knowledge_base.calibration`), looks like the whole job.
         order = sorted(positions, key=lambda i: len(texts[i]))
+        count = -(-len(order) // min(self._max_batch, CHROMA_CALL_CHUNKS))
         writing: Future[None] | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="kb-write") as writer:
-            for group in batched(order, min(self._max_batch, CHROMA_CALL_CHUNKS)):
+            for group in (order[start::count] for start in range(count)):
                 vectors = self.embedder.embed_many([texts[i] for i in group], on_embedded)
                 if writing is not None:
                     writing.result()
