@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,7 +48,10 @@ class Calibration:
 
 def cpu_identity() -> dict[str, Any]:
     """What the measured speeds depend on: the CPU model and its flags, the cores this process may use, and
-    the engines' versions."""
+    the engines' versions. (Its imports wait for it: not on a search's path.)"""
+    import platform
+    from importlib import metadata
+
     name, flags = platform.processor(), ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
