@@ -75,7 +75,7 @@ def test_every_engine_matches_sentence_transformers(tmp_path, models, reference)
     for name, tolerance in (("torch float32", 1e-5), ("onnx int8", 0.05), ("torch bfloat16", 5e-3)):
         engine = embedder.engine(name)
         assert engine.workers >= 1
-        for batch_size in (1, 7, 32):
+        for batch_size in (3, 32):
             engine.batch_size = batch_size
             done: list[int] = []
             got = np.array(engine.embed_many(texts, done.append))
