@@ -92,12 +92,16 @@ def main() -> None:
             reading[path.suffix[1:]].append(time.perf_counter() - start)
         settings = Settings(data_dir=Path(tmp) / "data", _env_file=None)
         with open_knowledge_base(settings) as kb:
-            kb.embedder.embed(["warm-up"])  # the model's load is not the ingest's
+            kb.embedder.embed(["warm-up"])  # the model's load is not the ingest's, nor the one-time calibration
+            engine_for = getattr(kb.embedder, "engine_for", None)
+            chosen = engine_for([filler(rng, 3) for _ in range(128)]) if engine_for else kb.embedder
+            engine = getattr(chosen, "engine", kb.embedder.model_name)
             report = build_ingestor(IngestConfig(), kb).run([folder])
     counts = report.counts
     assert counts["added"] == args.files, report.outcomes
     figures: dict[str, Any] = {
         "files": args.files,
+        "embedding_engine": engine,
         "chunks": report.embedded,
         "seconds": round(report.seconds, 2),
         "files_per_s": round(args.files / report.seconds, 2),

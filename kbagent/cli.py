@@ -468,6 +468,13 @@ def models(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json")]
         mark = "[green]yes[/]" if c.usable else "[red]no [/]"
         out.print(f"{mark}  {_safe(c.spec):22} {c.reason}")
     out.print("[dim]More models: `kbagent models recommend`, then `kbagent models pull NAME`.[/]")
+    if settings.embedding.dtype == "auto":
+        from knowledge_base.calibration import describe_cached
+
+        engine = describe_cached(settings.store.calibration_path)
+    else:
+        engine = f"KBAGENT_EMBEDDING_DTYPE={settings.embedding.dtype}"
+    out.print(f"Embedding engine for ingest: {_safe(engine)}")
 
 
 @models_app.command("recommend")

@@ -40,7 +40,11 @@ def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) ->
     if embedder is None:
         keys = settings.keys
         embedder = build_embedder(
-            settings.embedding, settings.store.models_path, keys.secret("openai_api_key"), keys.openai_base_url
+            settings.embedding,
+            settings.store.models_path,
+            keys.secret("openai_api_key"),
+            keys.openai_base_url,
+            settings.store.calibration_path,
         )
     reranker = build_reranker(settings.search, settings.embedding.device)
     client = open_client(settings.store)
