@@ -7,6 +7,7 @@ fetcher) and closed together. Tests pass their own embedder or a scripted chat m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from kbagent.errors import ConfigError, UserError
 from kbagent.settings import Settings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent.memory import Threads
@@ -185,6 +188,19 @@ class Components:
         return start_mcp(self.settings.tools, self.settings.store.data_dir / "logs")
 
     @cached_property
+    def mcp_tools(self) -> list[Any]:
+        """The outside servers' tools their allow-lists let through, built once (the servers start on first use);
+        each tool held back, and each server that did not start, is logged once."""
+        from tools.mcp_client import make_mcp_tools
+
+        if self.mcp is None:
+            return []
+        tools, notes = make_mcp_tools(self.mcp)
+        for note in [*self.mcp.problems, *notes]:
+            log.warning("%s", note)
+        return tools
+
+    @cached_property
     def models(self) -> ModelFactory:
         from agent.models import ModelFactory
 
@@ -252,7 +268,7 @@ class Components:
         `chat_model`: that model already built (another agent's), so it is not built again."""
         from dataclasses import replace
 
-        from agent.models import parse_model
+        from agent.models import parse_model, uses_tool_calling
         from agent.runner import Agent
 
         spec = parse_model(self.settings.agent.model if model is None else model)
@@ -263,4 +279,15 @@ class Components:
         options = self.kb.default_options()
         if mode is not None:
             options = replace(options, mode=mode)
-        return Agent(config, self.kb, chat_model, spec, self.threads, scraper=self.scraper, search_options=options)
+        outside = self.mcp_tools if uses_tool_calling(config, spec) else []  # the local loop calls none
+        return Agent(
+            config,
+            self.kb,
+            chat_model,
+            spec,
+            self.threads,
+            scraper=self.scraper,
+            search_options=options,
+            web_search=self.web_search,
+            outside_tools=outside,
+        )
