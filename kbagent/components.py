@@ -103,6 +103,21 @@ def migrate(
     }
 
 
+def keep_audit_log(path: Path) -> None:
+    """The `kbagent.audit` log (each outside tool call: who, when, which tool, argument size, outcome) appended to
+    `path`, apart from the terminal's warnings; once per file in a process."""
+    audit = logging.getLogger("kbagent.audit")
+    target = str(path.resolve())
+    if any(getattr(h, "baseFilename", None) == target for h in audit.handlers):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False  # not on the terminal's stderr with every answer
+
+
 class Components:
     """Every part of kbagent, built from one `Settings`. Use as a context manager: closing closes what was built.
 
@@ -195,6 +210,7 @@ class Components:
 
         if self.mcp is None:
             return []
+        keep_audit_log(self.settings.store.data_dir / "logs" / "audit.log")
         tools, notes = make_mcp_tools(self.mcp)
         for note in [*self.mcp.problems, *notes]:
             log.warning("%s", note)

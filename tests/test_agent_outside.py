@@ -18,6 +18,7 @@ from agent.events import Sources, ToolEnd, fold
 from agent.memory import ThreadStore
 from agent.models import ModelSpec
 from agent.runner import Agent
+from kbagent.components import keep_audit_log
 from knowledge_base import KnowledgeBase
 from tests.conftest import REPO
 from tests.mcp_outside_server import FACT
@@ -103,6 +104,28 @@ def test_with_the_switch_off_no_web_tool_is_offered(
     assert "web_search" not in model.bound_tools
 
 
+class Kept(logging.Handler):
+    """The audit log's lines, from its own logger (it does not propagate once a data dir keeps it in a file)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def audited() -> Iterator[list[str]]:
+    audit, kept = logging.getLogger("kbagent.audit"), Kept()
+    level = audit.level
+    audit.addHandler(kept)
+    audit.setLevel(logging.INFO)
+    yield kept.lines
+    audit.removeHandler(kept)
+    audit.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpHub]:
     marker = f"kbagent-test-{uuid.uuid4().hex}"
@@ -118,22 +141,20 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpHub]:
 
 @pytest.mark.slow
 def test_an_outside_mcp_tool_reaches_the_agent_and_each_call_is_audited(
-    embedded_kb: KnowledgeBase, hub: McpHub, caplog: pytest.LogCaptureFixture
+    embedded_kb: KnowledgeBase, hub: McpHub, audited: list[str]
 ) -> None:
     outside, _ = make_mcp_tools(hub)
     model = ScriptedChatModel(
         replies=[tool_call("outside__lookup", {"term": "ferry"}), AIMessage("The harbor ferry leaves at 07:40.")]
     )
     agent = _agent(embedded_kb, model, outside_tools=outside)
-    with caplog.at_level(logging.INFO, logger="kbagent.audit"):
-        events = list(agent.stream("When does the harbor ferry leave?", caller="198.51.100.7"))
+    events = list(agent.stream("When does the harbor ferry leave?", caller="198.51.100.7"))
     assert model.bound_tools.count("outside__lookup") == 1 and "web_search" not in model.bound_tools
     end = next(e for e in events if isinstance(e, ToolEnd))
     assert end.name == "outside__lookup" and end.ok and FACT in end.output
     assert "07:40" in fold(events).answer
-    lines = [r.getMessage() for r in caplog.records if r.name == "kbagent.audit"]
-    assert len(lines) == 1
-    line = lines[0]
+    assert len(audited) == 1
+    line = audited[0]
     assert "198.51.100.7" in line and "outside/lookup" in line and "outcome=ok" in line
     assert "args=17 bytes" in line  # {"term": "ferry"}
     assert "at=20" in line  # when: an ISO date
@@ -141,12 +162,28 @@ def test_an_outside_mcp_tool_reaches_the_agent_and_each_call_is_audited(
 
 @pytest.mark.slow
 def test_a_failed_outside_call_is_audited_as_failed(
-    embedded_kb: KnowledgeBase, hub: McpHub, caplog: pytest.LogCaptureFixture
+    embedded_kb: KnowledgeBase, hub: McpHub, audited: list[str]
 ) -> None:
     """A call the server refuses (an argument its schema does not take) is in the log with why."""
     outside, _ = make_mcp_tools(hub)
     model = ScriptedChatModel(replies=[tool_call("outside__lookup", {"word": "ferry"}), AIMessage("Noted.")])
-    with caplog.at_level(logging.INFO, logger="kbagent.audit"):
-        list(_agent(embedded_kb, model, outside_tools=outside).stream("Ferry?", caller="cli"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "kbagent.audit"]
-    assert len(lines) == 1 and "caller=cli" in lines[0] and "outcome=ok" not in lines[0]
+    list(_agent(embedded_kb, model, outside_tools=outside).stream("Ferry?", caller="cli"))
+    assert len(audited) == 1 and "caller=cli" in audited[0] and "outcome=ok" not in audited[0]
+
+
+def test_the_audit_log_is_kept_in_the_data_dir_and_not_on_the_terminal(tmp_path: Path) -> None:
+    audit = logging.getLogger("kbagent.audit")
+    before = (list(audit.handlers), audit.level, audit.propagate)
+    try:
+        keep_audit_log(tmp_path / "logs" / "audit.log")
+        keep_audit_log(tmp_path / "logs" / "audit.log")  # once per file
+        audit.info("outside tool call: caller=cli tool=outside/lookup outcome=ok")
+        for handler in audit.handlers:
+            handler.flush()
+        lines = (tmp_path / "logs" / "audit.log").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 1 and lines[0].endswith("caller=cli tool=outside/lookup outcome=ok")
+        assert not audit.propagate
+    finally:
+        for handler in audit.handlers[len(before[0]) :]:
+            handler.close()
+        audit.handlers[:], audit.level, audit.propagate = before
