@@ -8,6 +8,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,10 @@ from agent.events import Sources, ToolEnd, fold
 from agent.memory import ThreadStore
 from agent.models import ModelSpec
 from agent.runner import Agent
-from kbagent.components import keep_audit_log
+from kbagent.components import Components, keep_audit_log
+from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
+from knowledge_base.embeddings import Embedder
 from tests.conftest import REPO
 from tests.mcp_outside_server import FACT
 from tests.scripted_model import ScriptedChatModel, tool_call
@@ -27,6 +30,7 @@ from tests.search_stand_in import PAGES, StandIn, search_stand_in
 from tools.config import SearchKeys, ToolsConfig
 from tools.mcp_client import McpHub, make_mcp_tools, start_mcp
 from tools.web_search import WebSearch, make_web_search
+from ui.services import Services
 
 HOURS_URL = PAGES[0][1]
 RULES_URL = PAGES[1][1]
@@ -187,3 +191,27 @@ def test_the_audit_log_is_kept_in_the_data_dir_and_not_on_the_terminal(tmp_path:
         for handler in audit.handlers[len(before[0]) :]:
             handler.close()
         audit.handlers[:], audit.level, audit.propagate = before
+
+
+def test_the_app_offers_web_search_only_when_its_switch_is_on(
+    settings: Settings, embedder: Embedder, stand_in: StandIn
+) -> None:
+    """Through the composition root and the app's services: the configured provider reaches the agent, and a
+    question asked with the switch on, and only then, may search the web."""
+    stand_in.mode, stand_in.seen[:] = "ok", []
+    configured = settings.override(web_search=f"searxng:{stand_in.endpoint('searxng')}", model="openai:scripted")
+    model = ScriptedChatModel(
+        replies=[
+            AIMessage("I couldn't find that in the knowledge base."),
+            tool_call("web_search", {"query": "Harbor Co-op hours"}),
+            AIMessage("The Harbor Co-op is open Tuesday to Saturday, 10:00 to 18:00."),
+        ]
+    )
+    with Components(configured, embedder=embedder, chat_model=model) as parts:
+        svc = Services(parts, [])
+        assert svc.web_search_offered
+        off = fold(svc.stream("When is the Harbor Co-op open?", None, svc.default_choices()))
+        assert "web_search" not in model.bound_tools and off.web == [] and stand_in.seen == []
+        choices = replace(svc.default_choices(), web=True)
+        on = fold(svc.stream("When is the Harbor Co-op open?", None, choices, caller="127.0.0.1"))
+        assert "web_search" in model.bound_tools and on.web[0]["url"] == HOURS_URL and len(stand_in.seen) == 1
