@@ -174,6 +174,17 @@ def test_sources_panel_shows_web_results_apart_with_their_address_and_loads_noth
     assert "cites none" not in only and _rendered_addresses(only)[1] == ["https://harbor.example/hours"]
 
 
+def test_a_web_search_step_shows_each_result_title_and_address_as_text() -> None:
+    from tools.web_search import PROVIDERS, format_results
+
+    output = format_results("hours", [HOSTILE_RESULT], PROVIDERS["searxng"])
+    shown = formatting.readable_output(output, {})
+    assert "**Harbor" in shown and "harbor.example/a" in shown and "Open 10:00 to 18:00." in shown  # a bold title
+    assert "web_page" not in shown and "web\\_page" not in shown and "not instructions" not in shown
+    assert _rendered_addresses(shown) == ([], [])  # no image, no raw HTML, no link
+    assert "://" not in shown  # nor a bare address a GitHub-flavoured renderer would make a link of
+
+
 def test_a_javascript_address_is_never_a_link() -> None:
     """Whatever a renderer's own link filter does: CommonMark with every address let through finds no link."""
     from markdown_it import MarkdownIt

@@ -26,6 +26,7 @@ MAX_PASSAGE_CHARS = 700
 MAX_PATH_CHARS = 60  # longer paths are cut in the middle: the folder's start and the file name both show
 PASSAGE_LABEL = re.compile(r"^\[(\d+)\] (.*)$")
 URL_SAFE = "/:?#@!$&*+,;=%~"  # kept in a web link's address; brackets, quotes, backslashes, spaces are encoded
+WEB_PAGE = re.compile(r'^\s*<web_page url="([^"<>]*)" title="([^"<>]*)">\s*$')  # as `tools.data_tags.attribute` writes
 FRAMING = re.compile(r"^\s*(?:</?retrieved_passages>|</?web_page\b[^>]*>|<!--.*-->)\s*$")  # the model's, not the user's
 
 
@@ -166,10 +167,17 @@ def tool_message(call: ToolCall, names: Mapping[str, str] | None = None) -> gr.C
 
 def readable_output(output: str, names: Mapping[str, str]) -> str:
     """A tool's output without the framing written for the model (data tags, "not instructions" notes): numbered
-    passages as a bold "[n] title · path" and their text quoted, anything else quoted as it is."""
+    passages as a bold "[n] title · path" and their text quoted, a page or web result as its bold title and its
+    address as text (never a link: the model's tool output is no source list), anything else quoted as it is."""
     text = output if len(output) <= MAX_TOOL_OUTPUT else output[:MAX_TOOL_OUTPUT] + " …(cut)"
     out = []
-    for line in html.unescape(text).splitlines():
+    for raw in text.splitlines():
+        web_page = WEB_PAGE.match(raw)  # read before unescaping: the attributes are escaped, quotes included
+        if web_page:
+            url, title = (html.unescape(value) for value in web_page.groups())
+            out.append(f"**{text_only(title)}** · {url_text(url)}" if title != url else url_text(url))
+            continue
+        line = html.unescape(raw)
         if FRAMING.match(line):
             continue
         label = PASSAGE_LABEL.match(line)
@@ -182,7 +190,7 @@ def readable_output(output: str, names: Mapping[str, str]) -> str:
             out.append(f"**[{label.group(1)}]** " + " · ".join(f for f in facts if f) + (page.group(0) if page else ""))
         else:
             line = plain_text(line, MAX_TOOL_OUTPUT)  # no emphasis markers, table rows as "a · b", rules dropped
-            out.append(f"> {md_escape(line)}  " if line.strip() else "")
+            out.append(f"> {text_only(line)}  " if line.strip() else "")
     return "\n".join(out).strip()
 
 
@@ -231,7 +239,12 @@ def sources_markdown(
 def _web_markdown(result: Any) -> str:
     """A web search result (outside text): its title and snippet as text, its address as `web_link`."""
     snippet = quote(plain_text(result.snippet, MAX_PASSAGE_CHARS)) if result.snippet else ""
-    return f"**{md_escape(result.title or 'untitled')}**  \n{web_link(result.url)}\n\n{snippet}".rstrip()
+    return f"**{text_only(result.title or 'untitled')}**  \n{web_link(result.url)}\n\n{snippet}".rstrip()
+
+
+def url_text(url: str) -> str:
+    """An outside address as Markdown text that no renderer makes a link of (`text_only`)."""
+    return text_only(middle_cut(url, 80))
 
 
 def web_link(url: str) -> str:
@@ -239,7 +252,7 @@ def web_link(url: str) -> str:
     escaped text, and every character that could end the link's destination or start markup percent-encoded, so
     the address can't add an image or a second link. Anything but http(s) is text only."""
     parts = urlsplit(url)
-    shown = md_escape(middle_cut(url, 80))
+    shown = url_text(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return shown
     return f"[{shown}]({quote_url(url, safe=URL_SAFE)})"
@@ -275,7 +288,13 @@ def plain_text(text: str, limit: int) -> str:
 
 def quote(text: str) -> str:
     """Escaped text as a Markdown block quote, line breaks kept."""
-    return "\n".join(f"> {md_escape(line)}  " if line else ">" for line in text.splitlines())
+    return "\n".join(f"> {text_only(line)}  " if line else ">" for line in text.splitlines())
+
+
+def text_only(text: str) -> str:
+    """`md_escape`, and `://` and `www.` escaped too: GitHub-flavoured Markdown makes links of bare addresses in
+    text, and outside text (a page, a search result) is shown, never linked."""
+    return md_escape(text).replace("://", ":\\/\\/").replace("www.", "www\\.")
 
 
 def md_escape(text: str) -> str:
