@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS corpus (
 );
 INSERT INTO corpus VALUES (true, 0, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS pending_deletes (chunk_id text PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS page_words (
+    source text NOT NULL,
+    page   integer NOT NULL,
+    words  bytea NOT NULL,
+    PRIMARY KEY (source, page)
+);
 """
 RECORD_COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root, source_id"
 
@@ -232,6 +238,17 @@ class PostgresRecords:
     def delete_many(self, sources: Iterable[str]) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM sources WHERE source = ANY(%s)", [list(sources)])
+
+    def replace_page_words(self, sources: Sequence[str], rows: Iterable[tuple[str, int, bytes]]) -> None:
+        rows = list(rows)
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM page_words WHERE source = ANY(%s)", [list(sources)])
+            if rows:
+                cur.executemany("INSERT INTO page_words (source, page, words) VALUES (%s, %s, %s)", rows)
+
+    def page_words(self, source: str, page: int) -> bytes | None:
+        rows = self._rows("SELECT words FROM page_words WHERE source = %s AND page = %s", [source, page])
+        return bytes(rows[0][0]) if rows else None
 
     def note_pending_deletes(self, chunk_ids: Iterable[str]) -> None:
         """As `records.SourceRecords.note_pending_deletes`: in the transaction that deletes their records."""

@@ -18,7 +18,7 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS sources (
     source_id   TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS pending_deletes (chunk_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS page_words (
+    source TEXT NOT NULL,
+    page   INTEGER NOT NULL,
+    words  BLOB NOT NULL,
+    PRIMARY KEY (source, page)
+);
 """
 COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root, source_id"
 ID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS sources_by_id ON sources (source_id)"
@@ -204,6 +210,17 @@ class SourceRecords:
     def delete_many(self, sources: Iterable[str]) -> None:
         with self.transaction():
             self._db.executemany("DELETE FROM sources WHERE source = ?", [(s,) for s in sources])
+
+    def replace_page_words(self, sources: Sequence[str], rows: Iterable[tuple[str, int, bytes]]) -> None:
+        """The OCR words of these sources' pages (source, page, `ingest.text.words.PageWords` bytes), in place of
+        what they had: a sidecar to the record, written in its transaction."""
+        with self.transaction():
+            self._db.executemany("DELETE FROM page_words WHERE source = ?", [(s,) for s in sources])
+            self._db.executemany("INSERT INTO page_words (source, page, words) VALUES (?, ?, ?)", rows)
+
+    def page_words(self, source: str, page: int) -> bytes | None:
+        row = self._db.execute("SELECT words FROM page_words WHERE source = ? AND page = ?", (source, page)).fetchone()
+        return bytes(row[0]) if row else None
 
     def note_pending_deletes(self, chunk_ids: Iterable[str]) -> None:
         """Chunk ids Chroma still holds for records deleted in this transaction (`KnowledgeBase.remove`)."""
