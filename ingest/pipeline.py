@@ -451,6 +451,7 @@ class Ingestor:
         chunks = [Document(text, metadata=metadata) for text, metadata in read.chunks]
         root = str(file.root or file.path.parent)
         item = ChunkedSource(source, content_hash, chunks, read.title, file.doc_type, kind_of(file.path), root)
+        item.page_words = read.page_words
         return Prepared(item=item, read=read)
 
 

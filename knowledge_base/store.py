@@ -47,6 +47,8 @@ class ChunkedSource:
     doc_type: str = ""
     kind: str = ""
     root: str = ""  # the folder it was ingested from, for showing it relative to that (records only)
+    page_words: dict[int, bytes] = field(default_factory=dict)
+    """Page → its OCR words (`ingest.text.words`), kept beside the record for the viewer's highlights."""
 
 
 @dataclass
@@ -252,6 +254,8 @@ class KnowledgeBase:
             self._retire(retired, retired_chunks)
             self.records.put_many(records)
             self.keywords.replace_sources([it.source for it in items], keyword_rows)
+            words = [(it.source, page, data) for it in items for page, data in sorted(it.page_words.items())]
+            self.records.replace_page_words([it.source for it in items], words)
         if retired:
             self._finish_deletes()
         sources = [it.source for it in items]
@@ -277,6 +281,7 @@ class KnowledgeBase:
             return
         self.records.delete_many(sources)
         self.keywords.delete_sources(sources)
+        self.records.replace_page_words(sources, [])
         self.records.note_pending_deletes(sorted(chunk_ids))
 
     def _donated_vectors(
@@ -372,6 +377,10 @@ class KnowledgeBase:
     def source_by_id(self, source_id: str) -> SourceRecord | None:
         """The record with this stable id (`records.SourceRecord.source_id`), or None."""
         return self.records.by_id(source_id)
+
+    def page_words(self, source: str, page: int) -> bytes | None:
+        """Where OCR found the words of a scanned page of `source` (`ingest.text.words.PageWords`), or None."""
+        return self.records.page_words(source, page)
 
     def display_names(self) -> dict[str, str]:
         """Each source as its user knows it (`records.display_path`): relative to its ingest folder, or its URL."""
