@@ -54,6 +54,10 @@ class TextView:
     shown: tuple[int, int] = (0, 0)
     length: int = 0
     """The window shown (characters of the part's text) and the part's whole length."""
+    plain: str = ""
+    marks: list[Span] = field(default_factory=list)
+    strong: list[Span] = field(default_factory=list)
+    """The window's text as plain text, and the passage's and the backing's spans in it (for the terminal)."""
 
 
 def view_file(request: TextRequest) -> TextView:
@@ -109,6 +113,9 @@ def view_text(text: str, text_format: str, request: TextRequest, meta: dict[str,
         _text_under(text, found),
         shown=(low, high),
         length=len(text),
+        plain=text[low:high],
+        marks=[(s - low, e - low) for s, e in _within(passage_spans, low, high)],
+        strong=[(s - low, e - low) for s, e in _within(backing, low, high)],
     )
 
 

@@ -18,12 +18,12 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 from ingest.loaders import format_of
 from ingest.pipeline import UNREAD_PAGES, source_hash
 from ingest.text.words import PageWords
-from ingest.workers import WorkerError
+from ingest.workers import InProcess, ReadWorkers, WorkerError
 from kbagent.errors import UserError
 from knowledge_base import KnowledgeBase
 from knowledge_base.records import SourceRecord, location_of
@@ -33,7 +33,6 @@ from viewer.documents import TextRequest, TextView, view_file, view_text
 from viewer.locate import Span, passage_body
 from viewer.pages import PageImage, PageRequest, draw_image, draw_pdf_page
 
-T = TypeVar("T")
 IMAGES = {"png", "jpg", "jpeg", "tif", "tiff"}
 Status = Literal["ok", "edited", "missing", "changed", "unreadable"]
 NEIGHBOUR_CHUNKS = 6
@@ -43,10 +42,8 @@ class UnknownSource(UserError):
     """No such source (or chunk) in this knowledge base: the same answer for one that exists elsewhere."""
 
 
-class Runner(Protocol):
-    """Where drawing and parsing run: `ingest.workers.ReadWorkers` (limits), or `InProcess` (tests, the CLI)."""
-
-    def call(self, function: object, *args: object, timeout_s: float = 0.0) -> object: ...
+Runner = ReadWorkers | InProcess
+"""Where drawing and parsing run: worker processes under the viewer's limits, or this process (tests)."""
 
 
 @dataclass
@@ -103,10 +100,12 @@ class SourceViewer:
         saved_passage: str = "",
         backing: Sequence[Span] = (),
         page: int | None = None,
+        as_text: bool = False,
     ) -> View:
         """The view of a recorded source at a chunk (or its saved passage text, or its start); `backing`: the
         supporting spans in the chunk's text (`agent.citations.SupportSpans`); `page`: another page than the
-        chunk's (the next, the previous). Raises UnknownSource for an id not recorded."""
+        chunk's (the next, the previous); `as_text`: a PDF's page as its text, not drawn (the terminal).
+        Raises UnknownSource for an id not recorded."""
         record = self._record(source_id)
         chunk_text, meta, status, note = self._chunk(record, chunk_id, saved_passage)
         offset, passage = passage_body(chunk_text)
@@ -121,7 +120,7 @@ class SourceViewer:
         raw = self._file(view, record)
         if raw is None:
             return view
-        self._shown(view, record, raw, meta)
+        self._shown(view, record, raw, meta, as_text)
         return view
 
     def _record(self, source_id: str) -> SourceRecord:
@@ -174,17 +173,17 @@ class SourceViewer:
         view.file_link = Path(path).as_uri() + (f"#page={view.page}" if record.kind == "pdf" and view.page else "")
         return raw
 
-    def _shown(self, view: View, record: SourceRecord, raw: bytes, meta: dict[str, Any]) -> None:
+    def _shown(self, view: View, record: SourceRecord, raw: bytes, meta: dict[str, Any], as_text: bool) -> None:
         limit = self.config.view_timeout_s
         pixels = int(self.config.view_max_megapixels * 1e6)
         try:
-            if record.kind in ("pdf", *IMAGES):
+            if record.kind in IMAGES or (record.kind == "pdf" and not as_text):
                 page = view.page or 1
                 stored = self.kb.page_words(record.source, page)
                 words = PageWords.from_bytes(stored) if stored else None
                 request = PageRequest(raw, page, view.passage, tuple(view.backing), words, pixels)
                 draw = draw_pdf_page if record.kind == "pdf" else draw_image
-                view.page_image = self._call(draw, request, limit)
+                view.page_image = self.runner.call(draw, request, timeout_s=limit)
                 view.page = view.page_image.page
                 if not view.page_image.found and view.passage and view.status == "ok":
                     view.note = "the passage is shown beside the page: it was not found on it" + (
@@ -194,14 +193,11 @@ class SourceViewer:
                     )
                 return
             request_text = TextRequest(
-                Path(record.source).name, raw, view.passage, tuple(view.backing), view.location, meta.get("page")
+                Path(record.source).name, raw, view.passage, tuple(view.backing), view.location, view.page
             )
-            view.text = self._call(view_file, request_text, limit)
+            view.text = self.runner.call(view_file, request_text, timeout_s=limit)
         except WorkerError as exc:
             view.status, view.note = "unreadable", f"{record.display} could not be shown: {exc}"
-
-    def _call(self, function: object, request: object, limit: float) -> T:  # type: ignore[type-var]
-        return self.runner.call(function, request, timeout_s=limit)  # type: ignore[return-value]
 
     def _stored(self, view: View, record: SourceRecord, chunk_id: str) -> None:
         """A web page: its stored chunks around the cited one, joined (no page is fetched)."""
