@@ -56,7 +56,9 @@ def test_an_id_survives_an_edit_and_a_move_and_finds_its_record(tmp_path: Path, 
     assert kb.collection.get(where={"source": str(tomatoes)}, include=[])["ids"] == []  # the old chunks went
 
 
-def test_ingest_sync_moves_keep_the_id_and_a_new_file_gets_a_new_one(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
+def test_ingest_sync_moves_keep_the_id_and_a_new_file_gets_a_new_one(
+    tmp_path: Path, embedded_kb: KnowledgeBase
+) -> None:
     folder = tmp_path / "notes"
     old = _note(folder / "valves.md", "Valves", "The alpha valve opens at 3 bar.")
     ingestor = build_ingestor(IngestConfig(), embedded_kb)
@@ -151,7 +153,9 @@ def test_postgres_records_from_before_ids_get_them_in_place(database_url: str) -
             "DEFAULT '', doc_type text NOT NULL DEFAULT '', kind text NOT NULL DEFAULT '', chunk_ids jsonb NOT NULL, "
             "ingested_at double precision NOT NULL, root text NOT NULL DEFAULT '')"
         )
-        conn.execute("INSERT INTO old.sources SELECT '/s/' || n, 'h', '', '', '', '[]', 0 FROM generate_series(1, 50) n")
+        conn.execute(
+            "INSERT INTO old.sources SELECT '/s/' || n, 'h', '', '', '', '[]', 0 FROM generate_series(1, 50) n"
+        )
     records = PostgresRecords(Database(database_url, "old"))
     try:
         ids = {r.source: r.source_id for r in records.all()}
