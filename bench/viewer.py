@@ -57,8 +57,8 @@ def speed(folder: Path, parts: Components) -> dict[str, object]:
     pages[299] = "Page 300\nThe last page says the tool library lends 140 tools."
     write_pdf(folder / "long.pdf", pages)
     rng = random.Random(8)
-    paragraphs = [filler(rng, 3) for _ in range(14_000)]
-    paragraphs[7_000] = "The spoke tension meter lives in drawer 14 of the blue cabinet, beside the truing stand."
+    paragraphs = [filler(rng, 3) for _ in range(21_500)]  # about 5 MB
+    paragraphs[10_750] = "The spoke tension meter lives in drawer 14 of the blue cabinet, beside the truing stand."
     text = "# Big handbook\n\n" + "\n\n".join(paragraphs)
     (folder / "big.md").write_text(text, encoding="utf-8")
     parts.ingestor().run([folder])
