@@ -26,7 +26,7 @@ from tests.hostile import nested_forms_pdf, raw_pdf
 from viewer.address import parse_address, source_address
 from viewer.config import ViewerConfig
 from viewer.documents import TextRequest, view_file
-from viewer.html import markdown_html
+from viewer.html import clean, markdown_html
 from viewer.locate import locate, passage_body
 from viewer.pages import PageRequest, draw_pdf_page
 from viewer.service import SourceViewer, UnknownSource, View
@@ -144,6 +144,14 @@ def test_a_hostile_html_file_is_shown_as_its_text_only() -> None:
     assert_safe(view.html)
     assert "document.cookie" not in view.html and "<script" not in view.html  # a script's text is dropped too
     assert words(Dom(view.html).text("kb-passage")) == words("Late returns cost 2 euros a day.")
+
+
+def test_the_last_cleaner_alone_strips_scripts_handlers_and_remote_loads() -> None:
+    """What reaches a page passes `clean` last, whatever made it: raw hostile HTML straight in comes out inert."""
+    fragment = clean(HOSTILE_HTML + RAW_HTML_MARKDOWN)
+    assert_safe(fragment)
+    assert "document.cookie" not in fragment and "alert(" not in fragment
+    assert "Late returns cost 2 euros a day." in fragment
 
 
 def test_a_document_forging_the_highlight_marks_nothing() -> None:
