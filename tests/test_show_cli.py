@@ -40,6 +40,7 @@ def test_show_prints_the_passage_in_context_and_a_pdf_page_link(
     done = kbagent("show", citation, "--backing", "It opens on Tuesdays at 18:00.", data=data)
     assert done.returncode == 0, done.stderr
     assert "The workshop opens on Tuesdays at 18:00." in done.stdout and "hours.md" in done.stdout
+    assert "Line two before." in done.stdout  # in its context: the lines before it
 
     pdf = json.loads(kbagent("search", "3,150 euros tools", "--json", "-k", "1", data=data).stdout)[0]
     done = kbagent("show", f"/source/kbagent/{pdf['source_id']}?chunk={pdf['chunk_id']}", data=data)
