@@ -15,8 +15,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.events import Token, Unsupported
+from agent.events import Support, Token, Unsupported
 from agent.grounding import best_support, holds, key_claims, own_claims, rare_words, supports, unsupported_claims
+from agent.support import backing_spans
 from tools.knowledge_search import cited_numbers
 
 CLOSERS = "\"')]*”’"
@@ -50,6 +51,7 @@ class CitationChecker:
         self.backed = 0
         self.numbered = 0  # sentences stating numbers of their own (amounts, dates, times; not the question's)
         self.wrong = 0  # of those, the ones where no source has half or more of those numbers
+        self.support: list[Support] = []  # per cited sentence, the spans of its passages that back it
         self._out: list[Token | Unsupported] = []
 
     def feed(self, text: str) -> list[Token | Unsupported]:
@@ -175,6 +177,9 @@ class CitationChecker:
         # a calculator's or a page's result backs what it holds
         by_tool = bool(added) and all(any(holds(r, c) for r in evidence.tool_results) for c in added)
         self.backed += bool(backing) or by_tool
+        if backing:
+            spans = {n: backing_spans(sentence, passages[n], question) for n in backing}
+            self.support.append(Support(whole, spans))
         return " " + "".join(f"[{n}]" for n in backing) if backing else ""
 
     def _flush(self) -> list[Token | Unsupported]:

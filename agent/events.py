@@ -52,6 +52,15 @@ class Unsupported:
 
 
 @dataclass
+class Support:
+    """Which spans of which cited passages back a sentence of the answer (`agent.support`): passage number →
+    (start, end) character spans in that passage's text, for the viewer to mark more strongly."""
+
+    sentence: str
+    spans: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+@dataclass
 class Phase:
     """What the agent does when no words come, so a UI can show it: `step` is "reading" (the model reads
     `passages` passages before it writes) or "checking" (no source backs the answer: the model is asked again)."""
@@ -78,7 +87,7 @@ class Error:
     message: str
 
 
-Event = Token | ToolStart | ToolEnd | Sources | Unsupported | Done | Error | Phase
+Event = Token | ToolStart | ToolEnd | Sources | Unsupported | Done | Error | Phase | Support
 
 
 @dataclass

@@ -379,12 +379,7 @@ class Ingestor:
         return Prepared(item=item)
 
     def _hash(self, doc_type: str, raw: bytes, text_format: str) -> str:
-        """What a source's record holds to tell whether it changed: its bytes, how they are read (the chunking
-        settings, and for some types the loader's text format) and its doc type."""
-        digest = hashlib.sha256()
-        digest.update(f"{self.chunker.config.fingerprint}{text_format}|{doc_type}|".encode())
-        digest.update(raw)
-        return digest.hexdigest()
+        return source_hash(self.chunker.config.fingerprint, doc_type, raw, text_format)
 
     def prepare(
         self,
@@ -451,11 +446,22 @@ class Ingestor:
         chunks = [Document(text, metadata=metadata) for text, metadata in read.chunks]
         root = str(file.root or file.path.parent)
         item = ChunkedSource(source, content_hash, chunks, read.title, file.doc_type, kind_of(file.path), root)
+        item.page_words = read.page_words
         return Prepared(item=item, read=read)
 
 
 def _ignore(value: float) -> None:
     pass
+
+
+def source_hash(fingerprint: str, doc_type: str, raw: bytes, text_format: str) -> str:
+    """What a source's record holds to tell whether it changed: its bytes, how they are read (the chunking
+    settings' `fingerprint`, and for some types the loader's text format) and its doc type. A record's hash may
+    end in UNREAD_PAGES (pages to read again)."""
+    digest = hashlib.sha256()
+    digest.update(f"{fingerprint}{text_format}|{doc_type}|".encode())
+    digest.update(raw)
+    return digest.hexdigest()
 
 
 def discover(

@@ -56,6 +56,8 @@ class FileRead:
     """What the file's libraries warned about: for the log, never the terminal."""
     peak_mb: float = 0.0
     """The reading process's peak memory so far (a worker's; 0 when read in the ingest's own process)."""
+    page_words: dict[int, bytes] = field(default_factory=dict)
+    """Page → where OCR found its words (`ingest.text.words.PageWords`, compact), for pages read by OCR."""
 
 
 def read_file(path: Path, raw: bytes, settings: ReadSettings, ocr: PageOcr) -> FileRead:
@@ -85,6 +87,8 @@ def read_file(path: Path, raw: bytes, settings: ReadSettings, ocr: PageOcr) -> F
 
 def _tallied(read: FileRead, ocr: PageOcr) -> FileRead:
     read.ocr_pages, read.ocr_seconds = ocr.pages, ocr.seconds
+    if read.status == "read":
+        read.page_words = {page: words.to_bytes() for page, words in ocr.words.items()}
     return read
 
 

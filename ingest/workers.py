@@ -29,10 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ingest.read import FileRead, ReadSettings, page_ocr, read_file
 
 POLL_S = 0.05  # how often a waiting reader looks at the stop event
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,24 @@ class Limits:
     """Wall-clock seconds to read a file; each page OCR'd adds that page's time (see `ReadWorkers.read`)."""
 
 
+CALL = "\0call"  # a task that is a function call, not a file to read (no path holds a NUL)
+
+
+class WorkerError(Exception):
+    """A call in a worker did not return: past its time, out of memory, died, or stopped. One line."""
+
+
 class InProcess:
     """Files read in the ingest's own process: no limits, no worker start; for comparison and debugging."""
 
     def __init__(self, settings: ReadSettings) -> None:
         self.settings = settings
+
+    def call(
+        self, function: Callable[..., T], *args: Any, timeout_s: float = 0.0, stop: threading.Event | None = None
+    ) -> T:
+        """`function(*args)` here (no limits): what `ReadWorkers.call` does in a worker."""
+        return function(*args)
 
     def read(
         self,
@@ -108,6 +123,35 @@ class ReadWorkers:
                 self._idle.put(worker)
             else:
                 self._discard(worker)
+
+    def call(
+        self, function: Callable[..., T], *args: Any, timeout_s: float = 0.0, stop: threading.Event | None = None
+    ) -> T:
+        """`function(*args)` in a worker, under the memory limit and killed after `timeout_s` (default: the
+        limits' time to read a file); `function` is a module's own (it is sent by name) and returns plain data.
+        Raises WorkerError, one line, when it does not return."""
+        stop = stop or threading.Event()
+        worker = self._borrow(stop)
+        if worker is None:
+            raise WorkerError("stopped")
+        healthy = False
+        seconds = timeout_s or self.limits.timeout_s
+        try:
+            kind, value, healthy = worker.exchange((CALL, function, args), _ignore, _ignore, stop, (seconds,) * 3)
+        finally:
+            if healthy:
+                self._idle.put(worker)
+            else:
+                self._discard(worker)
+        if kind == "done":
+            return value
+        raise WorkerError(
+            {
+                "timeout": f"took longer than {seconds:g} s and was stopped",
+                "died": f"its process died (more memory than its {self.limits.memory_mb} MB, or a crash)",
+                "stopped": "stopped",
+            }.get(kind, str(value))
+        )
 
     def _deadlines(self) -> tuple[float, float, float]:
         """(seconds to load, seconds per OCR'd page: its OCR limit and the file's time to render it, in all)."""
@@ -183,6 +227,19 @@ class _Worker:
         deadlines: tuple[float, float, float],
     ) -> tuple[FileRead, bool]:
         """(the result, whether this worker may read another file)."""
+        _, value, healthy = self.exchange(task, on_planned, on_page, stop, deadlines)
+        return value, healthy
+
+    def exchange(
+        self,
+        task: tuple[Any, ...],
+        on_planned: Callable[[int], None],
+        on_page: Callable[[float], None],
+        stop: threading.Event,
+        deadlines: tuple[float, float, float],
+    ) -> tuple[str, Any, bool]:
+        """(how it ended: done; failed or spent (a call raised; out of memory); timeout, died or stopped (a
+        FileRead says why); the result; whether this worker may take another task)."""
         load_s, step_s, total_s = deadlines
         start = time.monotonic()
         deadline, last = start + load_s, start + total_s
@@ -190,10 +247,10 @@ class _Worker:
             self.send.send(task)
             while True:
                 if stop.is_set():
-                    return _stopped(), False
+                    return "stopped", _stopped(), False
                 if not self.receive.poll(POLL_S):
                     if time.monotonic() > min(deadline, last):
-                        return self._timed_out(time.monotonic() - start), False
+                        return "timeout", self._timed_out(time.monotonic() - start), False
                     continue
                 kind, value = self.receive.recv()
                 if kind == "planned":
@@ -201,10 +258,10 @@ class _Worker:
                 elif kind == "page":
                     on_page(value)
                 else:
-                    return value, kind == "done"
+                    return kind, value, kind != "spent"  # a call that raised leaves a sound worker
                 deadline = time.monotonic() + step_s
         except (EOFError, OSError, pickle.UnpicklingError):
-            return self._died(), False
+            return "died", self._died(), False
 
     def _timed_out(self, seconds: float) -> FileRead:
         self.kill()
@@ -249,9 +306,16 @@ def serve(receive: Connection, send: Connection, memory_mb: int) -> None:
     settings: ReadSettings = receive.recv()
     while True:
         try:
-            path, raw, probe = receive.recv()
+            task = receive.recv()
         except (EOFError, OSError):
             return  # the ingest is gone
+        if task[0] == CALL:
+            kind, result = _called(task[1], task[2], memory_mb)
+            send.send((kind, result))
+            if kind != "done":
+                return
+            continue
+        path, raw, probe = task
         ocr = page_ocr(
             settings, probe, lambda pages: send.send(("planned", pages)), lambda s: send.send(("page", s)), _never
         )
@@ -275,6 +339,20 @@ def serve(receive: Connection, send: Connection, memory_mb: int) -> None:
 
 def _never() -> bool:
     return False
+
+
+def _ignore(value: float) -> None:
+    pass
+
+
+def _called(function: Callable[..., Any], args: tuple[Any, ...], memory_mb: int) -> tuple[str, Any]:
+    """A call's ("done", result), or how it failed, as one line: ("spent", why) ends the worker."""
+    try:
+        return "done", function(*args)
+    except MemoryError:
+        return "spent", f"needs more memory than it may use ({memory_mb} MB)"
+    except Exception as exc:  # the function's own failure: one line for its caller
+        return "failed", f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 if __name__ == "__main__":

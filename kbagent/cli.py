@@ -225,7 +225,8 @@ def search(
         filters = {"doc_type": doc_type, "source_prefix": _source_prefix(source_prefix)}
         docs = kb.search(query, k=k, filters=filters, options=options)
         names = kb.display_names()
-    rows = [_doc_row(d) for d in docs]
+        ids = kb.records.source_ids(d.metadata.get("source", "") for d in docs)
+    rows = [_doc_row(d) | {"source_id": ids.get(d.metadata.get("source", ""), "")} for d in docs]
     if json_out:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -292,6 +293,39 @@ def sources(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON 
         table.add_row(record.display, str(r["kind"]), str(r["doc_type"]), str(r["chunks"]), str(r["ingested_at"]))
     _console().print(table)
     _console().print(f"{len(records)} sources, {sum(int(r['chunks']) for r in records)} chunks")
+
+
+@app.command()
+def show(
+    citation: Annotated[
+        str, typer.Argument(help="SOURCE_ID[:CHUNK_ID] (from `sources --json`, `search --json`) or a /source/ address.")
+    ],
+    backing: Annotated[
+        str | None, typer.Option("--backing", help="An answer's sentence: underline the passage words backing it.")
+    ] = None,
+) -> None:
+    """Print a cited passage in its document: a few lines before and after, the passage in bold; for a PDF its
+    page and a file://…#page=N link. Says so when the file was moved, deleted or edited since it was ingested."""
+    from agent.support import backing_spans
+    from kbagent.source_view import parse_citation
+    from kbagent.source_view import show as show_view
+
+    knowledge_base, source_id, chunk_id = parse_citation(citation)
+    with _components() as parts:
+        if knowledge_base and knowledge_base != parts.settings.store.collection:
+            raise UserError(f"not this knowledge base's address: {citation}")
+        viewer = parts.viewer()
+        try:
+            spans: list[tuple[int, int]] = []
+            if backing and chunk_id:
+                rows = parts.kb.keywords.rows([chunk_id])
+                spans = backing_spans(backing, rows[0].text) if rows else []
+            view = viewer.view(source_id, chunk_id, backing=spans, as_text=True)
+        finally:
+            viewer.runner.close()
+    show_view(_console(), view)
+    if view.status in ("missing", "unreadable"):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from knowledge_base.embeddings import Embedder
     from tools.mcp_client import McpHub
     from tools.web_search import WebSearch
+    from viewer.service import SourceViewer
 
 
 def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) -> KnowledgeBase:
@@ -221,6 +222,19 @@ class Components:
         from agent.models import ModelFactory
 
         return ModelFactory(self.settings.agent, self.settings.keys, self.settings.store.models_path)
+
+    def viewer(self, runner: Any | None = None) -> SourceViewer:
+        """Views of the knowledge base's cited passages (`viewer.service`), drawn and parsed in a worker process
+        under the viewer's limits (`runner`: another, e.g. `InProcess` for a test); close its runner when done."""
+        from ingest.read import ReadSettings
+        from ingest.workers import Limits, ReadWorkers
+        from viewer.service import SourceViewer
+
+        config = self.settings.viewer
+        runner = runner or ReadWorkers(ReadSettings(), 1, Limits(config.view_memory_mb, config.view_timeout_s))
+        ingest = self.settings.ingest
+        max_bytes = int(ingest.max_file_mb * 2**20)
+        return SourceViewer(self.kb, runner, config, ingest.chunking.fingerprint, max_bytes)
 
     def ingestor(self) -> Ingestor:
         from ingest import build_ingestor

@@ -22,6 +22,7 @@ from ingest.web.config import FetchConfig
 from knowledge_base.config import EmbeddingConfig, SearchConfig, StoreConfig
 from tools.config import SearchKeys, ToolsConfig
 from ui.config import AppConfig
+from viewer.config import ViewerConfig
 
 PREFIX = "KBAGENT_"
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -34,6 +35,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "tools": ToolsConfig,
     "eval": EvalConfig,
     "app": AppConfig,
+    "viewer": ViewerConfig,
     "keys": ProviderKeys,
     "search_keys": SearchKeys,
 }
@@ -91,6 +93,7 @@ class Settings(BaseSettings):
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     app: AppConfig = Field(default_factory=AppConfig)
+    viewer: ViewerConfig = Field(default_factory=ViewerConfig)
     keys: ProviderKeys = Field(default_factory=ProviderKeys)
     search_keys: SearchKeys = Field(default_factory=SearchKeys)
 

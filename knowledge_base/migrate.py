@@ -37,9 +37,9 @@ def copy_knowledge_base(
         if copy_vectors:
             _copy_vectors(source, target, done, on_progress)
         records = source.records.all()
-        present = {r.source: (r.content_hash, r.chunk_ids) for r in target.records.all()}
+        present = {r.source: (r.content_hash, r.chunk_ids, r.source_id) for r in target.records.all()}
         for index, batch in enumerate(batched(records, SOURCES_PER_BATCH)):
-            todo = [r for r in batch if present.get(r.source) != (r.content_hash, r.chunk_ids)]
+            todo = [r for r in batch if present.get(r.source) != (r.content_hash, r.chunk_ids, r.source_id)]
             done.sources_present += len(batch) - len(todo)
             rows = source.keywords.rows([i for r in todo for i in r.chunk_ids])
             with target.records.transaction():

@@ -11,7 +11,6 @@ The keyword index is a BM25 over stored term statistics, computed in SQL exactly
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import threading
@@ -27,7 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from kbagent.errors import ServiceError
 from knowledge_base.keyword_index import KeywordHit, KeywordRow, query_terms, term_counts, within_budget
-from knowledge_base.records import SourceRecord
+from knowledge_base.records import SourceRecord, record_row, with_ids
 
 log = logging.getLogger(__name__)
 K1, B = 1.2, 0.75  # FTS5's bm25() constants
@@ -43,6 +42,10 @@ CREATE TABLE IF NOT EXISTS sources (
     ingested_at  double precision NOT NULL,
     root         text NOT NULL DEFAULT ''
 );
+ALTER TABLE sources ADD COLUMN IF NOT EXISTS source_id text NOT NULL DEFAULT '';
+UPDATE sources SET source_id = left(md5(random()::text || clock_timestamp()::text || source), 16)
+    WHERE source_id = '';
+CREATE UNIQUE INDEX IF NOT EXISTS sources_by_id ON sources (source_id);
 CREATE TABLE IF NOT EXISTS chunks (
     id       bigserial PRIMARY KEY,
     chunk_id text NOT NULL UNIQUE,
@@ -67,8 +70,14 @@ CREATE TABLE IF NOT EXISTS corpus (
 );
 INSERT INTO corpus VALUES (true, 0, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS pending_deletes (chunk_id text PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS page_words (
+    source text NOT NULL,
+    page   integer NOT NULL,
+    words  bytea NOT NULL,
+    PRIMARY KEY (source, page)
+);
 """
-RECORD_COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root"
+RECORD_COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root, source_id"
 
 
 def lock_key(name: str) -> int:
@@ -180,8 +189,8 @@ class PostgresRecords:
 
     @staticmethod
     def _row(row: Sequence[Any]) -> SourceRecord:
-        source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root = row
-        return SourceRecord(source, content_hash, title, doc_type, kind, list(chunk_ids), ingested_at, root)
+        source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root, source_id = row
+        return SourceRecord(source, content_hash, title, doc_type, kind, list(chunk_ids), ingested_at, root, source_id)
 
     def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         with self.db.connection() as conn:
@@ -191,6 +200,15 @@ class PostgresRecords:
         rows = self._rows(f"SELECT {RECORD_COLUMNS} FROM sources WHERE source = %s", [source])
         return self._row(rows[0]) if rows else None
 
+    def by_id(self, source_id: str) -> SourceRecord | None:
+        if not source_id:
+            return None
+        rows = self._rows(f"SELECT {RECORD_COLUMNS} FROM sources WHERE source_id = %s", [source_id])
+        return self._row(rows[0]) if rows else None
+
+    def source_ids(self, sources: Iterable[str]) -> dict[str, str]:
+        return dict(self._rows("SELECT source, source_id FROM sources WHERE source = ANY(%s)", [list(sources)]))
+
     def roots(self) -> dict[str, str]:
         return dict(self._rows("SELECT source, root FROM sources"))
 
@@ -199,27 +217,38 @@ class PostgresRecords:
 
     def all(self, prefix: str | None = None) -> list[SourceRecord]:
         if prefix:
-            query = f"SELECT {RECORD_COLUMNS} FROM sources WHERE left(source, %s) = %s ORDER BY source COLLATE \"C\""
+            query = f'SELECT {RECORD_COLUMNS} FROM sources WHERE left(source, %s) = %s ORDER BY source COLLATE "C"'
             return [self._row(r) for r in self._rows(query, [len(prefix), prefix])]
-        return [self._row(r) for r in self._rows(f"SELECT {RECORD_COLUMNS} FROM sources ORDER BY source COLLATE \"C\"")]
+        return [self._row(r) for r in self._rows(f'SELECT {RECORD_COLUMNS} FROM sources ORDER BY source COLLATE "C"')]
 
     def put_many(self, records: Iterable[SourceRecord]) -> None:
-        rows = [
-            (r.source, r.content_hash, r.title, r.doc_type, r.kind, json.dumps(r.chunk_ids), r.ingested_at, r.root)
-            for r in records
-        ]
+        """As `records.SourceRecords.put_many`: a record without an id keeps its stored one or gets a new one."""
+        records = list(records)
         upsert = (
-            f"INSERT INTO sources ({RECORD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source) DO "
-            "UPDATE SET content_hash = EXCLUDED.content_hash, title = EXCLUDED.title, doc_type = EXCLUDED.doc_type, "
+            f"INSERT INTO sources ({RECORD_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (source) "
+            "DO UPDATE SET content_hash = EXCLUDED.content_hash, title = EXCLUDED.title, doc_type = EXCLUDED.doc_type, "
             "kind = EXCLUDED.kind, chunk_ids = EXCLUDED.chunk_ids, ingested_at = EXCLUDED.ingested_at, "
-            "root = EXCLUDED.root"
+            "root = EXCLUDED.root, source_id = EXCLUDED.source_id"
         )
         with self.db.transaction() as conn, conn.cursor() as cur:
+            ids = with_ids(records, self.source_ids(r.source for r in records if not r.source_id))
+            rows = [record_row(r, i) for r, i in zip(records, ids, strict=True)]
             cur.executemany(upsert, rows)
 
     def delete_many(self, sources: Iterable[str]) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM sources WHERE source = ANY(%s)", [list(sources)])
+
+    def replace_page_words(self, sources: Sequence[str], rows: Iterable[tuple[str, int, bytes]]) -> None:
+        rows = list(rows)
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM page_words WHERE source = ANY(%s)", [list(sources)])
+            if rows:
+                cur.executemany("INSERT INTO page_words (source, page, words) VALUES (%s, %s, %s)", rows)
+
+    def page_words(self, source: str, page: int) -> bytes | None:
+        rows = self._rows("SELECT words FROM page_words WHERE source = %s AND page = %s", [source, page])
+        return bytes(rows[0][0]) if rows else None
 
     def note_pending_deletes(self, chunk_ids: Iterable[str]) -> None:
         """As `records.SourceRecords.note_pending_deletes`: in the transaction that deletes their records."""

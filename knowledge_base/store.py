@@ -47,6 +47,8 @@ class ChunkedSource:
     doc_type: str = ""
     kind: str = ""
     root: str = ""  # the folder it was ingested from, for showing it relative to that (records only)
+    page_words: dict[int, bytes] = field(default_factory=dict)
+    """Page → its OCR words (`ingest.text.words`), kept beside the record for the viewer's highlights."""
 
 
 @dataclass
@@ -194,6 +196,7 @@ class KnowledgeBase:
 
         donors: source → a stored source it was moved from; a chunk whose text the donor holds takes the donor's
         vector instead of being embedded (chunk ids derive from the source, so a moved file's chunks get new ids).
+        The moved source takes the donor's source id, and the donor's record goes in the same transaction.
         """
         now = time.time()
         ids: list[str] = []
@@ -245,12 +248,41 @@ class KnowledgeBase:
         for part in batched(stale, self._max_batch):
             self.collection.delete(ids=list(part))
         keyword_rows = [KeywordRow(ids[i], metas[i]["source"], metas[i]["doc_type"], texts[i]) for i in range(len(ids))]
+        retired, retired_chunks = self._hand_over_ids(records, donors or {})
         self._lock.check()
         with self.records.transaction():
+            self._retire(retired, retired_chunks)
             self.records.put_many(records)
             self.keywords.replace_sources([it.source for it in items], keyword_rows)
+            words = [(it.source, page, data) for it in items for page, data in sorted(it.page_words.items())]
+            self.records.replace_page_words([it.source for it in items], words)
+        if retired:
+            self._finish_deletes()
         sources = [it.source for it in items]
         return WriteResult(len(new) - len(copied), len(reused), len(stale), sources, len(copied))
+
+    def _hand_over_ids(self, records: list[SourceRecord], donors: Mapping[str, str]) -> tuple[list[str], set[str]]:
+        """Gives each moved record its donor's source id; the donors to retire, and the chunk ids they own."""
+        retired: list[str] = []
+        for record in records:
+            donor = self.records.get(donors[record.source]) if record.source in donors else None
+            if donor is not None and donor.source != record.source:
+                record.source_id = donor.source_id
+                retired.append(donor.source)
+        chunk_ids = set(self._ids_of_sources(retired)) if retired else set()
+        for source in retired:
+            chunk_ids.update(getattr(self.records.get(source), "chunk_ids", []))
+        return retired, chunk_ids
+
+    def _retire(self, sources: Sequence[str], chunk_ids: Iterable[str]) -> None:
+        """Deletes these sources' records and keyword rows and notes their chunk ids for deletion from Chroma
+        (`_finish_deletes`), inside the caller's transaction: what a removal does, and a move to its old path."""
+        if not sources:
+            return
+        self.records.delete_many(sources)
+        self.keywords.delete_sources(sources)
+        self.records.replace_page_words(sources, [])
+        self.records.note_pending_deletes(sorted(chunk_ids))
 
     def _donated_vectors(
         self, positions: list[int], texts: list[str], owners: list[str], donors: Mapping[str, str]
@@ -333,9 +365,7 @@ class KnowledgeBase:
                 chunk_ids.update(record.chunk_ids if record else [])
             self._lock.check()
             with self.records.transaction():
-                self.records.delete_many(sources)
-                self.keywords.delete_sources(sources)
-                self.records.note_pending_deletes(sorted(chunk_ids))
+                self._retire(sources, chunk_ids)
             self._finish_deletes()
         return sources
 
@@ -343,6 +373,14 @@ class KnowledgeBase:
 
     def sources(self, prefix: str | None = None) -> list[SourceRecord]:
         return self.records.all(prefix)
+
+    def source_by_id(self, source_id: str) -> SourceRecord | None:
+        """The record with this stable id (`records.SourceRecord.source_id`), or None."""
+        return self.records.by_id(source_id)
+
+    def page_words(self, source: str, page: int) -> bytes | None:
+        """Where OCR found the words of a scanned page of `source` (`ingest.text.words.PageWords`), or None."""
+        return self.records.page_words(source, page)
 
     def display_names(self) -> dict[str, str]:
         """Each source as its user knows it (`records.display_path`): relative to its ingest folder, or its URL."""

@@ -137,7 +137,7 @@ def _documents(path: Path, sheets: Sheets, kind: str, reading: Reading) -> list[
                     lines.append(reading.take(line))
                     if reading.full:
                         break
-                metadata = {"title": title, "location": f"sheet {name}", "format": "markdown"}
+                metadata = {"title": title, "location": f"sheet {name}", "format": "markdown", "grid": Grid(rows)}
                 documents.append(Document(page_content="\n".join(lines), metadata=metadata))
             if left <= 0 or reading.full:
                 break
@@ -148,6 +148,19 @@ def _documents(path: Path, sheets: Sheets, kind: str, reading: Reading) -> list[
     for cut in cuts:
         reading.cut(cut)
     return _with_note(documents, hidden)
+
+
+class Grid:
+    """A sheet's rows as read (what the viewer shows as a table): line n of the sheet's text (after its
+    heading) is row `row_of_line(n)`. Kept on the sheet's document only, never in a chunk."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+        self.header = header_index(rows)
+
+    def row_of_line(self, line: int) -> int:
+        above = self.header or 0
+        return line if line < above or self.header is None else line + 1
 
 
 def _with_note(documents: list[Document], hidden: list[str]) -> list[Document]:

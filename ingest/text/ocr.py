@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import warnings
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from ingest.text.errors import ExtractError
+from ingest.text.words import PageWords, from_quadrilaterals, from_tesseract_tsv, page_of
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -40,6 +42,10 @@ class OcrEngine(Protocol):
 
     def read(self, image: Image, timeout_s: float) -> str:
         """The text on `image`; ExtractError when it can't be read within `timeout_s`."""
+        ...
+
+    def read_words(self, image: Image, timeout_s: float) -> tuple[str, PageWords]:
+        """The text on `image` (as `read` gives it) and where its words are."""
         ...
 
 
@@ -62,20 +68,30 @@ class Tesseract:
         return None
 
     def read(self, image: Image, timeout_s: float) -> str:
+        return self.read_words(image, timeout_s)[0]
+
+    def read_words(self, image: Image, timeout_s: float) -> tuple[str, PageWords]:
+        """One run writes the text and the words' boxes (TSV) side by side, into a folder of its own."""
         png = io.BytesIO()
         image.save(png, "PNG")
         env = {**os.environ, **({"OMP_THREAD_LIMIT": str(self.threads)} if self.threads else {})}
-        command = ["tesseract", "stdin", "stdout", "-l", self.lang]
-        try:
-            done = subprocess.run(command, input=png.getvalue(), capture_output=True, timeout=timeout_s, env=env)
-        except subprocess.TimeoutExpired as exc:
-            raise ExtractError(f"OCR took longer than {timeout_s:g} s") from exc
-        except OSError as exc:
-            raise ExtractError(f"OCR failed ({type(exc).__name__}: {str(exc)[:120]})") from exc
-        if done.returncode != 0:
-            error = done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit status {done.returncode}"]
-            raise ExtractError(f"OCR failed (tesseract: {error[-1][:120]})")
-        return done.stdout.decode("utf-8", "replace")
+        with tempfile.TemporaryDirectory(prefix="kbagent-ocr-") as folder:
+            base = os.path.join(folder, "page")
+            command = ["tesseract", "stdin", base, "-l", self.lang, "txt", "tsv"]
+            try:
+                done = subprocess.run(command, input=png.getvalue(), capture_output=True, timeout=timeout_s, env=env)
+            except subprocess.TimeoutExpired as exc:
+                raise ExtractError(f"OCR took longer than {timeout_s:g} s") from exc
+            except OSError as exc:
+                raise ExtractError(f"OCR failed ({type(exc).__name__}: {str(exc)[:120]})") from exc
+            if done.returncode != 0:
+                error = done.stderr.decode("utf-8", "replace").strip().splitlines() or [
+                    f"exit status {done.returncode}"
+                ]
+                raise ExtractError(f"OCR failed (tesseract: {error[-1][:120]})")
+            text = _read(base + ".txt")
+            words = from_tesseract_tsv(_read(base + ".tsv"), *image.size)
+        return text, words
 
 
 class RapidOcr:
@@ -99,6 +115,9 @@ class RapidOcr:
         return None
 
     def read(self, image: Image, timeout_s: float) -> str:
+        return self.read_words(image, timeout_s)[0]
+
+    def read_words(self, image: Image, timeout_s: float) -> tuple[str, PageWords]:
         import numpy as np
 
         try:
@@ -106,7 +125,16 @@ class RapidOcr:
                 result = self._engine(np.asarray(image.convert("RGB")))
         except Exception as exc:  # ONNX Runtime and OpenCV raise their own types
             raise ExtractError(f"OCR failed ({type(exc).__name__}: {str(exc)[:120]})") from exc
-        return "\n".join(getattr(result, "txts", None) or ())
+        texts = list(getattr(result, "txts", None) or ())
+        return "\n".join(texts), from_quadrilaterals(texts, getattr(result, "boxes", None), *image.size)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read()
+    except OSError:
+        return ""
 
 
 def missing(name: str) -> str | None:
@@ -147,7 +175,10 @@ class OcrReader:
             return self._engine
 
     def read(self, image: Image) -> str:
-        return self.engine().read(fit(image, self.max_pixels), self.page_timeout_s)
+        return self.read_words(image)[0]
+
+    def read_words(self, image: Image) -> tuple[str, PageWords]:
+        return self.engine().read_words(fit(image, self.max_pixels), self.page_timeout_s)
 
 
 class OcrNeeded(Exception):
@@ -178,6 +209,8 @@ class PageOcr:
     """The pages OCR found no text on (often the empty backs of scanned sheets)."""
     over_budget: list[str] = field(default_factory=list)
     """The pages left unread once the file's OCR time budget was spent (final: not read again)."""
+    words: dict[int, PageWords] = field(default_factory=dict)
+    """Page number (1 for a single image) → where OCR found its words, for the viewer's highlights."""
 
     @property
     def notes(self) -> list[str]:
@@ -226,7 +259,10 @@ class PageOcr:
             return ""
         start = time.perf_counter()
         try:
-            text = self.reader.read(image()).strip()
+            text, words = self.reader.read_words(image())
+            text = text.strip()
+            if words.words:
+                self.words[page_of(label)] = words
         except ExtractError as exc:
             self.failed.setdefault(str(exc), []).append(label)
             return ""
