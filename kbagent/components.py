@@ -108,7 +108,9 @@ def migrate(
 
     if settings.store.database_url.get_secret_value():
         raise UserError("migrate copies an embedded data dir: unset KBAGENT_DATABASE_URL and name the target in --to")
-    if not settings.store.catalog_path.exists() and not settings.store.records_path.exists():
+    from knowledge_base.backend import Place
+
+    if not settings.store.catalog_path.exists() and not Place.of(settings.store).records_path.exists():
         raise UserError(f"no knowledge base to migrate in {settings.store.data_dir} (set KBAGENT_DATA_DIR)")
     try:
         target_settings = settings.override(database_url=to, chroma_url=chroma_url)
@@ -328,7 +330,11 @@ class Components:
             return ThreadStore(self._threads_path)
         url = self.settings.store.database_url.get_secret_value()
         store: Any = PostgresThreadStore(url, GLOBAL_SCHEMA) if url else ThreadStore(self.settings.threads_path)
-        self._adopt_threads(store)
+        try:
+            self._adopt_threads(store)
+        except BaseException:  # interrupted: not cached, so `close` would not see it
+            store.close()
+            raise
         return store
 
     @cached_property

@@ -75,17 +75,9 @@ class StoreConfig(Section):
         return self.data_dir / "chroma"
 
     @property
-    def records_path(self) -> Path:
-        return self.data_dir / "sources.sqlite3"
-
-    @property
     def catalog_path(self) -> Path:
         """The data dir's one database of its own: the knowledge bases (the catalog)."""
         return self.data_dir / "kbagent.sqlite3"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.data_dir / "ingest.lock"
 
     @property
     def models_path(self) -> Path:

@@ -19,6 +19,7 @@ from kbagent.components import Components
 from kbagent.errors import UnknownKnowledgeBase, UserError
 from kbagent.knowledge_bases import KnowledgeBases
 from kbagent.settings import Settings
+from knowledge_base.backend import Place
 from knowledge_base.embeddings import Embedder
 from knowledge_base.retrieval import SearchOptions
 from tests import parts as needed
@@ -198,7 +199,11 @@ def test_conversations_belong_to_their_knowledge_base_and_export(
     settings: Settings, embedder: Embedder, tmp_path: Path
 ) -> None:
     (tmp_path / "a").mkdir()
-    write_pdf(tmp_path / "a" / "tides.pdf", ["Tide tables", "High tide at Pier 9 is at 07:40 on Mondays."], title="Tide tables")
+    write_pdf(
+        tmp_path / "a" / "tides.pdf",
+        ["Tide tables", "High tide at Pier 9 is at 07:40 on Mondays."],
+        title="Tide tables",
+    )
     _note(tmp_path / "b", "locks.md", "Locks", "The canal locks open at dawn.")
     with Components(settings, embedder=embedder, chat_model=None) as parts:
         admin = KnowledgeBases(parts)
@@ -472,11 +477,12 @@ def test_an_existing_data_dir_opens_as_the_default_knowledge_base_unchanged(
         for thread_id, title, *_ in threads:
             assert _history(parts, thread_id) == [(title, f"Answer to {title}")]
     assert counting.embedded == 0  # no chunk embedded again (queries are not counted)
-    assert {*files, "kbagent.sqlite3"} >= {p.name for p in data.iterdir()} if data.exists() else not files
+    after = sorted(p.name for p in data.iterdir()) if data.exists() else []
+    assert {*files, "kbagent.sqlite3"} >= set(after) if data.exists() else not files, (files, after)
     if database == "sqlite":
-        assert legacy.store.records_path.exists() and "kbagent.sqlite3" in os.listdir(legacy.store.data_dir)
+        assert Place.of(legacy.store).records_path.exists() and "kbagent.sqlite3" in os.listdir(legacy.store.data_dir)
     else:
-        assert not legacy.store.records_path.exists() and not legacy.threads_path.exists()
+        assert not Place.of(legacy.store).records_path.exists() and not legacy.threads_path.exists()
 
 
 @pytest.mark.parametrize("variable", ["KBAGENT_KB", "KBAGENT_COLLECTION"])
