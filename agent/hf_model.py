@@ -14,6 +14,7 @@ from typing import Any, Literal
 from agent.config import AgentConfig
 from kbagent.errors import ConfigError
 from knowledge_base.embeddings import cpu_computes_bfloat16, resolve_local_model
+from tools.data_tags import add_model_tokens
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def build_hf_chat_model(name: str, config: AgentConfig, token: str | None = None
         raise ConfigError(f"hf:{name} is not available offline; point it at a local model folder ({exc})") from exc
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"hf:{name} has no chat template; use an instruction-tuned model")
+    # The tokenizer reads its added tokens (`<|im_start|>`) from prompt text: outside text must not hold them.
+    add_model_tokens([*tokenizer.all_special_tokens, *(t.content for t in tokenizer.added_tokens_decoder.values())])
     generate = pipeline(
         "text-generation",
         model=model,

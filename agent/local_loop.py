@@ -33,6 +33,7 @@ from agent.routing import arithmetic_in, gathers_many, only_arithmetic, standalo
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
 from tools.calculator import CalculatorError, describe
+from tools.data_tags import escape_tokens, neutralise
 from tools.excerpts import focus
 from tools.knowledge_search import Passage, Passages, chunk_key, format_passages, search_passages
 
@@ -149,7 +150,7 @@ class LocalLoop:
             output = self.tool_text(emit, registry, name, args, question)
             request = json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
             messages += [AIMessage(f"{CALL_START}\n{request}\n</tool_call>"),
-                         HumanMessage(f"<tool_response>\n{output}\n</tool_response>")]  # fmt: skip
+                         HumanMessage(f"<tool_response>\n{escape_tokens(output)}\n</tool_response>")]  # fmt: skip
         return self.say(emit, prompts.NOT_FOUND)  # pragma: no cover (the last step allows no call)
 
     def search(self, registry: Passages, query: str | list[str], many: bool = False) -> list[Passage]:
@@ -255,7 +256,8 @@ class LocalLoop:
         query: str | None = None,
     ) -> list[BaseMessage]:
         """The fixed system prompt first (llama.cpp reuses its cached state), then recent turns, then the
-        passages cut to what bears on the question (a follow-up: on its stand-alone `query`), and the question."""
+        passages cut to what bears on the question (a follow-up: on its stand-alone `query`), and the question.
+        Every text not ours (turns, passages, tool results, the question) has its chat-template tokens escaped."""
         budget = self.config.context_chars * (2 if many else 1)
         excerpts = focus(self.kb.embedder, query or question, [p.text for p in found], budget)
         passages = format_passages(found, compact=True, texts=excerpts)
@@ -263,8 +265,16 @@ class LocalLoop:
         return [
             SystemMessage(self.system),
             *examples,
-            *[type(m)(m.text) for m in (history or [])[-HISTORY_MESSAGES:]],
-            HumanMessage(prompts.retrieval_first_message(question, passages, results, gather=many, query=query)),
+            *[type(m)(neutralise(m.text)) for m in (history or [])[-HISTORY_MESSAGES:]],
+            HumanMessage(
+                prompts.retrieval_first_message(
+                    neutralise(question),
+                    passages,
+                    [escape_tokens(r) for r in results],
+                    gather=many,
+                    query=neutralise(query) if query else None,
+                )
+            ),
         ]
 
 

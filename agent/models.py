@@ -16,6 +16,7 @@ from typing import Any
 from agent import embedded_model
 from agent.config import AgentConfig, ProviderKeys
 from kbagent.errors import ConfigError
+from tools.data_tags import add_model_tokens
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def build_llama_cpp(path: str, config: AgentConfig) -> Any:
         raise ConfigError("GGUF models need llama-cpp-python: run scripts/install.sh (it builds it, ~8 min)")
     from langchain_community.chat_models import ChatLlamaCpp
 
-    return ChatLlamaCpp(
+    model = ChatLlamaCpp(
         model_path=path,
         n_ctx=config.context_tokens,
         n_threads=config.threads or os.cpu_count() or 2,
@@ -159,6 +160,18 @@ def build_llama_cpp(path: str, config: AgentConfig) -> Any:
         streaming=True,
         verbose=False,
     )
+    add_model_tokens(special_tokens(model.client))
+    return model
+
+
+def special_tokens(llama: Any) -> list[str]:
+    """What llama.cpp reads as one of the model's special tokens when it tokenizes a prompt (control and
+    user-defined tokens: `<|im_start|>`, `<tool_call>`): outside text must not hold them (`tools.data_tags`)."""
+    from llama_cpp import LLAMA_TOKEN_ATTR_CONTROL, LLAMA_TOKEN_ATTR_USER_DEFINED
+
+    special = LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_USER_DEFINED
+    vocab = llama._model  # 150k tokens read in ~0.1 s
+    return [vocab.token_get_text(t) for t in range(llama.n_vocab()) if vocab.token_get_attr(t) & special]
 
 
 def ollama_url(host: str) -> str:
@@ -241,12 +254,18 @@ def app_model_refusal(
 
 
 def _inside(name: str, folder: Path) -> bool:
-    """Whether the path `name` (as either loader reads it: with or without `~` expanded) resolves under `folder`."""
+    """Whether the path `name` (as either loader reads it: with or without `~` expanded) resolves under `folder`,
+    outside its hidden folders (`kbagent models pull` keeps a file it could not check in one)."""
     try:
         root = folder.expanduser().resolve()
-        return all(p.resolve().is_relative_to(root) for p in (Path(name), Path(name).expanduser()))
+        paths = [p.resolve() for p in (Path(name), Path(name).expanduser())]
+        return all(p.is_relative_to(root) and not _hidden(p.relative_to(root)) for p in paths)
     except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop: not a model file of ours
         return False
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def _is_local(host: str) -> bool:

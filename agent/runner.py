@@ -32,6 +32,7 @@ from kbagent.errors import KbagentError, UnknownKnowledgeBase
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
 from tools.calculator import make_calculator_tool
+from tools.data_tags import as_data
 from tools.knowledge_search import Passages, make_search_tool
 from tools.scraper import make_scrape_tool
 
@@ -117,10 +118,17 @@ class Agent:
         from langchain.agents.middleware import wrap_model_call
 
         @wrap_model_call
-        def per_call_settings(request: Any, handler: Any) -> Any:
-            """This answer's sampling (a temperature a client asked for) on every model call of the turn."""
+        def per_call(request: Any, handler: Callable[[Any], Any]) -> Any:
+            """Each model call of the turn gets this answer's sampling (a temperature a client asked for), and is
+            shown the question, earlier turns and tool results escaped; the thread keeps them as they were (the
+            citation check reads those)."""
             wanted = request.runtime.context.model_settings
-            return handler(request.override(model_settings={**request.model_settings, **wanted}))
+            return handler(
+                request.override(
+                    messages=[as_data(m) for m in request.messages],
+                    model_settings={**request.model_settings, **wanted},
+                )
+            )
 
         return create_agent(
             self.model,
@@ -128,7 +136,7 @@ class Agent:
             system_prompt=prompts.with_instructions(prompts.TOOL_AGENT, self.config.instructions),
             checkpointer=self.threads.checkpointer,
             context_schema=TurnContext,
-            middleware=[per_call_settings],
+            middleware=[per_call],
         )
 
     def _retrieval_first_graph(self) -> Any:

@@ -2,10 +2,16 @@
 .xlsx (2 sheets, 60 rows), .epub (6 chapters), .eml and .json, through kbagent's real pipeline and embedder.
 
     .venv/bin/python bench/ingest_types.py [--files 100]
+    .venv/bin/python bench/ingest_types.py --compare-workers 4   # the worker pool against reading in-process
 
 Reports files/s, chunks/s and seconds for the whole ingest, and each type's reading time alone (the loaders,
 without chunking or embedding: the pipeline reads in a background thread while it embeds, so the whole ingest
 shows only the slower of the two). Writes bench/results/ingest_types.json.
+
+With --compare-workers N: N pairs of whole ingests of the same folder into fresh knowledge bases, files read
+by the worker pool (KBAGENT_READ_WORKERS=2, the default) or in the ingest's own process (0, the path before the
+pool), in alternating order (ABBA...) so drift on a shared machine falls on both; writes
+bench/results/ingest_workers.json.
 """
 
 from __future__ import annotations
@@ -62,7 +68,11 @@ def write_file(folder: Path, kind: str, n: int, rng: random.Random) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=100, help="How many files, spread evenly over the types.")
+    parser.add_argument("--compare-workers", type=int, default=0, metavar="N", help="N paired runs: pool vs none.")
     args = parser.parse_args()
+    if args.compare_workers:
+        compare_workers(args.files, args.compare_workers)
+        return
 
     from ingest import IngestConfig, build_ingestor
     from kbagent.components import open_knowledge_base
@@ -82,12 +92,16 @@ def main() -> None:
             reading[path.suffix[1:]].append(time.perf_counter() - start)
         settings = Settings(data_dir=Path(tmp) / "data", _env_file=None)
         with open_knowledge_base(settings) as kb:
-            kb.embedder.embed(["warm-up"])  # the model's load is not the ingest's
+            kb.embedder.embed(["warm-up"])  # the model's load is not the ingest's, nor the one-time calibration
+            engine_for = getattr(kb.embedder, "engine_for", None)
+            chosen = engine_for([filler(rng, 3) for _ in range(128)]) if engine_for else kb.embedder
+            engine = getattr(chosen, "engine", kb.embedder.model_name)
             report = build_ingestor(IngestConfig(), kb).run([folder])
     counts = report.counts
     assert counts["added"] == args.files, report.outcomes
     figures: dict[str, Any] = {
         "files": args.files,
+        "embedding_engine": engine,
         "chunks": report.embedded,
         "seconds": round(report.seconds, 2),
         "files_per_s": round(args.files / report.seconds, 2),
@@ -104,6 +118,48 @@ def main() -> None:
         + ", ".join(f"{k} {v}" for k, v in figures["reading_ms_median"].items())
     )
     print(f"written to {save('ingest_types', figures)}")
+
+
+def compare_workers(files: int, pairs: int) -> None:
+    """Seconds of whole ingests with the worker pool and without, paired and interleaved."""
+    from ingest import IngestConfig, build_ingestor
+    from kbagent.components import open_knowledge_base
+    from kbagent.settings import Settings
+
+    rng = random.Random(19)
+    load_before = os.getloadavg()[0]
+    runs: dict[str, list[float]] = {"workers_2": [], "in_process": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "files"
+        folder.mkdir()
+        for n in range(files):
+            write_file(folder, KINDS[n % len(KINDS)], n, rng)
+        order = [("workers_2", "in_process") if n % 2 == 0 else ("in_process", "workers_2") for n in range(pairs)]
+        for n, pair in enumerate(order):
+            for mode in pair:
+                settings = Settings(data_dir=Path(tmp) / f"data-{n}-{mode}", _env_file=None)
+                with open_knowledge_base(settings) as kb:
+                    kb.embedder.embed(["warm-up"])
+                    config = IngestConfig(read_workers=2 if mode == "workers_2" else 0)
+                    report = build_ingestor(config, kb).run([folder])
+                assert report.counts["added"] == files, report.outcomes
+                runs[mode].append(report.seconds)
+                print(f"pair {n + 1} {mode}: {report.seconds:.2f} s", file=sys.stderr)
+    differences = [a - b for a, b in zip(runs["workers_2"], runs["in_process"], strict=True)]
+    figures = {
+        "files": files,
+        "pairs": pairs,
+        "seconds": {mode: [round(s, 2) for s in times] for mode, times in runs.items()},
+        "median_s": {mode: round(statistics.median(times), 2) for mode, times in runs.items()},
+        "pool_minus_in_process_s": [round(d, 2) for d in differences],
+        "pool_minus_in_process_median_s": round(statistics.median(differences), 2),
+        "pool_slower_in_pairs": sum(d > 0 for d in differences),
+        "load_average_1min_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "note": "whole ingests (pool start, reading, embedding, writing) into fresh knowledge bases; "
+        "CPU shared with other jobs when the load average is above 1.5",
+    }
+    print(json.dumps(figures, indent=2))
+    print(f"written to {save('ingest_workers', figures)}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,12 @@ def latency_ms(kb: KnowledgeBase, queries: list[str], options, k: int = 10) -> t
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))]
 
 
+def engine_of(kb: KnowledgeBase) -> str:
+    """The engine that embedded the store: the calibration's choice where one was made."""
+    calibration = getattr(kb.embedder, "calibration", None)
+    return calibration.chosen if calibration is not None else str(getattr(kb.embedder, "chosen", None) or "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--beir", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact")
@@ -70,6 +76,7 @@ def main() -> None:
                         "p50_ms@k10": round(p50, 1),
                         "p95_ms@k10": round(p95, 1),
                         "chunks": kb.collection.count(),
+                        "embedding_engine": engine_of(kb),
                     }
                 )
                 print(rows[-1], flush=True)

@@ -31,17 +31,25 @@ __getattr__ = lazy.exports(
 
 def build_ingestor(config: IngestConfig, kb: KnowledgeBase) -> Ingestor:
     """An ingestor writing into `kb` with the chunking and size limits of `config`."""
+    import functools
+
     from ingest.chunking import Chunker
     from ingest.pipeline import Ingestor
     from ingest.text.ocr import OcrReader
+    from ingest.workers import InProcess, Limits, ReadWorkers
 
+    limits = Limits(config.read_memory_mb, config.read_timeout_s)
     return Ingestor(
         kb,
         Chunker(config.chunking),
         max_file_bytes=int(config.max_file_mb * 2**20),
         max_text_chars=int(config.max_text_mb * 2**20),
         write_batch_chunks=config.write_batch_chunks,
-        ocr=OcrReader(config.ocr, config.ocr_timeout_s, int(config.ocr_max_megapixels * 1e6)),
+        ocr=OcrReader(config.ocr, config.ocr_timeout_s, int(config.ocr_max_megapixels * 1e6), config.ocr_budget_s),
+        max_pages=config.max_pages,
+        reader=functools.partial(ReadWorkers, size=config.read_workers, limits=limits)
+        if config.read_workers
+        else InProcess,
     )
 
 

@@ -25,7 +25,27 @@ class IngestConfig(Section):
         80, ge=0, description="Characters shared by neighbouring chunks (fixed per knowledge base, as chunk_size)."
     )
     max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
-    max_text_mb: float = Field(5.0, gt=0, description="Files with more extracted text (M characters) are skipped.")
+    max_text_mb: float = Field(
+        5.0,
+        gt=0,
+        description="Characters (M) read from one file, its attachments included; the rest is left out with a note.",
+    )
+    max_pages: int = Field(
+        2000, ge=1, le=1_000_000, description="Pages (PDF pages, TIFF frames) read from one file; the rest are noted."
+    )
+    read_workers: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Worker processes that read files, each under the memory and time limits below; 0 reads in "
+        "the ingest's own process, without them.",
+    )
+    read_memory_mb: int = Field(
+        3072, ge=256, le=1_048_576, description="Address space (RLIMIT_AS) of a worker reading a file."
+    )
+    read_timeout_s: float = Field(
+        60.0, gt=0, le=86_400, description="Longest read of one file (OCR'd pages have their own limits)."
+    )
     write_batch_chunks: int = Field(
         1024,
         ge=1,
@@ -46,8 +66,10 @@ class IngestConfig(Section):
         60.0,
         gt=0,
         le=3600,
-        description="Longest OCR of one page, after which Tesseract is stopped and the page noted (RapidOCR runs "
-        "in-process and is bounded by the page size instead).",
+        description="Longest OCR of one page, after which the page is stopped and noted.",
+    )
+    ocr_budget_s: float = Field(
+        600.0, gt=0, le=86_400, description="OCR seconds per file; pages past it are left unread, with a note."
     )
     ocr_max_megapixels: float = Field(
         50.0, gt=0, le=1000, description="Larger images are refused unread (a decompression bomb costs nothing)."

@@ -3,6 +3,7 @@
 Reading and splitting run in a background thread while the main thread embeds, and sources are written
 in groups so the embedding model always gets full batches, even for folders of one-chunk files. Files with
 pages to OCR (images, scanned PDFs) are read on a second thread, so slow OCR never holds up the other files.
+Each thread hands its files to a worker process (`ingest.workers`) under a memory limit and a kill timer.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import logging
 import os
 import queue
 import threading
@@ -22,9 +24,13 @@ from typing import Any
 from langchain_core.documents import Document
 
 from ingest.chunking import Chunker
-from ingest.loaders import LoadError, is_supported, kind_of, load
-from ingest.text.ocr import OcrNeeded, OcrReader, PageOcr
+from ingest.loaders import LoadError, format_of, is_supported, kind_of
+from ingest.read import FileRead, ReadSettings
+from ingest.text.ocr import OcrReader
+from ingest.workers import InProcess, ReadWorkers
 from knowledge_base import ChunkedSource, KnowledgeBase
+
+log = logging.getLogger(__name__)
 
 UNREAD_PAGES = "+unread-pages"  # marks the stored hash of a file whose pages OCR skipped or failed
 GROUP_SOURCES = 1024  # and up to write_batch_chunks: longer runs to sort by length, less padding per batch
@@ -37,9 +43,11 @@ class Outcome:
     message: str = ""
     chunks: int = 0
     notes: list[str] = field(default_factory=list)
-    """One line per page that was not read (OCR off or failed) in a file that was otherwise ingested."""
+    """What was left out of a file that was ingested: hidden sheets, what a cap cut, pages OCR did not read."""
     ocr_pages: int = 0
     ocr_seconds: float = 0.0
+    retry: bool = False
+    """A failure that may not happen again (a timeout on a busy machine, a worker that died)."""
 
 
 @dataclass
@@ -109,10 +117,14 @@ class FileToIngest:
 class Prepared:
     item: ChunkedSource | None = None
     outcome: Outcome | None = None
-    note: str = ""  # what the loader left out (hidden sheets, rows past a limit), for the file's ingest line
     later: Callable[[threading.Event], Prepared] | None = None
     """The rest of the work, for the OCR thread (the file has pages to OCR); it stops early once the event is set."""
-    page_ocr: PageOcr | None = None
+    read: FileRead | None = None
+    """The file as read: its notes and OCR tally, for its ingest line."""
+
+
+Reader = Callable[[ReadSettings], InProcess | ReadWorkers]
+"""Builds what reads the files of one ingest: worker processes (`ReadWorkers`), or this process."""
 
 
 class Ingestor:
@@ -124,13 +136,19 @@ class Ingestor:
         max_text_chars: int = 5 * 2**20,
         write_batch_chunks: int = 1024,
         ocr: OcrReader | None = None,
+        *,
+        max_pages: int = 2000,
+        reader: Reader = InProcess,
     ) -> None:
         self.kb = kb
-        self.ocr = ocr or OcrReader()
+        ocr = ocr or OcrReader()
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
-        self.max_text_chars = max_text_chars
         self.write_batch_chunks = write_batch_chunks
+        self.settings = ReadSettings(
+            chunker.config, max_text_chars, max_pages, ocr.mode, ocr.page_timeout_s, ocr.max_pixels, ocr.file_budget_s
+        )
+        self.reader = reader
 
     def run(
         self,
@@ -185,13 +203,19 @@ class Ingestor:
         gone = [source for source in dict.fromkeys(gone) if source in known]
         moves = self._moves(files, gone, known)
         twins: dict[str, str] = {}  # files are walked in a stable order, so the same twin wins every run
-        self._consume(
-            self._in_background(files, lambda f: self.prepare(f, known, twins, progress), progress),
-            known,
-            report,
-            progress,
-            moves,
-        )
+        reader = self.reader(self.settings)
+        try:
+            self._consume(
+                self._in_background(
+                    files, lambda f, stop: self.prepare(f, known, twins, progress, reader, stop), progress
+                ),
+                known,
+                report,
+                progress,
+                moves,
+            )
+        finally:
+            reader.close()
         moved_from = {moves[o.source] for o in report.of("moved")}
         for source in self.kb.remove(gone):
             if source not in moved_from:
@@ -219,7 +243,7 @@ class Ingestor:
             except OSError:
                 continue  # prepare() says why
             for doc_type in doc_types:
-                old = by_hash.pop(self._hash(doc_type, raw), None)
+                old = by_hash.pop(self._hash(doc_type, raw, format_of(file.path)), None)
                 if old is not None:
                     moves[source] = old
                     break
@@ -232,9 +256,8 @@ class Ingestor:
         report = IngestReport()
         with self.kb.writing():
             known = self.kb.source_hashes()
-            self._consume(
-                self._in_background(items, lambda t: self.prepare_text(t, known), progress), known, report, progress
-            )
+            prepared = self._in_background(items, lambda text, stop: self.prepare_text(text, known), progress)
+            self._consume(prepared, known, report, progress)
         report.seconds = time.perf_counter() - start
         return report
 
@@ -284,18 +307,18 @@ class Ingestor:
             status = "updated" if item.source in known else "moved" if item.source in donors else "added"
             message = f"from {donors[item.source]}" if status == "moved" else ""
             outcome = Outcome(item.source, status, message, chunks=len(item.chunks))
-            outcome.notes = [prepared.note] if prepared.note else []
-            if (ocr := prepared.page_ocr) is not None:
-                outcome.notes += ocr.notes
-                outcome.ocr_pages, outcome.ocr_seconds = ocr.pages, ocr.seconds
+            if (read := prepared.read) is not None:
+                outcome.notes = list(read.notes)
+                outcome.ocr_pages, outcome.ocr_seconds = read.ocr_pages, read.ocr_seconds
             report.outcomes.append(outcome)
             progress.file_done(outcome)
 
     def _in_background(
-        self, items: Iterable[Any], prepare: Callable[[Any], Prepared], progress: Progress
+        self, items: Iterable[Any], prepare: Callable[[Any, threading.Event], Prepared], progress: Progress
     ) -> Generator[Prepared]:
         """`prepare` runs on a reader thread; what it leaves for `later` (OCR) runs on an OCR thread, which
-        ends the stream once the reader is done and the OCR queue drained."""
+        ends the stream once the reader is done and the OCR queue drained. Both stop once the stream is closed
+        (an error, Ctrl+C): a file being read is abandoned, its worker killed."""
         results: queue.Queue[Prepared | None] = queue.Queue(maxsize=64)
         for_ocr: queue.Queue[Callable[[threading.Event], Prepared] | None] = queue.Queue(maxsize=8)  # file bytes each
         stop = threading.Event()
@@ -310,7 +333,7 @@ class Ingestor:
                 for item in items:
                     if stop.is_set():
                         return
-                    prepared = prepare(item)
+                    prepared = prepare(item, stop)
                     if prepared.later is not None:
                         for_ocr.put(prepared.later)
                     else:
@@ -342,7 +365,7 @@ class Ingestor:
                     results.get(timeout=0.1)
 
     def prepare_text(self, text: TextSource, known: dict[str, str]) -> Prepared:
-        content_hash = self._hash(text.doc_type, text.text.encode())
+        content_hash = self._hash(text.doc_type, text.text.encode(), "")
         outcome = Outcome(text.source, "unchanged")
         if known.get(text.source) == content_hash:
             return Prepared(outcome=outcome)
@@ -355,9 +378,11 @@ class Ingestor:
         item = ChunkedSource(text.source, content_hash, chunks, text.title, text.doc_type, text.kind)
         return Prepared(item=item)
 
-    def _hash(self, doc_type: str, raw: bytes) -> str:
+    def _hash(self, doc_type: str, raw: bytes, text_format: str) -> str:
+        """What a source's record holds to tell whether it changed: its bytes, how they are read (the chunking
+        settings, and for some types the loader's text format) and its doc type."""
         digest = hashlib.sha256()
-        digest.update(f"{self.chunker.config.fingerprint}|{doc_type}|".encode())
+        digest.update(f"{self.chunker.config.fingerprint}{text_format}|{doc_type}|".encode())
         digest.update(raw)
         return digest.hexdigest()
 
@@ -367,12 +392,16 @@ class Ingestor:
         known: dict[str, str],
         twins: dict[str, str] | None = None,
         progress: Progress | None = None,
+        reader: InProcess | ReadWorkers | None = None,
+        stop: threading.Event | None = None,
     ) -> Prepared:
         """Read, hash and split one file; a file with pages to OCR is left for `later`. `twins` maps content
         hashes to the first source that had them, so the same file under a second name is skipped rather than
         stored twice."""
         twins = {} if twins is None else twins
         progress = progress or Progress()
+        reader = reader or InProcess(self.settings)
+        stop = stop or threading.Event()
         path = file.path
         source = str(path)
         try:
@@ -386,60 +415,47 @@ class Ingestor:
             return Prepared(outcome=Outcome(source, "failed", str(exc)))
         except OSError as exc:
             return Prepared(outcome=Outcome(source, "failed", exc.strerror or str(exc)))
-        content_hash = self._hash(file.doc_type, raw)
+        content_hash = self._hash(file.doc_type, raw, format_of(path))
         if content_hash in twins:
             return Prepared(outcome=Outcome(source, "skipped", f"same content as {twins[content_hash]}"))
         if known.get(source) == content_hash:
             twins[content_hash] = source
             return Prepared(outcome=Outcome(source, "unchanged"))
-        try:
-            prepared = self._split(file, raw, content_hash, PageOcr(self.ocr if self.ocr.enabled else None, probe=True))
-        except OcrNeeded:  # claims its twins now: the OCR thread reads it later
-            ocr = PageOcr(self.ocr, on_planned=progress.ocr_planned, on_page=progress.ocr_page_done)
+        read = reader.read(path, raw, probe=True, on_planned=_ignore, on_page=_ignore, stop=stop)
+        if read.status == "ocr":  # claims its twins now: the OCR thread reads it later
 
             def later(stop: threading.Event) -> Prepared:
-                ocr.cancelled = stop.is_set
-                return self._split(file, raw, content_hash, ocr)
+                ocr_read = reader.read(
+                    path, raw, probe=False, on_planned=progress.ocr_planned, on_page=progress.ocr_page_done, stop=stop
+                )
+                return self._prepared(file, content_hash, ocr_read)
 
-            prepared = Prepared(later=later)
+            twins[content_hash] = source
+            return Prepared(later=later)
+        prepared = self._prepared(file, content_hash, read)
         if prepared.outcome is None:
             twins[content_hash] = source
         return prepared
 
-    def _split(self, file: FileToIngest, raw: bytes, content_hash: str, ocr: PageOcr) -> Prepared:
-        """Load and chunk a read file, OCR'ing its pages with `ocr` (a probe raises OcrNeeded instead)."""
-        path = file.path
-        source = str(path)
-        try:
-            documents = load(path, raw, ocr)
-            text_chars = sum(len(d.page_content) for d in documents)
-            if text_chars > self.max_text_chars:
-                raise LoadError(
-                    f"too much text ({text_chars / 2**20:.1f} M characters > {self.max_text_chars / 2**20:.0f} M; "
-                    "raise KBAGENT_MAX_TEXT_MB to ingest it)"
-                )
-            title = str(documents[0].metadata.get("title") or path.stem) if documents else path.stem
-            chunks = self.chunker.split(documents, title)
-            if not chunks:
-                raise LoadError("; ".join(ocr.notes)[:300] if ocr.notes else "no text found")
-        except OcrNeeded:
-            raise
-        except LoadError as exc:
-            status = "skipped" if ocr.off and not ocr.enabled else "failed"
-            return Prepared(outcome=self._tallied(Outcome(source, status, str(exc)), ocr))
-        except Exception as exc:  # a loader bug must not stop the folder
-            return Prepared(outcome=self._tallied(Outcome(source, "failed", f"{type(exc).__name__}: {exc}"[:200]), ocr))
-        root = str(file.root or path.parent)
-        if ocr.incomplete:  # recorded as changed, so that the next ingest tries its unread pages again
+    def _prepared(self, file: FileToIngest, content_hash: str, read: FileRead) -> Prepared:
+        """The file's chunks to write, or its outcome when it was not read."""
+        source = str(file.path)
+        for warning in read.warnings:
+            log.info("%s: %s", source, warning)
+        if read.status in ("failed", "skipped"):
+            outcome = Outcome(source, read.status, read.error, retry=read.retry)
+            outcome.ocr_pages, outcome.ocr_seconds = read.ocr_pages, read.ocr_seconds
+            return Prepared(outcome=outcome)
+        if read.unread_pages:  # recorded as changed, so that the next ingest tries its unread pages again
             content_hash += UNREAD_PAGES
-        item = ChunkedSource(source, content_hash, chunks, title, file.doc_type, kind_of(path), root)
-        note = "; ".join(str(d.metadata["note"]) for d in documents if d.metadata.get("note"))
-        return Prepared(item=item, page_ocr=ocr, note=note)
+        chunks = [Document(text, metadata=metadata) for text, metadata in read.chunks]
+        root = str(file.root or file.path.parent)
+        item = ChunkedSource(source, content_hash, chunks, read.title, file.doc_type, kind_of(file.path), root)
+        return Prepared(item=item, read=read)
 
-    @staticmethod
-    def _tallied(outcome: Outcome, ocr: PageOcr) -> Outcome:
-        outcome.ocr_pages, outcome.ocr_seconds = ocr.pages, ocr.seconds
-        return outcome
+
+def _ignore(value: float) -> None:
+    pass
 
 
 def discover(

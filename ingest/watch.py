@@ -5,6 +5,8 @@ watchfiles (the OS's file events, debounced) hands over batches of changed paths
 removed, and a deleted file whose bytes reappear under a new path moved with its vectors (no re-embedding).
 Each folder is synced in full first, so what changed while nothing watched is caught too; a sync killed halfway
 is finished by the next one, since every step is the ingest's own crash-safe write or removal.
+A file that failed is not read again on every event: not until its bytes change (size or time), or, where the
+failure may pass (a timeout on a busy machine, a worker that died), not before RETRY_AFTER_S.
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from pathlib import Path
 from ingest.pipeline import FileToIngest, Ingestor, IngestReport, Outcome, Progress, file_in_folder, walk
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 600.0
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A file that failed, as it was on disk then, and when it may be read again."""
+
+    size: int
+    mtime_ns: int
+    retry_at: float  # inf: not until it changes
 
 
 @dataclass
@@ -78,6 +91,7 @@ class FolderWatcher:
         self.doc_type = doc_type
         self.debounce_ms = debounce_ms
         self.within = [Path(w).resolve() for w in within] if within is not None else None
+        self._failed: dict[str, _Failed] = {}
 
     def sync(self, folder: Path, progress: Progress | None = None) -> SyncResult:
         """The whole folder: what a watcher missed while it wasn't running."""
@@ -155,16 +169,44 @@ class FolderWatcher:
                 else:
                     problems.append(Outcome(str(file.path), "skipped", "a link to outside the allowed folders"))
             problems.extend(skipped)
+        held, stats = self._held(files)
         # Recorded sources at or under a changed path that it no longer yields (one read of the records).
         gone = [
             source
             for source in self.ingestor.kb.records.roots()
             if source not in files
+            and source not in held
             and (Path(source) in changed or any(parent in changed for parent in Path(source).parents))
         ]
-        report = self.ingestor.update(sorted(files.values(), key=lambda f: str(f.path)), sorted(gone), progress)
+        todo = sorted((f for s, f in files.items() if s not in held), key=lambda f: str(f.path))
+        report = self.ingestor.update(todo, sorted(gone), progress)
+        self._remember(report, stats)
         report.outcomes[:0] = problems
         return SyncResult(folder, report, full=full)
+
+    def _held(self, files: dict[str, FileToIngest]) -> tuple[set[str], dict[str, _Failed]]:
+        """The files that failed before and are not to be read yet; each file's size and time now."""
+        held, stats = set(), {}
+        now = time.time()
+        for source in files:
+            try:
+                stat = Path(source).stat()
+            except OSError:
+                continue
+            stats[source] = _Failed(stat.st_size, stat.st_mtime_ns, float("inf"))
+            failed = self._failed.get(source)
+            if failed and (failed.size, failed.mtime_ns) == (stat.st_size, stat.st_mtime_ns) and now < failed.retry_at:
+                held.add(source)
+        return held, stats
+
+    def _remember(self, report: IngestReport, stats: dict[str, _Failed]) -> None:
+        for outcome in report.outcomes:
+            if outcome.status == "failed" and outcome.source in stats:
+                retry_at = time.time() + RETRY_AFTER_S if outcome.retry else float("inf")
+                stat = stats[outcome.source]
+                self._failed[outcome.source] = _Failed(stat.size, stat.mtime_ns, retry_at)
+            else:
+                self._failed.pop(outcome.source, None)
 
     def _inside(self, path: Path) -> bool:
         if self.within is None:

@@ -680,6 +680,13 @@ def models(ctx: typer.Context, json_out: Annotated[bool, typer.Option("--json")]
         mark = "[green]yes[/]" if c.usable else "[red]no [/]"
         out.print(f"{mark}  {_safe(c.spec):22} {c.reason}")
     out.print("[dim]More models: `kbagent models recommend`, then `kbagent models pull NAME`.[/]")
+    if settings.embedding.dtype == "auto":
+        from knowledge_base.calibration import describe_cached
+
+        engine = describe_cached(settings.store.calibration_path)
+    else:
+        engine = f"KBAGENT_EMBEDDING_DTYPE={settings.embedding.dtype}"
+    out.print(f"Embedding engine for ingest: {_safe(engine)}")
 
 
 @models_app.command("recommend")
@@ -705,8 +712,13 @@ def models_pull(
     name: Annotated[
         str | None, typer.Argument(help="A name from `kbagent models recommend`, or OWNER/REPO/FILE.gguf.")
     ] = None,
+    sha256: Annotated[
+        str | None,
+        typer.Option("--sha256", help="The file's sha256 from a source you trust (for a file the hub gives none)."),
+    ] = None,
 ) -> None:
-    """Download a GGUF from the Hugging Face hub into KBAGENT_MODELS_DIR, checked against its sha256."""
+    """Download a GGUF from the Hugging Face hub into KBAGENT_MODELS_DIR, checked against its sha256 (a file that
+    can't be checked is kept aside, out of the models folder)."""
     if name is None:
         models_recommend()
         return
@@ -715,11 +727,12 @@ def models_pull(
     from kbagent.settings import load_settings
 
     try:
-        pulled = pull(name, load_settings().store.models_path)
+        pulled = pull(name, load_settings().store.models_path, sha256=sha256)
     except PullError as exc:
         print(f"kbagent: error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
-    _console().print(f"sha256 {pulled.sha256} matches the {pulled.checked_against}'s. Use it with:")
+    source = "one given" if pulled.checked_against == "given" else f"{pulled.checked_against}'s"
+    _console().print(f"sha256 {pulled.sha256} matches the {source}. Use it with:")
     print(f"KBAGENT_MODEL=gguf:{pulled.path}")
 
 

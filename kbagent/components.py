@@ -53,7 +53,11 @@ def build_embedder_for(settings: Settings) -> Embedder:
 
     keys = settings.keys
     return build_embedder(
-        settings.embedding, settings.store.models_path, keys.secret("openai_api_key"), keys.openai_base_url
+        settings.embedding,
+        settings.store.models_path,
+        keys.secret("openai_api_key"),
+        keys.openai_base_url,
+        settings.store.calibration_path,
     )
 
 

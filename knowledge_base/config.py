@@ -80,6 +80,11 @@ class StoreConfig(Section):
         return self.data_dir / "kbagent.sqlite3"
 
     @property
+    def calibration_path(self) -> Path:
+        """Which embedding engine is fastest on this machine's CPU, as measured (`knowledge_base.calibration`)."""
+        return self.data_dir / "embedding_engine.json"
+
+    @property
     def models_path(self) -> Path:
         return self.models_dir or self.data_dir / "models"
 
@@ -101,16 +106,14 @@ class EmbeddingConfig(Section):
     backend: Literal["auto", "onnx", "torch"] = Field(
         "auto",
         alias="embedding_backend",
-        description="auto: the shipped MiniLM answers queries, and embeds any job under 8,000 characters, through "
-        "onnxruntime (no torch import, so a search starts fast); larger ingest batches go through a TorchScript "
-        "export of the same model (which loads faster than sentence-transformers and encodes as fast). onnx, or "
-        "torch for sentence-transformers, forces one. Both files are exported once into the models folder.",
+        description="auto: the shipped MiniLM embeds queries through onnxruntime (fast start) and batches through "
+        "the engine measured fastest here; onnx: onnxruntime float32 only; torch: sentence-transformers.",
     )
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+    dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         "auto",
         alias="embedding_dtype",
-        description="Ingest precision with torch; auto: bfloat16 on CPUs that compute it natively (AMX or "
-        "AVX512-BF16), else float32.",
+        description="Ingest precision; auto: the fastest engine whose vectors agree with float32's, measured on "
+        "this CPU by the first large ingest (shipped MiniLM); float32 elsewhere.",
     )
     batch_size: int = Field(32, ge=1, le=1024, alias="embedding_batch_size", description="Chunks per encode call.")
     device: str = Field(

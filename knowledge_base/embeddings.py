@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from knowledge_base.config import EmbeddingConfig
 from knowledge_base.torch_env import cap_kernel_cache
 
 SHIPPED_MINILM = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+OnEmbedded = Callable[[int], None]  # told how many more texts are embedded, as batches finish
 
 
 class Embedder(LangChainEmbeddings):
@@ -30,6 +32,26 @@ class Embedder(LangChainEmbeddings):
 
     @abstractmethod
     def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_many(self, texts: list[str], on_embedded: OnEmbedded | None = None) -> list[list[float]]:
+        """A large job (an ingest's group of chunks), in batches of `batch_size`, telling `on_embedded` as
+        each is done; engines that batch by token count override it."""
+        step = max(getattr(self, "batch_size", 32), 1)
+        out: list[list[float]] = []
+        for start in range(0, len(texts), step):
+            out.extend(self.embed(texts[start : start + step]))
+            if on_embedded:
+                on_embedded(min(step, len(texts) - start))
+        return out
+
+    def load(self) -> None:
+        """Build the model now (the calibration times engines, not their loading)."""
+
+    def encode(self, texts: list[str]) -> Any:
+        """Unit vectors as a float32 array."""
+        import numpy as np
+
+        return np.asarray(self.embed(texts), dtype=np.float32)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.embed(list(texts))
@@ -113,9 +135,14 @@ class OpenAIEmbedder(Embedder):
 
 
 def build_embedder(
-    config: EmbeddingConfig, models_dir: Path, openai_key: str | None = None, openai_base_url: str | None = None
+    config: EmbeddingConfig,
+    models_dir: Path,
+    openai_key: str | None = None,
+    openai_base_url: str | None = None,
+    calibration_path: Path | None = None,
 ) -> Embedder:
-    """The configured embedder; the shipped MiniLM gets its fast paths, exported once under `models_dir`."""
+    """The configured embedder; the shipped MiniLM gets its fast engines, exported once under `models_dir`,
+    and (dtype auto) the choice among them measured on this CPU and cached in `calibration_path`."""
     name = config.model
     if name.startswith("openai:"):
         return OpenAIEmbedder(name.split(":", 1)[1], openai_key, openai_base_url)
@@ -123,35 +150,44 @@ def build_embedder(
     if backend == "onnx" or (backend == "auto" and name.lower() in SHIPPED_MINILM):
         if name.lower() not in SHIPPED_MINILM:
             raise ConfigError("the onnx embedding backend serves the shipped all-MiniLM-L6-v2 only")
-        from knowledge_base.shipped_minilm import ONNX_NAME, OnnxEmbedder, ShippedMiniLM, TracedEmbedder, traced_name
+        return _shipped(config, models_dir, calibration_path)
+    dtype = "float32" if config.dtype in ("auto", "int8") else config.dtype
+    return SentenceTransformerEmbedder(name, config.device, config.batch_size, dtype)
 
-        model_dir = Path(resolve_local_model(name))
-        onnx = OnnxEmbedder(name, model_dir, models_dir / ONNX_NAME, config.batch_size)
-        if backend == "onnx":
-            return onnx
-        dtype = _dtype(config)
-        if config.device != "cpu":  # the trace is fixed to the CPU it was made on
-            return ShippedMiniLM(onnx, SentenceTransformerEmbedder(name, config.device, onnx.batch_size, dtype))
+
+def _shipped(config: EmbeddingConfig, models_dir: Path, calibration_path: Path | None) -> Embedder:
+    from knowledge_base.calibration import CalibrationCache, has_flag
+    from knowledge_base.shipped_minilm import INT8_NAME, ONNX_NAME, OnnxEmbedder, ShippedMiniLM, TracedEmbedder
+    from knowledge_base.shipped_minilm import traced_name as traced
+
+    name, size = config.model, config.batch_size
+    model_dir = Path(resolve_local_model(name))
+    onnx = OnnxEmbedder(name, model_dir, models_dir / ONNX_NAME, size)
+    if config.backend == "onnx":
+        return ShippedMiniLM(onnx, {}, chosen="onnx float32")
+    if config.device != "cpu":  # the trace is fixed to the CPU it was made on
+        engine = f"sentence-transformers {config.device}"
+        dtype = "float32" if config.dtype in ("auto", "int8") else config.dtype
         return ShippedMiniLM(
-            onnx, TracedEmbedder(name, model_dir, models_dir / traced_name(dtype), onnx.batch_size, dtype)
+            onnx, {engine: lambda: SentenceTransformerEmbedder(name, config.device, size, dtype)}, chosen=engine
         )
-    return SentenceTransformerEmbedder(name, config.device, config.batch_size, _dtype(config))
-
-
-def _dtype(config: EmbeddingConfig) -> str:
-    """bfloat16 where the CPU computes it natively (AMX or AVX512-BF16), else float32."""
-    if config.dtype != "auto":
-        return config.dtype
-    return "bfloat16" if cpu_computes_bfloat16() else "float32"
+    engines: dict[str, Callable[[], Embedder]] = {
+        "onnx int8": lambda: OnnxEmbedder(name, model_dir, models_dir / INT8_NAME, size, quantized=True),
+        "torch float32": lambda: TracedEmbedder(name, model_dir, models_dir / traced("float32"), size, "float32"),
+    }
+    if has_flag("amx_bf16", "avx512_bf16") or config.dtype == "bfloat16":  # elsewhere torch emulates it, slowly
+        engines["torch bfloat16"] = lambda: TracedEmbedder(
+            name, model_dir, models_dir / traced("bfloat16"), size, "bfloat16"
+        )
+    chosen = {"auto": None, "float32": "onnx float32", "bfloat16": "torch bfloat16", "int8": "onnx int8"}
+    return ShippedMiniLM(onnx, engines, chosen[config.dtype], CalibrationCache(calibration_path))
 
 
 def cpu_computes_bfloat16() -> bool:
     """Whether the CPU has bfloat16 arithmetic (AMX or AVX512-BF16): elsewhere torch emulates it, slowly."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    from knowledge_base.calibration import has_flag
+
+    return has_flag("amx_bf16", "avx512_bf16")
 
 
 @register_embedding_function

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -305,26 +305,30 @@ class KnowledgeBase:
         metas: list[dict[str, Any]],
         on_embedded: Callable[[int], None] | None,
     ) -> None:
-        # Similar lengths in one batch waste less padding; the store's order doesn't matter. Chroma's cost is
-        # mostly per call, so the store gets a few hundred chunks at a time, the model its own best batch size.
-        # These ids were just found missing (and the write lock is held), so `add` skips the existence check
-        # `upsert` makes.
+        # The embedder gets a few hundred chunks at a time (it batches them by length itself), and Chroma's write
+        # of one group runs on a thread while the next group embeds. These ids were just found missing (and the
+        # write lock is held), so `add` skips the existence check `upsert` makes.
         # The texts follow in the SQLite transaction after these calls: a vector whose text never arrived
         # (a crash between) is never shown, and the rerun that reuses it writes the text.
+        # Each group spans every length (the embedder sorts by token count itself), so the first one, which
+        # may time the engines (`knowledge_base.calibration`), looks like the whole job.
         order = sorted(positions, key=lambda i: len(texts[i]))
-        step = max(getattr(self.embedder, "batch_size", 32), 1)
-        for group in batched(order, max(min(self._max_batch, CHROMA_CALL_CHUNKS), step)):
-            vectors: list[list[float]] = []
-            for part in batched(group, step):
-                vectors.extend(self.embedder.embed([texts[i] for i in part]))
-                if on_embedded:
-                    on_embedded(len(part))
-            self.collection.add(
-                ids=[ids[i] for i in group],
-                embeddings=vectors,
-                documents=[texts[i] for i in group] if self.texts_in_chroma else None,
-                metadatas=[metas[i] for i in group],
-            )
+        count = -(-len(order) // min(self._max_batch, CHROMA_CALL_CHUNKS))
+        writing: Future[None] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="kb-write") as writer:
+            for group in (order[start::count] for start in range(count)):
+                vectors = self.embedder.embed_many([texts[i] for i in group], on_embedded)
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(
+                    self.collection.add,
+                    ids=[ids[i] for i in group],
+                    embeddings=vectors,
+                    documents=[texts[i] for i in group] if self.texts_in_chroma else None,
+                    metadatas=[metas[i] for i in group],
+                )
+            if writing is not None:
+                writing.result()
 
     def _existing_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()

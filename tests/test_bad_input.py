@@ -37,7 +37,7 @@ def _bad_corpus(root: Path) -> dict[str, str]:
     put("nul-bytes.md", b"# Title\n\x00\x00\x00 text", "binary")
     put("latin1.txt", "Ça coûte très cher, déjà vu à Montréal, naïve façade.".encode("latin-1"), "")
     put("utf16.txt", "Grüße aus Köln, schöne Straße.".encode("utf-16"), "")
-    put("big.txt", (b"lorem ipsum dolor sit amet " * 2_000_000)[: 50 * 2**20], "too much text")
+    put("big.txt", (b"lorem ipsum dolor sit amet " * 2_000_000)[: 50 * 2**20], "")  # cut, with a note
     put("nested.html", b"<html><body>" + b"<div>" * 20_000 + b"deep text" + b"</div>" * 20_000 + b"</body></html>", "")
     write_docx(bad / "bomb.docx", "Bomb", {"A": "a"})
     with zipfile.ZipFile(bad / "bomb.docx", "a", zipfile.ZIP_DEFLATED) as archive:
@@ -76,7 +76,7 @@ def test_bad_input_corpus(tmp_path: Path, embedded_kb: KnowledgeBase, monkeypatc
         return real_read(self)
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
-    report = build_ingestor(IngestConfig(), embedded_kb).run([root])
+    report = build_ingestor(IngestConfig(max_text_mb=0.05), embedded_kb).run([root])
     outcomes = {Path(o.source).name: o for o in report.outcomes}
     kinds = 0
     for name, reason in expect.items():
@@ -89,6 +89,7 @@ def test_bad_input_corpus(tmp_path: Path, embedded_kb: KnowledgeBase, monkeypatc
         else:
             assert outcome.status == "added", (name, outcome)
     assert len(expect) >= 25 and kinds >= 15  # kinds tried; kinds refused with a reason
+    assert outcomes["big.txt"].notes == ["text cut at 0.05 M characters, the limit per file (KBAGENT_MAX_TEXT_MB)"]
     for path in good.values():
         assert outcomes[path.name].status == "added"
     assert outcomes["template.pdf"].status == "added"

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from agent.catalog import find
+from agent.hub import pulled_models
+from agent.models import app_model_refusal
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.slow
@@ -161,6 +163,36 @@ def test_an_interrupted_download_resumes_where_it_stopped(tmp_path: Path, hub: H
     resumed_from = int(ranges[1].removeprefix("bytes=").removesuffix("-"))
     assert 0 < resumed_from <= DROP_AT
     assert hub.bytes_sent == DROP_AT + len(CONTENT) - resumed_from  # only the rest was sent again
+
+
+def test_a_file_the_hub_publishes_no_checksum_for_is_kept_where_the_app_loads_no_model(
+    tmp_path: Path, hub: Hub
+) -> None:
+    """Unchecked, it is not in the models folder as the app sees it (no app user may load it, `kbagent models`
+    does not list it); given a sha256 from elsewhere, the same pull checks it and moves it in, not downloading it
+    again."""
+    hub.published_sha256 = "not-a-sha256"
+    result = kbagent(tmp_path, hub.url, "models", "pull", CUSTOM)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no sha256" in lines[0] and "--sha256" in lines[0], result.stderr
+    models = tmp_path / "models"
+    files = [p for p in models.rglob("*") if p.is_file()]
+    assert [p for p in files if p.read_bytes() == CONTENT], files  # kept aside, not lost
+    assert all(app_model_refusal(f"gguf:{p}", [], models) for p in files), files
+    assert pulled_models(models) == []  # what `kbagent models` lists
+
+    wrong = kbagent(tmp_path, hub.url, "models", "pull", CUSTOM, "--sha256", hashlib.sha256(b"other").hexdigest())
+    assert wrong.returncode == 1 and "checksum mismatch" in wrong.stderr, wrong.stderr
+    assert not [p for p in models.rglob("*") if p.is_file() and p.read_bytes() == CONTENT]  # deleted
+
+    sha = hashlib.sha256(CONTENT).hexdigest()
+    right = kbagent(tmp_path, hub.url, "models", "pull", CUSTOM, "--sha256", sha)
+    assert right.returncode == 0, right.stderr
+    path = models / CUSTOM.rsplit("/", 1)[1]
+    assert path.read_bytes() == CONTENT and f"KBAGENT_MODEL=gguf:{path}" in right.stdout.splitlines()
+    assert app_model_refusal(f"gguf:{path}", [], models) is None
+    assert sum(1 for r in hub.requests if r[0] == "GET") == 2  # the first pull's and the one after the deletion
 
 
 @pytest.mark.parametrize("why", ["no-server", "offline-mode"])

@@ -14,6 +14,7 @@ from langchain_core.documents import Document
 
 from ingest import IngestConfig, build_ingestor
 from ingest.loaders import LoadError, load
+from ingest.text.reading import Reading
 from knowledge_base import KnowledgeBase
 from tests.files import write_epub, write_pptx, write_xls, write_xlsx
 from tests.stored import stored_texts
@@ -112,11 +113,12 @@ def test_50000_row_sheet_is_cut_at_the_row_limit_with_one_line(tmp_path: Path) -
     for n in range(50_000):
         sheet.append([f"S{n}", n * 0.5, "hPa"])
     book.save(tmp_path / "big.xlsx")
-    docs = _load(tmp_path / "big.xlsx")
+    reading = Reading()
+    docs = load(tmp_path / "big.xlsx", (tmp_path / "big.xlsx").read_bytes(), reading)
     lines = docs[0].page_content.splitlines()
     assert len(lines) == 2 + sheets.MAX_ROWS - 1  # the heading, a blank line, the rows but the header
     assert lines[-1] == f"station: S{sheets.MAX_ROWS - 2}; reading: {(sheets.MAX_ROWS - 2) * 0.5:g}; unit: hPa"
-    assert docs[0].metadata["note"] == "cut after 20,000 rows in sheet 'Readings' (the limit per workbook)"
+    assert reading.cuts == ["cut after 20,000 rows in sheet 'Readings' (the limit per workbook)"]
 
 
 def test_false_sheet_dimension_does_not_pad_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -39,6 +39,11 @@ class CountingEmbedder:
         self.embedded += len(texts)
         return self.inner.embed(texts)
 
+    def embed_many(self, texts: list[str], on_embedded: Any = None) -> list[list[float]]:
+        """The store's path for an ingest's chunks."""
+        self.embedded += len(texts)
+        return self.inner.embed_many(texts, on_embedded)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 

@@ -19,6 +19,7 @@ from langchain_core.documents import Document
 from ingest.loaders.archive import open_zip
 from ingest.loaders.errors import LoadError
 from ingest.text import decode, html_to_markdown
+from ingest.text.reading import Reading
 
 CONTAINER = "META-INF/container.xml"
 ENCRYPTION = "META-INF/encryption.xml"
@@ -31,7 +32,7 @@ NS = {
 }
 
 
-def load_epub(path: Path, raw: bytes) -> list[Document]:
+def load_epub(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     with open_zip(raw, "epub") as archive:
         try:
             package_path = _package_path(archive)
@@ -44,12 +45,15 @@ def load_epub(path: Path, raw: bytes) -> list[Document]:
             raise LoadError(f"corrupt or not an .epub file ({type(exc).__name__}: {str(exc)[:80]})") from exc
     documents: list[Document] = []
     for content in pages:
+        if reading.full:
+            break
         html, _ = decode(content, html=True)
         page = html_to_markdown(html)
         if not page.markdown.strip():
             continue
+        text = reading.take(page.markdown)
         number = len(documents) + 1
-        markdown = page.markdown if page.markdown.startswith("#") else f"# Chapter {number}\n\n{page.markdown}"
+        markdown = text if text.startswith("#") else f"# Chapter {number}\n\n{text}"
         metadata = {"title": title, "location": f"chapter {number}", "format": "markdown"}
         documents.append(Document(page_content=markdown, metadata=metadata))
     if not documents:

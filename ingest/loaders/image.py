@@ -7,16 +7,21 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
-from ingest.text.ocr import PageOcr, image_frames
+from ingest.text.ocr import image_frames
+from ingest.text.reading import Reading
 
 
-def load_image(path: Path, raw: bytes, ocr: PageOcr) -> list[Document]:
-    frames = list(image_frames(raw, ocr.max_pixels))
-    ocr.plan(len(frames))
+def load_image(path: Path, raw: bytes, reading: Reading) -> list[Document]:
+    ocr = reading.ocr
+    frames = image_frames(raw, ocr.max_pixels)
     paged = len(frames) > 1
+    frames = frames[: reading.pages(len(frames))]
+    ocr.plan(len(frames))
     documents = []
     for number, frame in enumerate(frames, start=1):
-        text = ocr.read(f"page {number}" if paged else "image", frame)
+        if reading.full:
+            break
+        text = reading.take(ocr.read(f"page {number}" if paged else "image", frame))
         if text:
             metadata: dict[str, object] = {"title": path.stem, "format": "text"}
             documents.append(Document(page_content=text, metadata=metadata | ({"page": number} if paged else {})))

@@ -3,7 +3,8 @@ and date as lines a search can find; the plain body (or the HTML body through th
 names of its attachments. An attachment of a type kbagent reads (a PDF, a deck, a sheet...) is read by its own
 loader into documents of the message's source, cited as "(attachment NAME)" or "(attachment NAME, p. 2)": one
 file stays one source, so re-ingest, --sync and delete treat a message and its attachments as one. One that
-cannot be read is named in the file's ingest line and the rest goes on."""
+cannot be read is named in the file's ingest line and the rest goes on. A message and its attachments share one
+character budget (the file's `Reading`): three attachments must not each bring their own allowance."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from langchain_core.documents import Document
 
 from ingest.loaders.errors import LoadError
 from ingest.text import html_to_markdown
+from ingest.text.reading import Reading
 
 MBOX_SEPARATOR = re.compile(rb"^From .*\r?\n", re.MULTILINE)  # each message starts with a "From " line
 HEADERS = ("from", "to", "cc", "date")
@@ -25,26 +27,34 @@ NOT_HEADING = re.compile(r"(?m)^#")
 NOT_OPENED = (".eml", ".mbox")  # a message inside a message is named, not read: no nesting without end
 
 
-def load_eml(path: Path, raw: bytes) -> list[Document]:
+def load_eml(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     message = _parse(raw)
     if message is None:
         raise LoadError("not an e-mail message (no From or Subject header)")
     subject = _subject(message) or path.stem
-    documents = [Document(page_content=_markdown(message, "#"), metadata={"title": subject, "format": "markdown"})]
-    return _with_attachments(documents, [message])
+    text = reading.take(_markdown(message, "#"))
+    documents = [Document(page_content=text, metadata={"title": subject, "format": "markdown"})]
+    return _with_attachments(documents, [message], reading)
 
 
-def load_mbox(path: Path, raw: bytes) -> list[Document]:
-    messages = [m for m in (_parse(part) for part in MBOX_SEPARATOR.split(raw) if part.strip()) if m is not None]
+def load_mbox(path: Path, raw: bytes, reading: Reading) -> list[Document]:
+    title = path.stem.replace("_", " ").replace("-", " ")
+    messages, texts = [], [f"# {title}"]
+    for part in MBOX_SEPARATOR.split(raw):
+        message = _parse(part) if part.strip() and not reading.full else None
+        if message is not None:
+            messages.append(message)
+            texts.append(reading.take(_markdown(message, "##")))
     if not messages:
         raise LoadError("no e-mail messages in the mbox file")
-    title = path.stem.replace("_", " ").replace("-", " ")
-    body = "\n\n".join([f"# {title}", *(_markdown(m, "##") for m in messages)])
-    return _with_attachments([Document(page_content=body, metadata={"title": title, "format": "markdown"})], messages)
+    body = "\n\n".join(texts)
+    documents = [Document(page_content=body, metadata={"title": title, "format": "markdown"})]
+    return _with_attachments(documents, messages, reading)
 
 
-def _with_attachments(documents: list[Document], messages: list[EmailMessage]) -> list[Document]:
-    """The messages' documents, then their readable attachments' documents; unreadable ones in a note."""
+def _with_attachments(documents: list[Document], messages: list[EmailMessage], reading: Reading) -> list[Document]:
+    """The messages' documents, then their readable attachments' documents (from the same budget); unreadable
+    ones in a note."""
     from ingest.loaders import is_supported, load  # the registry imports this module
 
     problems = []
@@ -53,10 +63,12 @@ def _with_attachments(documents: list[Document], messages: list[EmailMessage]) -
             name = PurePath(str(part.get_filename() or "")).name  # a name, never a path
             if not name or not is_supported(Path(name)) or Path(name).suffix.lower() in NOT_OPENED:
                 continue
+            if reading.full:
+                break
             try:
                 content = part.get_content()
                 raw = content.encode() if isinstance(content, str) else bytes(content)
-                documents.extend(_attached(name, load(Path(name), raw)))
+                documents.extend(_attached(name, load(Path(name), raw, reading)))
             except (LoadError, LookupError, ValueError) as exc:
                 problems.append(f"attachment {name} not read: {exc}")
     if problems:

@@ -9,16 +9,18 @@ from pathlib import Path
 from langchain_core.documents import Document
 
 from ingest.text import pdf_text
-from ingest.text.ocr import PageOcr, pdf_page_image
+from ingest.text.ocr import pdf_page_image
+from ingest.text.reading import Reading
 
 
-def load_pdf(path: Path, raw: bytes, ocr: PageOcr) -> list[Document]:
-    pdf = pdf_text(raw, require_text=False)
+def load_pdf(path: Path, raw: bytes, reading: Reading) -> list[Document]:
+    pdf = pdf_text(raw, require_text=False, reading=reading)
+    ocr = reading.ocr
     ocr.plan(len(pdf.blank))
-    scanned = [
-        (number, ocr.read(f"page {number}", functools.partial(pdf_page_image, raw, number, ocr.max_pixels)))
-        for number in pdf.blank
-    ]
+    scanned = []
+    for number in pdf.blank:
+        render = functools.partial(pdf_page_image, raw, number, ocr.max_pixels)
+        scanned.append((number, reading.take(ocr.read(f"page {number}", render)) if not reading.full else ""))
     pages = sorted(pdf.pages + [(number, text) for number, text in scanned if text])
     if not pages:
         return []

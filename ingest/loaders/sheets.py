@@ -5,29 +5,43 @@ The header is the first of the top rows whose filled cells are all text and span
 (rows above it, such as a title in A1, are kept as lines of their own); without one, cells are named by their
 column letter. Formulas read as the value the spreadsheet program last calculated (stored in the file; one
 never calculated reads as empty).
-Hidden sheets are skipped, and the file's ingest line says so. Rows are streamed (read-only mode), and a
-workbook is cut after MAX_ROWS rows with a note in its line: past that, a table is a database's job, and its
-embedding alone would take minutes on a CPU.
+Hidden sheets are skipped, and the file's ingest line says so. Rows are streamed (read-only mode) and kept
+ragged, only their filled cells: one cell in column XFD per row must not make 16,384 cells of every row. A
+workbook is cut after MAX_ROWS rows, a row after MAX_CELLS filled cells, cell text after MAX_CELL characters,
+each with a note in its line: past that, a table is a database's job, and its embedding alone would take
+minutes on a CPU.
+Every cell is taken from the file's character budget as it is read, so one long shared string that every cell
+points at stops the reading there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from langchain_core.documents import Document
 
 from ingest.loaders.archive import open_zip
-from ingest.loaders.errors import LoadError
+from ingest.loaders.errors import LoadError, said
+from ingest.text.reading import Reading
 
 MAX_ROWS = 20_000  # filled rows per workbook; the rest is cut, and the ingest line says so
+MAX_CELLS = 1024  # filled cells of a row; the rest of the row is left out, with a note
+MAX_CELL = 32_767  # characters of a cell's text: the most a spreadsheet program lets a cell hold
 HEADER_SCAN = 10  # a header is looked for among this many filled rows at the top of a sheet
 
+Row = dict[int, str]
+"""A row's filled cells: column index (0 for A) → text, left to right."""
+Cells = Iterable[tuple[int, Any]]
+"""A stored row's cells as (column index, value)."""
+Sheets = Iterable[tuple[str, bool, Iterable[Cells]]]
+"""(name, visible, rows) per sheet, in the workbook's order."""
 
-def load_xlsx(path: Path, raw: bytes) -> list[Document]:
+
+def load_xlsx(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     import openpyxl
 
     open_zip(raw, "xlsx").close()
@@ -36,16 +50,32 @@ def load_xlsx(path: Path, raw: bytes) -> list[Document]:
     except Exception as exc:  # openpyxl raises KeyError, ValueError, lxml errors... for a broken part
         raise LoadError(f"corrupt or not a .xlsx file ({type(exc).__name__})") from exc
     try:
-        sheets = []
-        for sheet in book.worksheets:
-            sheet.reset_dimensions()  # rows as stored: a false <dimension> must not pad every row to 16,384 cells
-            sheets.append((sheet.title, sheet.sheet_state == "visible", sheet.iter_rows(values_only=True)))
-        return _documents(path, sheets, "xlsx")
+        sheets = [(sheet.title, sheet.sheet_state == "visible", _xlsx_rows(sheet)) for sheet in book.worksheets]
+        return _documents(path, sheets, "xlsx", reading)
     finally:
         book.close()
 
 
-def load_xls(path: Path, raw: bytes) -> list[Document]:
+def _xlsx_rows(sheet: Any) -> Iterator[Cells]:
+    """The sheet's rows as stored, each only its cells. openpyxl's iter_rows pads every row to its last cell (and
+    to the sheet's <dimension>), so this drives the parser iter_rows uses, as iter_rows itself does."""
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    book = sheet.parent
+    with sheet._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            sheet._shared_strings,
+            data_only=book.data_only,
+            epoch=book.epoch,
+            date_formats=book._date_formats,
+            timedelta_formats=book._timedelta_formats,
+        )
+        for _, cells in parser.parse():
+            yield ((cell["column"] - 1, cell["value"]) for cell in cells)
+
+
+def load_xls(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     import xlrd
 
     try:
@@ -53,20 +83,23 @@ def load_xls(path: Path, raw: bytes) -> list[Document]:
     except Exception as exc:  # xlrd.XLRDError, struct and index errors for a truncated file
         if "encrypted" in str(exc).lower():
             raise LoadError("encrypted (password-protected) .xls file") from exc
-        raise LoadError(f"corrupt or not a .xls file ({type(exc).__name__}: {str(exc)[:80]})") from exc
+        raise LoadError(f"corrupt or not a .xls file ({said(exc)})") from exc
     try:
-        sheets = []
-        for index, name in enumerate(book.sheet_names()):
-            sheet = book.sheet_by_index(index)
-            sheets.append((name, sheet.visibility == 0, _xls_rows(sheet, book.datemode)))
-        return _documents(path, sheets, "xls")
+        return _documents(path, _xls_sheets(book), "xls", reading)
     finally:
         book.release_resources()
 
 
-def _xls_rows(sheet: Any, datemode: int) -> Iterator[list[Any]]:
+def _xls_sheets(book: Any) -> Sheets:
+    """Each sheet, parsed only when the reader gets to it (xlrd raises bare AssertionErrors for a broken one)."""
+    for index, name in enumerate(book.sheet_names()):
+        sheet = book.sheet_by_index(index)
+        yield name, sheet.visibility == 0, _xls_rows(sheet, book.datemode)
+
+
+def _xls_rows(sheet: Any, datemode: int) -> Iterator[Cells]:
     for number in range(sheet.nrows):
-        yield [_xls_value(cell, datemode) for cell in sheet.row(number)]
+        yield ((column, _xls_value(cell, datemode)) for column, cell in enumerate(sheet.row(number)))
 
 
 def _xls_value(cell: Any, datemode: int) -> Any:
@@ -84,78 +117,104 @@ def _xls_value(cell: Any, datemode: int) -> Any:
     return cell.value
 
 
-def _documents(path: Path, sheets: Iterable[tuple[str, bool, Iterable[Sequence[Any]]]], kind: str) -> list[Document]:
-    """One document per visible sheet, the workbook cut after MAX_ROWS filled rows; `sheets` is read lazily."""
+def _documents(path: Path, sheets: Sheets, kind: str, reading: Reading) -> list[Document]:
+    """One document per visible sheet, the workbook cut after MAX_ROWS filled rows or once the file's character
+    budget is spent; `sheets` is read lazily."""
     title = path.stem.replace("_", " ").replace("-", " ")
     documents, hidden, left = [], [], MAX_ROWS
-    cut = ""
+    cuts: list[str] = []
     try:
-        for name, visible, row_values in sheets:
+        for name, visible, stored in sheets:
             if not visible:
                 hidden.append(name)
                 continue
-            rows, more = _filled_rows(row_values, left)
+            rows, cut_here = _filled_rows(stored, left, reading.left)
             left -= len(rows)
-            if more:
-                cut = f"cut after {MAX_ROWS:,} rows in sheet {name!r} (the limit per workbook)"
+            cuts += [f"{what} in sheet {name!r}{why}" for what, why in cut_here]
             if rows:
-                text = f"# {name}\n\n" + "\n".join(records(rows))
+                lines = [reading.take(f"# {name}\n")]
+                for line in records(rows):
+                    lines.append(reading.take(line))
+                    if reading.full:
+                        break
                 metadata = {"title": title, "location": f"sheet {name}", "format": "markdown"}
-                documents.append(Document(page_content=text, metadata=metadata))
-            if left <= 0:
+                documents.append(Document(page_content="\n".join(lines), metadata=metadata))
+            if left <= 0 or reading.full:
                 break
     except LoadError:
         raise
     except Exception as exc:
-        raise LoadError(f"corrupt .{kind} file ({type(exc).__name__}: {str(exc)[:80]})") from exc
-    return _with_note(documents, hidden, cut)
+        raise LoadError(f"corrupt .{kind} file ({said(exc)})") from exc
+    for cut in cuts:
+        reading.cut(cut)
+    return _with_note(documents, hidden)
 
 
-def _with_note(documents: list[Document], hidden: list[str], cut: str) -> list[Document]:
+def _with_note(documents: list[Document], hidden: list[str]) -> list[Document]:
     skipped = f"{len(hidden)} hidden sheet{'s' if len(hidden) > 1 else ''} skipped ({', '.join(hidden)})"
-    notes = [note for note in (skipped if hidden else "", cut) if note]
     if not documents:
-        raise LoadError("no data in any visible sheet" + (f"; {notes[0]}" if notes else ""))
-    if notes:
-        documents[0].metadata["note"] = "; ".join(notes)
+        raise LoadError("no data in any visible sheet" + (f"; {skipped}" if hidden else ""))
+    if hidden:
+        documents[0].metadata["note"] = skipped
     return documents
 
 
-def _filled_rows(rows: Iterable[Sequence[Any]], limit: int) -> tuple[list[list[str]], bool]:
-    """Rows with at least one filled cell, as text, and whether more were left after `limit`."""
-    out: list[list[str]] = []
-    for row in rows:
-        cells = [cell_text(value) for value in row]
-        if any(cells):
+def _filled_rows(stored: Iterable[Cells], limit: int, chars: int) -> tuple[list[Row], list[tuple[str, str]]]:
+    """Rows with at least one filled cell, ragged, read until `limit` rows or `chars` characters; and what
+    was cut, as (what, why) pairs."""
+    out: list[Row] = []
+    cuts: dict[tuple[str, str], None] = {}
+    size = 0
+    for cells in stored:
+        row: Row = {}
+        for column, value in cells:
+            if len(row) >= MAX_CELLS:
+                cuts["rows cut", f" after {MAX_CELLS:,} filled cells"] = None
+                break
+            text = cell_text(value)
+            if len(text) > MAX_CELL:
+                cuts["cells cut", f" at {MAX_CELL:,} characters (the most a cell holds)"] = None
+                text = text[:MAX_CELL]
+            if text:
+                row[column] = text
+                size += len(text)
+            if size > chars:
+                break
+        if row:
             if len(out) >= limit:
-                return out, True
-            out.append(cells)
-    return out, False
+                cuts[f"cut after {MAX_ROWS:,} rows", " (the limit per workbook)"] = None
+                break
+            out.append(row)
+        if size > chars:
+            break  # the budget's own note says so, once the lines are taken from it
+    return out, list(cuts)
 
 
-def records(rows: list[list[str]]) -> list[str]:
+def records(rows: list[Row]) -> Iterator[str]:
     """`column: value; column: value` per row below the header; rows above the header as they are."""
-    from openpyxl.utils import get_column_letter
-
     top = header_index(rows)
-    header = rows[top] if top is not None else []
-    names = [header[i] if i < len(header) and header[i] else get_column_letter(i + 1) for i in range(_width(rows))]
-    lines = ["; ".join(cell for cell in row if cell) for row in rows[: top or 0]]
+    header = rows[top] if top is not None else {}
+    for row in rows[: top or 0]:
+        yield "; ".join(row.values())
     for row in rows[(top + 1 if top is not None else 0) :]:
-        lines.append("; ".join(f"{name}: {cell}" for name, cell in zip(names, row, strict=False) if cell))
-    return lines
+        yield "; ".join(f"{header.get(column) or _letter(column + 1)}: {text}" for column, text in row.items())
 
 
-def header_index(rows: list[list[str]]) -> int | None:
+def header_index(rows: list[Row]) -> int | None:
     """The header among the top rows: all its filled cells text (not numbers or dates), covering at least half
     the table's width, and a row below it. None when there is none."""
     top = rows[:HEADER_SCAN]
-    width = max((_filled(r) for r in top), default=0)
+    width = max((len(r) for r in top), default=0)
     for n, row in enumerate(top[: len(rows) - 1]):
-        texts = [cell for cell in row if cell]
-        if texts and all(_is_label(cell) for cell in texts) and len(texts) * 2 >= width:
+        if row and all(_is_label(cell) for cell in row.values()) and len(row) * 2 >= width:
             return n
     return None
+
+
+def _letter(column: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return str(get_column_letter(column))
 
 
 def cell_text(value: Any) -> str:
@@ -179,11 +238,3 @@ def _is_label(text: str) -> bool:
     except ValueError:
         return not (len(text) >= 8 and text[:4].isdigit() and text[4] == "-")  # not an ISO date either
     return False
-
-
-def _filled(row: list[str]) -> int:
-    return sum(1 for cell in row if cell)
-
-
-def _width(rows: list[list[str]]) -> int:
-    return max((max((i + 1 for i, cell in enumerate(r) if cell), default=0) for r in rows), default=0)

@@ -17,15 +17,20 @@ from langchain_core.documents import Document
 from ingest.loaders.archive import open_zip
 from ingest.loaders.errors import LoadError
 from ingest.loaders.word import markdown_table
+from ingest.text.reading import Reading
 
 
-def load_pptx(path: Path, raw: bytes) -> list[Document]:
+def load_pptx(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     from pptx import Presentation
 
     open_zip(raw, "pptx").close()
     try:
         deck = Presentation(io.BytesIO(raw))
-        slides = [(number, _slide_title(slide), _slide_body(slide)) for number, slide in enumerate(deck.slides, 1)]
+        slides = []
+        for number, slide in enumerate(deck.slides, 1):
+            if reading.full:
+                break
+            slides.append((number, reading.take(_slide_title(slide)), reading.take(_slide_body(slide))))
         title = (deck.core_properties.title or "").strip()
     except LoadError:
         raise

@@ -9,9 +9,10 @@ from langchain_core.documents import Document
 
 from ingest.loaders.archive import open_zip
 from ingest.loaders.errors import LoadError
+from ingest.text.reading import Reading
 
 
-def load_docx(path: Path, raw: bytes) -> list[Document]:
+def load_docx(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     import docx
     from docx.document import Document as DocxDocument
     from docx.table import Table
@@ -25,21 +26,23 @@ def load_docx(path: Path, raw: bytes) -> list[Document]:
 
     lines: list[str] = []
     for block in document.iter_inner_content():
+        if reading.full:
+            break
         if isinstance(block, Paragraph):
             text = block.text.strip()
             if not text:
                 continue
             style = (block.style.name if block.style is not None else "") or ""
             if style == "Title":
-                lines.append(f"# {text}")
+                lines.append(reading.take(f"# {text}"))
             elif style.startswith("Heading") and style[-1:].isdigit():
-                lines.append("#" * min(int(style.split()[-1]), 6) + f" {text}")
+                lines.append(reading.take("#" * min(int(style.split()[-1]), 6) + f" {text}"))
             elif style.startswith("List"):
-                lines.append(f"- {text}")
+                lines.append(reading.take(f"- {text}"))
             else:
-                lines.append(text)
+                lines.append(reading.take(text))
         elif isinstance(block, Table):
-            lines.append(_table_markdown(block))
+            lines.append(reading.take(_table_markdown(block, reading.left)))
     markdown = "\n\n".join(line for line in lines if line)
     if not markdown.strip():
         raise LoadError("no text in document")
@@ -49,8 +52,17 @@ def load_docx(path: Path, raw: bytes) -> list[Document]:
     return [Document(page_content=markdown, metadata={"title": title, "format": "markdown"})]
 
 
-def _table_markdown(table: object) -> str:
-    return markdown_table([[cell.text for cell in row.cells] for row in table.rows])  # type: ignore[attr-defined]
+def _table_markdown(table: object, limit: int) -> str:
+    """The table, its rows read until they hold `limit` characters: a merged cell repeats its text in every
+    row it spans, so a small file can hold a huge table."""
+    rows: list[list[str]] = []
+    size = 0
+    for row in table.rows:  # type: ignore[attr-defined]
+        rows.append([cell.text for cell in row.cells])
+        size += sum(len(text) for text in rows[-1])
+        if size > limit:
+            break
+    return markdown_table(rows)
 
 
 def markdown_table(cells: list[list[str]]) -> str:

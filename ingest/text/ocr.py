@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -125,6 +125,8 @@ class OcrReader:
     mode: OcrMode = "auto"
     page_timeout_s: float = 60.0
     max_pixels: int = 50_000_000
+    file_budget_s: float = 600.0
+    """OCR seconds per file: pages past it are left unread, with a note (a 100,000-page scan is days of OCR)."""
     _engine: OcrEngine | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -174,12 +176,20 @@ class PageOcr:
     """The pages skipped because OCR is off."""
     blank: list[str] = field(default_factory=list)
     """The pages OCR found no text on (often the empty backs of scanned sheets)."""
+    over_budget: list[str] = field(default_factory=list)
+    """The pages left unread once the file's OCR time budget was spent (final: not read again)."""
 
     @property
     def notes(self) -> list[str]:
         """One line per reason pages were not read (OCR off, each failure), and one for the blank pages."""
         notes = [f"{_labels(self.off)} skipped: OCR is off (KBAGENT_OCR=off)"] if self.off else []
         notes += [f"{_labels(labels)}: {why}" for why, labels in self.failed.items()]
+        if self.over_budget:
+            budget = (self.reader or OcrReader()).file_budget_s
+            notes.append(
+                f"{_labels(self.over_budget)} not read: the OCR time per file ({budget:g} s) was spent "
+                "(KBAGENT_OCR_BUDGET_S)"
+            )
         return notes + ([f"{_labels(self.blank)}: OCR found no text"] if self.blank else [])
 
     @property
@@ -210,6 +220,9 @@ class PageOcr:
             return ""
         if self.cancelled():
             self.failed.setdefault("not read, the ingest stopped", []).append(label)
+            return ""
+        if self.seconds >= self.reader.file_budget_s:
+            self.over_budget.append(label)
             return ""
         start = time.perf_counter()
         try:
@@ -253,7 +266,7 @@ def too_large(width: int, height: int, max_pixels: int) -> str:
     )
 
 
-def image_frames(raw: bytes, max_pixels: int) -> Iterator[Callable[[], Image]]:
+def image_frames(raw: bytes, max_pixels: int) -> list[Callable[[], Image]]:
     """One decoder per frame (a TIFF may hold many pages) of an image file. The header is checked before any
     pixel is decoded, so a decompression bomb costs nothing; ExtractError says what is wrong."""
     from PIL import Image as PILImage
@@ -272,9 +285,11 @@ def image_frames(raw: bytes, max_pixels: int) -> Iterator[Callable[[], Image]]:
     width, height = image.size
     if width * height > max_pixels:
         raise ExtractError(too_large(width, height, max_pixels))
-    frames = int(getattr(image, "n_frames", 1) or 1)
-    for index in range(frames):
-        yield functools.partial(_frame, image, index, max_pixels)
+    try:
+        frames = int(getattr(image, "n_frames", 1) or 1)  # a TIFF's frames are counted by walking them
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ExtractError(f"corrupt image ({type(exc).__name__}: {str(exc)[:100]})") from exc
+    return [functools.partial(_frame, image, index, max_pixels) for index in range(frames)]
 
 
 def _frame(image: Image, index: int, max_pixels: int) -> Image:

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ingest.text.errors import ExtractError
+from ingest.text.reading import Reading
 
 PYPDF_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError)
 """What pypdf raises on a corrupt or truncated file besides its own PdfReadError."""
@@ -25,9 +26,10 @@ class PdfText:
         return "\n\n".join(text for _, text in self.pages)
 
 
-def pdf_text(raw: bytes, *, require_text: bool = True) -> PdfText:
+def pdf_text(raw: bytes, *, require_text: bool = True, reading: Reading | None = None) -> PdfText:
     """The text of each page. Raises ExtractError, with one line saying why, for a corrupt or encrypted PDF,
-    and, with `require_text`, for one with no text layer (the file loader OCRs those pages instead)."""
+    and, with `require_text`, for one with no text layer (the file loader OCRs those pages instead). Pages past
+    `reading`'s page cap are not read, nor any once its character budget is spent."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -37,8 +39,11 @@ def pdf_text(raw: bytes, *, require_text: bool = True) -> PdfText:
         if reader.is_encrypted and not reader.decrypt(""):
             raise ExtractError("encrypted PDF (needs a password)")
         result = PdfText(_info_title(reader))
-        for number, page in enumerate(reader.pages, start=1):
-            text = (page.extract_text() or "").strip()
+        reading = reading or Reading()
+        for number in range(1, reading.pages(len(reader.pages)) + 1):
+            if reading.full:
+                break
+            text = reading.take((reader.pages[number - 1].extract_text() or "").strip())
             if text:
                 result.pages.append((number, text))
             else:
