@@ -476,7 +476,10 @@ def test_an_existing_data_dir_opens_as_the_default_knowledge_base_unchanged(
         assert sorted(listed) == sorted(threads)
         for thread_id, title, *_ in threads:
             assert _history(parts, thread_id) == [(title, f"Answer to {title}")]
-    assert counting.embedded == 0  # no chunk embedded again (queries are not counted)
+        assert counting.embedded == 0  # opening it embedded nothing (queries are not counted)
+        (tmp_path / "docs" / "ferry.md").touch()
+        again = parts.ingest([tmp_path / "docs"])  # the next ingest, as its chunking was recorded: nothing to do
+        assert again.counts["unchanged"] == 3 and counting.embedded == 0
     after = sorted(p.name for p in data.iterdir()) if data.exists() else []
     assert {*files, "kbagent.sqlite3"} >= set(after) if data.exists() else not files, (files, after)
     if database == "sqlite":
@@ -500,3 +503,95 @@ def test_the_default_follows_kbagent_kb_and_its_alias(tmp_path: Path, embedder: 
     fresh = tmp_path / "fresh"
     with Components(Settings(data_dir=fresh, kb="Handbook", _env_file=None), embedder=embedder) as parts:
         assert (parts.kb.name, parts.kb.id) == ("Handbook", "kbagent")  # a fresh data dir's first: as always
+
+
+# ---- the promises: no configuration needed, nothing seen across ----------------------------------------
+
+
+@pytest.mark.slow
+def test_the_readme_start_needs_no_configuration(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kbagent ingest FOLDER && python app.py` in a fresh folder, no setting made: the app opens on what the
+    ingest wrote, a data dir laid out as before knowledge bases (the first one's files in the data dir itself)."""
+    from tests.ui_app import MODELS
+    from ui.services import Services
+
+    _note(tmp_path / "docs", "ferry.md", "Ferry", "The Skerry ferry leaves Pier 9 at 07:40.")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KBAGENT_") or k == "KBAGENT_MODELS_DIR"}
+    done = subprocess.run(
+        [str(VENV_BIN / "kbagent"), "ingest", "docs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    data = tmp_path / "data"
+    assert {"chroma", "sources.sqlite3", "kbagent.sqlite3"} <= {p.name for p in data.iterdir()}
+    assert not (data / "kbs").exists()
+
+    monkeypatch.chdir(tmp_path)
+    with Components(Settings(_env_file=None), embedder=embedder) as parts:  # what app.main builds, by default
+        svc = Services(parts, MODELS)
+        assert [Path(r.source).name for r in svc.sources()] == ["ferry.md"]
+        assert "07:40" in svc.kb.search("When does the Skerry ferry leave?", k=1)[0].page_content
+        assert [(i.name, i.folder) for i in parts.catalog.all()] == [("kbagent", ".")]
+
+
+def _answer_sees(parts: Components, kb: str, question: str) -> tuple[set[str], str]:
+    """The file names of every passage an answer from `kb` was shown (cited or not), and what its searches
+    returned to the model."""
+    from agent.events import Sources, ToolEnd
+
+    model = ScriptedChatModel(replies=[tool_call("search_knowledge_base", {"query": question}), AIMessage("[1]")])
+    events = list(parts.agent("openai:scripted", kb=kb, chat_model=model).stream(question))
+    assert isinstance(events[-1], Done), events[-1]
+    shown = {Path(p.source).name for e in events if isinstance(e, Sources) for p in (*e.cited, *e.retrieved)}
+    return shown, " ".join(e.output for e in events if isinstance(e, ToolEnd))
+
+
+def test_two_knowledge_bases_never_see_each_others_passages(
+    settings: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Through the front doors: `kbagent search/sources/stats/remove --kb` and an answer (`ask`) from each."""
+    from typer.testing import CliRunner
+
+    from kbagent.cli import app
+
+    shared = _note(tmp_path / "shared", "ferry.md", "Ferry", "The Skerry ferry leaves Pier 9 at 07:40.")
+    _note(tmp_path / "a", "bakery.md", "Bakery", "The harbour bakery sells cardamom buns for 3.50.")
+    _note(tmp_path / "b", "locks.md", "Locks", "The canal locks open at dawn for the barge QX-5521.")
+    with Components(settings, embedder=embedder) as parts:
+        admin = KnowledgeBases(parts)
+        admin.create("alpha")
+        admin.create("beta")
+        parts.ingest([tmp_path / "a", shared], kb="alpha")
+        parts.ingest([tmp_path / "b", shared], kb="beta")
+        both = "When does the Skerry ferry leave, when do the locks open for barge QX-5521, what do buns cost?"
+        shown, read = _answer_sees(parts, "alpha", both)
+        assert "ferry.md" in shown and "locks.md" not in shown and "QX-5521" not in read and "07:40" in read
+        shown, read = _answer_sees(parts, "beta", both)
+        assert "ferry.md" in shown and "bakery.md" not in shown and "cardamom" not in read and "07:40" in read
+
+    env = {"KBAGENT_DATA_DIR": str(settings.store.data_dir), "KBAGENT_COLLECTION": settings.store.collection}
+
+    def cli(*args: str) -> Any:
+        done = CliRunner().invoke(app, list(args), env=env)
+        assert done.exit_code == 0, done.output
+        return json.loads(done.output) if "--json" in args else done.output
+
+    def names(rows: list[dict[str, Any]]) -> set[str]:
+        return {Path(r["source"]).name for r in rows}
+
+    found = names(cli("search", "barge locks QX-5521", "--kb", "alpha", "--json", "-k", "10"))
+    assert found and found <= {"bakery.md", "ferry.md"}
+    found = names(cli("search", "cardamom buns", "--kb", "beta", "--json", "-k", "10"))
+    assert found and found <= {"locks.md", "ferry.md"}
+    assert names(cli("sources", "--kb", "alpha", "--json")) == {"bakery.md", "ferry.md"}
+    assert names(cli("sources", "--json")) == set()  # the default one holds nothing of theirs
+    assert "1 sources removed" in cli("remove", str(shared.resolve()), "--kb", "alpha")
+    assert names(cli("sources", "--kb", "alpha", "--json")) == {"bakery.md"}
+    assert names(cli("sources", "--kb", "beta", "--json")) == {"locks.md", "ferry.md"}
+    assert cli("stats", "--kb", "beta", "--json")["sources"] == 2
