@@ -104,20 +104,26 @@ def test_the_cli_refuses_a_bad_name_in_one_line(tmp_path: Path) -> None:
 # ---- each its own --------------------------------------------------------------------------------------
 
 
+def _alpha_and_beta(parts: Components, tmp_path: Path) -> Path:
+    """Two knowledge bases: alpha with a bakery note, beta with a canal note, both with one ferry note (returned)."""
+    shared = _note(tmp_path / "shared", "ferry.md", "Ferry", "The Skerry ferry leaves Pier 9 at 07:40.")
+    _note(tmp_path / "a", "bakery.md", "Bakery", "The harbour bakery sells cardamom buns for 3.50.")
+    _note(tmp_path / "b", "locks.md", "Locks", "The canal locks open at dawn for the barge QX-5521.")
+    admin = KnowledgeBases(parts)
+    admin.create("alpha")
+    admin.create("beta")
+    parts.ingest([tmp_path / "a", shared], kb="alpha")
+    parts.ingest([tmp_path / "b", shared], kb="beta")
+    return shared
+
+
 def test_each_knowledge_base_has_its_own_documents(
     store_settings: Settings, embedder: Embedder, tmp_path: Path
 ) -> None:
     """Embedded Chroma, a Chroma server, and PostgreSQL beside a server: what one holds the other never shows,
     and removing a source from one leaves the other's source of the same file alone."""
-    shared = _note(tmp_path / "shared", "ferry.md", "Ferry", "The Skerry ferry leaves Pier 9 at 07:40.")
-    _note(tmp_path / "a", "bakery.md", "Bakery", "The harbour bakery sells cardamom buns for 3.50.")
-    _note(tmp_path / "b", "locks.md", "Locks", "The canal locks open at dawn for the barge QX-5521.")
     with Components(store_settings, embedder=embedder) as parts:
-        admin = KnowledgeBases(parts)
-        admin.create("alpha")
-        admin.create("beta")
-        parts.ingest([tmp_path / "a", shared], kb="alpha")
-        parts.ingest([tmp_path / "b", shared], kb="beta")
+        shared = _alpha_and_beta(parts, tmp_path)
         alpha, beta = parts.knowledge_base("alpha"), parts.knowledge_base("beta")
         assert alpha.id != beta.id and alpha.embedder is beta.embedder  # one loaded embedder for both
         assert {Path(r.source).name for r in alpha.sources()} == {"bakery.md", "ferry.md"}
@@ -560,15 +566,8 @@ def test_two_knowledge_bases_never_see_each_others_passages(
 
     from kbagent.cli import app
 
-    shared = _note(tmp_path / "shared", "ferry.md", "Ferry", "The Skerry ferry leaves Pier 9 at 07:40.")
-    _note(tmp_path / "a", "bakery.md", "Bakery", "The harbour bakery sells cardamom buns for 3.50.")
-    _note(tmp_path / "b", "locks.md", "Locks", "The canal locks open at dawn for the barge QX-5521.")
     with Components(settings, embedder=embedder) as parts:
-        admin = KnowledgeBases(parts)
-        admin.create("alpha")
-        admin.create("beta")
-        parts.ingest([tmp_path / "a", shared], kb="alpha")
-        parts.ingest([tmp_path / "b", shared], kb="beta")
+        shared = _alpha_and_beta(parts, tmp_path)
         both = "When does the Skerry ferry leave, when do the locks open for barge QX-5521, what do buns cost?"
         shown, read = _answer_sees(parts, "alpha", both)
         assert "ferry.md" in shown and "locks.md" not in shown and "QX-5521" not in read and "07:40" in read
