@@ -28,6 +28,7 @@ from agent.local_loop import LocalLoop
 from agent.memory import Threads
 from agent.models import ModelSpec, call_settings, uses_tool_calling
 from agent.routing import standalone_query
+from kbagent.errors import KbagentError, UnknownKnowledgeBase
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
 from tools.calculator import make_calculator_tool
@@ -132,7 +133,7 @@ class Agent:
         return create_agent(
             self.model,
             self.tools,
-            system_prompt=prompts.TOOL_AGENT,
+            system_prompt=prompts.with_instructions(prompts.TOOL_AGENT, self.config.instructions),
             checkpointer=self.threads.checkpointer,
             context_schema=TurnContext,
             middleware=[per_call],
@@ -169,6 +170,8 @@ class Agent:
         start = time.perf_counter()
         try:
             result = call()
+        except UnknownKnowledgeBase:  # deleted while answering: the answer ends here, in one line
+            raise
         except Exception as exc:  # a failing tool is reported, and the answer goes on without it
             emit(
                 {
@@ -204,7 +207,11 @@ class Agent:
         """The answer's events. `temperature`: this answer's (None: the configured one), passed with each model
         call. `cancel`: once set, the answer stops at the model's next token and ends with an Error."""
         thread_id = thread_id or self.threads.new_thread()
-        self.threads.touch(thread_id, question, self.spec.label)
+        held = self.threads.get(thread_id)
+        if held is not None and held.kb and held.kb != self.kb.id:
+            yield Error(f"conversation {thread_id} belongs to another knowledge base; continue it there")
+            return
+        self.threads.touch(thread_id, question, self.spec.label, self.kb.id)
         earlier = [text for role, text in self.history(thread_id) if role == "user"]
         context = TurnContext(question=question, earlier=earlier, model_settings=self._settings(temperature))
         if context.model_settings and not self.tool_calling:
@@ -246,6 +253,7 @@ class Agent:
             checker = second or checker
         self._keep_final(config, text)
         cited = context.passages.cited_in(text)
+        self.threads.keep_sources(thread_id, text, [p.as_dict() for p in cited])
         numbers = {p.n for p in cited}
         yield Sources(cited, [p for p in context.passages.all() if p.n not in numbers])
         seconds = time.perf_counter() - start
@@ -364,4 +372,4 @@ def _count_usage(mode: str, chunk: Any, usage: dict[str, int]) -> None:
 
 def _describe(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+    return (text if isinstance(exc, KbagentError) else f"{type(exc).__name__}: {text}")[:300]
