@@ -37,6 +37,12 @@ class AgentConfig(Section):
         json_schema_extra={"shown_default": "all cores"},
     )
     k: int = Field(5, ge=1, le=20, alias="agent_k", description="Passages the agent retrieves per search.")
+    instructions: str = Field(
+        "",
+        max_length=4000,
+        description="Instructions added to the end of the system prompt (a knowledge base's own, set with "
+        "`kbagent kb set NAME instructions ...`, replace them).",
+    )
     context_chars: int = Field(
         1000,
         ge=200,

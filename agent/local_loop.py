@@ -104,7 +104,8 @@ class LocalLoop:
         self.config, self.kb, self.model, self.run_tool = config, kb, model, run_tool
         self.scraper, self.search_options = scraper, search_options
         names = ["search_knowledge_base", "calculator"] + (["scrape_webpage"] if scraper else [])
-        self.system = prompts.local_system([tool_spec(n) for n in names] if config.local_tool_steps else [])
+        system = prompts.local_system([tool_spec(n) for n in names] if config.local_tool_steps else [])
+        self.system = prompts.with_instructions(system, config.instructions)
         self.names = set(names)
 
     def answer(

@@ -94,3 +94,10 @@ def retrieval_first_message(
     context = f" (following: {query.removesuffix(question).strip()})" if query and query != question else ""
     parts.append(f"Question: {question}{context}" + (f"\n{GATHER}" if gather else ""))
     return "\n\n".join(parts)
+
+
+def with_instructions(system: str, instructions: str) -> str:
+    """A system prompt with the instructions a knowledge base (or KBAGENT_INSTRUCTIONS) adds, after the fixed part
+    so a local model's cached prompt prefix stays the same."""
+    instructions = instructions.strip()
+    return f"{system}\n\nInstructions for this knowledge base:\n{instructions}" if instructions else system

@@ -31,6 +31,7 @@ from agent.local_loop import LocalLoop
 from agent.memory import Threads
 from agent.models import ModelSpec, call_settings, uses_tool_calling
 from agent.routing import standalone_query
+from kbagent.errors import KbagentError, UnknownKnowledgeBase
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
 from tools.calculator import make_calculator_tool
@@ -164,7 +165,9 @@ class Agent:
         return create_agent(
             self.model,
             [*self.tools, self.web_tool] if web and self.web_tool is not None else self.tools,
-            system_prompt=prompts.TOOL_AGENT + (prompts.WEB_TOOL if web else ""),
+            system_prompt=prompts.with_instructions(
+                prompts.TOOL_AGENT + (prompts.WEB_TOOL if web else ""), self.config.instructions
+            ),
             checkpointer=self.threads.checkpointer,
             context_schema=TurnContext,
             middleware=[per_call],
@@ -201,6 +204,8 @@ class Agent:
         start = time.perf_counter()
         try:
             result = call()
+        except UnknownKnowledgeBase:  # deleted while answering: the answer ends here, in one line
+            raise
         except Exception as exc:  # a failing tool is reported, and the answer goes on without it
             emit(
                 {
@@ -239,7 +244,11 @@ class Agent:
         call. `cancel`: once set, the answer stops at the model's next token and ends with an Error. `web`: the
         model may search the web too (when a provider is configured). `caller`: who asks, for the audit log."""
         thread_id = thread_id or self.threads.new_thread()
-        self.threads.touch(thread_id, question, self.spec.label)
+        held = self.threads.get(thread_id)
+        if held is not None and held.kb and held.kb != self.kb.id:
+            yield Error(f"conversation {thread_id} belongs to another knowledge base; continue it there")
+            return
+        self.threads.touch(thread_id, question, self.spec.label, self.kb.id)
         earlier = [text for role, text in self.history(thread_id) if role == "user"]
         context = TurnContext(
             question=question, earlier=earlier, model_settings=self._settings(temperature), caller=caller
@@ -287,6 +296,7 @@ class Agent:
             checker = second or checker
         self._keep_final(graph, config, text)
         cited = context.passages.cited_in(text)
+        self.threads.keep_sources(thread_id, text, [p.as_dict() for p in cited])
         numbers = {p.n for p in cited}
         yield Sources(cited, [p for p in context.passages.all() if p.n not in numbers], context.web)
         seconds = time.perf_counter() - start
@@ -429,4 +439,4 @@ def _count_usage(mode: str, chunk: Any, usage: dict[str, int]) -> None:
 
 def _describe(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+    return (text if isinstance(exc, KbagentError) else f"{type(exc).__name__}: {text}")[:300]

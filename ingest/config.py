@@ -15,9 +15,15 @@ if TYPE_CHECKING:
 
 class IngestConfig(Section):
     chunk_size: int = Field(
-        800, ge=100, le=20000, description="Characters per chunk; a change re-chunks every source on the next ingest."
+        800,
+        ge=100,
+        le=20000,
+        description="Characters per chunk, for knowledge bases made from now on: each keeps the chunking it was "
+        "made with, so a change never re-chunks (re-embeds) an existing one.",
     )
-    chunk_overlap: int = Field(80, ge=0, description="Characters shared by neighbouring chunks.")
+    chunk_overlap: int = Field(
+        80, ge=0, description="Characters shared by neighbouring chunks (fixed per knowledge base, as chunk_size)."
+    )
     max_file_mb: float = Field(100.0, gt=0, description="Larger files are skipped with a message.")
     max_text_mb: float = Field(
         5.0,

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from kbagent import environment
-from kbagent.errors import AnswerError, KbagentError, UserError
+from kbagent.errors import AnswerError, KbagentError, UnknownKnowledgeBase, UserError
 
 environment.prepare()
 
@@ -30,6 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 F = TypeVar("F", bound=Callable[..., Any])
+KbOption = Annotated[
+    str | None, typer.Option("--kb", help="The knowledge base (default: KBAGENT_KB, else the data dir's default).")
+]
 
 
 def _components() -> Any:
@@ -66,6 +69,7 @@ def ingest(
     max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Most pages crawled per call.")] = 50,
     sitemap: Annotated[list[str] | None, typer.Option("--sitemap", help="Ingest a sitemap's pages.")] = None,
     render: Annotated[bool, typer.Option("--render", help="Render every page in Chromium.")] = False,
+    kb: KbOption = None,
 ) -> None:
     """Ingest files, folders and web pages (md, txt, pdf, html, docx, pptx, xlsx, xls, epub, csv, json, eml, mbox,
     images and scanned pages by OCR); unchanged ones cost nothing."""
@@ -81,6 +85,7 @@ def ingest(
         report = parts.ingest(
             files,
             urls,
+            kb=parts.knowledge_base(kb),
             sitemaps=sitemap or [],
             progress=progress,
             doc_type=doc_type,
@@ -145,6 +150,7 @@ def watch(
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Skip files matching.")] = None,
     doc_type: Annotated[str | None, typer.Option("--doc-type", help="Set doc_type for every file.")] = None,
     once: Annotated[bool, typer.Option("--once", help="Sync once and exit (what a watch does first).")] = False,
+    kb: KbOption = None,
 ) -> None:
     """Keep folders in sync while it runs: new and changed files ingested, deleted ones removed, moved ones
     re-pointed without re-embedding. Ctrl+C stops; the next start catches up with what changed meanwhile."""
@@ -165,8 +171,9 @@ def watch(
             out.print(f"[red]failed[/]  {_safe(outcome.source)}: {_safe(outcome.message)}")
 
     with _components() as parts:
+        target = parts.knowledge_base(kb)
         watcher = FolderWatcher(
-            parts.ingestor(),
+            parts.ingestor(target),
             folders,
             globs=glob,
             excludes=exclude,
@@ -182,10 +189,43 @@ def watch(
             if any(r.report is None or not r.report.succeeded for r in results):
                 raise typer.Exit(1)
             return
-        out.print(f"watching {len(watcher.folders)} folder(s); Ctrl+C stops", markup=False)
-        with _stop_on_ctrl_c() as stop:
-            watcher.run(show, stop=stop, progress=lambda: LineProgress(err))
+        if not target.watch_lock.acquire(wait=False):
+            raise UserError(f"another `kbagent watch` follows the knowledge base {target.name!r}; one at a time")
+        try:
+            out.print(f"watching {len(watcher.folders)} folder(s) for {_safe(target.name)}; Ctrl+C stops")
+            with _stop_on_ctrl_c() as stop, _stop_when_deleted(target, stop) as deleted:
+                watcher.run(show, stop=stop, progress=lambda: LineProgress(err))
+        finally:
+            target.watch_lock.release()
+        if deleted.is_set():
+            out.print(f"the knowledge base {_safe(target.name)} was deleted; stopped watching")
+            raise typer.Exit(1)
         out.print("stopped watching")
+
+
+@contextlib.contextmanager
+def _stop_when_deleted(kb: Any, stop: threading.Event, every_s: float = 0.5) -> Iterator[threading.Event]:
+    """Sets `stop` (and the event it yields) once the knowledge base is deleted: `kbagent kb delete` waits for
+    this watcher to let go of its watch lock."""
+    deleted = threading.Event()
+
+    def check() -> None:
+        while not stop.wait(every_s):
+            try:
+                kb.check_alive()
+            except UnknownKnowledgeBase:
+                deleted.set()
+                stop.set()
+            except Exception:  # the catalog unreachable for a moment: the watch goes on
+                continue
+
+    checker = threading.Thread(target=check, name="kbagent-watch-alive", daemon=True)
+    checker.start()
+    try:
+        yield deleted
+    finally:
+        stop.set()
+        checker.join(timeout=every_s * 4)
 
 
 @contextlib.contextmanager
@@ -217,15 +257,16 @@ def search(
     mmr: Annotated[bool | None, typer.Option("--mmr/--no-mmr", help="Diversify results (MMR).")] = None,
     min_score: Annotated[float | None, typer.Option("--min-score", help="Drop weaker chunks.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    kb: KbOption = None,
 ) -> None:
     """Search the knowledge base: top-k chunks with score, source, page and text."""
     with _components() as parts:
-        kb = parts.kb
-        options = _options(kb, mode, mmr, min_score)
+        target = parts.knowledge_base(kb)
+        options = _options(target, mode, mmr, min_score)
         filters = {"doc_type": doc_type, "source_prefix": _source_prefix(source_prefix)}
-        docs = kb.search(query, k=k, filters=filters, options=options)
-        names = kb.display_names()
-        ids = kb.records.source_ids(d.metadata.get("source", "") for d in docs)
+        docs = target.search(query, k=k, filters=filters, options=options)
+        names = target.display_names()
+        ids = target.records.source_ids(d.metadata.get("source", "") for d in docs)
     rows = [_doc_row(d) | {"source_id": ids.get(d.metadata.get("source", ""), "")} for d in docs]
     if json_out:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -278,10 +319,12 @@ def _doc_row(doc: Any) -> dict[str, Any]:
 
 
 @app.command()
-def sources(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+def sources(
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False, kb: KbOption = None
+) -> None:
     """List ingested sources with chunk counts and times."""
     with _components() as parts:
-        listed = parts.kb.sources()
+        listed = parts.knowledge_base(kb).sources()
     records = [r.as_dict() for r in listed]
     if json_out:
         print(json.dumps(records, indent=2, ensure_ascii=False))
@@ -303,6 +346,7 @@ def show(
     backing: Annotated[
         str | None, typer.Option("--backing", help="An answer's sentence: underline the passage words backing it.")
     ] = None,
+    kb: KbOption = None,
 ) -> None:
     """Print a cited passage in its document: a few lines before and after, the passage in bold; for a PDF its
     page and a file://…#page=N link. Says so when the file was moved, deleted or edited since it was ingested."""
@@ -312,13 +356,12 @@ def show(
 
     knowledge_base, source_id, chunk_id = parse_citation(citation)
     with _components() as parts:
-        if knowledge_base and knowledge_base != parts.settings.store.collection:
-            raise UserError(f"not this knowledge base's address: {citation}")
-        viewer = parts.viewer()
+        target = parts.knowledge_base(knowledge_base or kb)
+        viewer = parts.viewer(kb=target)
         try:
             spans: list[tuple[int, int]] = []
             if backing and chunk_id:
-                rows = parts.kb.keywords.rows([chunk_id])
+                rows = target.keywords.rows([chunk_id])
                 spans = backing_spans(backing, rows[0].text) if rows else []
             view = viewer.view(source_id, chunk_id, backing=spans, as_text=True)
         finally:
@@ -329,10 +372,10 @@ def show(
 
 
 @app.command()
-def stats(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def stats(json_out: Annotated[bool, typer.Option("--json")] = False, kb: KbOption = None) -> None:
     """Totals: sources, chunks, doc types, model, store."""
     with _components() as parts:
-        totals = parts.kb.stats()
+        totals = parts.knowledge_base(kb).stats()
     if json_out:
         print(json.dumps(totals, indent=2))
         return
@@ -343,11 +386,12 @@ def stats(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command()
 def remove(
     targets: Annotated[list[str], typer.Argument(help="Sources (as listed by `sources`) or folders.")],
+    kb: KbOption = None,
 ) -> None:
     """Delete sources, or every source under a folder, from the knowledge base."""
     with _components() as parts:
-        kb = parts.kb
-        known = {r.source for r in kb.sources()}
+        base = parts.knowledge_base(kb)
+        known = {r.source for r in base.sources()}
         chosen: list[str] = []
         for target in targets:
             candidates = {target, str(Path(target).expanduser().resolve())}
@@ -356,7 +400,7 @@ def remove(
             if not exact and not under:
                 _console(stderr=True).print(f"not in the knowledge base: {target}", markup=False)
             chosen.extend(exact + under)
-        removed = kb.remove(sorted(set(chosen)))
+        removed = base.remove(sorted(set(chosen)))
     for source in removed:
         print(f"removed {source}")
     print(f"{len(removed)} sources removed")
@@ -371,9 +415,10 @@ def migrate(
         str | None, typer.Option("--chroma-url", help="Also copy the vectors to this Chroma server (http://host:port).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    kb: Annotated[str | None, typer.Option("--kb", help="Only this knowledge base (default: all of them).")] = None,
 ) -> None:
-    """Copy this data dir's source records, keyword index and threads into PostgreSQL (vectors stay where they
-    are, or move with --chroma-url). Safe to rerun: what is already there is left alone."""
+    """Copy this data dir's knowledge bases (source records, keyword indexes) and threads into PostgreSQL (vectors
+    stay where they are, or move with --chroma-url). Safe to rerun: what is already there is left alone."""
     from rich.progress import Progress as Bar
 
     from kbagent.components import migrate as run_migration
@@ -387,7 +432,7 @@ def migrate(
                 tasks[what] = bar.add_task(what, total=total)
             bar.update(tasks[what], completed=done, total=total)
 
-        summary = run_migration(load_settings(), to, chroma_url, on_progress=show)
+        summary = run_migration(load_settings(), to, chroma_url, on_progress=show, kb=kb)
     if json_out:
         print(json.dumps(summary, indent=2))
         return
@@ -413,6 +458,7 @@ def evaluate(
     per_category: Annotated[
         int | None, typer.Option("--per-category", min=1, help="Only the first N questions of each category.")
     ] = None,
+    kb: KbOption = None,
 ) -> None:
     """Score retrieval (MRR, nDCG, keyword coverage; nDCG@10/Recall@100 on BEIR), or with --answers the answers
     themselves, per model: correct, cited, supported, abstained, seconds, tokens, cost. --report resumes."""
@@ -424,16 +470,17 @@ def evaluate(
     settings = load_settings()
     if answers:
         models: list[str | None] = list(model) if model else [None]
-        summary = run_answer_set(settings, path, models, judge, (per_category, limit), report, store, json_out)
+        summary = run_answer_set(settings, path, models, judge, (per_category, limit), report, store, json_out, kb)
         if json_out:
             print(json.dumps(summary, indent=2))
         return
     if path.is_dir():
         if not (path / "corpus.jsonl").exists():
             raise UserError(f"{path} is not a BEIR folder (corpus.jsonl, queries.jsonl, qrels.tsv)")
-        summary, lines = run_beir(settings, path, store, lambda kb: _options(kb, mode, mmr, None), limit, json_out)
+        summary, lines = run_beir(settings, path, store, lambda b: _options(b, mode, mmr, None), limit, json_out)
     else:
-        summary, lines = run_question_set(settings, path, k, lambda kb: _options(kb, mode, mmr, None), limit, json_out)
+        options_for = lambda target: _options(target, mode, mmr, None)  # noqa: E731
+        summary, lines = run_question_set(settings, path, k, options_for, limit, json_out, kb)
     if report:
         report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if json_out:
@@ -449,6 +496,7 @@ def ask(
     web: Annotated[
         bool, typer.Option("--web", help="Let the model search the web too (the provider in KBAGENT_WEB_SEARCH).")
     ] = False,
+    kb: KbOption = None,
 ) -> None:
     """Answer a question from the knowledge base, streaming, then list the cited sources."""
     from agent.events import fold
@@ -457,9 +505,10 @@ def ask(
     with _components() as parts:
         if web and parts.web_search is None:
             raise UserError("--web needs a web search provider: set KBAGENT_WEB_SEARCH (see docs/tools.md)")
-        show = None if json_out else TerminalRenderer(_console(), names=parts.kb.display_names())
+        target = _thread_kb(parts, kb, thread)
+        show = None if json_out else TerminalRenderer(_console(), names=target.display_names())
         try:
-            answer = fold(parts.agent(model).stream(question, thread, web=web, caller="cli"), show)
+            answer = fold(parts.agent(model, kb=target).stream(question, thread, web=web, caller="cli"), show)
         except AnswerError as exc:  # the renderer has shown it already
             if json_out:
                 print(f"kbagent: error: {exc}", file=sys.stderr)
@@ -472,12 +521,175 @@ def ask(
 def chat(
     model: Annotated[str | None, typer.Option("--model", help="provider:model (see `kbagent models`).")] = None,
     thread: Annotated[str | None, typer.Option("--thread", help="Reopen this conversation.")] = None,
+    kb: KbOption = None,
 ) -> None:
     """A conversation in the terminal, with history, tool calls shown, and /commands (/help)."""
     from kbagent.chat_view import ChatSession
 
     with _components() as parts:
-        ChatSession(_console(), parts.agent, model, thread).run()
+        target = _thread_kb(parts, kb, thread)
+        ChatSession(_console(), lambda model: parts.agent(model, kb=target), model, thread).run()
+
+
+def _thread_kb(parts: Any, kb: str | None, thread: str | None) -> Any:
+    """The knowledge base an answer comes from: the one named, else the conversation's own, else the default."""
+    held = parts.threads.get(thread) if thread else None
+    if kb is None and held is not None and held.kb:
+        info = parts.catalog.get(held.kb)
+        if info is None:
+            raise UserError(f"conversation {thread}'s knowledge base was deleted")
+        return parts.knowledge_base(info)
+    return parts.knowledge_base(kb)
+
+
+kb_app = typer.Typer(help="Knowledge bases: each with its own documents, conversations and settings.")
+app.add_typer(kb_app, name="kb")
+
+
+def _kb_admin(parts: Any) -> Any:
+    from kbagent.knowledge_bases import KnowledgeBases
+
+    return KnowledgeBases(parts)
+
+
+@kb_app.command("create")
+def kb_create(
+    name: Annotated[str, typer.Argument(help="Letters, digits, spaces, '.', '-' and '_'.")],
+    description: Annotated[str, typer.Option("--description", help="What it holds, in a line.")] = "",
+) -> None:
+    """Make a new, empty knowledge base (it embeds and chunks as the settings say now, for good)."""
+    with _components() as parts:
+        info = _kb_admin(parts).create(name, description)
+    _console().print(f"created knowledge base {_safe(info.name)}; add documents with `kbagent ingest --kb NAME ...`")
+
+
+@kb_app.command("list")
+def kb_list(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+    """The knowledge bases, the default one marked."""
+    with _components() as parts:
+        listed = _kb_admin(parts).list()
+        default = parts.kb_info(None).id
+    if json_out:
+        print(json.dumps([{**i.as_dict(), "default": i.id == default} for i in listed], indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table("", "name", "description", "own settings", "created")
+    for info in listed:
+        own = ", ".join(f"{k}={v}" for k, v in info.overrides.items() if k != "instructions")
+        own += (", " if own else "") + ("instructions" if "instructions" in info.overrides else "")
+        created = time.strftime("%Y-%m-%d", time.localtime(info.created_at))
+        table.add_row("*" if info.id == default else "", _safe(info.name), _safe(info.description), _safe(own), created)
+    _console().print(table)
+
+
+@kb_app.command("rename")
+def kb_rename(old: Annotated[str, typer.Argument()], new: Annotated[str, typer.Argument()]) -> None:
+    """Rename a knowledge base (nothing is moved or embedded again; its conversations stay its own)."""
+    with _components() as parts:
+        info = _kb_admin(parts).rename(old, new)
+    _console().print(f"renamed to {_safe(info.name)}")
+
+
+@kb_app.command("delete")
+def kb_delete(
+    name: Annotated[str, typer.Argument()],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask (scripts).")] = False,
+) -> None:
+    """Delete a knowledge base: its documents' vectors and records, uploads, watched folders and conversations
+    (files it was ingested from stay). A `kbagent watch` of it stops first."""
+    with _components() as parts:
+        admin = _kb_admin(parts)
+        totals = admin.describe(name)
+        what = (
+            f"{totals['name']!r}: {totals['sources']} sources, {totals['chunks']} chunks, "
+            f"{totals['conversations']} conversations"
+        )
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UserError(f"delete {what}? pass --yes to confirm without a terminal")
+            if not typer.confirm(f"Delete the knowledge base {what}?", default=False):
+                raise typer.Exit(1)
+        deleted = admin.delete(name)
+    _console().print(f"deleted the knowledge base {_safe(deleted.name)}", markup=False)
+
+
+@kb_app.command("set")
+def kb_set(
+    name: Annotated[str, typer.Argument()],
+    key: Annotated[str, typer.Argument(help="description, instructions, model, k, mode or min_score.")],
+    value: Annotated[str, typer.Argument(help="The value; empty ('') goes back to the global setting.")],
+) -> None:
+    """Set one of a knowledge base's own settings, which override the global ones for it."""
+    with _components() as parts:
+        admin = _kb_admin(parts)
+        info = admin.set(name, key, value)
+        shown = admin.effective(info.name).get(key)
+    now = info.description if key == "description" else shown[0] if shown else ""
+    _console().print(f"{_safe(info.name)}: {key} = {_safe(repr(now))}", markup=False)
+
+
+@kb_app.command("show")
+def kb_show(
+    name: Annotated[str | None, typer.Argument()] = None, json_out: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """A knowledge base (default: KBAGENT_KB's): its totals, and each setting with whose it is."""
+    with _components() as parts:
+        admin = _kb_admin(parts)
+        info = parts.kb_info(name)
+        described = admin.describe(info.id)
+        effective = admin.effective(info.id)
+    if json_out:
+        settings = {k: {"value": v, "from": whose} for k, (v, whose) in effective.items()}
+        print(json.dumps({**described, "settings": settings}, indent=2, ensure_ascii=False))
+        return
+    out = _console()
+    for key in ("name", "description", "sources", "chunks", "conversations", "embedding_model", "created_at"):
+        out.print(f"{key:16} {_safe(str(described[key]))}")
+    out.print(f"{'chunking':16} {_safe(json.dumps(described['chunking']))}")
+    for key, (value, whose) in effective.items():
+        out.print(f"{key:16} {_safe(repr(value))}  [dim]({whose})[/]")
+
+
+@app.command("threads")
+def threads_command(
+    kb: KbOption = None,
+    every: Annotated[bool, typer.Option("--all", help="Of every knowledge base.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """The conversations of a knowledge base (or --all), latest first: their ids for --thread and export."""
+    with _components() as parts:
+        names = {info.id: info.name for info in parts.catalog.all()}
+        listed = parts.threads.list(limit=1000, kb=None if every else parts.kb_info(kb).id)
+    rows = [{**t.__dict__, "kb": names.get(t.kb, "")} for t in listed]
+    if json_out:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    out = _console()
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["updated_at"]))
+        out.print(f"{row['thread_id']}  {when}  [dim]{_safe(row['kb'])}[/]  {_safe(row['title'])}")
+
+
+@app.command("export")
+def export(
+    thread: Annotated[str, typer.Argument(help="The conversation's id (`kbagent threads`).")],
+    fmt: Annotated[str, typer.Option("--format", help="md or json.")] = "md",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")] = None,
+) -> None:
+    """A conversation as Markdown or JSON: its questions, answers, and the passages each answer cited (source
+    and place)."""
+    from kbagent.export import conversation, to_markdown
+
+    if fmt not in ("md", "json"):
+        raise UserError(f"unknown format {fmt!r}; use md or json")
+    with _components() as parts:
+        found = conversation(parts, thread)
+    text = to_markdown(found) if fmt == "md" else json.dumps(found.as_dict(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 models_app = typer.Typer(help="Which models can run here; pull a better one from the Hugging Face hub.")

@@ -27,3 +27,7 @@ class AnswerError(KbagentError):
 
 class ServiceError(KbagentError):
     """A server kbagent keeps its state in (the database) can't be reached right now; the message names it."""
+
+
+class UnknownKnowledgeBase(UserError):
+    """No knowledge base has that name (or it was deleted): the same answer whether it never existed or is gone."""

@@ -37,8 +37,9 @@ def _bar(console: Console, enabled: bool) -> Progress:
 
 
 def run_question_set(
-    settings: Settings, path: Path, k: int, options_for: OptionsFor, limit: int | None, quiet: bool
+    settings: Settings, path: Path, k: int, options_for: OptionsFor, limit: int | None, quiet: bool, kb: str | None
 ) -> tuple[dict[str, Any], list[str]]:
+    """Retrieval figures of the knowledge base `kb` (None: the default) on a question set."""
     try:
         questions = [q for q in load_questions(path) if q.answerable][:limit]
     except ValueError as exc:
@@ -46,8 +47,8 @@ def run_question_set(
     err = Console(stderr=True)
     with Components(settings) as parts, _bar(err, not quiet) as bar:
         task = bar.add_task("questions", total=len(questions))
-        kb = parts.kb
-        result = evaluate_questions(kb, questions, k, options_for(kb), on_question=lambda _: bar.advance(task))
+        target = parts.knowledge_base(kb)
+        result = evaluate_questions(target, questions, k, options_for(target), on_question=lambda _: bar.advance(task))
     summary = result.summary()
     if not quiet:
         _print_question_summary(summary)
@@ -146,8 +147,10 @@ def run_answer_set(
     report: Path | None,
     store: Path | None,
     quiet: bool,
+    kb: str | None = None,
 ) -> dict[str, Any]:
-    """`kbagent eval SET --answers`: every model answers the sampled questions; returns the leaderboard."""
+    """`kbagent eval SET --answers`: every model answers the sampled questions from the knowledge base `kb` (None:
+    the default; a SQuAD-layout folder gets a store of its own); returns the leaderboard."""
     from agent.models import parse_model
     from evaluation.answer_sets import load_answer_set, sample
     from evaluation.answers import leaderboard, run_answers
@@ -166,7 +169,8 @@ def run_answer_set(
         if path.is_dir():
             with RichProgress(err, enabled=not quiet) as ingest_progress:
                 ingest_corpus(parts.ingestor(), path, ingest_progress)
-        agents = [parts.agent(m) for m in models]
+        target = parts.knowledge_base(None if path.is_dir() else kb)
+        agents = [parts.agent(m, kb=target) for m in models]
         streams = {a.spec.label: (lambda q, a=a: a.stream(q)) for a in agents}
         grader = None
         if judge:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from filelock import FileLock, Timeout
@@ -55,11 +56,53 @@ class WriteLock(Protocol):
         """Raises when a held lock was lost (a server lock whose connection dropped), before anything commits."""
 
 
-class FileWriteLock:
-    """The data dir's lock file: one writer per embedded store (re-entrant within a process)."""
+@dataclass(frozen=True)
+class Place:
+    """Where one knowledge base keeps what is its own: its Chroma collection (also its PostgreSQL schema) and its
+    folder: the records and keyword index of an embedded store, the ingest and watch locks, the uploads and the
+    watched-folder list. The data dir itself is the folder of the knowledge base data dirs always held."""
 
-    def __init__(self, store: StoreConfig) -> None:
-        self._lock = FileLock(str(store.lock_path))
+    collection: str
+    folder: Path
+
+    @classmethod
+    def of(cls, store: StoreConfig) -> Place:
+        """The knowledge base `store` names on its own: KBAGENT_COLLECTION's, in the data dir."""
+        return cls(store.collection, store.data_dir)
+
+    @property
+    def records_path(self) -> Path:
+        return self.folder / "sources.sqlite3"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.folder / "ingest.lock"
+
+    @property
+    def watch_lock_path(self) -> Path:
+        return self.folder / "watch.lock"
+
+    @property
+    def uploads_path(self) -> Path:
+        return self.folder / "uploads"
+
+    @property
+    def watch_list_path(self) -> Path:
+        return self.folder / "watched_folders.json"
+
+    def own_files(self) -> list[Path]:
+        """What deleting the knowledge base removes from its folder (the data dir's own folder holds others')."""
+        records = self.records_path
+        extra = [records.with_name(records.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+        return [records, *extra, self.lock_path, self.watch_lock_path, self.uploads_path, self.watch_list_path]
+
+
+class FileWriteLock:
+    """A lock file: one writer per embedded store (re-entrant within a process)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(path))
 
     def acquire(self, wait: bool) -> bool:
         try:
@@ -81,18 +124,21 @@ class Backend:
     keywords: KeywordSearch
     lock: WriteLock
     where: str  # for messages: the records' file, or the database's host:port
+    watch_lock: WriteLock  # held by a `kbagent watch` following this knowledge base
 
 
-def open_backend(store: StoreConfig, search: SearchConfig) -> Backend:
-    """The embedded SQLite files of the data dir, or the PostgreSQL database of `store.database_url`."""
+def open_backend(store: StoreConfig, search: SearchConfig, place: Place | None = None) -> Backend:
+    """The knowledge base at `place` (by default the one `store` names): SQLite files in its folder, or its schema
+    in the PostgreSQL database of `store.database_url`."""
+    place = place or Place.of(store)
     url = store.database_url.get_secret_value()
     if url:
         from knowledge_base.postgres import AdvisoryLock, Database, PostgresKeywordIndex, PostgresRecords
 
-        db = Database(url, store.collection)
-        return Backend(
-            PostgresRecords(db), PostgresKeywordIndex(db, search.keyword_max_scored_rows), AdvisoryLock(db), db.where
-        )
-    records = SourceRecords(store.records_path)
+        db = Database(url, place.collection)
+        index = PostgresKeywordIndex(db, search.keyword_max_scored_rows)
+        return Backend(PostgresRecords(db), index, AdvisoryLock(db), db.where, AdvisoryLock(db, "watch"))
+    records = SourceRecords(place.records_path)
     keywords = KeywordIndex(records.connection, search.keyword_max_scored_rows)
-    return Backend(records, keywords, FileWriteLock(store), str(store.records_path))
+    lock, watch_lock = FileWriteLock(place.lock_path), FileWriteLock(place.watch_lock_path)
+    return Backend(records, keywords, lock, str(place.records_path), watch_lock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -87,3 +88,11 @@ def open_collection(client: Any, name: str, embedder: Embedder) -> Any:
             "set KBAGENT_COLLECTION to a new name or KBAGENT_EMBEDDING_MODEL back"
         )
     return collection
+
+
+def delete_collection(client: Any, name: str) -> None:
+    """Deletes a collection; one already gone is fine (a deletion finished again)."""
+    from chromadb.errors import NotFoundError
+
+    with contextlib.suppress(NotFoundError):
+        client.delete_collection(name)

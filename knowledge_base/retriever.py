@@ -43,4 +43,3 @@ class KnowledgeBaseRetriever(BaseRetriever):
         if mode is not None:
             options = replace(options, mode=mode)
         return list(self.kb.search(query, k=k, filters=filters, options=options))
-

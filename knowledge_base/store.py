@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from langchain_core.documents import Document
 
-from knowledge_base.backend import Backend
+from kbagent.errors import UnknownKnowledgeBase
+from knowledge_base.backend import Backend, Place
 from knowledge_base.chroma import open_collection
 from knowledge_base.config import Mode, SearchConfig, StoreConfig
 from knowledge_base.embeddings import Embedder
@@ -79,7 +80,7 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 class KnowledgeBase:
-    """The store and its searches. Built from its parts (`kbagent.components.open_knowledge_base`)."""
+    """One knowledge base: its store and its searches. Built from its parts (`kbagent.components`)."""
 
     def __init__(
         self,
@@ -89,16 +90,26 @@ class KnowledgeBase:
         client: Any,
         backend: Backend,
         reranker: CrossEncoderReranker | None = None,
+        *,
+        place: Place | None = None,
+        name: str = "",
+        alive: Callable[[], bool] | None = None,
     ) -> None:
-        """backend: where the source records, the keyword index and the ingest lock live."""
+        """backend: where the source records, the keyword index and the ingest lock live; `place`: its collection
+        and folder (by default the one `store` names); `alive`: False once a deletion of it started (the catalog
+        says), so a search or write in progress ends with one line instead of a storage error."""
         self.store = store
         self.search_config = search
         self.embedder = embedder
         self.client = client
-        self.collection = open_collection(client, store.collection, embedder)
+        self.place = place or Place.of(store)
+        self.name = name or self.place.collection
+        self._alive = alive
+        self.collection = open_collection(client, self.place.collection, embedder)
         self.records = backend.records
         self.keywords = backend.keywords
         self.records_at = backend.where
+        self.watch_lock = backend.watch_lock
         self.reranker = reranker
         self._max_batch = min(client.get_max_batch_size(), 5000)
         self.texts_in_chroma = store.texts_in_chroma
@@ -109,6 +120,16 @@ class KnowledgeBase:
         self._search = HybridSearch(
             self.collection, self.keywords, embedder, self.reranker, self._searcher, self.records
         )
+
+    @property
+    def id(self) -> str:
+        """What never changes: its collection (and PostgreSQL schema); conversations name it."""
+        return self.place.collection
+
+    def check_alive(self) -> None:
+        """Raises UnknownKnowledgeBase once a deletion of this knowledge base has started."""
+        if self._alive is not None and not self._alive():
+            raise UnknownKnowledgeBase(f"the knowledge base {self.name!r} was deleted")
 
     @property
     def max_batch(self) -> int:
@@ -170,6 +191,7 @@ class KnowledgeBase:
             log.warning("another kbagent process is writing to %s; waiting for it", self.records_at)
             lock.acquire(wait=True)
         try:
+            self.check_alive()
             self._finish_deletes()
             yield
         finally:
@@ -250,6 +272,7 @@ class KnowledgeBase:
         keyword_rows = [KeywordRow(ids[i], metas[i]["source"], metas[i]["doc_type"], texts[i]) for i in range(len(ids))]
         retired, retired_chunks = self._hand_over_ids(records, donors or {})
         self._lock.check()
+        self.check_alive()
         with self.records.transaction():
             self._retire(retired, retired_chunks)
             self.records.put_many(records)
@@ -398,7 +421,12 @@ class KnowledgeBase:
 
         filters: `doc_type`, `source_prefix` (a path or URL prefix), or any other metadata equality.
         """
-        return self._search.search(query, k or self.search_config.k, filters, options or self.default_options())
+        self.check_alive()
+        try:
+            return self._search.search(query, k or self.search_config.k, filters, options or self.default_options())
+        except Exception:
+            self.check_alive()  # a search cut short by a deletion says so, in one line
+            raise
 
     def as_retriever(
         self, k: int = 4, mode: Mode | None = None, filters: dict[str, Any] | None = None
@@ -424,5 +452,6 @@ class KnowledgeBase:
             "doc_types": dict(sorted(by_type.items())),
             "embedding_model": self.embedder.model_name,
             "store": self.store.chroma_url or str(self.store.chroma_path),
-            "collection": self.store.collection,
+            "knowledge_base": self.name,
+            "collection": self.place.collection,
         }

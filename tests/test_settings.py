@@ -17,6 +17,7 @@ from kbagent.settings import FLAT, Settings, env_name, load_settings
 EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_DATA_DIR": ("/tmp/kb-elsewhere", "store.data_dir", Path("/tmp/kb-elsewhere")),
     "KBAGENT_COLLECTION": ("notes", "store.collection", "notes"),
+    "KBAGENT_KB": ("handbook", "store.kb", "handbook"),
     "KBAGENT_CHROMA_URL": ("http://127.0.0.1:8001", "store.chroma_url", "http://127.0.0.1:8001"),
     "KBAGENT_CHROMA_TEXTS": ("true", "store.chroma_texts", True),
     "KBAGENT_MODELS_DIR": ("/tmp/kb-models", "store.models_dir", Path("/tmp/kb-models")),
@@ -63,6 +64,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_MAX_TOKENS": ("256", "agent.max_tokens", 256),
     "KBAGENT_CONTEXT_TOKENS": ("8192", "agent.context_tokens", 8192),
     "KBAGENT_THREADS": ("2", "agent.threads", 2),
+    "KBAGENT_INSTRUCTIONS": ("Answer in French.", "agent.instructions", "Answer in French."),
     "KBAGENT_AGENT_K": ("3", "agent.k", 3),
     "KBAGENT_AGENT_CONTEXT_CHARS": ("1500", "agent.context_chars", 1500),
     "KBAGENT_AGENT_MIN_SIMILARITY": ("0.1", "agent.min_similarity", 0.1),

@@ -5,7 +5,6 @@ with its last sync and errors shown. Real Chroma, the real embedder, a real fold
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +22,7 @@ from ui.services import Services, SessionChoices
 @contextmanager
 def _handlers(data: Path, embedder: Embedder, roots: str) -> Iterator[knowledge_tab.KnowledgeHandlers]:
     """The tab's handlers over real parts, as the app builds them (the watcher thread started, then stopped)."""
-    settings = Settings(
-        data_dir=data, collection=f"t{uuid.uuid4().hex[:12]}", watch_roots=roots, watch_debounce_ms=200, _env_file=None
-    )
+    settings = Settings(data_dir=data, watch_roots=roots, watch_debounce_ms=200, _env_file=None)  # one knowledge base
     with Components(settings, embedder=embedder) as parts:
         svc = Services(parts, [])
         svc.watched.start()

@@ -282,7 +282,7 @@ def wire(tab: ChatTab, handlers: ChatHandlers, thread_state: gr.State, session: 
 
 def thread_choices(svc: Services) -> list[tuple[str, str]]:
     """The 50 most recent threads as (label, id) dropdown choices."""
-    return [(formatting.thread_label(t), t.thread_id) for t in svc.threads.list(50)]
+    return [(formatting.thread_label(t), t.thread_id) for t in svc.threads.list(50, kb=svc.kb.id)]
 
 
 def model_values(defaults: SessionChoices, models: list[ModelChoice]) -> list[str]:

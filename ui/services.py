@@ -167,7 +167,7 @@ class Services:
         self.settings = parts.settings
         self.kb = parts.kb
         self.threads = parts.threads
-        self.uploads_dir = parts.settings.store.data_dir / "uploads"
+        self.uploads_dir = self.kb.place.uploads_path
         self.turns = TurnLog(parts.settings.store.data_dir / "chat_turns.sqlite3")  # tool calls, sources per answer
         self._agents: dict[tuple[str, int, Mode], Agent] = {}
         self._agent_lock = threading.Lock()
@@ -175,8 +175,8 @@ class Services:
         self._write_lock = threading.Lock()
         self.slots = AnswerSlots(CHAT_CONCURRENCY, parts.settings.app.answers_per_client)
         self.watched = WatchedFolders(
-            parts.ingestor,
-            parts.settings.store.data_dir / "watched_folders.json",
+            lambda: parts.ingestor(self.kb),
+            self.kb.place.watch_list_path,
             parts.settings.app.watch_root_paths,
             parts.settings.ingest.watch_debounce_ms,
         )
@@ -210,7 +210,7 @@ class Services:
             agent = self._agents.pop(key, None)
             if agent is None:
                 built = next((a.model for (m, _, _), a in self._agents.items() if m == model), None)
-                agent = self.parts.agent(model, k=choices.k, mode=choices.mode, chat_model=built)
+                agent = self.parts.agent(model, kb=self.kb, k=choices.k, mode=choices.mode, chat_model=built)
             self._agents[key] = agent  # most recently used last
             while len(self._agents) > MAX_AGENTS:  # each may hold a local model in memory
                 self._agents.pop(next(iter(self._agents)))
@@ -369,7 +369,7 @@ class Services:
         self, paths: list[Path], urls: list[str], crawl: int = 0, doc_type: str | None = None, progress: Any = None
     ) -> IngestReport:
         with self._write_lock:
-            return self.parts.ingest(paths, urls, crawl=crawl, doc_type=doc_type, progress=progress)
+            return self.parts.ingest(paths, urls, kb=self.kb, crawl=crawl, doc_type=doc_type, progress=progress)
 
     def sources(self) -> list[Any]:
         return self.kb.sources()
