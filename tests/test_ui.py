@@ -224,7 +224,8 @@ def test_chat_handler_asks_with_the_web_switch_and_shows_web_results() -> None:
 def test_the_web_switch_shows_only_where_a_provider_is_configured(offered: bool) -> None:
     class Svc(_EmptyServices):
         web_search_offered = offered
-        threads = type("NoThreads", (), {"list": lambda *a: []})()
+        threads = type("NoThreads", (), {"list": lambda *a, **k: []})()
+        kb = type("Kb", (), {"id": "default"})()
 
     with gr.Blocks(), gr.Tabs():
         tab = chat_tab.build(chat_tab.ChatHandlers(Svc(), SessionChoices()), [])  # type: ignore[arg-type]
