@@ -14,6 +14,7 @@ from ingest.watch import FolderWatcher
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
+from knowledge_base.backend import Place
 from knowledge_base.embeddings import Embedder
 from knowledge_base.records import SourceRecord, SourceRecords
 
@@ -129,7 +130,7 @@ def test_an_old_data_dir_gets_ids_without_reading_or_embedding_again(
     _note(folder / "b.md", "Beta", "The beta pump runs at 40 litres a minute.")
     with open_knowledge_base(settings, embedder) as kb:
         build_ingestor(IngestConfig(), kb).run([folder])
-    db = sqlite3.connect(settings.store.records_path)  # back to the layout before ids
+    db = sqlite3.connect(Place.of(settings.store).records_path)  # back to the layout before ids
     db.executescript("DROP INDEX sources_by_id; ALTER TABLE sources DROP COLUMN source_id;")
     db.close()
     with open_knowledge_base(settings, embedder) as kb:
