@@ -28,15 +28,18 @@ class ToolEnd:
     output: str
     seconds: float
     ok: bool = True
+    artifact: Any = None  # what the tool gave besides its text (web results, an outside call's record)
 
 
 @dataclass
 class Sources:
     """The passages behind an answer (`tools.knowledge_search.Passage`): those its text cites as [n], and apart
-    from them those the tools retrieved that it does not cite, which must never be shown as citations."""
+    from them those the tools retrieved that it does not cite, which must never be shown as citations; and the
+    web search results the answer was given (`tools.web_search.WebResult`), web sources apart from passages."""
 
     cited: list[Any] = field(default_factory=list)
     retrieved: list[Any] = field(default_factory=list)  # retrieved and not cited
+    web: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +103,7 @@ class Answer:
     retrieved: list[dict[str, Any]] = field(default_factory=list)  # passages retrieved and not cited
     unsupported: list[dict[str, Any]] = field(default_factory=list)  # {"sentence", "claims"}: no source backs it
     retracted: str = ""  # the model's own answer, when the agent replaced it
+    web: list[dict[str, Any]] = field(default_factory=list)  # web search results: {"title", "url", "snippet", …}
 
 
 def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = None) -> Answer:
@@ -108,6 +112,7 @@ def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = Non
     sources: list[dict[str, Any]] = []
     retrieved: list[dict[str, Any]] = []
     tools: list[dict[str, Any]] = []
+    web: list[dict[str, Any]] = []
     for event in events:
         if on_event is not None:
             on_event(event)
@@ -118,11 +123,12 @@ def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = Non
         elif isinstance(event, Sources):
             sources = [p.as_dict() for p in event.cited]
             retrieved = [p.as_dict() for p in event.retrieved]
+            web = [r.as_dict() for r in event.web]
         elif isinstance(event, Done):
             seconds = round(event.seconds, 3)
             unsupported = [asdict(u) for u in event.unsupported]
             return Answer(
                 event.answer, event.thread_id, event.model, seconds, sources, tools, retrieved, unsupported,
-                event.retracted,
+                event.retracted, web,
             )  # fmt: skip
     raise AnswerError("the agent stopped without an answer")

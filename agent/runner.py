@@ -8,10 +8,13 @@ both the answer is cited and checked as it streams (`agent.citations`), so calle
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -35,6 +38,10 @@ from tools.calculator import make_calculator_tool
 from tools.data_tags import as_data
 from tools.knowledge_search import Passages, make_search_tool
 from tools.scraper import make_scrape_tool
+from tools.web_search import WebResult, WebSearch, make_web_search_tool
+
+audit = logging.getLogger("kbagent.audit")
+MAX_GRAPHS = 4  # compiled tool-calling graphs kept, one per combination of tools offered
 
 
 @dataclass
@@ -48,6 +55,8 @@ class TurnContext:
     prompt: list[BaseMessage] = field(default_factory=list)  # what the local model answered from (retrieval-first)
     model_settings: dict[str, Any] = field(default_factory=dict)  # this answer's sampling (`call_settings`)
     loop: LocalLoop | None = None  # the retrieval-first loop on this answer's model settings
+    web: list[WebResult] = field(default_factory=list)  # the web search results this answer was given
+    caller: str = ""  # who asked (a client address, "cli"): for the audit log of outside tool calls
 
     def standalone(self, query: str) -> str:
         """A follow-up query as the search tool runs it (see `agent.routing.standalone_query`)."""
@@ -93,7 +102,11 @@ class Agent:
         threads: Threads,
         scraper: Callable[[str], str] | None = None,
         search_options: SearchOptions | None = None,
+        web_search: WebSearch | None = None,
+        outside_tools: Sequence[Any] = (),
     ) -> None:
+        """`web_search`: the configured provider, offered per answer (`stream(web=True)`); `outside_tools`: the
+        MCP servers' tools (`tools.mcp_client.make_mcp_tools`), offered to tool-calling models on every answer."""
         self.config = config
         self.kb = kb
         self.spec = spec
@@ -108,12 +121,31 @@ class Agent:
         ]
         if scraper is not None:
             self.tools.append(make_scrape_tool(scraper))
+        self.tools += outside_tools
+        self.outside = {t.name for t in outside_tools}
+        self.web_search = web_search
+        self.web_tool = make_web_search_tool(web_search) if web_search is not None else None
         self.loop = LocalLoop(config, kb, model, self._run_tool, scraper, self.search_options)
-        self.graph = self._tool_graph() if self.tool_calling else self._retrieval_first_graph()
+        self._graphs: OrderedDict[bool, Any] = OrderedDict()
+        self._graphs_lock = threading.Lock()
+        self.graph = self.graph_for(web=False) if self.tool_calling else self._retrieval_first_graph()
 
     # ---- the two graphs ----------------------------------------------------------------------------
 
-    def _tool_graph(self) -> Any:
+    def graph_for(self, web: bool) -> Any:
+        """The graph that answers with these tools: the tool-calling graph offers web search only when `web` is
+        asked for (and a provider configured). Compiled graphs are kept per combination of tools (a few)."""
+        if not self.tool_calling:
+            return self.graph
+        web = web and self.web_tool is not None
+        with self._graphs_lock:
+            graph = self._graphs.pop(web, None) or self._tool_graph(web)
+            self._graphs[web] = graph  # most recently used last
+            while len(self._graphs) > MAX_GRAPHS:
+                self._graphs.popitem(last=False)
+            return graph
+
+    def _tool_graph(self, web: bool = False) -> Any:
         from langchain.agents import create_agent
         from langchain.agents.middleware import wrap_model_call
 
@@ -132,8 +164,10 @@ class Agent:
 
         return create_agent(
             self.model,
-            self.tools,
-            system_prompt=prompts.with_instructions(prompts.TOOL_AGENT, self.config.instructions),
+            [*self.tools, self.web_tool] if web and self.web_tool is not None else self.tools,
+            system_prompt=prompts.with_instructions(
+                prompts.TOOL_AGENT + (prompts.WEB_TOOL if web else ""), self.config.instructions
+            ),
             checkpointer=self.threads.checkpointer,
             context_schema=TurnContext,
             middleware=[per_call],
@@ -203,9 +237,12 @@ class Agent:
         *,
         temperature: float | None = None,
         cancel: threading.Event | None = None,
+        web: bool = False,
+        caller: str = "",
     ) -> Iterator[Event]:
         """The answer's events. `temperature`: this answer's (None: the configured one), passed with each model
-        call. `cancel`: once set, the answer stops at the model's next token and ends with an Error."""
+        call. `cancel`: once set, the answer stops at the model's next token and ends with an Error. `web`: the
+        model may search the web too (when a provider is configured). `caller`: who asks, for the audit log."""
         thread_id = thread_id or self.threads.new_thread()
         held = self.threads.get(thread_id)
         if held is not None and held.kb and held.kb != self.kb.id:
@@ -213,11 +250,15 @@ class Agent:
             return
         self.threads.touch(thread_id, question, self.spec.label, self.kb.id)
         earlier = [text for role, text in self.history(thread_id) if role == "user"]
-        context = TurnContext(question=question, earlier=earlier, model_settings=self._settings(temperature))
+        context = TurnContext(
+            question=question, earlier=earlier, model_settings=self._settings(temperature), caller=caller
+        )
+        graph = self.graph_for(web)
         if context.model_settings and not self.tool_calling:
             model = self.model.bind(**context.model_settings)
             context.loop = LocalLoop(self.config, self.kb, model, self._run_tool, self.scraper, self.search_options)
         started: dict[str, tuple[str, float]] = {}
+        asked: dict[str, dict[str, Any]] = {}  # a call's arguments by its id, for the audit log
         checker = CitationChecker(partial(_evidence, context))
         usage: dict[str, int] = {}
         start = time.perf_counter()
@@ -225,7 +266,7 @@ class Agent:
         if cancel is not None:
             config["callbacks"] = [_StopWhenCancelled(cancel)]
         try:
-            for mode, chunk in self.graph.stream(
+            for mode, chunk in graph.stream(
                 {"messages": [HumanMessage(question)]},
                 config,
                 context=context,
@@ -233,8 +274,10 @@ class Agent:
             ):
                 _count_usage(mode, chunk, usage)
                 for event in self._events(mode, chunk, started):
-                    if isinstance(event, ToolEnd) and event.name != "search_knowledge_base":
-                        context.tool_results.append(event.output)
+                    if isinstance(event, ToolStart):
+                        asked[event.call_id] = event.args
+                    if isinstance(event, ToolEnd):
+                        self._took(event, context, asked.pop(event.call_id, {}))
                     yield from checker.feed(event.text) if isinstance(event, Token) else [event]
         except Exception as exc:
             yield Error(_describe(exc))
@@ -251,11 +294,11 @@ class Agent:
                 second = self._ask_again(context, text, claims)
             retracted, text = text, second.text.strip() if second else prompts.unsupported_answer(claims)
             checker = second or checker
-        self._keep_final(config, text)
+        self._keep_final(graph, config, text)
         cited = context.passages.cited_in(text)
         self.threads.keep_sources(thread_id, text, [p.as_dict() for p in cited])
         numbers = {p.n for p in cited}
-        yield Sources(cited, [p for p in context.passages.all() if p.n not in numbers])
+        yield Sources(cited, [p for p in context.passages.all() if p.n not in numbers], context.web)
         seconds = time.perf_counter() - start
         yield Done(
             text,
@@ -284,14 +327,37 @@ class Agent:
             return None
         return checker
 
-    def _keep_final(self, config: dict[str, Any], text: str) -> None:
+    def _took(self, event: ToolEnd, context: TurnContext, args: dict[str, Any]) -> None:
+        """What a finished tool call adds to the answer: its output backs claims (a search's passages do so
+        themselves), web results become web sources, and an outside tool's call is written to the audit log."""
+        if event.name != "search_knowledge_base":
+            context.tool_results.append(event.output)
+        if event.name == "web_search" and isinstance(event.artifact, list):
+            seen = {r.url for r in context.web}
+            context.web += [r for r in event.artifact if isinstance(r, WebResult) and r.url not in seen]
+        if event.name in self.outside:
+            from tools.mcp_client import McpCall  # the MCP client's imports only where outside tools are in use
+
+            call = event.artifact if isinstance(event.artifact, McpCall) else None
+            outcome = "ok" if call is not None and call.ok else (call.error if call else event.output)
+            audit.info(
+                "outside tool call: caller=%s at=%s tool=%s args=%d bytes seconds=%.3f outcome=%s",
+                context.caller or "unknown",
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                f"{call.server}/{call.tool}" if call else event.name,
+                len(json.dumps(call.arguments if call else args, ensure_ascii=False, default=str).encode()),
+                event.seconds,
+                " ".join(str(outcome).split())[:300] or "failed",
+            )
+
+    def _keep_final(self, graph: Any, config: dict[str, Any], text: str) -> None:
         """The thread keeps the answer as the user was shown it (citations added, or replaced), so a reopened
         conversation and the next question's history read the same text."""
-        state = self.graph.get_state(config)
+        state = graph.get_state(config)
         messages = (state.values or {}).get("messages", [])
         last = messages[-1] if messages else None
         if isinstance(last, AIMessage) and last.id and message_text(last).strip() != text and not last.tool_calls:
-            self.graph.update_state(config, {"messages": [AIMessage(text, id=last.id)]})
+            graph.update_state(config, {"messages": [AIMessage(text, id=last.id)]})
 
     def _events(self, mode: str, chunk: Any, started: dict[str, tuple[str, float]]) -> Iterator[Event]:
         if mode == "custom":
@@ -319,7 +385,8 @@ class Agent:
                     elif isinstance(message, ToolMessage):
                         name, t0 = started.pop(message.tool_call_id, (message.name or "tool", time.perf_counter()))
                         ok = getattr(message, "status", "success") != "error"
-                        yield ToolEnd(message.tool_call_id, name, message_text(message), time.perf_counter() - t0, ok)
+                        seconds, artifact = time.perf_counter() - t0, getattr(message, "artifact", None)
+                        yield ToolEnd(message.tool_call_id, name, message_text(message), seconds, ok, artifact)
 
     def _last_answer(self, thread_id: str) -> str:
         history = self.history(thread_id)

@@ -24,6 +24,7 @@ class TerminalRenderer:
         self.show_tools = show_tools
         self.sources: list[Any] = []  # cited
         self.retrieved: list[Any] = []  # retrieved and not cited
+        self.web: list[Any] = []  # web search results (`WebResult`)
         self.done: Done | None = None
         self.error: str | None = None
 
@@ -39,7 +40,7 @@ class TerminalRenderer:
         elif isinstance(event, Phase) and event.step == "checking":
             out.print("\n[dim]No source backs that answer: asking the model again…[/]", end="")
         elif isinstance(event, Sources):
-            self.sources, self.retrieved = event.cited, event.retrieved
+            self.sources, self.retrieved, self.web = event.cited, event.retrieved, event.web
         elif isinstance(event, Done):
             self.done = event
             out.print()
@@ -69,6 +70,11 @@ class TerminalRenderer:
             self.console.print("\n[bold]Retrieved, not cited[/]")
             for p in self.retrieved:
                 self.console.print(f"  {self.line(p)}", markup=False, highlight=False)
+        if self.web:
+            self.console.print("\n[bold]Web results[/]")
+            for r in self.web:  # outside text: one printable line each, no terminal control characters
+                line = "".join(c if c.isprintable() else " " for c in f"{r.title} — {r.url}")
+                self.console.print(f"  {line}", markup=False, highlight=False)
 
     def line(self, p: Any) -> str:
         """A passage as "title — path (p. N)" (or slide, sheet, chapter), the path relative to the folder it was

@@ -493,6 +493,9 @@ def ask(
     model: Annotated[str | None, typer.Option("--model", help="provider:model (see `kbagent models`).")] = None,
     thread: Annotated[str | None, typer.Option("--thread", help="Continue this conversation.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the answer and sources as JSON.")] = False,
+    web: Annotated[
+        bool, typer.Option("--web", help="Let the model search the web too (the provider in KBAGENT_WEB_SEARCH).")
+    ] = False,
     kb: KbOption = None,
 ) -> None:
     """Answer a question from the knowledge base, streaming, then list the cited sources."""
@@ -500,10 +503,12 @@ def ask(
     from kbagent.chat_view import TerminalRenderer
 
     with _components() as parts:
+        if web and parts.web_search is None:
+            raise UserError("--web needs a web search provider: set KBAGENT_WEB_SEARCH (see docs/tools.md)")
         target = _thread_kb(parts, kb, thread)
         show = None if json_out else TerminalRenderer(_console(), names=target.display_names())
         try:
-            answer = fold(parts.agent(model, kb=target).stream(question, thread), show)
+            answer = fold(parts.agent(model, kb=target).stream(question, thread, web=web, caller="cli"), show)
         except AnswerError as exc:  # the renderer has shown it already
             if json_out:
                 print(f"kbagent: error: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ fetcher) and closed together. Tests pass their own embedder or a scripted chat m
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property, partial
@@ -17,6 +18,8 @@ from kbagent.errors import ConfigError, UnknownKnowledgeBase, UserError
 from kbagent.settings import Settings
 from knowledge_base.catalog import Catalog, KbInfo, check_name
 from knowledge_base.config import StoreConfig
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent.memory import Threads
@@ -145,6 +148,21 @@ def migrate(
         "threads_copied": threads,
         "threads_already_there": already,
     }
+
+
+def keep_audit_log(path: Path) -> None:
+    """The `kbagent.audit` log (each outside tool call: who, when, which tool, argument size, outcome) appended to
+    `path`, apart from the terminal's warnings; once per file in a process."""
+    audit = logging.getLogger("kbagent.audit")
+    target = str(path.resolve())
+    if any(getattr(h, "baseFilename", None) == target for h in audit.handlers):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False  # not on the terminal's stderr with every answer
 
 
 class Components:
@@ -374,6 +392,20 @@ class Components:
         return start_mcp(self.settings.tools, self.settings.store.data_dir / "logs")
 
     @cached_property
+    def mcp_tools(self) -> list[Any]:
+        """The outside servers' tools their allow-lists let through, built once (the servers start on first use);
+        each tool held back, and each server that did not start, is logged once."""
+        from tools.mcp_client import make_mcp_tools
+
+        if self.mcp is None:
+            return []
+        keep_audit_log(self.settings.store.data_dir / "logs" / "audit.log")
+        tools, notes = make_mcp_tools(self.mcp)
+        for note in [*self.mcp.problems, *notes]:
+            log.warning("%s", note)
+        return tools
+
+    @cached_property
     def models(self) -> ModelFactory:
         from agent.models import ModelFactory
 
@@ -462,7 +494,7 @@ class Components:
         is not built again."""
         from dataclasses import replace
 
-        from agent.models import parse_model
+        from agent.models import parse_model, uses_tool_calling
         from agent.runner import Agent
 
         target = self._target(kb)
@@ -474,4 +506,15 @@ class Components:
         options = target.default_options()
         if mode is not None:
             options = replace(options, mode=mode)
-        return Agent(config, target, chat_model, spec, self.threads, scraper=self.scraper, search_options=options)
+        outside = self.mcp_tools if uses_tool_calling(config, spec) else []  # the local loop calls none
+        return Agent(
+            config,
+            target,
+            chat_model,
+            spec,
+            self.threads,
+            scraper=self.scraper,
+            search_options=options,
+            web_search=self.web_search,
+            outside_tools=outside,
+        )

@@ -26,6 +26,7 @@ from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.ui_app import MODELS, CitingModel, RunningApp, running_app, write_docs
 from tests.web_site import serve_site
 from tools.knowledge_search import Passage
+from tools.web_search import WebResult
 from ui import chat_tab, evaluation_tab, formatting, knowledge_tab
 from ui.services import FairLock, ReportingProgress, Services, SessionChoices
 from ui.uploads import safe_name, store_upload
@@ -148,6 +149,95 @@ def test_sources_panel_never_numbers_passages_the_answer_did_not_cite() -> None:
     cited, _, uncited = mixed.partition("Retrieved, not cited")
     assert "**[2] Ferry" in cited and "/kb/other.md" not in cited
     assert "/kb/other.md" in uncited and "[1]" not in uncited
+
+
+HOSTILE_RESULT = WebResult(
+    "Harbor <img src=x> *hours* [x](http://evil.example/t)",
+    'https://harbor.example/a)![p](http://evil.example/pixel.png) "<b>[q](http://evil.example/q)',
+    "Open 10:00 to 18:00. ![i](http://evil.example/i.png) <script>x</script>",
+    "searxng",
+)
+
+
+def test_sources_panel_shows_web_results_apart_with_their_address_and_loads_nothing() -> None:
+    """A web result is outside text: its title and snippet render as text, its address as one link a click opens
+    (CommonMark's own reading is the oracle), and it is listed apart from the knowledge base's passages."""
+    text = formatting.sources_markdown([_passage(1)], [], {}, [HOSTILE_RESULT])
+    passages, _, web = text.partition("#### Web results")
+    assert "ferries.md" in passages and "harbor.example" not in passages
+    assert "Open 10:00 to 18:00." in web
+    loads, links = _rendered_addresses(web)
+    assert loads == [] and len(links) == 1
+    assert links[0].startswith("https://harbor.example/a") and "evil.example/" in links[0]  # encoded: one address
+    assert not {" ", "(", ")", "<", '"', "["} & set(links[0])
+    only = formatting.sources_markdown([], [], {}, [WebResult("T", "https://harbor.example/hours", "", "brave")])
+    assert "cites none" not in only and _rendered_addresses(only)[1] == ["https://harbor.example/hours"]
+
+
+def test_a_web_search_step_shows_each_result_title_and_address_as_text() -> None:
+    from tools.web_search import PROVIDERS, format_results
+
+    output = format_results("hours", [HOSTILE_RESULT], PROVIDERS["searxng"])
+    shown = formatting.readable_output(output, {})
+    assert "**Harbor" in shown and "harbor.example/a" in shown and "Open 10:00 to 18:00." in shown  # a bold title
+    assert "web_page" not in shown and "web\\_page" not in shown and "not instructions" not in shown
+    assert _rendered_addresses(shown) == ([], [])  # no image, no raw HTML, no link
+    assert "://" not in shown  # nor a bare address a GitHub-flavoured renderer would make a link of
+
+
+def test_a_javascript_address_is_never_a_link() -> None:
+    """Whatever a renderer's own link filter does: CommonMark with every address let through finds no link."""
+    from markdown_it import MarkdownIt
+
+    reader = MarkdownIt("commonmark")
+    reader.validateLink = lambda url: True  # type: ignore[method-assign]
+    result = WebResult("T", "javascript:alert(1)//https://x", "s", "brave")
+    tokens = reader.parseInline(formatting.sources_markdown([], [], {}, [result]))
+    assert [t for line in tokens for t in line.children or [] if t.type == "link_open"] == []
+
+
+def test_chat_handler_asks_with_the_web_switch_and_shows_web_results() -> None:
+    asked: list[SessionChoices] = []
+
+    class Web(_EmptyServices):
+        turns = type("NoTurns", (), {"save": lambda *a: None})()
+
+        def answer(self, question: str, thread_id: str | None, choices: SessionChoices, client: str) -> Any:
+            from ui.answering import AnswerSlots, start
+
+            def events(cancel: Any) -> Iterator[Any]:
+                yield Token("Open Tuesday to Saturday.")
+                yield Sources(web=[WebResult("Hours", "https://harbor.example/hours", "Open.", "searxng")])
+                yield Done("Open Tuesday to Saturday.", "t3", "openai:x", 0.1)
+
+            asked.append(choices)
+            return start(events, AnswerSlots(1, 1), client, 5)
+
+    handlers = chat_tab.ChatHandlers(Web(), SessionChoices())  # type: ignore[arg-type]
+    *_, (_, panel, _) = handlers.chat("When is the co-op open?", [], "", "", 5, "hybrid", 0.2, True)
+    assert asked[-1].web and "#### Web results" in panel and "https://harbor.example/hours" in panel
+    list(handlers.chat("When is the co-op open?", [], "", "", 5, "hybrid", 0.2))
+    assert not asked[-1].web  # off unless switched on
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_the_web_switch_shows_only_where_a_provider_is_configured(offered: bool) -> None:
+    class Svc(_EmptyServices):
+        web_search_offered = offered
+        threads = type("NoThreads", (), {"list": lambda *a, **k: []})()
+        kb = type("Kb", (), {"id": "default"})()
+
+    with gr.Blocks(), gr.Tabs():
+        tab = chat_tab.build(chat_tab.ChatHandlers(Svc(), SessionChoices()), [])  # type: ignore[arg-type]
+    assert tab.web.visible is offered and tab.web.value is False
+
+
+def test_a_reopened_conversation_keeps_its_web_results() -> None:
+    from ui.turns import Turn
+
+    turn = Turn([], [_passage(1)], [], [HOSTILE_RESULT])
+    assert Turn.loads(turn.dumps()) == turn
+    assert Turn.loads('{"tools": [], "cited": [], "retrieved": []}').web == []  # saved before web search
 
 
 def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:

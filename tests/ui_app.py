@@ -144,17 +144,19 @@ def running_app(
     think_s: float = 0.0,
     extra: str = "",
     ways_in: bool = False,
+    model: CitingModel | None = None,
     **launch: Any,
 ) -> Iterator[RunningApp]:
     """The app in this process, on a free loopback port, until the block ends: its parts built as the app builds
     them, with the scripted model (tool calling, like an API model) and `docs` ingested first. `ways_in`: with
-    the OpenAI-compatible API (/v1) and MCP (/mcp) beside it, on the same services."""
+    the OpenAI-compatible API (/v1) and MCP (/mcp) beside it, on the same services. `model`: another scripted
+    model in the CitingModel's place."""
     import app as web_app
     from tests.conftest import free_port
     from ui.services import Services
 
     settings = settings.override(host="127.0.0.1", port=free_port(), model="openai:scripted", tool_calling="on")
-    model = CitingModel(delay_s=delay_s, think_s=think_s, extra=extra)
+    model = model or CitingModel(delay_s=delay_s, think_s=think_s, extra=extra)
     with Components(settings, embedder=embedder, chat_model=model) as parts:
         if docs:
             parts.ingest(docs)

@@ -7,7 +7,7 @@ calls a handler directly; `build` lays the tab out and `wire` connects the two o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -48,12 +48,14 @@ class ChatHandlers:
         k_value: float,
         mode_value: str,
         temp: float,
+        web: bool = False,
         request: gr.Request | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """Stream one answer into the chat and what the agent is doing, then the passages it cites, into the
         sources panel; a bad question gets a warning and leaves the page as it was. Never writes the question
         box: the user may be typing the next question. The answer runs in a worker (`Services.answer`): Stop, a
-        closed tab or Gradio closing this generator stop it, and this handler holds no lock while it yields."""
+        closed tab or Gradio closing this generator stop it, and this handler holds no lock while it yields.
+        `web`: the "Search the web too" switch, for this question."""
         history = list(history or [])
         text = (message or "").strip()
         problem = question_problem(text)
@@ -62,6 +64,7 @@ class ChatHandlers:
             yield history, gr.skip(), thread_id
             return
         choices = session_choices(self.defaults, model_value, k_value, mode_value, temp)
+        choices = replace(choices, web=bool(web))
         try:
             feed = self.svc.answer(text, thread_id or None, choices, client_of(request))
         except Busy as exc:
@@ -88,7 +91,7 @@ class ChatHandlers:
                 view.apply(event)
                 panel = f"_{view.step}_" if not view.done else panel
                 if isinstance(event, Sources):
-                    panel = formatting.sources_markdown(event.cited, event.retrieved, view.names)
+                    panel = formatting.sources_markdown(event.cited, event.retrieved, view.names, event.web)
                 if isinstance(event, Done):
                     thread_id = event.thread_id
                     self.svc.turns.save(thread_id, event.answer, view.turn())
@@ -155,7 +158,9 @@ class ChatHandlers:
         shown, names = self.svc.turns.of(thread_id), self.svc.display_names()
         answers = [shown[text.strip()] for role, text in turns if role != "user" and text.strip() in shown]
         last = answers[-1] if answers else None
-        panel = formatting.sources_markdown(last.cited, last.retrieved, names) if last else SOURCES_PLACEHOLDER
+        panel = SOURCES_PLACEHOLDER
+        if last is not None:
+            panel = formatting.sources_markdown(last.cited, last.retrieved, names, last.web)
         return formatting.history_messages(turns, shown, names), panel, thread_id
 
     def remove_thread(self, thread_id: str) -> tuple[Any, ...]:
@@ -181,6 +186,7 @@ class ChatTab:
     stop: gr.Button
     asked: gr.Textbox
     sources: gr.Markdown
+    web: gr.Checkbox
 
 
 def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
@@ -220,18 +226,27 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
                 )
                 ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
                 stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, visible=False, elem_id="stop")
+            web = gr.Checkbox(
+                label="Search the web too",
+                value=False,
+                visible=handlers.svc.web_search_offered,  # only where a provider is configured
+                info="Sends the question to the web search provider set by KBAGENT_WEB_SEARCH.",
+                elem_id="web-search",
+            )
             asked = gr.Textbox(visible=False, elem_id="asked")  # the question being answered (the /chat input)
         with gr.Column(scale=2, min_width=260, elem_id="chat-sources"):
             gr.Markdown("### Sources")
             sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources-panel", buttons=["copy"])
-    return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, stop, asked, sources)
+    return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, stop, asked, sources, web)
 
 
 def wire(tab: ChatTab, handlers: ChatHandlers, thread_state: gr.State, session: SettingsTab) -> None:
     """Connect the handlers; after every tab is laid out, since answers use the Settings tab's controls. A question
     goes through `take` (the box empties, Ask waits, Stop shows), then `chat`, then `finish`; Stop cancels `chat`."""
     busy = gr.State(False)
-    chat_inputs = [tab.asked, tab.chatbot, thread_state, tab.model, session.k, session.mode, session.temperature]
+    web = gr.State(False)  # the web switch as a State: the /chat endpoint's inputs stay what API clients send
+    tab.web.change(lambda on: bool(on), tab.web, web, api_visibility="private", show_progress="hidden")
+    chat_inputs = [tab.asked, tab.chatbot, thread_state, tab.model, session.k, session.mode, session.temperature, web]
     after = [tab.thread_list, tab.ask, tab.stop, busy]
     answers = []
     for trigger in (tab.question.submit, tab.ask.click):

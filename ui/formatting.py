@@ -9,6 +9,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote as quote_url
+from urllib.parse import urlsplit
 
 import gradio as gr
 
@@ -23,6 +25,8 @@ MAX_TOOL_OUTPUT = 1500
 MAX_PASSAGE_CHARS = 700
 MAX_PATH_CHARS = 60  # longer paths are cut in the middle: the folder's start and the file name both show
 PASSAGE_LABEL = re.compile(r"^\[(\d+)\] (.*)$")
+URL_SAFE = "/:?#@!$&*+,;=%~"  # kept in a web link's address; brackets, quotes, backslashes, spaces are encoded
+WEB_PAGE = re.compile(r'^\s*<web_page url="([^"<>]*)" title="([^"<>]*)">\s*$')  # as `tools.data_tags.attribute` writes
 FRAMING = re.compile(r"^\s*(?:</?retrieved_passages>|</?web_page\b[^>]*>|<!--.*-->)\s*$")  # the model's, not the user's
 
 
@@ -48,6 +52,7 @@ class AnswerView:
         self.parts: list[ToolCall | list[str]] = []  # tool calls and answer text, in the order they came
         self.cited: list[Any] = []
         self.retrieved: list[Any] = []  # retrieved and not cited
+        self.web: list[Any] = []  # web search results (`tools.web_search.WebResult`)
         self.done: Done | None = None
         self.error: str | None = None
         self.notice: str | None = None
@@ -73,7 +78,7 @@ class AnswerView:
                 self.parts.append(call)
             call.output, call.seconds, call.ok = event.output, event.seconds, event.ok
         elif isinstance(event, Sources):
-            self.cited, self.retrieved = list(event.cited), list(event.retrieved)
+            self.cited, self.retrieved, self.web = list(event.cited), list(event.retrieved), list(event.web)
         elif isinstance(event, Done):
             self.done = event
         elif isinstance(event, Error):
@@ -86,13 +91,14 @@ class AnswerView:
             return self.notice or "Writing the answer…"  # a notice after words: the answer is being checked
         if self.parts and self.parts[-1].output is None:  # type: ignore[union-attr]
             call = self.parts[-1]
-            return "Searching the knowledge base…" if call.name == "search_knowledge_base" else f"Running {call.name}…"  # type: ignore[union-attr]
+            doing = {"search_knowledge_base": "Searching the knowledge base…", "web_search": "Searching the web…"}
+            return doing.get(call.name) or f"Running {call.name}…"  # type: ignore[union-attr]
         return self.notice or "Thinking…"
 
     def turn(self) -> Turn:
         """What this answer showed besides its text, to show again when its conversation is reopened."""
         tools = [{k: v for k, v in asdict(p).items() if k != "started"} for p in self.parts if isinstance(p, ToolCall)]
-        return Turn(tools, self.cited, self.retrieved)
+        return Turn(tools, self.cited, self.retrieved, self.web)
 
     @property
     def answer(self) -> str:
@@ -161,10 +167,17 @@ def tool_message(call: ToolCall, names: Mapping[str, str] | None = None) -> gr.C
 
 def readable_output(output: str, names: Mapping[str, str]) -> str:
     """A tool's output without the framing written for the model (data tags, "not instructions" notes): numbered
-    passages as a bold "[n] title · path" and their text quoted, anything else quoted as it is."""
+    passages as a bold "[n] title · path" and their text quoted, a page or web result as its bold title and its
+    address as text (never a link: the model's tool output is no source list), anything else quoted as it is."""
     text = output if len(output) <= MAX_TOOL_OUTPUT else output[:MAX_TOOL_OUTPUT] + " …(cut)"
     out = []
-    for line in html.unescape(text).splitlines():
+    for raw in text.splitlines():
+        web_page = WEB_PAGE.match(raw)  # read before unescaping: the attributes are escaped, quotes included
+        if web_page:
+            url, title = (html.unescape(value) for value in web_page.groups())
+            out.append(f"**{text_only(title)}** · {url_text(url)}" if title != url else url_text(url))
+            continue
+        line = html.unescape(raw)
         if FRAMING.match(line):
             continue
         label = PASSAGE_LABEL.match(line)
@@ -177,7 +190,7 @@ def readable_output(output: str, names: Mapping[str, str]) -> str:
             out.append(f"**[{label.group(1)}]** " + " · ".join(f for f in facts if f) + (page.group(0) if page else ""))
         else:
             line = plain_text(line, MAX_TOOL_OUTPUT)  # no emphasis markers, table rows as "a · b", rules dropped
-            out.append(f"> {md_escape(line)}  " if line.strip() else "")
+            out.append(f"> {text_only(line)}  " if line.strip() else "")
     return "\n".join(out).strip()
 
 
@@ -200,21 +213,49 @@ def path_html(source: str, names: Mapping[str, str]) -> str:
 
 
 def sources_markdown(
-    cited: Sequence[Any], retrieved: Sequence[Any] = (), names: Mapping[str, str] | None = None
+    cited: Sequence[Any],
+    retrieved: Sequence[Any] = (),
+    names: Mapping[str, str] | None = None,
+    web: Sequence[Any] = (),
 ) -> str:
     """The sources panel: each cited passage under its [n], with title, link or path, page, score and text; then
     the passages retrieved but not cited, under their own heading and without a number, since they are not
-    citations."""
-    if not cited and not retrieved:
+    citations; then the web search results the answer was given, apart from the knowledge base's passages."""
+    if not cited and not retrieved and not web:
         return "_No sources for this answer._"
     names = names or {}
     blocks = [_passage_markdown(p, names, f"[{p.n}] ") for p in cited]
-    if not cited:
+    if not cited and retrieved:
         blocks.append("_The answer cites none of the passages it was given._")
     if retrieved:
         blocks.append("#### Retrieved, not cited")
         blocks.extend(_passage_markdown(p, names) for p in retrieved)
+    if web:
+        blocks.append("#### Web results")
+        blocks.extend(_web_markdown(r) for r in web)
     return "\n\n".join(blocks)
+
+
+def _web_markdown(result: Any) -> str:
+    """A web search result (outside text): its title and snippet as text, its address as `web_link`."""
+    snippet = quote(plain_text(result.snippet, MAX_PASSAGE_CHARS)) if result.snippet else ""
+    return f"**{text_only(result.title or 'untitled')}**  \n{web_link(result.url)}\n\n{snippet}".rstrip()
+
+
+def url_text(url: str) -> str:
+    """An outside address as Markdown text that no renderer makes a link of (`text_only`)."""
+    return text_only(middle_cut(url, 80))
+
+
+def web_link(url: str) -> str:
+    """An outside address as a link the user may click (it opens a new tab; nothing loads before): shown as
+    escaped text, and every character that could end the link's destination or start markup percent-encoded, so
+    the address can't add an image or a second link. Anything but http(s) is text only."""
+    parts = urlsplit(url)
+    shown = url_text(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return shown
+    return f"[{shown}]({quote_url(url, safe=URL_SAFE)})"
 
 
 def _passage_markdown(p: Any, names: Mapping[str, str], label: str = "") -> str:
@@ -247,7 +288,13 @@ def plain_text(text: str, limit: int) -> str:
 
 def quote(text: str) -> str:
     """Escaped text as a Markdown block quote, line breaks kept."""
-    return "\n".join(f"> {md_escape(line)}  " if line else ">" for line in text.splitlines())
+    return "\n".join(f"> {text_only(line)}  " if line else ">" for line in text.splitlines())
+
+
+def text_only(text: str) -> str:
+    """`md_escape`, and `://` and `www.` escaped too: GitHub-flavoured Markdown makes links of bare addresses in
+    text, and outside text (a page, a search result) is shown, never linked."""
+    return md_escape(text).replace("://", ":\\/\\/").replace("www.", "www\\.")
 
 
 def md_escape(text: str) -> str:

@@ -50,6 +50,7 @@ class SessionChoices:
     k: int = 5
     mode: Mode = "hybrid"
     temperature: float = 0.2
+    web: bool = False  # the model may search the web too (the chat's switch; only where a provider is configured)
 
 
 class FairLock:
@@ -228,31 +229,48 @@ class Services:
         except Exception as exc:  # the question that needs the model says why, in the chat
             log.warning("model warm-up failed: %s", _first_line(exc))
 
+    @property
+    def web_search_offered(self) -> bool:
+        """Whether a web search provider is configured (KBAGENT_WEB_SEARCH): the chat shows its switch only then."""
+        return bool(self.settings.tools.web_search)
+
     def answer(self, question: str, thread_id: str | None, choices: SessionChoices, client: str) -> Feed:
         """`stream`, run by a worker thread (`ui.answering`): the caller reads the events and holds nothing, and
         closing the feed stops the answer. Raises Busy when `client` (an address) has its share of answers."""
         stall = self.settings.app.answer_stall_s
-        return start(lambda cancel: self.stream(question, thread_id, choices, cancel), self.slots, client, stall)
+        return start(
+            lambda cancel: self.stream(question, thread_id, choices, cancel, caller=client), self.slots, client, stall
+        )
 
     def answer_detached(
         self, question: str, earlier: list[tuple[str, str]], choices: SessionChoices, client: str
     ) -> Feed:
         """`stream_detached`, run by a worker thread, as `answer`."""
         stall = self.settings.app.answer_stall_s
-        return start(lambda cancel: self.stream_detached(question, earlier, choices, cancel), self.slots, client, stall)
+        return start(
+            lambda cancel: self.stream_detached(question, earlier, choices, cancel, caller=client),
+            self.slots,
+            client,
+            stall,
+        )
 
     def stream(
-        self, question: str, thread_id: str | None, choices: SessionChoices, cancel: threading.Event | None = None
+        self,
+        question: str,
+        thread_id: str | None,
+        choices: SessionChoices,
+        cancel: threading.Event | None = None,
+        caller: str = "",
     ) -> Iterator[Event]:
         """The agent's events; in-process models answer one question at a time (they share one context). Front
         doors call `answer`, which runs this in a worker thread: the model's turn is never held across a
-        network write."""
+        network write. `caller` (a client address) goes to the audit log of outside tool calls."""
         try:
             agent = self.agent(choices)
         except Exception as exc:  # a model that can't be built here: said in the chat, never a stack trace
             yield Error(f"the model {choices.model or 'embedded'!r} can't be used: {_first_line(exc)}")
             return
-        yield from self._in_turn(agent, question, thread_id or None, choices, cancel)
+        yield from self._in_turn(agent, question, thread_id or None, choices, cancel, caller)
 
     def _in_turn(
         self,
@@ -261,6 +279,7 @@ class Services:
         thread_id: str | None,
         choices: SessionChoices,
         cancel: threading.Event | None,
+        caller: str = "",
     ) -> Iterator[Event]:
         """`agent.stream` once it is the model's turn (in-process models); a cancelled answer gives up its place."""
         lock = self._model_lock(agent)
@@ -268,7 +287,10 @@ class Services:
             yield Error("the answer was cancelled while it waited for the model")
             return
         try:
-            yield from agent.stream(question, thread_id, temperature=choices.temperature, cancel=cancel)
+            web = choices.web and self.web_search_offered
+            yield from agent.stream(
+                question, thread_id, temperature=choices.temperature, cancel=cancel, web=web, caller=caller
+            )
         finally:
             if lock is not None:
                 lock.release()
@@ -286,6 +308,7 @@ class Services:
         earlier: list[tuple[str, str]],
         choices: SessionChoices,
         cancel: threading.Event | None = None,
+        caller: str = "",
     ) -> Iterator[Event]:
         """An answer in a thread of its own, started with the `earlier` (role, text) turns and deleted when done:
         for clients that keep the conversation themselves (the OpenAI-compatible API, MCP), so it never shows
@@ -298,7 +321,7 @@ class Services:
         thread_id = self.threads.new_thread()
         try:
             agent.seed(thread_id, earlier)
-            yield from self._in_turn(agent, question, thread_id, choices, cancel)
+            yield from self._in_turn(agent, question, thread_id, choices, cancel, caller)
         finally:
             self.threads.delete(thread_id)
 

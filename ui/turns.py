@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.knowledge_search import Passage
+from tools.web_search import WebResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chat_turns (
@@ -26,11 +27,13 @@ CREATE INDEX IF NOT EXISTS chat_turns_thread ON chat_turns (thread_id);
 
 @dataclass
 class Turn:
-    """One answer's tool calls (`formatting.ToolCall` fields) and its cited and retrieved passages."""
+    """One answer's tool calls (`formatting.ToolCall` fields), its cited and retrieved passages, and its web
+    search results."""
 
     tools: list[dict[str, Any]] = field(default_factory=list)
     cited: list[Passage] = field(default_factory=list)
     retrieved: list[Passage] = field(default_factory=list)
+    web: list[WebResult] = field(default_factory=list)
 
     def dumps(self) -> str:
         return json.dumps(
@@ -38,6 +41,7 @@ class Turn:
                 "tools": self.tools,
                 "cited": [asdict(p) for p in self.cited],
                 "retrieved": [asdict(p) for p in self.retrieved],
+                "web": [r.as_dict() for r in self.web],
             }
         )
 
@@ -45,7 +49,8 @@ class Turn:
     def loads(cls, text: str) -> Turn:
         raw = json.loads(text)
         passages = {key: [Passage(**p) for p in raw.get(key, [])] for key in ("cited", "retrieved")}
-        return cls(list(raw.get("tools", [])), passages["cited"], passages["retrieved"])
+        web = [WebResult(**r) for r in raw.get("web", [])]  # turns saved before web search have none
+        return cls(list(raw.get("tools", [])), passages["cited"], passages["retrieved"], web)
 
 
 class TurnLog:
