@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -22,6 +23,8 @@ for key in [k for k in os.environ if k.startswith("KBAGENT_")]:
     del os.environ[key]
 # One models folder for the whole run (and its subprocesses): the ONNX export and the joined GGUF are made once.
 os.environ["KBAGENT_MODELS_DIR"] = tempfile.mkdtemp(prefix="kbagent-test-models-")
+# The joined GGUF is about 1 GB: a run that leaves its folder behind fills /tmp after a few hundred runs.
+atexit.register(shutil.rmtree, os.environ["KBAGENT_MODELS_DIR"], ignore_errors=True)
 
 from ingest import IngestConfig, build_ingestor  # noqa: E402
 from kbagent.components import open_knowledge_base  # noqa: E402
