@@ -538,8 +538,8 @@ def mcp_stdio() -> None:
     """Serve the knowledge base over MCP on stdio (tools: search_knowledge_base, ask, list_sources; ingest_url
     with KBAGENT_MCP_WRITES=on). For the app's HTTP endpoint instead, set KBAGENT_MCP=on and run `serve`."""
     from agent.models import available_models
-    from ui.mcp_server import serve_stdio
-    from ui.services import Services
+    from kbagent.frontends.mcp_server import serve_stdio
+    from kbagent.services.operations import Services
 
     with _components() as parts:
         parts.kb  # noqa: B018  (opened now: a store that can't be opened is said before the client waits)

@@ -201,7 +201,7 @@ def export_traced(model_dir: Path, path: Path, dtype: str) -> None:
 class ShippedMiniLM(Embedder):
     """Queries and small jobs through onnxruntime (milliseconds a query, no torch import), ingest batches
     through torch: the trace on a CPU, sentence-transformers on an accelerator. The same vectors either way
-    (tests/test_embeddings.py bounds the difference)."""
+    (tests/knowledge_base/test_embeddings.py bounds the difference)."""
 
     SMALL_JOB_CHARS = 8000  # a query, or a question's excerpt sentences: not worth starting torch for
 

@@ -14,9 +14,9 @@ import gradio as gr
 
 from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from evaluation.thresholds import FIGURES, grade
+from kbagent.services.turns import Turn
 from knowledge_base.records import LOCATION_SUFFIX, display_path, location_of
 from ui.safe_markdown import safe_markdown
-from ui.turns import Turn
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
 MAX_TOOL_OUTPUT = 1500
@@ -325,8 +325,8 @@ def watched_markdown(statuses: Sequence[Any], roots: Sequence[Any]) -> str:
 
 
 def same_bytes_markdown(uploads: Sequence[Any]) -> str:
-    """One line per upload whose bytes were already stored under another name (`ui.uploads.StoredUpload`): it is
-    that source, not a second one."""
+    """One line per upload whose bytes were already stored under another name
+    (`kbagent.services.uploads.StoredUpload`): it is that source, not a second one."""
     return "".join(
         f"\n- = `{display_source(u.name)}`: the same bytes as `{display_source(u.path.name)}`, already uploaded; "
         "kept as that one source"

@@ -14,9 +14,9 @@ import gradio as gr
 
 from agent.events import Done, Sources
 from agent.models import ModelChoice
-from ui import formatting
-from ui.answering import Busy, Feed, client_of
-from ui.services import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services, SessionChoices
+from kbagent.services.answering import Busy, Feed, client_of
+from kbagent.services.operations import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services, SessionChoices
+from ui import chat_format as formatting
 from ui.settings_tab import SettingsTab, session_choices
 
 SOURCES_PLACEHOLDER = "_The passages cited in an answer appear here._"

@@ -15,9 +15,9 @@ import gradio as gr
 
 from evaluation.answers import AnswerRow
 from kbagent.errors import UserError
-from ui import formatting
+from kbagent.services.operations import Services, SessionChoices
+from ui import chat_format as formatting
 from ui.chat_tab import model_values
-from ui.services import Services, SessionChoices
 from ui.settings_tab import SettingsTab, mode_or_default, session_choices
 
 if TYPE_CHECKING:

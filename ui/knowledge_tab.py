@@ -14,8 +14,8 @@ from typing import Any
 import gradio as gr
 
 from kbagent.errors import UserError
-from ui import formatting
-from ui.services import ReportingProgress, Services, SessionChoices
+from kbagent.services.operations import ReportingProgress, Services, SessionChoices
+from ui import chat_format as formatting
 from ui.settings_tab import SettingsTab, mode_or_default
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import gradio as gr
 
+from kbagent.services.operations import SessionChoices
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import MODES
-from ui import formatting
-from ui.services import SessionChoices
+from ui import chat_format as formatting
 
 
 @dataclass

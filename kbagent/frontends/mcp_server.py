@@ -23,10 +23,10 @@ from pydantic import Field
 
 from agent.events import fold
 from kbagent.errors import KbagentError
+from kbagent.frontends.cited import cited_text
+from kbagent.services.answering import client_of
+from kbagent.services.operations import MAX_QUESTION_CHARS, Services
 from tools.knowledge_search import Passages, format_passages, search_passages
-from ui.answering import client_of
-from ui.cited import cited_text
-from ui.services import MAX_QUESTION_CHARS, Services
 
 if TYPE_CHECKING:
     from kbagent.settings import Settings
@@ -115,12 +115,12 @@ def serve_stdio(svc: Services, allow_writes: bool = False) -> None:
 
 def http_app(svc: Services, settings: Settings) -> tuple[Any, Callable[[Any], Any]]:
     """The ASGI app to route /mcp to (stateful streamable HTTP) and the lifespan that runs its session manager.
-    Without a login the SDK checks hosts as the app does (`ui.server.allowed_hosts`); with one, it protects
-    loopback (its own rule)."""
+    Without a login the SDK checks hosts as the app does (`kbagent.services.access.allowed_hosts`); with one, it
+    protects loopback (its own rule)."""
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from ui.server import allowed_hosts, parse_auth
+    from kbagent.services.access import allowed_hosts, parse_auth
 
     app = settings.app
     security = None

@@ -31,9 +31,9 @@ from starlette.routing import Route
 
 from agent.events import Done, Error, Event, Sources, Token
 from kbagent.errors import KbagentError
-from ui.answering import Busy, Feed, client_of
-from ui.cited import sources_block
-from ui.services import MAX_QUESTION_CHARS, Services, SessionChoices
+from kbagent.frontends.cited import sources_block
+from kbagent.services.answering import Busy, Feed, client_of
+from kbagent.services.operations import MAX_QUESTION_CHARS, Services, SessionChoices
 
 T = TypeVar("T")
 PREFIX = "/v1"

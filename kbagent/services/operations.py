@@ -25,12 +25,12 @@ from evaluation.judge import Judge
 from ingest import IngestReport, Progress
 from ingest.pipeline import Outcome
 from kbagent.errors import UserError
+from kbagent.services.answering import POLL_S, AnswerSlots, Feed, start
+from kbagent.services.turns import TurnLog
+from kbagent.services.uploads import StoredUpload, store_upload
+from kbagent.services.watching import WatchedFolders
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import SearchOptions
-from ui.answering import POLL_S, AnswerSlots, Feed, start
-from ui.turns import TurnLog
-from ui.uploads import StoredUpload, store_upload
-from ui.watching import WatchedFolders
 
 if TYPE_CHECKING:
     from kbagent.components import Components
@@ -229,8 +229,9 @@ class Services:
             log.warning("model warm-up failed: %s", _first_line(exc))
 
     def answer(self, question: str, thread_id: str | None, choices: SessionChoices, client: str) -> Feed:
-        """`stream`, run by a worker thread (`ui.answering`): the caller reads the events and holds nothing, and
-        closing the feed stops the answer. Raises Busy when `client` (an address) has its share of answers."""
+        """`stream`, run by a worker thread (`kbagent.services.answering`): the caller reads the events and holds
+        nothing, and closing the feed stops the answer. Raises Busy when `client` (an address) has its share of
+        answers."""
         stall = self.settings.app.answer_stall_s
         return start(lambda cancel: self.stream(question, thread_id, choices, cancel), self.slots, client, stall)
 

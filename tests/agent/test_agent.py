@@ -19,8 +19,8 @@ from agent.routing import arithmetic_in
 from agent.runner import Agent, TurnContext, message_text
 from ingest import IngestConfig, build_ingestor
 from knowledge_base import KnowledgeBase
-from tests.scripted_model import ScriptedChatModel, tool_call
-from tests.web_site import web_site  # noqa: F401
+from tests.support.scripted_model import ScriptedChatModel, tool_call
+from tests.support.web_site import web_site  # noqa: F401
 from tools.knowledge_search import DATA_NOTE as PASSAGES_NOTE
 from tools.scraper import DATA_NOTE as PAGE_NOTE
 
@@ -208,7 +208,7 @@ def test_terminal_and_app_mark_unsupported_sentences_and_a_replaced_answer() -> 
     from rich.console import Console
 
     from kbagent.chat_view import TerminalRenderer
-    from ui.formatting import AnswerView
+    from ui.chat_format import AnswerView
 
     flagged = Unsupported("Children travel for 6 euros [1].", ["6"])
     for done, shown, hidden in [

@@ -18,8 +18,9 @@ from agent.events import Done, Sources, Token, ToolStart
 from agent.models import parse_model
 from kbagent.components import Components
 from kbagent.settings import Settings
-from tests import parts
-from tests.conftest import SAMPLES, free_port, wait_for_server
+from tests.support import parts
+from tests.support.paths import SAMPLES
+from tests.support.servers import free_port, wait_for_server
 
 pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 

@@ -24,8 +24,8 @@ from agent.runner import Agent, message_text
 from ingest import IngestConfig, build_ingestor
 from ingest.web.fetcher import Page
 from knowledge_base import KnowledgeBase
-from tests import parts
-from tests.scripted_model import ScriptedChatModel, tool_call
+from tests.support import parts
+from tests.support.scripted_model import ScriptedChatModel, tool_call
 from tools.knowledge_search import Passage, format_passages
 from tools.scraper import make_scraper
 

@@ -23,9 +23,9 @@ from kbagent.components import Components
 from kbagent.errors import ConfigError
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from tests.conftest import REPO, SAMPLES
-from tests.openai_stand_in import ANSWER, openai_stand_in
-from tests.small_model import SMALL
+from tests.support.openai_stand_in import ANSWER, openai_stand_in
+from tests.support.paths import REPO, SAMPLES
+from tests.support.small_model import SMALL
 
 
 def _sha256(path: Path) -> str:

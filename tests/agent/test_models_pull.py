@@ -20,7 +20,8 @@ import pytest
 from agent.catalog import find
 from agent.hub import pulled_models
 from agent.models import app_model_refusal
-from tests.conftest import REPO, free_port
+from tests.support.paths import REPO
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
 

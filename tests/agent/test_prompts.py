@@ -8,7 +8,7 @@ from functools import cache
 
 from agent import prompts
 from ingest.loaders import is_supported, load
-from tests.conftest import SAMPLES
+from tests.support.paths import SAMPLES
 
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 # Words too common to make a fact distinctive when they sit next to a number.

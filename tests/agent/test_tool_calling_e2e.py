@@ -26,8 +26,9 @@ import pytest
 from agent.events import Done, Sources, Token, ToolEnd, ToolStart
 from kbagent.components import Components
 from kbagent.settings import Settings
-from tests import parts
-from tests.conftest import REPO, free_port, wait_for_server
+from tests.support import parts
+from tests.support.paths import REPO
+from tests.support.servers import free_port, wait_for_server
 
 pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 

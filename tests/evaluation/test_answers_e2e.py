@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import parts
-from tests.test_cli import kbagent
+from tests.support import parts
+from tests.support.cli import kbagent
 
 pytestmark = [pytest.mark.slow, parts.llama_cpp()]
 

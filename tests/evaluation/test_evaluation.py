@@ -107,8 +107,8 @@ def test_beir_end_to_end(embedded_kb: KnowledgeBase, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_eval_cli_both_formats(tmp_path: Path) -> None:
-    from tests.conftest import SAMPLES
-    from tests.test_cli import kbagent
+    from tests.support.cli import kbagent
+    from tests.support.paths import SAMPLES
 
     data = tmp_path / "data"
     assert kbagent("ingest", str(SAMPLES), data=data).returncode == 0

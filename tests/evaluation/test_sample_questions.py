@@ -8,7 +8,7 @@ from functools import cache
 from evaluation import load_questions
 from evaluation.questions import Question
 from ingest.loaders import load
-from tests.conftest import SAMPLES
+from tests.support.paths import SAMPLES
 
 QUESTIONS = SAMPLES.parent / "harborview_questions.jsonl"
 

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VENV_BIN
-from tests.files import write_corpus
+from tests.support.cli import kbagent
+from tests.support.files import write_corpus
 
 pytestmark = pytest.mark.slow
-
-
-def kbagent(*args: str, data: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    exe = VENV_BIN / "kbagent"
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "kbagent.cli"]
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=data.parent,
-        env={**os.environ, "KBAGENT_DATA_DIR": str(data), **(env or {})},
-    )
 
 
 def test_ingest_search_sources_remove(tmp_path: Path) -> None:

@@ -24,9 +24,10 @@ from ingest import IngestConfig, build_ingestor
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from tests.conftest import REPO, SAMPLES, free_port, stop_server, wait_for_server
-from tests.openai_stand_in import ANSWER, openai_stand_in
-from tests.web_site import Site, web_site  # noqa: F401
+from tests.support.openai_stand_in import ANSWER, openai_stand_in
+from tests.support.paths import REPO, SAMPLES
+from tests.support.servers import free_port, stop_server, wait_for_server
+from tests.support.web_site import Site, web_site  # noqa: F401
 
 pytestmark = pytest.mark.slow
 QUESTION = "What does a Family membership cost?"

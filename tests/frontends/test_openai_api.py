@@ -21,9 +21,10 @@ from ingest import IngestConfig, build_ingestor
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from tests import parts
-from tests.conftest import REPO, SAMPLES, free_port, stop_server, wait_for_server
-from tests.openai_stand_in import ANSWER, Recorded, openai_stand_in
+from tests.support import parts
+from tests.support.openai_stand_in import ANSWER, Recorded, openai_stand_in
+from tests.support.paths import REPO, SAMPLES
+from tests.support.servers import free_port, stop_server, wait_for_server
 
 pytestmark = pytest.mark.slow
 QUESTION = "What does a Family membership cost?"
@@ -216,7 +217,7 @@ def _data(lines: list[str]) -> list[Any]:
 
 def test_a_stream_sends_the_replacement_when_the_agent_replaces_the_answer_and_errors_as_error_objects() -> None:
     from agent.events import Done, Error, Sources, Token
-    from ui.openai_api import _stream_chunks
+    from kbagent.frontends.openai_api import _stream_chunks
 
     made_up = "The fee is $99 [1]."
     replaced = "I couldn't find that in the knowledge base."

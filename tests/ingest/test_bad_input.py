@@ -10,7 +10,7 @@ import pytest
 
 from ingest import IngestConfig, build_ingestor
 from knowledge_base import KnowledgeBase
-from tests.files import write_corpus, write_docx, write_pdf
+from tests.support.files import write_corpus, write_docx, write_pdf
 
 
 def _bad_corpus(root: Path) -> dict[str, str]:

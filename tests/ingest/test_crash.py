@@ -20,8 +20,8 @@ import pytest
 
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
-from tests import parts
-from tests.stored import keyword_ids
+from tests.support import parts
+from tests.support.stored import keyword_ids
 
 pytestmark = pytest.mark.slow
 

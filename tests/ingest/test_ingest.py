@@ -9,8 +9,8 @@ import pytest
 
 from ingest import IngestConfig, Ingestor, build_ingestor
 from knowledge_base import KnowledgeBase
-from tests.files import write_corpus, write_pdf
-from tests.stored import stored_texts
+from tests.support.files import write_corpus, write_pdf
+from tests.support.stored import stored_texts
 
 
 def _by_status(report) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
@@ -165,8 +165,7 @@ def test_oversized_file_is_skipped(tmp_path: Path, kb: KnowledgeBase) -> None:
 
 def test_sample_knowledge_base_ingests_cleanly(embedded_kb: KnowledgeBase) -> None:
     from ingest import IngestConfig, build_ingestor
-    from tests.conftest import SAMPLES
-
+    from tests.support.paths import SAMPLES
     report = build_ingestor(IngestConfig(), embedded_kb).run([SAMPLES])
     assert report.counts["failed"] == 0 and report.counts["added"] >= 15
     kinds = {r.kind for r in embedded_kb.sources()}

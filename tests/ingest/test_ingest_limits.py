@@ -1,6 +1,6 @@
 """Every file is bounded in time and memory while it is read, not after: the hostile files of issue 26.
 
-Each file here costs far more to read than its size (tests/hostile.py makes them). The property: the ingest
+Each file here costs far more to read than its size (tests/support/hostile.py makes them). The property: the ingest
 stays within its limits (a worker's memory and time, the file's character budget and page cap), says what it
 cut or why it failed in one line, and goes on with the rest of the folder.
 """
@@ -25,8 +25,8 @@ from ingest import IngestConfig, build_ingestor
 from ingest.loaders import load
 from ingest.watch import FolderWatcher
 from knowledge_base import KnowledgeBase
-from tests import hostile
-from tests.files import write_pdf
+from tests.support import hostile
+from tests.support.files import write_pdf
 
 SMALL = 0.05  # M characters a file may hold in these tests: about 70 chunks, embedded in a few seconds
 
@@ -133,7 +133,7 @@ def test_nested_forms_pdf_render_is_stopped_and_the_folder_goes_on(tmp_path: Pat
 
 
 def test_a_file_past_its_time_is_stopped_and_read_again_next_time(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
-    from tests.files import write_xlsx
+    from tests.support.files import write_xlsx
 
     slow = write_xlsx(tmp_path / "slow.xlsx", {"Rows": [[f"r{n}", n, "x" * 20] for n in range(20_000)]})
     outcome = _ingest(embedded_kb, slow, read_timeout_s=0.3)["slow.xlsx"]
@@ -179,7 +179,7 @@ def test_tiff_frames_past_the_cap_are_noted(tmp_path: Path) -> None:
 
 
 def test_ocr_time_budget_leaves_pages_unread_with_a_note(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
-    from tests.scans import scanned_page, write_scanned_pdf
+    from tests.support.scans import scanned_page, write_scanned_pdf
 
     pages = [scanned_page(f"Tide table page {n}", width=600, height=300, size=30) for n in range(1, 4)]
     path = write_scanned_pdf(tmp_path / "scan.pdf", pages)
@@ -230,7 +230,7 @@ def _xls_that_trips_an_assertion(tmp_path: Path) -> bytes:
     """The first one-byte change of a small .xls (found by search, checked here) that xlrd asserts on."""
     import xlrd
 
-    from tests.files import write_xls
+    from tests.support.files import write_xls
 
     seed = write_xls(tmp_path / "seed.xls", {"Tides": [["station", "high"], ["Kiel", "06:12"]]}).read_bytes()
     for at in range(512, len(seed)):
@@ -250,7 +250,7 @@ def _xls_that_trips_an_assertion(tmp_path: Path) -> bytes:
 def test_library_warnings_stay_off_the_terminal(tmp_path: Path) -> None:
     """openpyxl warns "Workbook contains no default style" for a workbook without styles: not on the
     user's terminal (it goes to the log)."""
-    from tests.test_cli import kbagent
+    from tests.support.cli import kbagent
 
     folder = tmp_path / "kb"
     folder.mkdir()
@@ -377,7 +377,7 @@ def test_the_zip_check_bounds_what_members_may_expand_to(tmp_path: Path) -> None
     """Declared sizes are what zipfile holds members to; a lie upwards is refused, a lie downwards fails the
     member's check instead of inflating past it."""
     from ingest.loaders import LoadError
-    from tests.files import write_docx
+    from tests.support.files import write_docx
 
     good = write_docx(tmp_path / "a.docx", "Tides", {"High": "six"}).read_bytes()
     path = tmp_path / "lying.docx"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest.loaders import LoadError, load
-from tests.files import write_corpus, write_docx, write_pdf
+from tests.support.files import write_corpus, write_docx, write_pdf
 
 
 @pytest.fixture
@@ -181,8 +181,7 @@ def test_docx_zip_bomb_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize("name", ["about/visit.html", "policies/tool-library.html"])
 def test_saved_page_converts_like_the_fetched_page(name: str) -> None:
     from ingest.web.extract import html_to_page
-    from tests.conftest import SAMPLES
-
+    from tests.support.paths import SAMPLES
     raw = (SAMPLES / name).read_bytes()
     [doc] = load(SAMPLES / name, raw)
     fetched = html_to_page(raw.decode("utf-8"), f"https://harborview.example/{name}")

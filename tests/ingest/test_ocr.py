@@ -1,7 +1,7 @@
 """Scanned pages and images: read by OCR with their page numbers, searchable and cited; OCR off, failed or
 refused pages are one line each and never stop the rest of a folder.
 
-The pages are drawn from known text by tests/scans.py, so what OCR should find is known."""
+The pages are drawn from known text by tests/support/scans.py, so what OCR should find is known."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from ingest.loaders import LoadError, load
 from ingest.text import ExtractError
 from ingest.text.ocr import OcrReader, PageOcr, pdf_page_image
 from knowledge_base import KnowledgeBase
-from tests import parts
-from tests.files import write_pdf
-from tests.scans import scanned_page, write_scanned_pdf
+from tests.support import parts
+from tests.support.files import write_pdf
+from tests.support.scans import scanned_page, write_scanned_pdf
 
 FACT = "The Zephyr-9 pump moves 42 litres per minute and its warranty lasts seven years."
 OTHER = "The harbour office opens at half past seven and the ferry to Lindholm leaves at noon."
@@ -308,7 +308,7 @@ def test_missing_engine_is_a_line_saying_how_to_install_it(tmp_path: Path, monke
 @pytest.mark.slow
 @tesseract
 def test_cli_summary_counts_ocr_pages_and_notes_unread_ones(tmp_path: Path) -> None:
-    from tests.test_cli import kbagent
+    from tests.support.cli import kbagent
 
     folder = tmp_path / "kb"
     folder.mkdir()
@@ -345,7 +345,7 @@ def test_ocr_has_its_own_progress_line_in_the_terminal_and_the_app() -> None:
     from rich.console import Console
 
     from kbagent.progress import RichProgress
-    from ui.services import ReportingProgress
+    from kbagent.services.operations import ReportingProgress
 
     screen = io.StringIO()
     with RichProgress(Console(file=screen, force_terminal=True, width=100)) as terminal:

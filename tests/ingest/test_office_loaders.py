@@ -16,8 +16,8 @@ from ingest import IngestConfig, build_ingestor
 from ingest.loaders import LoadError, load
 from ingest.text.reading import Reading
 from knowledge_base import KnowledgeBase
-from tests.files import write_epub, write_pptx, write_xls, write_xlsx
-from tests.stored import stored_texts
+from tests.support.files import write_epub, write_pptx, write_xls, write_xlsx
+from tests.support.stored import stored_texts
 
 DECK = [
     {"title": "Quarterly Review", "bullets": ["Prepared by the harbour office"]},
@@ -243,7 +243,7 @@ def _empty_zip() -> bytes:
 @pytest.mark.slow
 def test_office_files_end_to_end_cited_by_slide_sheet_and_chapter(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
     from tools.knowledge_search import Passages, format_passages, search_passages
-    from ui.formatting import readable_output, sources_markdown
+    from ui.chat_format import readable_output, sources_markdown
 
     root = tmp_path / "kb"
     expect = _hostile(root)
@@ -284,7 +284,7 @@ def test_office_files_end_to_end_cited_by_slide_sheet_and_chapter(tmp_path: Path
 
 @pytest.mark.slow
 def test_cli_notes_the_hidden_sheet_and_cites_the_slide(tmp_path: Path) -> None:
-    from tests.test_cli import kbagent
+    from tests.support.cli import kbagent
 
     data, folder = tmp_path / "data", tmp_path / "kb"
     folder.mkdir()
@@ -306,7 +306,7 @@ def test_places_shown_in_terminal_sources_and_app_ingest_report() -> None:
     from ingest.pipeline import IngestReport, Outcome
     from kbagent.chat_view import TerminalRenderer
     from tools.knowledge_search import Passage
-    from ui.formatting import report_markdown
+    from ui.chat_format import report_markdown
 
     console = Console(record=True, width=200)
     render = TerminalRenderer(console)

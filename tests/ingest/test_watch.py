@@ -25,7 +25,7 @@ from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
 from knowledge_base.embeddings import Embedder
-from tests.stored import stored_texts
+from tests.support.stored import stored_texts
 
 
 class CountingEmbedder:

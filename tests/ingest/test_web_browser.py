@@ -13,8 +13,8 @@ import pytest
 
 from ingest.web import FetchConfig, FetchError, Page, WebFetcher
 from ingest.web.browser import FLAGS
-from tests import parts
-from tests.web_site import Pages, Site, no_dns, serve_pages, web_site  # noqa: F401
+from tests.support import parts
+from tests.support.web_site import Pages, Site, no_dns, serve_pages, web_site  # noqa: F401
 
 pytestmark = [pytest.mark.slow, parts.chromium()]
 

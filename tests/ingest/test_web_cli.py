@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import kbagent
-from tests.web_site import Site, web_site  # noqa: F401
+from tests.support.cli import kbagent
+from tests.support.web_site import Site, web_site  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from ingest.web import FetchError, Refused, WebFetcher, fetch_page
-from tests.web_site import CLUTTER_WORDS, Site, no_dns, web_site  # noqa: F401
+from tests.support.web_site import CLUTTER_WORDS, Site, no_dns, web_site  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_plain_text_and_pdf(web_site: Site, fetcher: WebFetcher) -> None:  # noq
 
 def test_scraper_reads_pdfs_like_pdf_files(web_site: Site, fetcher: WebFetcher) -> None:  # noqa: F811
     from ingest.loaders import load
-    from tests.conftest import SAMPLES
+    from tests.support.paths import SAMPLES
     from tools.scraper import make_scraper
 
     scrape = make_scraper(fetcher, max_chars=10**6)

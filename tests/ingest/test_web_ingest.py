@@ -10,7 +10,7 @@ import pytest
 from ingest import IngestConfig, Ingestor, build_ingestor
 from ingest.web import WebFetcher, canonical_url, ingest_web, parse_sitemap
 from knowledge_base import KnowledgeBase
-from tests.web_site import Site, web_site  # noqa: F401
+from tests.support.web_site import Site, web_site  # noqa: F401
 
 
 @pytest.fixture

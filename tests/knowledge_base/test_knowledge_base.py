@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.documents import Document
 
 from knowledge_base import ChunkedSource, KnowledgeBase
-from tests.stored import stored_texts
+from tests.support.stored import stored_texts
 
 
 def _source(name: str, texts: list[str], doc_type: str = "notes", version: str = "1") -> ChunkedSource:

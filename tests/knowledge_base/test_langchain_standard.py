@@ -31,7 +31,7 @@ from knowledge_base import KnowledgeBase
 from knowledge_base.embeddings import Embedder, SentenceTransformerEmbedder, resolve_local_model
 from knowledge_base.retriever import KnowledgeBaseRetriever
 from knowledge_base.shipped_minilm import ONNX_NAME, OnnxEmbedder
-from tests.web_site import Site, web_site  # noqa: F401
+from tests.support.web_site import Site, web_site  # noqa: F401
 from tools.calculator import make_calculator_tool
 from tools.knowledge_search import make_search_tool
 from tools.scraper import make_scrape_tool, make_scraper

@@ -18,10 +18,11 @@ from kbagent.errors import ServiceError
 from kbagent.settings import Settings
 from knowledge_base.keyword_index import KeywordIndex, KeywordRow
 from knowledge_base.postgres import Database, PostgresKeywordIndex
-from tests import parts
-from tests.conftest import free_port
-from tests.pg_server import PostgresServer, new_database
-from tests.stored import keyword_ids
+from tests.support import parts
+from tests.support.paths import REPO
+from tests.support.pg_server import PostgresServer, new_database
+from tests.support.servers import free_port
+from tests.support.stored import keyword_ids
 
 pytestmark = [parts.postgres(), pytest.mark.slow]
 CLI = [sys.executable, "-c", "from kbagent.cli import main; main()"]
@@ -190,7 +191,7 @@ import json, sys
 from langchain_core.messages import AIMessage
 from kbagent.components import Components
 from kbagent.settings import Settings
-from tests.scripted_model import ScriptedChatModel
+from tests.support.scripted_model import ScriptedChatModel
 
 model = ScriptedChatModel(replies=[AIMessage(sys.argv[2])])
 with Components(Settings(), chat_model=model) as parts:
@@ -228,7 +229,7 @@ def test_replicas_share_documents_and_conversations(  # type: ignore[no-untyped-
             [sys.executable, "-c", SCRIPTED_TURN, question, reply, thread],
             capture_output=True,
             text=True,
-            env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            env={**env, "PYTHONPATH": str(REPO)},
             timeout=300,
         )
         assert run.returncode == 0, run.stderr[-2000:]
@@ -265,7 +266,7 @@ def test_migrate_moves_an_embedded_data_dir_and_search_answers_the_same(  # type
 
     from ingest import IngestConfig, build_ingestor
     from kbagent.components import Components
-    from tests.scripted_model import ScriptedChatModel
+    from tests.support.scripted_model import ScriptedChatModel
 
     data = tmp_path / "data"
     embedded = Settings(data_dir=data, collection="migrated", _env_file=None)

@@ -11,7 +11,7 @@ from kbagent.components import open_knowledge_base
 from knowledge_base import ChunkedSource, KnowledgeBase
 from knowledge_base.keyword_index import match_expression
 from knowledge_base.retrieval import SearchOptions, reciprocal_rank_fusion
-from tests.stored import keyword_ids
+from tests.support.stored import keyword_ids
 
 
 def _src(name: str, texts: list[str], doc_type: str = "notes", version: str = "1") -> ChunkedSource:

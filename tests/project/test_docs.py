@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kbagent.settings import SECTIONS
-from tests.conftest import REPO, VENV_BIN
+from tests.support.paths import REPO, VENV_BIN
 
 DOCS = REPO / "docs"
 GENERATED = DOCS / "reference"

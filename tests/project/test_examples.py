@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SAMPLES
-from tests.openai_stand_in import ANSWER, openai_stand_in
+from tests.support.openai_stand_in import ANSWER, openai_stand_in
+from tests.support.paths import REPO, SAMPLES
 
 EXAMPLES = REPO / "examples"
 QUESTION = "What does a Family membership cost?"

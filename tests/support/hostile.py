@@ -2,7 +2,8 @@
 
 Two kinds: `bombs()`, small files made to cost a reader far more than their size (each one a case a review
 reproduced: nested PDF forms, shared-string and column-XFD spreadsheets, JSON paths, e-mail attachments, ...),
-and `mutants()`, mutations of the valid files the other helpers here make (tests/files.py, tests/scans.py):
+and `mutants()`, mutations of the valid files the other helpers here make (tests/support/files.py,
+tests/support/scans.py):
 truncations, flipped bytes, wrong lengths and offsets, huge declared sizes, deep nesting, wrong encodings. The
 mutations are drawn by Hypothesis (its own choices of where and what to change, reproducible by seed).
 """
@@ -244,8 +245,8 @@ def bombs() -> dict[str, bytes]:
 
 def seeds(folder: Path) -> dict[str, bytes]:
     """One valid file of each type in SEED_TYPES (suffix → bytes), made by the other test helpers."""
-    from tests.files import write_docx, write_epub, write_pdf, write_pptx, write_xls, write_xlsx
-    from tests.scans import scanned_page
+    from tests.support.files import write_docx, write_epub, write_pdf, write_pptx, write_xls, write_xlsx
+    from tests.support.scans import scanned_page
 
     folder.mkdir(parents=True, exist_ok=True)
     made: dict[str, bytes] = {}

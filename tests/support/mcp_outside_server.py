@@ -1,10 +1,10 @@
 """A small outside MCP server for kbagent's MCP client tests, written with the `mcp` package's own server
 (`MCPServer`, FastMCP's successor in mcp 2):
 
-    python tests/mcp_outside_server.py stdio [MARKER]
-    python tests/mcp_outside_server.py http PORT TOKEN  # streamable HTTP on 127.0.0.1:PORT/mcp (JSON replies),
+    python tests/support/mcp_outside_server.py stdio [MARKER]
+    python tests/support/mcp_outside_server.py http PORT TOKEN  # streamable HTTP on 127.0.0.1:PORT/mcp (JSON replies),
                                                         # for requests with `Authorization: Bearer TOKEN` only
-    python tests/mcp_outside_server.py silent [MARKER]  # starts, never answers (a server that hangs at start)
+    python tests/support/mcp_outside_server.py silent [MARKER]  # starts, never answers (a server that hangs at start)
 
 MARKER is ignored: it lets a test find the process among the machine's.
 

@@ -33,7 +33,7 @@ def llama_cpp() -> pytest.MarkDecorator:
 
 
 def postgres() -> pytest.MarkDecorator:
-    from tests.pg_server import pg_bin
+    from tests.support.pg_server import pg_bin
 
     return requires("PostgreSQL", pg_bin() is not None)
 
@@ -41,7 +41,7 @@ def postgres() -> pytest.MarkDecorator:
 def ocr_engine(name: str) -> pytest.MarkDecorator:
     """An OCR engine (`tesseract`, `rapidocr`) and the DejaVu fonts the test pages are drawn with."""
     from ingest.text.ocr import missing
-    from tests.scans import font_path
+    from tests.support.scans import font_path
 
     problem = missing(name)
     return requires(f"OCR ({name})", problem is None and font_path().exists(), problem or INSTALL)

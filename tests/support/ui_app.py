@@ -23,7 +23,7 @@ from pydantic import Field
 from agent.models import ModelChoice
 from kbagent.components import Components
 from kbagent.settings import Settings
-from tests.scripted_model import ScriptedChatModel, tool_call
+from tests.support.scripted_model import ScriptedChatModel, tool_call
 
 NOT_FOUND = "I couldn't find that in the knowledge base."
 MODELS = [
@@ -123,7 +123,7 @@ class RunningApp:
     url: str
     demo: Any
     parts: Components
-    svc: Any = None  # ui.services.Services
+    svc: Any = None  # kbagent.services.operations.Services
     model: Any = None  # the CitingModel answering
 
     @property
@@ -150,9 +150,8 @@ def running_app(
     them, with the scripted model (tool calling, like an API model) and `docs` ingested first. `ways_in`: with
     the OpenAI-compatible API (/v1) and MCP (/mcp) beside it, on the same services."""
     import app as web_app
-    from tests.conftest import free_port
-    from ui.services import Services
-
+    from kbagent.services.operations import Services
+    from tests.support.servers import free_port
     settings = settings.override(host="127.0.0.1", port=free_port(), model="openai:scripted", tool_calling="on")
     model = CitingModel(delay_s=delay_s, think_s=think_s, extra=extra)
     with Components(settings, embedder=embedder, chat_model=model) as parts:

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ingest.web import FetchConfig, FetchError, WebFetcher
-from tests.conftest import SAMPLES
+from tests.support.paths import SAMPLES
 
 HUGE_BYTES = 2 * 2**20  # over the tests' 1 MB limit
 CLUTTER_WORDS = ("We use cookies", "Accept all cookies", "Copyright 2024", "tracking-pixel", "Site menu")

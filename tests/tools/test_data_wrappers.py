@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.web_site import INJECTION_LINES, Site, web_site  # noqa: F401
+from tests.support.web_site import INJECTION_LINES, Site, web_site  # noqa: F401
 from tools.knowledge_search import DATA_NOTE as PASSAGES_NOTE
 from tools.knowledge_search import Passage, format_passages
 from tools.scraper import DATA_NOTE as PAGE_NOTE

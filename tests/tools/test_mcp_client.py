@@ -1,4 +1,4 @@
-"""kbagent as an MCP client: outside servers started by the tests (tests/mcp_outside_server.py, written with the
+"""kbagent as an MCP client: outside servers started by the tests (tests/support/mcp_outside_server.py, written with the
 `mcp` package's own server), over stdio and streamable HTTP, reached through the official client on its own
 event-loop thread and called through the LangChain tools the agent would be given."""
 
@@ -20,14 +20,15 @@ from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
 
 from kbagent.errors import ConfigError
-from tests.conftest import REPO, free_port, stop_server, wait_for_server
-from tests.mcp_outside_server import FACT, FLOOD_CHARS
-from tests.wrappers import Wrappers
+from tests.support.mcp_outside_server import FACT, FLOOD_CHARS
+from tests.support.paths import REPO
+from tests.support.servers import free_port, stop_server, wait_for_server
+from tests.support.wrappers import Wrappers
 from tools.config import ToolsConfig
 from tools.mcp_client import McpCall, McpHub, load_servers, make_mcp_tools, start_mcp
 
 pytestmark = pytest.mark.slow
-SCRIPT = str(REPO / "tests" / "mcp_outside_server.py")
+SCRIPT = str(REPO / "tests" / "support" / "mcp_outside_server.py")
 TOKEN_VARIABLE = "KBAGENT_TEST_MCP_TOKEN"
 TOKEN = "secret-token-1"
 

@@ -1,4 +1,4 @@
-"""`web_search` against each provider's stand-in on 127.0.0.1 (tests/search_stand_in.py), which answers in the
+"""`web_search` against each provider's stand-in on 127.0.0.1 (tests/support/search_stand_in.py), which answers in the
 provider's documented format, errors included: the typed results, the request each API documents, the data
 wrappers, and every failure as one line in the tool's content (never an exception)."""
 
@@ -16,8 +16,8 @@ from langchain_tests.unit_tests import ToolsUnitTests
 from pydantic import ValidationError
 
 from kbagent.errors import ConfigError
-from tests.search_stand_in import KEY, PAGES, StandIn, search_stand_in
-from tests.wrappers import Wrappers
+from tests.support.search_stand_in import KEY, PAGES, StandIn, search_stand_in
+from tests.support.wrappers import Wrappers
 from tools.config import SearchKeys, ToolsConfig
 from tools.web_search import PROVIDERS, WebResult, make_web_search, make_web_search_tool
 

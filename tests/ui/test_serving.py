@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from tests.ui_app import RunningApp, running_app, write_docs
+from tests.support.ui_app import RunningApp, running_app, write_docs
 
 pytestmark = pytest.mark.slow
 STALL_S = 2.0  # KBAGENT_ANSWER_STALL_S here

@@ -21,14 +21,15 @@ from agent.events import Done, Error, Sources, Token, ToolEnd, ToolStart
 from agent.models import ModelChoice, app_model_refusal
 from evaluation.answers import AnswerRow
 from kbagent.errors import UserError
+from kbagent.services.operations import FairLock, ReportingProgress, Services, SessionChoices
+from kbagent.services.uploads import safe_name, store_upload
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
-from tests.ui_app import MODELS, CitingModel, RunningApp, running_app, write_docs
-from tests.web_site import serve_site
+from tests.support.ui_app import MODELS, CitingModel, RunningApp, running_app, write_docs
+from tests.support.web_site import serve_site
 from tools.knowledge_search import Passage
-from ui import chat_tab, evaluation_tab, formatting, knowledge_tab
-from ui.services import FairLock, ReportingProgress, Services, SessionChoices
-from ui.uploads import safe_name, store_upload
+from ui import chat_format as formatting
+from ui import chat_tab, evaluation_tab, knowledge_tab
 
 # ---- upload names ----------------------------------------------------------------------------------------
 
@@ -160,7 +161,7 @@ def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
             yield Done("The first ferry leaves at 07:40.", "t9", "openai:x", 0.1)
 
         def answer(self, question: str, thread_id: str | None, choices: SessionChoices, client: str) -> Any:
-            from ui.answering import AnswerSlots, start
+            from kbagent.services.answering import AnswerSlots, start
 
             return start(lambda cancel: self.stream(question, thread_id, choices), AnswerSlots(1, 1), client, 5)
 
@@ -692,7 +693,7 @@ def test_chat_answers_while_an_answers_evaluation_runs_and_a_local_model_answers
 
 
 def test_warm_up_builds_the_default_agent_before_the_first_question(api_app: RunningApp) -> None:
-    from ui.services import Services
+    from kbagent.services.operations import Services
 
     svc = Services(api_app.parts, MODELS)
     assert svc._agents == {}

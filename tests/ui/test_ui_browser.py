@@ -10,11 +10,9 @@ into its temporary folder; the README's come from the real model (scripts/screen
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,17 +21,14 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ingest.web.browser import FLAGS
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
-from tests import parts
-from tests.conftest import REPO, SAMPLES, free_port, stop_server
-from tests.ui_app import RunningApp, running_app
+from tests.support import parts
+from tests.support.browser import CHROMIUM, RECORD_VIOLATIONS, SAMPLE_FILES, is_local, open_app, wait_until
+from tests.support.paths import REPO, SAMPLES
+from tests.support.servers import free_port, stop_server
+from tests.support.ui_app import RunningApp, running_app
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = FLAGS  # the fetcher's own: headless, no background traffic, no name lookups
-SAMPLE_FILES = ["policies/membership.md", "about/visit.html", "guides/fixing-a-flat.md"]
-TIMEOUT_MS = 30_000
 ATTACKER = "attacker.example"
 # What a steered answer writes to send the question elsewhere: every way Markdown (and HTML in it) links or loads.
 EXFIL = (
@@ -41,22 +36,8 @@ EXFIL = (
     f'<img src="http://{ATTACKER}/tag.png"> <a href="http://{ATTACKER}/a">here</a> http://{ATTACKER}/bare '
     f"www.{ATTACKER}/www <http://{ATTACKER}/auto> [ref][evil]\n\n[evil]: http://{ATTACKER}/ref\n\n"
 )
-RECORD_VIOLATIONS = """
-window.__csp = [];
-document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
-"""
 
 pytestmark = [pytest.mark.slow, parts.requires("Chromium", Path(CHROMIUM).exists())]
-
-
-def is_local(host: str | None) -> bool:
-    host = (host or "").strip("[]").lower()
-    if host in ("", "localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # ---- what the server process sends: every socket connect and name lookup, through an audit hook ----------
@@ -104,67 +85,13 @@ def ui(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEm
         yield running
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def outside() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def context(browser: Any, outside: list[str]) -> Iterator[Any]:
-    """A browser context whose route handler records (and refuses) every request to a non-loopback host; at the end,
-    no page may have broken the Content-Security-Policy (the app works under it)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    context.add_init_script(RECORD_VIOLATIONS)
-
-    def route(r: Any) -> None:
-        url = urlparse(r.request.url)
-        if url.scheme in ("http", "https", "ws", "wss") and is_local(url.hostname):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context
-    violations = [v for page in context.pages for v in page.evaluate("window.__csp || []")]
-    context.close()
-    assert violations == []
-
-
-def _open(context: Any, url: str) -> Any:
-    page = context.new_page()
-    page.goto(url)
-    page.locator("#question textarea").wait_for()
-    return page
-
-
-def _wait_for(predicate: Any, timeout_s: float = 30.0, what: str = "condition") -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 # ---- tests -------------------------------------------------------------------------------------------------
 
 
 def test_question_gets_a_streamed_cited_answer_with_a_visible_tool_call(
     ui: RunningApp, context: Any, outside: list[str], tmp_path: Path
 ) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     page.evaluate(
         """() => {
         window.__seen = [];
@@ -198,10 +125,10 @@ def test_question_gets_a_streamed_cited_answer_with_a_visible_tool_call(
     chat.get_by_text("search_knowledge_base").first.click()  # the collapsed tool call opens: its input shows
     chat.get_by_text('"query"').first.wait_for()
     threads = page.locator("#threads input")
-    _wait_for(lambda: question in threads.input_value(), what="the thread under past conversations")
+    wait_until(lambda: question in threads.input_value(), what="the thread under past conversations")
 
     page.locator("#new-chat").click()
-    _wait_for(lambda: "According to" not in chat.inner_text(), what="a new, empty chat")
+    wait_until(lambda: "According to" not in chat.inner_text(), what="a new, empty chat")
     page.locator("#threads input").click()
     page.get_by_role("option").filter(has_text=question).first.click()
     chat.get_by_text("According to the knowledge base").first.wait_for()  # the old thread reopened
@@ -223,7 +150,7 @@ def test_the_content_policy_stops_a_remote_image_that_reaches_the_page(browser: 
     page.goto(ui.url)
     page.locator("#question textarea").wait_for()
     page.evaluate(f"document.body.insertAdjacentHTML('beforeend', '<img src=\"http://{ATTACKER}/injected.png\">')")
-    _wait_for(lambda: page.evaluate("window.__csp.length") > 0, what="the policy to refuse the image")
+    wait_until(lambda: page.evaluate("window.__csp.length") > 0, what="the policy to refuse the image")
     assert requested == [] and ATTACKER in page.evaluate("window.__csp.join()")
     context.close()
 
@@ -236,7 +163,7 @@ def test_stop_and_a_closed_tab_free_the_local_model(ui: RunningApp, context: Any
     local = f"gguf:{ui.settings.store.models_path}/ok.gguf"
     client = Client(ui.url, verbose=False)
     for leave in ("stop", "close"):
-        page = _open(context, ui.url)
+        page = open_app(context, ui.url)
         picker = page.locator("#model input")
         picker.fill(local)
         picker.press("Enter")
@@ -254,7 +181,7 @@ def test_stop_and_a_closed_tab_free_the_local_model(ui: RunningApp, context: Any
 def test_upload_appears_becomes_searchable_and_delete_removes_it(
     ui: RunningApp, context: Any, outside: list[str], tmp_path: Path
 ) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     page.get_by_role("tab", name="Knowledge base").click()
     upload = tmp_path / "lighthouse tours.md"
     upload.write_text("# Lighthouse tours\n\nGuided tours of the Skerry lighthouse start at the blue gate at 10:15.\n")
@@ -277,7 +204,7 @@ def test_upload_appears_becomes_searchable_and_delete_removes_it(
     page.locator("#selected").get_by_text("lighthouse tours.md").first.wait_for()
     page.locator("#delete-sources").click()
     page.locator("#ingest-result").get_by_text("Deleted").wait_for()
-    _wait_for(lambda: "lighthouse tours.md" not in table.inner_text(), what="the row to go")
+    wait_until(lambda: "lighthouse tours.md" not in table.inner_text(), what="the row to go")
     assert not stored.exists()
     assert all("lighthouse" not in r.source for r in ui.kb.sources())
     assert outside == []
@@ -285,7 +212,7 @@ def test_upload_appears_becomes_searchable_and_delete_removes_it(
 
 
 def test_bad_input_gets_a_message_not_a_stack_trace(ui: RunningApp, context: Any, outside: list[str]) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     page.locator("#ask").click()  # an empty question
     page.get_by_text("Type a question first.").first.wait_for()
     page.get_by_role("tab", name="Knowledge base").click()
@@ -299,7 +226,7 @@ def test_bad_input_gets_a_message_not_a_stack_trace(ui: RunningApp, context: Any
 def test_evaluation_runs_with_the_session_mode_and_colours_metrics(
     ui: RunningApp, context: Any, outside: list[str], tmp_path: Path
 ) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     page.get_by_role("tab", name="Settings").click()
     page.locator("#mode").get_by_text("keyword").click()
     page.get_by_role("tab", name="Evaluation").click()
@@ -335,7 +262,7 @@ def test_answers_evaluation_shows_a_leaderboard_and_opens_an_answer(
     ]  # fmt: skip
     upload = tmp_path / "two-questions.jsonl"
     upload.write_text("".join(json.dumps(q) + "\n" for q in questions))
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     page.get_by_role("tab", name="Evaluation").click()
     page.locator("#eval-mode").get_by_text("Answers").click()
     page.locator("#run-answers").wait_for()
@@ -347,7 +274,7 @@ def test_answers_evaluation_shows_a_leaderboard_and_opens_an_answer(
     board.get_by_text("openai:scripted").wait_for()
     assert board.locator("td.metric.good").count() >= 2  # contains and cited, at least
     answers = page.locator("#answer-details details.kb-answer")
-    _wait_for(lambda: answers.count() == 2, what="one entry per question")
+    wait_until(lambda: answers.count() == 2, what="one entry per question")
     first = answers.filter(has_text="Family membership").first
     passage = first.locator("blockquote.kb-passage").first
     assert not passage.is_visible()  # closed until opened
@@ -379,7 +306,7 @@ def test_login_is_required_when_auth_is_set(browser: Any, tmp_path: Path, outsid
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(lambda: _answers(url) or proc.poll() is not None, timeout_s=120, what="python app.py to start")
+        wait_until(lambda: _answers(url) or proc.poll() is not None, timeout_s=120, what="python app.py to start")
         assert proc.poll() is None, (tmp_path / "app.log").read_text()[-3000:]
         assert httpx.get(f"{url}/config", timeout=10).status_code == 401  # what the page and the client read first
         with pytest.raises(AuthenticationError, match="credentials were not provided"):

@@ -17,13 +17,11 @@ import pytest
 
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
-from tests import parts
-from tests import test_ui_browser as base
-from tests.conftest import SAMPLES
-from tests.test_ui_browser import SAMPLE_FILES, _open, _wait_for
-from tests.ui_app import RunningApp, running_app
+from tests.support import parts
+from tests.support.browser import SAMPLE_FILES, open_app, wait_until
+from tests.support.paths import SAMPLES
+from tests.support.ui_app import RunningApp, running_app
 
-browser, context, outside = base.browser, base.context, base.outside  # the same fixtures: loopback only
 THINK_S = 1.5
 pytestmark = [pytest.mark.slow, parts.chromium()]
 
@@ -55,7 +53,7 @@ def _answered(page: Any, stopped: bool = False) -> None:
     """Waits for the answer to end (its sources shown, unless it was stopped), then for Ask to come back."""
     if not stopped:
         page.locator("#sources-panel").get_by_text("score").first.wait_for()
-    _wait_for(
+    wait_until(
         lambda: page.locator("#ask").inner_text().strip() == "Ask" and page.locator("#ask").is_enabled(),
         what="Ask to come back",
     )
@@ -67,7 +65,7 @@ def _answered(page: Any, stopped: bool = False) -> None:
 def test_text_typed_while_an_answer_streams_is_kept_and_a_second_question_is_refused_aloud(
     ui: RunningApp, context: Any, outside: list[str]
 ) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     _ask(page, "How much is a Family membership per year?")
     page.locator("#stop").wait_for()
     assert page.locator("#ask").is_disabled()
@@ -86,7 +84,7 @@ def test_text_typed_while_an_answer_streams_is_kept_and_a_second_question_is_ref
 
 
 def test_stop_cancels_the_running_answer(ui: RunningApp, context: Any) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     _ask(page, "Which tools does the repair workshop lend?")
     chat = page.locator("#chatbot")
     chat.get_by_text("According to").first.wait_for()
@@ -102,7 +100,7 @@ def test_stop_cancels_the_running_answer(ui: RunningApp, context: Any) -> None:
 
 
 def test_the_step_between_the_search_and_the_first_word_is_shown(ui: RunningApp, context: Any) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     page.evaluate(RECORD_CHAT)
     _ask(page, "When does the harbour bakery open?")
     _answered(page)
@@ -124,7 +122,7 @@ def test_a_reload_shows_the_threads_and_sources_added_since_the_server_started(
     ui.parts.agent().ask(question)  # as the CLI or the API would, after the server started
     (tmp_path / "tides.md").write_text("# Tide table\n\nHigh tide at the harbour is at 06:12 on Mondays.\n")
     ui.parts.ingest([tmp_path / "tides.md"])
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     page.locator("#threads input").click()
     page.get_by_role("option").filter(has_text=question[-8:]).first.wait_for()
     page.keyboard.press("Escape")
@@ -152,7 +150,7 @@ def test_sources_show_relative_to_their_folder_with_the_full_path_on_hover_and_n
     moorings.write_text("# Mooring rules\n\nVisiting boats moor at the north pontoon for 12 euros a night.\n")
     ui.parts.ingest([folder])
     absolute = [str(tmp_path.resolve()), str(SAMPLES.resolve())]
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     _ask(page, "Where do visiting boats moor for the night?")
     _answered(page)
     panel = page.locator("#sources-panel")
@@ -180,13 +178,13 @@ def test_sources_show_relative_to_their_folder_with_the_full_path_on_hover_and_n
 
 
 def test_a_reopened_conversation_shows_its_tool_calls_and_sources(ui: RunningApp, context: Any) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     question = f"What does a Family membership cost? ({uuid.uuid4().hex[:6]})"
     _ask(page, question)
     _answered(page)
     page.locator("#new-chat").click()
     chat, panel = page.locator("#chatbot"), page.locator("#sources-panel")
-    _wait_for(lambda: "According to" not in chat.inner_text() and "score" not in panel.inner_text(), what="empty")
+    wait_until(lambda: "According to" not in chat.inner_text() and "score" not in panel.inner_text(), what="empty")
     page.locator("#threads input").click()
     page.get_by_role("option").filter(has_text=question[-8:]).first.click()
     chat.get_by_text("According to the knowledge base").first.wait_for()
@@ -213,7 +211,7 @@ ICON_OVER_A_MESSAGE = f"""() => {{
 
 
 def test_models_are_a_readable_list_and_the_chat_page_fits_the_window(ui: RunningApp, context: Any) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     for closed in page.locator("#chat-row .label-wrap:not(.open)").all():
         closed.click()  # every panel open
     assert page.evaluate("document.documentElement.scrollHeight") <= 1000
@@ -238,7 +236,7 @@ def test_tables_fit_their_columns_and_rows_stay_low(ui: RunningApp, context: Any
 
 
 def _tables_fit(ui: RunningApp, context: Any) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     page.get_by_role("tab", name="Knowledge base").click()
     table = page.locator("#sources-table")
     table.get_by_text("membership.md").filter(visible=True).first.wait_for()
@@ -257,18 +255,18 @@ def _tables_fit(ui: RunningApp, context: Any) -> None:
 def test_on_a_phone_the_question_comes_first_and_every_tab_shows(ui: RunningApp, browser: Any) -> None:
     phone = browser.new_context(viewport={"width": 390, "height": 844})
     try:
-        page = _open(phone, ui.url)
+        page = open_app(phone, ui.url)
         assert page.locator("#question").bounding_box()["y"] < 844 - 60  # on the first screen, no scrolling
         for name in ("Chat", "Knowledge base", "Evaluation", "Settings"):
             assert page.get_by_role("tab", name=name).is_visible(), name
         page.locator("#chat-side").get_by_role("button", name="Conversations").click()  # the sidebar folds away
-        _wait_for(lambda: not page.locator("#new-chat").is_visible(), what="the sidebar to fold")
+        wait_until(lambda: not page.locator("#new-chat").is_visible(), what="the sidebar to fold")
     finally:
         phone.close()
 
 
 def test_small_things_arrow_icons_and_the_two_ks(ui: RunningApp, context: Any) -> None:
-    page = _open(context, ui.url)
+    page = open_app(context, ui.url)
     for n in range(8):  # until the chat scrolls: how many answers that takes depends on the fonts and the window
         _ask(page, f"How much is a Family membership per year, and what else comes with every membership? {n}")
         _answered(page)
@@ -276,7 +274,7 @@ def test_small_things_arrow_icons_and_the_two_ks(ui: RunningApp, context: Any) -
             break
     assert page.evaluate(f"() => Boolean({CHAT_SCROLLER})"), "the chat never grew long enough to scroll"
     box = page.locator("#threads input")
-    _wait_for(lambda: "Family membership" in box.input_value(), what="the thread's title in the list")
+    wait_until(lambda: "Family membership" in box.input_value(), what="the thread's title in the list")
     space = page.evaluate(
         """() => { const i = document.querySelector('#threads input');
         const a = document.querySelector('#threads .icon-wrap'), pad = parseFloat(getComputedStyle(i).paddingRight);

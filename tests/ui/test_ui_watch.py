@@ -14,10 +14,11 @@ import gradio as gr
 import pytest
 
 from kbagent.components import Components
+from kbagent.services.operations import Services, SessionChoices
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from ui import formatting, knowledge_tab
-from ui.services import Services, SessionChoices
+from ui import chat_format as formatting
+from ui import knowledge_tab
 
 
 @contextmanager

@@ -11,9 +11,9 @@ import pytest
 
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from tests import parts
-from tests.test_ui_browser import CHROMIUM, _open, browser, context, outside  # noqa: F401  (fixtures)
-from tests.ui_app import running_app
+from tests.support import parts
+from tests.support.browser import CHROMIUM, open_app
+from tests.support.ui_app import running_app
 
 pytestmark = [pytest.mark.slow, parts.requires("Chromium", Path(CHROMIUM).exists())]
 
@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.slow, parts.requires("Chromium", Path(CHROMIUM).exists
 def test_a_folder_typed_in_the_tab_is_watched_and_one_outside_the_roots_refused(
     tmp_path: Path,
     embedder: Embedder,
-    context: Any,  # noqa: F811
-    outside: list[str],  # noqa: F811
+    context: Any,
+    outside: list[str],
 ) -> None:
     root = tmp_path / "shared"
     folder = root / "docs"
@@ -36,7 +36,7 @@ def test_a_folder_typed_in_the_tab_is_watched_and_one_outside_the_roots_refused(
         _env_file=None,
     )
     with running_app(settings, embedder) as app:
-        page = _open(context, app.url)
+        page = open_app(context, app.url)
         page.get_by_role("tab", name="Knowledge base").click()
         page.get_by_text("Watched folders").click()
         box = page.locator("#watch-path input, #watch-path textarea").first
