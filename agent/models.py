@@ -151,7 +151,7 @@ def build_llama_cpp(path: str, config: AgentConfig) -> Any:
     model = ChatLlamaCpp(
         model_path=path,
         n_ctx=config.context_tokens,
-        n_threads=config.threads or os.cpu_count() or 2,
+        n_threads=config.cpu_threads or os.cpu_count() or 2,
         n_batch=512,
         model_kwargs={"flash_attn": True},  # faster prompt reading on CPU (bench/agent_model.py measures it)
         temperature=config.temperature,

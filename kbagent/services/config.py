@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from knowledge_base.config import Section
+from kbagent.sections import Section
 
 
 class AppConfig(Section):

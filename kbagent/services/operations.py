@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.config import DEFAULT_K, DEFAULT_TEMPERATURE
 from agent.events import Answer, Error, Event, Sources, fold
 from agent.models import ModelChoice, app_model_refusal
 from agent.runner import Agent
@@ -29,7 +30,7 @@ from kbagent.services.answering import POLL_S, AnswerSlots, Feed, start
 from kbagent.services.turns import TurnLog
 from kbagent.services.uploads import StoredUpload, store_upload
 from kbagent.services.watching import WatchedFolders
-from knowledge_base.config import Mode
+from knowledge_base.config import DEFAULT_MODE, Mode
 from knowledge_base.retrieval import SearchOptions
 
 if TYPE_CHECKING:
@@ -44,12 +45,12 @@ MAX_AGENTS = 4  # agents kept for (model, k, mode) choices; the least recently u
 
 @dataclass(frozen=True)
 class SessionChoices:
-    """What the Settings tab changes for one browser session."""
+    """What the Settings tab changes for one browser session; the defaults are the settings' own."""
 
     model: str = ""
-    k: int = 5
-    mode: Mode = "hybrid"
-    temperature: float = 0.2
+    k: int = DEFAULT_K
+    mode: Mode = DEFAULT_MODE
+    temperature: float = DEFAULT_TEMPERATURE
 
 
 class FairLock:

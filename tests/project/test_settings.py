@@ -62,7 +62,7 @@ EXPECTED: dict[str, tuple[str, str, Any]] = {
     "KBAGENT_REPEAT_PENALTY": ("1.0", "agent.repeat_penalty", 1.0),
     "KBAGENT_MAX_TOKENS": ("256", "agent.max_tokens", 256),
     "KBAGENT_CONTEXT_TOKENS": ("8192", "agent.context_tokens", 8192),
-    "KBAGENT_THREADS": ("2", "agent.threads", 2),
+    "KBAGENT_THREADS": ("2", "agent.cpu_threads", 2),
     "KBAGENT_AGENT_K": ("3", "agent.k", 3),
     "KBAGENT_AGENT_CONTEXT_CHARS": ("1500", "agent.context_chars", 1500),
     "KBAGENT_AGENT_MIN_SIMILARITY": ("0.1", "agent.min_similarity", 0.1),
