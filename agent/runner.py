@@ -24,16 +24,16 @@ from agent.citations import CitationChecker, Evidence
 from agent.config import AgentConfig
 from agent.events import Answer, Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart, fold
 from agent.grounding import sentences
-from agent.local_loop import LocalLoop
+from agent.local_loop import Emit, LocalLoop, ToolResult
 from agent.memory import Threads
 from agent.models import ModelSpec, call_settings, uses_tool_calling
 from agent.routing import standalone_query
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
-from tools.calculator import make_calculator_tool
+from tools.base import ToolParts
 from tools.data_tags import as_data
-from tools.knowledge_search import Passages, make_search_tool
-from tools.scraper import make_scrape_tool
+from tools.knowledge_search import Passage, Passages
+from tools.registry import build_tools
 
 
 @dataclass
@@ -101,13 +101,11 @@ class Agent:
         self.threads = threads
         self.search_options = search_options or kb.default_options()
         self.tool_calling = uses_tool_calling(config, spec)
-        self.tools = [
-            make_search_tool(kb, config.k, config.min_similarity, self.search_options, rewrite=TurnContext.standalone),
-            make_calculator_tool(),
-        ]
-        if scraper is not None:
-            self.tools.append(make_scrape_tool(scraper))
-        self.loop = LocalLoop(config, kb, model, self._run_tool, scraper, self.search_options)
+        parts = ToolParts(
+            kb, config.k, config.min_similarity, self.search_options, rewrite=TurnContext.standalone, scraper=scraper
+        )
+        self.tools = build_tools(parts)
+        self.loop = LocalLoop(config, kb, model, self._run_tool, self.tools, self.search_options)
         self.graph = self._tool_graph() if self.tool_calling else self._retrieval_first_graph()
 
     # ---- the two graphs ----------------------------------------------------------------------------
@@ -131,7 +129,7 @@ class Agent:
 
         return create_agent(
             self.model,
-            self.tools,
+            self.tools.langchain_tools(),
             system_prompt=prompts.TOOL_AGENT,
             checkpointer=self.threads.checkpointer,
             context_schema=TurnContext,
@@ -148,7 +146,7 @@ class Agent:
             history = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
             context = runtime.context
             loop = context.loop or self.loop
-            text = loop.answer(get_stream_writer(), context.passages, question, history, context.prompt)
+            text = loop.answer(get_stream_writer(), context, question, history, context.prompt)
             return {"messages": [AIMessage(text)]}
 
         graph = StateGraph(MessagesState, context_schema=TurnContext)
@@ -156,30 +154,27 @@ class Agent:
         graph.add_edge(START, "answer")
         return graph.compile(checkpointer=self.threads.checkpointer)
 
-    @staticmethod
-    def _run_tool(
-        emit: Callable[[Any], None],
-        name: str,
-        args: dict[str, Any],
-        call: Callable[[], Any],
-        show: Callable[[Any], str],
-    ) -> Any:
+    def _run_tool(self, emit: Emit, name: str, args: dict[str, Any], call: Callable[[], ToolResult]) -> ToolResult:
+        """One tool call of the retrieval-first path, reported as its start and end events."""
         call_id = f"rf-{uuid.uuid4().hex[:8]}"
-        emit({"tool_start": ToolStart(call_id, name, args)})
+        emit(ToolStart(call_id, name, args, self._step(name)))
         start = time.perf_counter()
         try:
             result = call()
         except Exception as exc:  # a failing tool is reported, and the answer goes on without it
-            emit(
-                {
-                    "tool_end": ToolEnd(
-                        call_id, name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start, ok=False
-                    )
-                }
-            )
-            return [] if name == "search_knowledge_base" else f"{name} failed: {exc}"
-        emit({"tool_end": ToolEnd(call_id, name, show(result), time.perf_counter() - start)})
+            emit(ToolEnd(call_id, name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start, ok=False))
+            return ToolResult(f"{name} failed: {exc}")
+        emit(ToolEnd(call_id, name, result.text, time.perf_counter() - start, passages=result.passages))
         return result
+
+    def _step(self, name: str) -> str:
+        entry = self.tools.get(name)
+        return entry.step if entry else ""
+
+    def _passages(self, name: str, artifact: Any) -> list[Passage] | None:
+        """A tool's passages (its artifact), for a tool that returns them; None for the others."""
+        entry = self.tools.get(name)
+        return list(artifact or []) if entry is not None and entry.passages else None
 
     # ---- streaming -----------------------------------------------------------------------------------
 
@@ -209,7 +204,7 @@ class Agent:
         context = TurnContext(question=question, earlier=earlier, model_settings=self._settings(temperature))
         if context.model_settings and not self.tool_calling:
             model = self.model.bind(**context.model_settings)
-            context.loop = LocalLoop(self.config, self.kb, model, self._run_tool, self.scraper, self.search_options)
+            context.loop = LocalLoop(self.config, self.kb, model, self._run_tool, self.tools, self.search_options)
         started: dict[str, tuple[str, float]] = {}
         checker = CitationChecker(partial(_evidence, context))
         usage: dict[str, int] = {}
@@ -226,7 +221,7 @@ class Agent:
             ):
                 _count_usage(mode, chunk, usage)
                 for event in self._events(mode, chunk, started):
-                    if isinstance(event, ToolEnd) and event.name != "search_knowledge_base":
+                    if isinstance(event, ToolEnd) and event.passages is None:  # its text is what backs claims
                         context.tool_results.append(event.output)
                     yield from checker.feed(event.text) if isinstance(event, Token) else [event]
         except Exception as exc:
@@ -286,13 +281,9 @@ class Agent:
             self.graph.update_state(config, {"messages": [AIMessage(text, id=last.id)]})
 
     def _events(self, mode: str, chunk: Any, started: dict[str, tuple[str, float]]) -> Iterator[Event]:
-        if mode == "custom":
-            if "token" in chunk:
-                yield Token(chunk["token"])
-            elif "phase" in chunk:
-                yield chunk["phase"]
-            else:
-                yield chunk.get("tool_start") or chunk["tool_end"]
+        if mode == "custom":  # the retrieval-first path's own events
+            if isinstance(chunk, Token | Phase | ToolStart | ToolEnd):
+                yield chunk
         elif mode == "messages":
             message, _meta = chunk
             # Only streamed chunks: whole messages repeat text already streamed (or are handled in `stream`).
@@ -307,11 +298,12 @@ class Agent:
                         for call in message.tool_calls:
                             call_id = call["id"] or f"call-{uuid.uuid4().hex[:8]}"
                             started[call_id] = (call["name"], time.perf_counter())
-                            yield ToolStart(call_id, call["name"], call["args"])
+                            yield ToolStart(call_id, call["name"], call["args"], self._step(call["name"]))
                     elif isinstance(message, ToolMessage):
                         name, t0 = started.pop(message.tool_call_id, (message.name or "tool", time.perf_counter()))
                         ok = getattr(message, "status", "success") != "error"
-                        yield ToolEnd(message.tool_call_id, name, message_text(message), time.perf_counter() - t0, ok)
+                        seconds, passages = time.perf_counter() - t0, self._passages(name, message.artifact)
+                        yield ToolEnd(message.tool_call_id, name, message_text(message), seconds, ok, passages)
 
     def _last_answer(self, thread_id: str) -> str:
         history = self.history(thread_id)

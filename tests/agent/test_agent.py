@@ -80,7 +80,7 @@ def test_an_answer_that_cites_nothing_has_no_cited_sources(kb: KnowledgeBase, to
     assert sources.cited == []
     assert sources.retrieved and sources.retrieved[0].source.endswith("ferries.md")
     answer = fold(events)
-    assert answer.sources == [] and answer.retrieved[0]["source"].endswith("ferries.md")
+    assert answer.sources == [] and answer.retrieved[0].source.endswith("ferries.md")
 
 
 @pytest.mark.parametrize("tool_calling", ["on", "off"])
@@ -94,7 +94,7 @@ def test_uncited_supported_sentences_get_their_passage_as_they_stream(kb: Knowle
     events = list(agent.stream("What do cardamom buns cost, and when does the first ferry to Skerry Island leave?"))
     tokens = "".join(e.text for e in events if isinstance(e, Token))
     seen = fold(events).retrieved + fold(events).sources
-    bakery, ferry = (next(p["n"] for p in seen if name in p["source"]) for name in ("bakery", "ferries"))
+    bakery, ferry = (next(p.n for p in seen if name in p.source) for name in ("bakery", "ferries"))
     assert (
         tokens
         == f"Cardamom buns cost 3.50 each at the harbour bakery [{bakery}]. The first ferry leaves at 07:40 [{ferry}]."
@@ -132,7 +132,7 @@ def test_claims_no_source_backs_are_reported_and_a_made_up_short_answer_is_repla
         else:
             assert not done.retracted and "[1]" in done.answer and done.answer.endswith("6 euros.")
         answer = fold(events)
-        assert answer.unsupported == [{"sentence": unbacked, "claims": flagged[0].claims}]
+        assert answer.as_dict()["unsupported"] == [{"sentence": unbacked, "claims": flagged[0].claims}]
 
 
 @pytest.mark.parametrize(
@@ -255,7 +255,7 @@ def test_cited_and_retrieved_passages_are_apart(kb: KnowledgeBase) -> None:
     assert "".join(e.text for e in events if isinstance(e, Token)) == events[-1].answer  # never streamed
     assert [p.n for p in sources.cited] == [bakery]
     assert ferry in [p.n for p in sources.retrieved] and bakery not in [p.n for p in sources.retrieved]
-    assert [s["n"] for s in fold(events).sources] == [bakery]
+    assert [s.n for s in fold(events).sources] == [bakery]
 
 
 def test_memory_per_thread_survives_a_new_agent(kb: KnowledgeBase) -> None:
