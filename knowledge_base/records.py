@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,8 +32,6 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS pending_deletes (chunk_id TEXT PRIMARY KEY);
 """
 COLUMNS = "source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root"
-LOCATION_SUFFIX = re.compile(r" \((?:p\.|slide|sheet|chapter|attachment) [^\n]*\)$")
-"""A label's "(p. 3)", "(slide 2)", "(sheet Budget)", "(chapter 4)" or "(attachment a.pdf, p. 2)" at its end."""
 
 
 def location_of(meta: Mapping[str, Any]) -> str:

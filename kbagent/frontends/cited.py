@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from tools.knowledge_search import Passage
 
 
-def sources_block(sources: Sequence[dict[str, Any]]) -> str:
-    """'Sources:' and one '[n] title — source (p. N)' line per cited passage; empty when nothing is cited."""
+def sources_block(sources: Sequence[Passage]) -> str:
+    """'Sources:' and one line per cited passage, as the app and the terminal label it ("[n] title — source
+    (p. 3)", or slide, sheet, chapter); empty when nothing is cited."""
     if not sources:
         return ""
-    lines = ["Sources:"]
-    for p in sources:
-        where = str(p["source"]) + (f" (p. {p['page']})" if p.get("page") else "")
-        lines.append(f"[{p['n']}] {p['title']} — {where}" if p.get("title") else f"[{p['n']}] {where}")
-    return "\n".join(lines)
+    return "\n".join(["Sources:", *(p.label for p in sources)])
 
 
-def cited_text(answer: str, sources: Sequence[dict[str, Any]]) -> str:
+def cited_text(answer: str, sources: Sequence[Passage]) -> str:
     """The answer, then a blank line and its sources block (when it cites any)."""
     block = sources_block(sources)
     return f"{answer.strip()}\n\n{block}" if block else answer.strip()

@@ -289,7 +289,7 @@ def _completion(events: Iterator[Event], completion_id: str, model: str) -> dict
         elif isinstance(event, Done):
             done = event
     assert done is not None
-    block = sources_block([p.as_dict() for p in sources.cited] if sources else [])
+    block = sources_block(sources.cited if sources else [])
     text = f"{done.answer.strip()}\n\n{block}" if block else done.answer.strip()
     return {
         "id": completion_id,
@@ -325,7 +325,7 @@ def _stream_chunks(events: Iterator[Event], completion_id: str, model: str) -> I
             elif isinstance(event, Done):
                 if not done_text_continues(sent, event.answer):
                     yield chunk({"content": "\n\n" + event.answer.strip()})
-                block = sources_block([p.as_dict() for p in sources.cited] if sources else [])
+                block = sources_block(sources.cited if sources else [])
                 if block:
                     yield chunk({"content": "\n\n" + block})
                 yield chunk({}, "stop", usage=_usage(event), kbagent=_extra(event, sources))

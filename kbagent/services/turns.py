@@ -1,5 +1,8 @@
 """What the chat showed with each answer (its tool calls and sources), kept so a reopened conversation shows them
-again: the agent's memory keeps only the text. One SQLite file beside the threads."""
+again: the agent's memory keeps only the text. One SQLite file beside the threads.
+
+A search's tool call is kept with its passages (the tool's artifact), so it shows again as it did; rows written
+before passages were kept have only the tool's text, which shows as text."""
 
 from __future__ import annotations
 
@@ -25,17 +28,42 @@ CREATE INDEX IF NOT EXISTS chat_turns_thread ON chat_turns (thread_id);
 
 
 @dataclass
-class Turn:
-    """One answer's tool calls (`formatting.ToolCall` fields) and its cited and retrieved passages."""
+class ToolCall:
+    """One tool call as the chat shows it: its input, then its output, and for a search the passages it found."""
 
-    tools: list[dict[str, Any]] = field(default_factory=list)
+    call_id: str
+    name: str
+    args: dict[str, Any]
+    started: float = field(default_factory=time.perf_counter)
+    output: str | None = None
+    seconds: float | None = None
+    ok: bool = True
+    passages: list[Passage] | None = None
+    step: str = ""  # what the chat says while it runs
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "started"}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ToolCall:
+        """A kept call; one kept before passages were (no "passages"), with its text alone."""
+        passages = raw.get("passages")
+        fields = {k: v for k, v in raw.items() if k in ("call_id", "name", "args", "output", "seconds", "ok", "step")}
+        return cls(**fields, passages=None if passages is None else [Passage(**p) for p in passages])
+
+
+@dataclass
+class Turn:
+    """One answer's tool calls and its cited and retrieved passages."""
+
+    tools: list[ToolCall] = field(default_factory=list)
     cited: list[Passage] = field(default_factory=list)
     retrieved: list[Passage] = field(default_factory=list)
 
     def dumps(self) -> str:
         return json.dumps(
             {
-                "tools": self.tools,
+                "tools": [call.as_dict() for call in self.tools],
                 "cited": [asdict(p) for p in self.cited],
                 "retrieved": [asdict(p) for p in self.retrieved],
             }
@@ -45,7 +73,8 @@ class Turn:
     def loads(cls, text: str) -> Turn:
         raw = json.loads(text)
         passages = {key: [Passage(**p) for p in raw.get(key, [])] for key in ("cited", "retrieved")}
-        return cls(list(raw.get("tools", [])), passages["cited"], passages["retrieved"])
+        tools = [ToolCall.from_dict(call) for call in raw.get("tools", [])]
+        return cls(tools, passages["cited"], passages["retrieved"])
 
 
 class TurnLog:

@@ -24,6 +24,7 @@ from ingest import IngestConfig, build_ingestor
 from kbagent.components import open_knowledge_base
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
+from tests.support.files import write_pptx
 from tests.support.openai_stand_in import ANSWER, openai_stand_in
 from tests.support.paths import REPO, SAMPLES
 from tests.support.servers import free_port, stop_server, wait_for_server
@@ -157,3 +158,24 @@ def test_mcp_is_off_unless_asked_for() -> None:
     from app import ways_in
 
     assert ways_in(None, Settings(_env_file=None), "http://127.0.0.1:7860") == []  # type: ignore[arg-type]
+
+
+async def test_an_answer_names_the_slide_it_cites(
+    tmp_path: Path, server_env: dict[str, str], embedder: Embedder
+) -> None:
+    """An MCP client reads where in a file a cited passage lies, as the app shows it: a slide, not only a page."""
+    deck = [
+        {"title": "Harbour Review", "bullets": ["Prepared by the harbour office"]},
+        {"title": "Membership", "bullets": ["A Family membership costs $70 per year", "Single riders pay $40"]},
+    ]
+    data = tmp_path / "data"
+    with open_knowledge_base(Settings(data_dir=data, _env_file=None), embedder) as kb:
+        build_ingestor(IngestConfig(), kb).run([write_pptx(tmp_path / "deck.pptx", deck, title="Harbour Review")])
+    env = {**server_env, "KBAGENT_DATA_DIR": str(data)}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "kbagent.cli", "mcp"], env=env, cwd=str(REPO))
+    async with Client(params, read_timeout_seconds=240) as client:
+        asked = await client.call_tool("ask", {"question": QUESTION})
+    assert not asked.is_error, text_of(asked)
+    answer, sources = text_of(asked).split("\n\nSources:\n")
+    assert answer == ANSWER
+    assert sources == f"[1] Harbour Review — {tmp_path / 'deck.pptx'} (slide 2)", sources

@@ -243,7 +243,7 @@ def _empty_zip() -> bytes:
 @pytest.mark.slow
 def test_office_files_end_to_end_cited_by_slide_sheet_and_chapter(tmp_path: Path, embedded_kb: KnowledgeBase) -> None:
     from tools.knowledge_search import Passages, format_passages, search_passages
-    from ui.chat_format import readable_output, sources_markdown
+    from ui.chat_format import passages_markdown, sources_markdown
 
     root = tmp_path / "kb"
     expect = _hostile(root)
@@ -277,7 +277,7 @@ def test_office_files_end_to_end_cited_by_slide_sheet_and_chapter(tmp_path: Path
     passages = registry.all()
     compact = format_passages(passages, compact=True)
     assert "[1] (slide 2) " in compact and "(sheet Budget)" in compact and "(chapter 2)" in compact
-    shown = readable_output(format_passages(passages), {})
+    shown = passages_markdown(passages, {})
     assert "(sheet Budget)" in shown and "(chapter 2)" in shown and "(attachment crew.xlsx, sheet Crew)" in shown
     assert " · sheet Budget · " in sources_markdown([p for p in passages if p.location == "sheet Budget"])
 

@@ -28,8 +28,7 @@ from knowledge_base.embeddings import SentenceTransformerEmbedder
 from tests.support.ui_app import MODELS, CitingModel, RunningApp, running_app, write_docs
 from tests.support.web_site import serve_site
 from tools.knowledge_search import Passage
-from ui import chat_format as formatting
-from ui import chat_tab, evaluation_tab, knowledge_tab
+from ui import chat_format, chat_tab, evaluation_format, evaluation_tab, knowledge_tab
 
 # ---- upload names ----------------------------------------------------------------------------------------
 
@@ -91,7 +90,7 @@ def _passage(n: int = 1, source: str = "/kb/ferries.md") -> Passage:
 
 
 def test_answer_view_streams_tool_calls_then_tokens() -> None:
-    view = formatting.AnswerView(
+    view = chat_format.AnswerView(
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "When?"
     )
     view.apply(ToolStart("c1", "search_knowledge_base", {"query": "ferry"}))
@@ -99,7 +98,7 @@ def test_answer_view_streams_tool_calls_then_tokens() -> None:
     assert pending[-1].metadata["status"] == "pending" and pending[-1].metadata["title"].endswith(
         "search_knowledge_base"
     )
-    view.apply(ToolEnd("c1", "search_knowledge_base", "[1] Ferry — /kb/ferries.md\ntext", 0.1234))
+    view.apply(ToolEnd("c1", "search_knowledge_base", "the text the model read", 0.1234, passages=[_passage()]))
     view.apply(Token("The first ferry"))
     first = view.messages()
     view.apply(Token(" leaves at 07:40 [1]."))
@@ -122,7 +121,7 @@ def test_answer_view_streams_tool_calls_then_tokens() -> None:
 
 
 def test_answer_view_shows_errors_as_a_message() -> None:
-    view = formatting.AnswerView([], "Hi")
+    view = chat_format.AnswerView([], "Hi")
     view.apply(ToolStart("c1", "scrape_webpage", {"url": "http://x"}))
     view.apply(ToolEnd("c1", "scrape_webpage", "FetchError: refused", 0.01, ok=False))
     view.apply(Error("ConfigError: no key"))
@@ -132,20 +131,20 @@ def test_answer_view_shows_errors_as_a_message() -> None:
 
 
 def test_sources_panel_lists_passages_as_text() -> None:
-    text = formatting.sources_markdown([_passage(1), _passage(2, "https://example.org/a")])
+    text = chat_format.sources_markdown([_passage(1), _passage(2, "https://example.org/a")])
     assert "**[1] Ferry \\*timetable\\***" in text and '<code title="/kb/ferries.md">ferries.md</code>' in text
     assert "p. 2" in text
     assert "score 0.500" in text and "[https://example.org/a](https://example.org/a)" in text
     assert "<b>" not in text and "&lt;b&gt;Pier 9&lt;/b&gt;" in text  # document HTML is shown, never rendered
-    assert formatting.sources_markdown([]).startswith("_No sources")
+    assert chat_format.sources_markdown([]).startswith("_No sources")
 
 
 def test_sources_panel_never_numbers_passages_the_answer_did_not_cite() -> None:
     """Retrieved passages the answer left uncited are labelled so, without the [n] of a citation."""
-    text = formatting.sources_markdown([], [_passage(1), _passage(2, "https://example.org/a")])
+    text = chat_format.sources_markdown([], [_passage(1), _passage(2, "https://example.org/a")])
     assert "Retrieved, not cited" in text and "cites none" in text
     assert "[1]" not in text and "[2]" not in text and '"/kb/ferries.md"' in text
-    mixed = formatting.sources_markdown([_passage(2)], [_passage(1, "/kb/other.md")])
+    mixed = chat_format.sources_markdown([_passage(2)], [_passage(1, "/kb/other.md")])
     cited, _, uncited = mixed.partition("Retrieved, not cited")
     assert "**[2] Ferry" in cited and "/kb/other.md" not in cited
     assert "/kb/other.md" in uncited and "[1]" not in uncited
@@ -172,7 +171,7 @@ def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
 
 def test_eval_summary_is_coloured() -> None:
     row = {"questions": 2, "mrr": 0.9, "ndcg": 0.6, "coverage": 0.1}
-    html = formatting.eval_summary_html({"k": 10, "mode": "hybrid", "overall": row, "categories": {"fact": row}})
+    html = evaluation_format.eval_summary_html({"k": 10, "mode": "hybrid", "overall": row, "categories": {"fact": row}})
     assert html.count('class="metric good"') == 2 and html.count("metric fair") == 2 and html.count("poor") == 2
 
 
@@ -185,7 +184,7 @@ def test_answers_leaderboard_is_coloured_by_the_cli_thresholds() -> None:
     good = {**dict.fromkeys(FIGURES), "questions": 3, "contains": 0.9, "unsupported_answers": 0.0, "judge": None}
     bad = {**good, "contains": 0.4, "unsupported_answers": 0.5}
     board = {"m-good": {"overall": good, "categories": {"fact": good}}, "m-bad": {"overall": bad, "categories": {}}}
-    html = formatting.answers_leaderboard_html(board)
+    html = evaluation_format.answers_leaderboard_html(board)
     leaderboard, _, by_category = html.partition("By category")
     rows = {r.split("</td>")[0]: r for r in leaderboard.split("<tr><td>")[1:]}
     assert set(rows) == {"m-good", "m-bad"}
@@ -197,7 +196,7 @@ def test_answers_leaderboard_is_coloured_by_the_cli_thresholds() -> None:
     for name, value, colour in cases:
         assert _shade(name, value).startswith(f"[{colour}]"), (name, value)
         shade = {"green": "good", "yellow": "fair", "red": "poor"}[colour]
-        assert f'class="metric {shade}"' in formatting.figure_cell(name, value)
+        assert f'class="metric {shade}"' in evaluation_format.figure_cell(name, value)
 
 
 # A steered answer's ways to make the page load or link elsewhere, in CommonMark and in the HTML it allows.
@@ -254,7 +253,7 @@ def test_citations_and_links_home_or_to_recorded_sources_stay() -> None:
 def test_answer_details_open_to_the_answer_its_passages_and_flags_all_escaped() -> None:
     row = AnswerRow("openai:x", "q0001", "When <b>?</b>", "fact", True, answer="At 07:40 <script>x</script> [1]",
                     cited_passages=[1], contains=True, cited=True, citations=1, supported_citations=1)  # fmt: skip
-    html = formatting.answer_details_html([row], {("openai:x", "When <b>?</b>"): [_passage(1)]})
+    html = evaluation_format.answer_details_html([row], {("openai:x", "When <b>?</b>"): [_passage(1)]})
     assert html.count("<details") == 1 and "<summary><b>openai:x</b> · fact · When &lt;b&gt;?&lt;/b&gt;" in html
     assert "At 07:40 &lt;script&gt;" in html and "<script>" not in html and "<b>Pier 9</b>" not in html
     assert "✔ contains the answer" in html and "✔ cites [1]" in html and "1/1 citations supported" in html

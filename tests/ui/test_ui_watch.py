@@ -17,8 +17,7 @@ from kbagent.components import Components
 from kbagent.services.operations import Services, SessionChoices
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
-from ui import chat_format as formatting
-from ui import knowledge_tab
+from ui import knowledge_tab, markup
 
 
 @contextmanager
@@ -76,7 +75,7 @@ def test_folders_outside_the_roots_are_refused(tmp_path: Path, embedder: Embedde
                 path_box, _ = handlers.watch_add(typed)
             assert path_box == gr.skip(), typed  # the box keeps what was typed
         assert handlers.svc.watched.folders() == []
-        assert formatting.md_escape(str(root)) in handlers.watch_view()  # says where folders may be watched
+        assert markup.md_escape(str(root)) in handlers.watch_view()  # says where folders may be watched
 
 
 def test_a_watched_folder_is_synced_shown_and_kept_across_a_restart(tmp_path: Path, embedder: Embedder) -> None:
@@ -102,7 +101,7 @@ def test_a_watched_folder_is_synced_shown_and_kept_across_a_restart(tmp_path: Pa
 
     with _handlers(data, embedder, str(root)) as handlers:  # the app started again
         assert handlers.svc.watched.folders() == [str(folder)]
-        assert formatting.md_escape(formatting.middle_cut(str(folder))) in handlers.watch_view()
+        assert markup.md_escape(markup.middle_cut(str(folder))) in handlers.watch_view()
         (folder / "pond.md").unlink()  # while the app was down
         kb = handlers.svc.kb
         _wait(lambda: not any(r.source.endswith("pond.md") for r in kb.sources()), "the start-up sync")
