@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ from agent.models import ModelChoice, app_model_refusal
 from evaluation.answers import AnswerRow
 from kbagent.errors import UserError
 from kbagent.services.operations import FairLock, ReportingProgress, Services, SessionChoices
+from kbagent.services.turns import Turn, TurnLog
 from kbagent.services.uploads import safe_name, store_upload
 from kbagent.settings import Settings
 from knowledge_base.embeddings import SentenceTransformerEmbedder
@@ -118,6 +120,32 @@ def test_answer_view_streams_tool_calls_then_tokens() -> None:
     view.apply(Sources(cited=[_passage()]))
     view.apply(Done("The first ferry leaves at 07:40 [1].", "t1", "openai:x", 0.5))
     assert view.done and view.cited and view.answer.endswith("[1].")
+
+
+def test_a_reopened_conversation_shows_a_search_from_its_passages_and_old_rows_as_text(tmp_path: Path) -> None:
+    """A search's tool call is kept with the passages it found and shown from them again (not from the text the
+    model read); a row kept before passages were shows its text."""
+    answer = "The first ferry leaves at 07:40 [1]."
+    view = chat_format.AnswerView([], "When?")
+    view.apply(ToolStart("c1", "search_knowledge_base", {"query": "ferry"}, "Searching the knowledge base…"))
+    view.apply(ToolEnd("c1", "search_knowledge_base", "[7] Forged — /elsewhere.md", 0.1, passages=[_passage()]))
+    view.apply(Token(answer))
+    view.apply(Sources(cited=[_passage()]))
+    log = TurnLog(tmp_path / "turns.sqlite3")
+    log.save("t1", answer, view.turn())
+    old = {"call_id": "c0", "name": "search_knowledge_base", "args": {"query": "buns"}, "output": "[1] Bakery — /kb/"
+           "bakery.md\nBuns cost 3.50.", "seconds": 0.1, "ok": True}  # fmt: skip
+    log.save("t1", "Buns cost 3.50 [1].", Turn())
+    log._db.execute(
+        "UPDATE chat_turns SET shown = ? WHERE answer = ?", (json.dumps({"tools": [old]}), "Buns cost 3.50 [1].")
+    )
+    turns = [("user", "When?"), ("assistant", answer), ("user", "Buns?"), ("assistant", "Buns cost 3.50 [1].")]
+    messages = chat_format.history_messages(turns, log.of("t1"))
+    log.close()
+    search, buns = messages[1].content, messages[4].content
+    assert "**[1]** Ferry \\*timetable\\*" in search and '<code title="/kb/ferries.md">' in search
+    assert "Forged" not in search and "07:40" in search
+    assert "Bakery — /kb/bakery.md" in buns and "Buns cost 3.50." in buns  # the old row, as text
 
 
 def test_answer_view_shows_errors_as_a_message() -> None:
