@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import DEFAULT_K, DEFAULT_TEMPERATURE
 from agent.events import Answer, Error, Event, Sources, fold
-from agent.models import ModelChoice, app_model_refusal
+from agent.models import ModelChoice, app_model_refusal, provider_of
 from agent.runner import Agent
 from evaluation import QuestionResult, QuestionSetResult, evaluate_questions, load_questions
 from evaluation.answer_sets import load_answer_set, sample
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from kbagent.components import Components
 
 log = logging.getLogger(__name__)
-LOCAL_PROVIDERS = {"embedded", "gguf", "hf"}  # in-process models: one answer at a time per model
 CHAT_CONCURRENCY = 20  # simultaneous answers (chat, API, MCP); in-process models still answer one at a time
 MAX_QUESTION_CHARS = 4000
 MAX_AGENTS = 4  # agents kept for (model, k, mode) choices; the least recently used goes first
@@ -277,7 +276,7 @@ class Services:
 
     def _model_lock(self, agent: Agent) -> FairLock | None:
         """The model's lock when it runs in this process (it answers one question at a time), else None."""
-        if agent.spec.provider not in LOCAL_PROVIDERS:
+        if not provider_of(agent.spec).in_process:
             return None
         with self._agent_lock:
             return self._model_locks.setdefault(agent.spec.label, FairLock())

@@ -18,7 +18,7 @@ import torch
 
 from agent.events import Done, Sources, Token, ToolEnd
 from agent.hf_model import LoadPlan, current_plan, plan_for
-from agent.models import _hf_status
+from agent.providers import _hf_status
 from kbagent.components import Components
 from kbagent.errors import ConfigError
 from kbagent.settings import Settings
@@ -163,7 +163,8 @@ def test_hf_load_plan_on_each_kind_of_machine() -> None:
 
 
 def test_hf_status_says_what_the_loader_does_here() -> None:
-    usable, reason = _hf_status()
+    choice = _hf_status()
+    usable, reason = choice.usable, choice.reason
     plan = current_plan()
     assert usable and reason.startswith(plan.describe())
     # These machines have no GPU and bitsandbytes 0.50, whose CPU backend quantises: NF4 on the CPU.
