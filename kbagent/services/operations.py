@@ -24,7 +24,7 @@ from evaluation.answer_sets import load_answer_set, sample
 from evaluation.answers import AnswerRow, leaderboard, run_answers
 from evaluation.judge import Judge
 from ingest import IngestReport, Progress
-from ingest.pipeline import Outcome
+from ingest.report import Outcome
 from kbagent.errors import UserError
 from kbagent.services.answering import POLL_S, AnswerSlots, Feed, start
 from kbagent.services.turns import TurnLog

@@ -303,7 +303,7 @@ def test_places_shown_in_terminal_sources_and_app_ingest_report() -> None:
     from rich.console import Console
 
     from agent.events import Done, Sources
-    from ingest.pipeline import IngestReport, Outcome
+    from ingest.report import IngestReport, Outcome
     from kbagent.chat_view import TerminalRenderer
     from tools.knowledge_search import Passage
     from ui.chat_format import report_markdown
