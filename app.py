@@ -20,10 +20,11 @@ import gradio as gr  # noqa: E402
 from agent.models import ModelChoice, available_models  # noqa: E402
 from kbagent.components import Components  # noqa: E402
 from kbagent.errors import KbagentError  # noqa: E402
+from kbagent.services.access import is_loopback, parse_auth  # noqa: E402
+from kbagent.services.operations import Services  # noqa: E402
 from kbagent.settings import Settings, load_settings  # noqa: E402
 from ui import api, chat_tab, evaluation_tab, knowledge_tab, settings_tab  # noqa: E402
-from ui.server import WayIn, is_loopback, launch, parse_auth  # noqa: E402
-from ui.services import Services  # noqa: E402
+from ui.server import WayIn, launch  # noqa: E402
 
 __all__ = ["build_app", "is_loopback", "launch", "main", "parse_auth"]
 
@@ -91,13 +92,13 @@ def ways_in(svc: Services, settings: Settings, url: str) -> list[WayIn]:
     """The endpoints for programs the settings turn on, served beside the UI."""
     found = []
     if settings.app.mcp:
-        from ui.mcp_server import PATH, http_app
+        from kbagent.frontends.mcp_server import PATH, http_app
 
         mcp_app, lifespan = http_app(svc, settings)
         found.append(WayIn(PATH, mcp_app, lifespan))
         print(f"kbagent: MCP (streamable HTTP) at {url}{PATH}", flush=True)
     if settings.app.openai_api:
-        from ui.openai_api import PREFIX, OpenAIApi
+        from kbagent.frontends.openai_api import PREFIX, OpenAIApi
 
         found.append(WayIn(PREFIX, OpenAIApi(svc).app(), mount=True))
         print(f"kbagent: OpenAI-compatible API at {url}{PREFIX} (model 'kbagent')", flush=True)

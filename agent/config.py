@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from knowledge_base.config import Section
+from kbagent.sections import Section
+
+DEFAULT_TEMPERATURE = 0.0  # the one default: the settings' and an app session's (`SessionChoices`)
+DEFAULT_K = 5
 
 
 class AgentConfig(Section):
@@ -19,7 +22,10 @@ class AgentConfig(Section):
         "auto", description="Let the model call tools (auto: on for API models, off for small local ones)."
     )
     temperature: float = Field(
-        0.0, ge=0, le=2, description="0: the same answer each time; 0 answered more sample questions right than 0.2."
+        DEFAULT_TEMPERATURE,
+        ge=0,
+        le=2,
+        description="0: the same answer each time; 0 answered more sample questions right than 0.2.",
     )
     repeat_penalty: float = Field(
         1.1,
@@ -30,13 +36,14 @@ class AgentConfig(Section):
     )
     max_tokens: int = Field(512, ge=16, le=32768, description="Longest answer, in tokens.")
     context_tokens: int = Field(4096, ge=512, le=131072, description="Context window for local models.")
-    threads: int = Field(
+    cpu_threads: int = Field(
         0,
         ge=0,
+        alias="threads",
         description="CPU threads for local models; 0 = all cores.",
         json_schema_extra={"shown_default": "all cores"},
     )
-    k: int = Field(5, ge=1, le=20, alias="agent_k", description="Passages the agent retrieves per search.")
+    k: int = Field(DEFAULT_K, ge=1, le=20, alias="agent_k", description="Passages the agent retrieves per search.")
     instructions: str = Field(
         "",
         max_length=4000,

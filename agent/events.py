@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kbagent.errors import AnswerError
+from tools.knowledge_search import Passage
+from tools.web_search import WebResult
 
 
 @dataclass
@@ -19,6 +21,8 @@ class ToolStart:
     call_id: str
     name: str
     args: dict[str, Any]
+    step: str = ""
+    """What a front end shows while it runs (`AgentTool.step`); empty: "Running NAME…"."""
 
 
 @dataclass
@@ -28,18 +32,21 @@ class ToolEnd:
     output: str
     seconds: float
     ok: bool = True
-    artifact: Any = None  # what the tool gave besides its text (web results, an outside call's record)
+    passages: list[Passage] | None = None
+    """What a search found, as data (the tool's artifact); None for a tool whose text is its result."""
+    artifact: Any = None
+    """Another tool's result as data (`content_and_artifact`): web results, an outside call's record."""
 
 
 @dataclass
 class Sources:
-    """The passages behind an answer (`tools.knowledge_search.Passage`): those its text cites as [n], and apart
-    from them those the tools retrieved that it does not cite, which must never be shown as citations; and the
-    web search results the answer was given (`tools.web_search.WebResult`), web sources apart from passages."""
+    """The passages behind an answer: those its text cites as [n], and apart from them those the tools retrieved
+    that it does not cite, which must never be shown as citations; and the web search results the answer was
+    given, web sources apart from passages."""
 
-    cited: list[Any] = field(default_factory=list)
-    retrieved: list[Any] = field(default_factory=list)  # retrieved and not cited
-    web: list[Any] = field(default_factory=list)
+    cited: list[Passage] = field(default_factory=list)
+    retrieved: list[Passage] = field(default_factory=list)  # retrieved and not cited
+    web: list[WebResult] = field(default_factory=list)
 
 
 @dataclass
@@ -91,44 +98,53 @@ Event = Token | ToolStart | ToolEnd | Sources | Unsupported | Done | Error | Pha
 
 
 @dataclass
+class ToolUse:
+    """One tool call of an answer, as `Answer` reports it."""
+
+    tool: str
+    seconds: float
+    ok: bool
+
+
+@dataclass
 class Answer:
-    """A whole answer folded from its events: what `kbagent ask --json` and the app's API return."""
+    """A whole answer folded from its events: what `kbagent ask --json` and the app's API return (`asdict`)."""
 
     answer: str
     thread_id: str
     model: str
     seconds: float
-    sources: list[dict[str, Any]]  # the cited passages only
-    tools: list[dict[str, Any]]
-    retrieved: list[dict[str, Any]] = field(default_factory=list)  # passages retrieved and not cited
-    unsupported: list[dict[str, Any]] = field(default_factory=list)  # {"sentence", "claims"}: no source backs it
+    sources: list[Passage]  # the cited passages only
+    tools: list[ToolUse]
+    retrieved: list[Passage] = field(default_factory=list)  # passages retrieved and not cited
+    unsupported: list[Unsupported] = field(default_factory=list)  # sentences no source backs
     retracted: str = ""  # the model's own answer, when the agent replaced it
-    web: list[dict[str, Any]] = field(default_factory=list)  # web search results: {"title", "url", "snippet", …}
+    web: list[WebResult] = field(default_factory=list)  # the web search results the answer was given
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def fold(events: Iterable[Event], on_event: Callable[[Event], None] | None = None) -> Answer:
     """The answer the events add up to; `on_event` sees each one first (a terminal renderer, say).
     Raises AnswerError when the agent reports an error or stops without an answer."""
-    sources: list[dict[str, Any]] = []
-    retrieved: list[dict[str, Any]] = []
-    tools: list[dict[str, Any]] = []
-    web: list[dict[str, Any]] = []
+    sources: list[Passage] = []
+    retrieved: list[Passage] = []
+    tools: list[ToolUse] = []
+    web: list[WebResult] = []
     for event in events:
         if on_event is not None:
             on_event(event)
         if isinstance(event, Error):
             raise AnswerError(event.message)
         if isinstance(event, ToolEnd):
-            tools.append({"tool": event.name, "seconds": round(event.seconds, 3), "ok": event.ok})
+            tools.append(ToolUse(event.name, round(event.seconds, 3), event.ok))
         elif isinstance(event, Sources):
-            sources = [p.as_dict() for p in event.cited]
-            retrieved = [p.as_dict() for p in event.retrieved]
-            web = [r.as_dict() for r in event.web]
+            sources, retrieved, web = list(event.cited), list(event.retrieved), list(event.web)
         elif isinstance(event, Done):
             seconds = round(event.seconds, 3)
-            unsupported = [asdict(u) for u in event.unsupported]
             return Answer(
-                event.answer, event.thread_id, event.model, seconds, sources, tools, retrieved, unsupported,
+                event.answer, event.thread_id, event.model, seconds, sources, tools, retrieved, list(event.unsupported),
                 event.retracted, web,
             )  # fmt: skip
     raise AnswerError("the agent stopped without an answer")

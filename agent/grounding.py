@@ -12,19 +12,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kbagent.text import SUPPORT_STOPWORDS, answer_sentences
 from tools.knowledge_search import CITATION_GROUP, cited_numbers
 
 NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
 CAPITALISED = re.compile(r"\b[A-Z][\w'’]*(?:[ -][A-Z][\w'’]*)*")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\[(\"'])")
 WORD = re.compile(r"[a-z0-9]+")
-# Words so common that sharing them says nothing about support.
-COMMON = set(
-    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that "
-    "these those there their they them he she his her we our you your i not no yes do does did has have had can "
-    "could will would should may might must also than then so such which who whom whose what when where why how "
-    "all any each every some many much more most other into over under about after before between per".split()
-)
 MIN_OVERLAP = 0.5
 # Words a model capitalises about the prompt itself ("as Passage [2] says"): not names the answer asserts.
 PROMPT_WORDS = {"passage", "passages", "question", "tool", "results"}
@@ -33,7 +26,7 @@ SPECIFIC = re.compile(r"(?<![\w.,/:-])(?:1\d{3}|2\d{3}|\d+\.\d+)(?!\w|[.,/:-]\d)
 
 
 def sentences(answer: str) -> list[str]:
-    return [s.strip() for s in SENTENCE_END.split(answer.strip()) if s.strip()]
+    return answer_sentences(answer)
 
 
 def key_claims(text: str) -> set[str]:
@@ -51,7 +44,7 @@ def names(text: str) -> set[str]:
         for match in CAPITALISED.finditer(sentence):
             words = match.group(0).replace("-", " ").split()
             first_word = match.start() == opening
-            while words and words[0].lower() in COMMON | PROMPT_WORDS:
+            while words and words[0].lower() in SUPPORT_STOPWORDS | PROMPT_WORDS:
                 words, first_word = words[1:], False
             if first_word:  # "Hello Ada", "Priya Vantongeren": the opening word may be the sentence's, not the name's
                 words = words[1:]
@@ -80,7 +73,7 @@ def specifics_missing(question: str, passages: Sequence[str]) -> list[str]:
 
 
 def rare_words(text: str) -> set[str]:
-    return {w for w in WORD.findall(CITATION_GROUP.sub(" ", text).lower()) if w not in COMMON and len(w) > 2}
+    return {w for w in WORD.findall(CITATION_GROUP.sub(" ", text).lower()) if w not in SUPPORT_STOPWORDS and len(w) > 2}
 
 
 def overlap(sentence: str, passage: str, question: str = "") -> float:

@@ -19,23 +19,25 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agent import prompts
 from agent.config import AgentConfig
-from agent.events import Phase
+from agent.events import Event, Phase, Token
 from agent.grounding import specifics_missing
 from agent.routing import arithmetic_in, gathers_many, only_arithmetic, standalone_query, urls_in
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
-from tools.calculator import CalculatorError, describe
+from tools.base import AgentTool, ToolRegistry
+from tools.calculator import CALCULATOR_TOOL
 from tools.data_tags import escape_tokens, neutralise
 from tools.excerpts import focus
-from tools.knowledge_search import Passage, Passages, chunk_key, format_passages, search_passages
+from tools.knowledge_search import SEARCH_TOOL, Passage, Passages, chunk_key, format_passages, search_passages
+from tools.scraper import SCRAPE_TOOL
 
 HISTORY_MESSAGES = 6
 CALL_START = "<tool_call>"
@@ -45,24 +47,32 @@ CALL_SCHEMA = {
     "properties": {"name": {"type": "string"}, "arguments": {"type": "object"}},
     "required": ["name", "arguments"],
 }
-TOOL_SPECS = {
-    "search_knowledge_base": ("Search the user's documents again, with a query of your own.", "query"),
-    "calculator": ("Evaluate arithmetic exactly, e.g. 120 - 45 or 3 * 18.50 or 15% of 80.", "expression"),
-    "scrape_webpage": ("Read a web page the user gave, by its URL.", "url"),
-}
 NOSTREAM = {"tags": ["nostream"]}  # LangGraph streams no tokens of its own for this call: the loop does
 
-Emit = Callable[[Any], None]
+Emit = Callable[[Event], None]
 Call = tuple[str, dict[str, Any]]  # a tool's name and its arguments
-RunTool = Callable[[Emit, str, dict[str, Any], Callable[[], Any], Callable[[Any], str]], Any]
 
 
-def tool_spec(name: str) -> str:
-    description, argument = TOOL_SPECS[name]
-    parameters = {"type": "object", "properties": {argument: {"type": "string"}}, "required": [argument]}
-    return json.dumps(
-        {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
-    )
+@dataclass
+class ToolResult:
+    """What one tool call gave: its text, and for a search the passages it found (None for other tools)."""
+
+    text: str
+    passages: list[Passage] | None = None
+
+
+RunTool = Callable[[Emit, str, dict[str, Any], Callable[[], ToolResult]], ToolResult]
+
+
+class TurnState(Protocol):
+    """The turn's context as the loop and the tools read it (`agent.runner.TurnContext`)."""
+
+    passages: Passages
+
+
+def tool_spec(entry: AgentTool) -> str:
+    """A tool as the small model's chat template lists it: its schema, derived from the LangChain tool."""
+    return json.dumps(entry.local_spec(), ensure_ascii=False)
 
 
 def parse_call(text: str) -> Call | None:
@@ -98,26 +108,27 @@ class LocalLoop:
         kb: KnowledgeBase,
         model: Any,
         run_tool: RunTool,
-        scraper: Callable[[str], str] | None,
+        tools: ToolRegistry,
         search_options: SearchOptions,
     ) -> None:
         self.config, self.kb, self.model, self.run_tool = config, kb, model, run_tool
-        self.scraper, self.search_options = scraper, search_options
-        names = ["search_knowledge_base", "calculator"] + (["scrape_webpage"] if scraper else [])
-        system = prompts.local_system([tool_spec(n) for n in names] if config.local_tool_steps else [])
+        self.search_options = search_options
+        self.tools = {entry.name: entry for entry in tools.local()}
+        specs = [tool_spec(entry) for entry in self.tools.values()]
+        system = prompts.local_system(specs if config.local_tool_steps else [])
         self.system = prompts.with_instructions(system, config.instructions)
-        self.names = set(names)
 
     def answer(
         self,
         emit: Emit,
-        registry: Passages,
+        turn: TurnState,
         question: str,
         history: Sequence[BaseMessage],
         prompt: list[BaseMessage] | None = None,
     ) -> str:
-        """The answer, streamed through `emit`; `prompt` receives the messages the model answered from (for
-        `ask_again`)."""
+        """The answer, streamed through `emit`; `turn` is the answer's context (its passages, what the tools
+        read); `prompt` receives the messages the model answered from (for `ask_again`)."""
+        registry = turn.passages
         earlier = [str(m.text) for m in history if isinstance(m, HumanMessage)]
         expressions = arithmetic_in(question)
         found: list[Passage] = []
@@ -125,11 +136,11 @@ class LocalLoop:
         query = standalone_query(question, earlier)
         if not only_arithmetic(question, expressions):
             queries = [question, query] if query != question else [question]
-            found = self.run_tool(emit, "search_knowledge_base", {"query": query},
-                                  partial(self.search, registry, queries, many), format_passages)  # fmt: skip
-        urls = urls_in(question) if self.scraper else []
-        results = [self.tool_text(emit, registry, "scrape_webpage", {"url": u}, question) for u in urls]
-        results += [self.tool_text(emit, registry, "calculator", {"expression": e}, question) for e in expressions]
+            first = partial(self.first_search, registry, queries, many)
+            found = self.run_tool(emit, SEARCH_TOOL, {"query": query}, first).passages or []
+        urls = urls_in(question) if SCRAPE_TOOL in self.tools else []
+        results = [self.tool_text(emit, turn, SCRAPE_TOOL, {"url": u}, question) for u in urls]
+        results += [self.tool_text(emit, turn, CALCULATOR_TOOL, {"expression": e}, question) for e in expressions]
         if not found and not results:
             return self.say(emit, prompts.NOT_FOUND)
         missing = [] if results else specifics_missing(question, [p.text for p in found])
@@ -142,16 +153,21 @@ class LocalLoop:
                 messages.append(HumanMessage(prompts.ANSWER_NOW))
             if prompt is not None:
                 prompt[:] = messages
-            emit({"phase": Phase("reading", len(registry.all()))})  # the model reads before its first word
+            emit(Phase("reading", len(registry.all())))  # the model reads before its first word
             text, call = self.generate(emit, messages, tools=step < steps)
             if call is None:
                 return text
             name, args = call
-            output = self.tool_text(emit, registry, name, args, question)
+            output = self.tool_text(emit, turn, name, args, question)
             request = json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
             messages += [AIMessage(f"{CALL_START}\n{request}\n</tool_call>"),
                          HumanMessage(f"<tool_response>\n{escape_tokens(output)}\n</tool_response>")]  # fmt: skip
         return self.say(emit, prompts.NOT_FOUND)  # pragma: no cover (the last step allows no call)
+
+    def first_search(self, registry: Passages, query: str | list[str], many: bool) -> ToolResult:
+        """The search every answer starts with, as the model would read it in full."""
+        found = self.search(registry, query, many)
+        return ToolResult(format_passages(found), found)
 
     def search(self, registry: Passages, query: str | list[str], many: bool = False) -> list[Passage]:
         """The passages for `query`; for a question that gathers many items, twice as many, the best passage of
@@ -170,25 +186,23 @@ class LocalLoop:
         ordered = firsts + [d for d in docs if not any(d is f for f in firsts)]
         return [registry.add(d) for d in ordered[:k]]
 
-    def tool_text(self, emit: Emit, registry: Passages, name: str, args: dict[str, Any], question: str) -> str:
-        """Run one tool the model (or a rule) asked for; what the model reads back."""
+    def tool_text(self, emit: Emit, turn: TurnState, name: str, args: dict[str, Any], question: str) -> str:
+        """Run one tool the model (or a rule) asked for; what the model reads back: a tool's text, or the new
+        passages a search found, cut to what bears on the question."""
+        entry = self.tools.get(name)
         value = str(next(iter(args.values()), "")) if args else ""
-        if name not in self.names or not value.strip():
+        if entry is None or not value.strip():
             return f"There is no tool {name!r} with those arguments; answer from the passages."
-        if name == "search_knowledge_base":
-            before = {p.n for p in registry.all()}
-            found = self.run_tool(emit, name, {"query": value}, partial(self.search, registry, value), format_passages)
-            new = [p for p in found if p.n not in before]
-            if not new:
-                return "No new passages: answer from those above."
-            excerpts = focus(self.kb.embedder, question, [p.text for p in new], self.config.context_chars // 2)
-            return format_passages(new, compact=True, texts=excerpts)
-        if name == "calculator":
-            return str(self.run_tool(emit, name, {"expression": value}, partial(_calculate, value), str))
-        scraper = self.scraper
-        assert scraper is not None  # in self.names only with a scraper
-        page = self.run_tool(emit, name, {"url": value}, partial(scraper, value), str)
-        return f"Web page {value}:\n{page}"
+        args = {entry.local_args[0]: value} if entry.local_args else args  # the argument, whatever the model named it
+        before = {p.n for p in turn.passages.all()}
+        result = self.run_tool(emit, name, args, partial(_invoke, entry, args, turn))
+        if result.passages is None:
+            return result.text
+        new = [p for p in result.passages if p.n not in before]
+        if not new:
+            return "No new passages: answer from those above."
+        excerpts = focus(self.kb.embedder, question, [p.text for p in new], self.config.context_chars // 2)
+        return format_passages(new, compact=True, texts=excerpts)
 
     def generate(
         self, emit: Emit, messages: list[BaseMessage], tools: bool
@@ -208,11 +222,11 @@ class LocalLoop:
                     calling = True
                 elif head:
                     calling = False
-                    emit({"token": "".join(pieces)})
+                    emit(Token("".join(pieces)))
             elif not calling:
                 if CALL_START in "".join(pieces[-3:]):
                     break  # a call after an answer: the answer is what the user gets
-                emit({"token": text})
+                emit(Token(text))
         reply = "".join(pieces)
         if not calling:
             return reply.split(CALL_START)[0].strip(), None
@@ -243,7 +257,7 @@ class LocalLoop:
 
     @staticmethod
     def say(emit: Emit, text: str) -> str:
-        emit({"token": text})
+        emit(Token(text))
         return text
 
     def answer_messages(
@@ -278,8 +292,20 @@ class LocalLoop:
         ]
 
 
-def _calculate(expression: str) -> str:
-    try:
-        return describe(expression)
-    except CalculatorError as exc:
-        return f"Calculator error: {exc}"
+def _invoke(entry: AgentTool, args: dict[str, Any], turn: TurnState) -> ToolResult:
+    """The LangChain tool, called as a model's tool call is: a tool that reads the agent's runtime gets the turn's
+    context (a search numbers its passages in the turn's registry), and its artifact comes back beside its text."""
+    from langchain.tools import ToolRuntime
+
+    if "runtime" in (getattr(entry.tool.args_schema, "model_fields", None) or {}):  # LangChain injects it there
+        runtime: ToolRuntime[TurnState] = ToolRuntime(
+            state={}, context=turn, config={}, stream_writer=_ignore, tool_call_id=None, store=None
+        )
+        args = {**args, "runtime": runtime}
+    message = entry.tool.invoke({"type": "tool_call", "name": entry.name, "args": args, "id": "local"})
+    text = message.content if isinstance(message.content, str) else str(message.content)
+    return ToolResult(text, list(message.artifact or []) if entry.passages else None)
+
+
+def _ignore(_: Any) -> None:
+    """A tool called here writes to no stream: the loop reports it."""

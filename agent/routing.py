@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from knowledge_base.keyword_index import STOPWORDS, TOKEN, query_terms
+from kbagent.text import RANKING_STOPWORDS
+from knowledge_base.keyword_index import TOKEN, query_terms
 from tools.calculator import CalculatorError, calculate
 
 URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
@@ -96,7 +97,8 @@ def only_arithmetic(text: str, expressions: list[str]) -> bool:
     rest = text
     for expression in expressions:
         rest = rest.replace(expression, " ")
-    words = {w.lower() for w in TOKEN.findall(rest)} - STOPWORDS - {"calculate", "compute", "much", "equals", "equal"}
+    words = {w.lower() for w in TOKEN.findall(rest)} - RANKING_STOPWORDS
+    words -= {"calculate", "compute", "much", "equals", "equal"}
     return bool(expressions) and not words
 
 

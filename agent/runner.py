@@ -27,18 +27,18 @@ from agent.citations import CitationChecker, Evidence
 from agent.config import AgentConfig
 from agent.events import Answer, Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart, fold
 from agent.grounding import sentences
-from agent.local_loop import LocalLoop
+from agent.local_loop import Emit, LocalLoop, ToolResult
 from agent.memory import Threads
 from agent.models import ModelSpec, call_settings, uses_tool_calling
 from agent.routing import standalone_query
 from kbagent.errors import KbagentError, UnknownKnowledgeBase
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
-from tools.calculator import make_calculator_tool
+from tools.base import BUILT_IN, ToolParts
 from tools.data_tags import as_data
-from tools.knowledge_search import Passages, make_search_tool
-from tools.scraper import make_scrape_tool
-from tools.web_search import WebResult, WebSearch, make_web_search_tool
+from tools.knowledge_search import Passage, Passages
+from tools.registry import build_tools
+from tools.web_search import WebResult, WebSearch
 
 audit = logging.getLogger("kbagent.audit")
 MAX_GRAPHS = 4  # compiled tool-calling graphs kept, one per combination of tools offered
@@ -115,17 +115,19 @@ class Agent:
         self.threads = threads
         self.search_options = search_options or kb.default_options()
         self.tool_calling = uses_tool_calling(config, spec)
-        self.tools = [
-            make_search_tool(kb, config.k, config.min_similarity, self.search_options, rewrite=TurnContext.standalone),
-            make_calculator_tool(),
-        ]
-        if scraper is not None:
-            self.tools.append(make_scrape_tool(scraper))
-        self.tools += outside_tools
-        self.outside = {t.name for t in outside_tools}
-        self.web_search = web_search
-        self.web_tool = make_web_search_tool(web_search) if web_search is not None else None
-        self.loop = LocalLoop(config, kb, model, self._run_tool, scraper, self.search_options)
+        parts = ToolParts(
+            kb,
+            config.k,
+            config.min_similarity,
+            self.search_options,
+            rewrite=TurnContext.standalone,
+            scraper=scraper,
+            web_search=web_search,
+            outside=outside_tools,
+        )
+        self.tools = build_tools(parts)
+        self.offers_opt_in = any(entry.opt_in for entry in self.tools.values())
+        self.loop = LocalLoop(config, kb, model, self._run_tool, self.tools, self.search_options)
         self._graphs: OrderedDict[bool, Any] = OrderedDict()
         self._graphs_lock = threading.Lock()
         self.graph = self.graph_for(web=False) if self.tool_calling else self._retrieval_first_graph()
@@ -137,7 +139,7 @@ class Agent:
         asked for (and a provider configured). Compiled graphs are kept per combination of tools (a few)."""
         if not self.tool_calling:
             return self.graph
-        web = web and self.web_tool is not None
+        web = web and self.offers_opt_in
         with self._graphs_lock:
             graph = self._graphs.pop(web, None) or self._tool_graph(web)
             self._graphs[web] = graph  # most recently used last
@@ -164,7 +166,7 @@ class Agent:
 
         return create_agent(
             self.model,
-            [*self.tools, self.web_tool] if web and self.web_tool is not None else self.tools,
+            self.tools.langchain_tools(opt_in=web),
             system_prompt=prompts.with_instructions(
                 prompts.TOOL_AGENT + (prompts.WEB_TOOL if web else ""), self.config.instructions
             ),
@@ -183,7 +185,7 @@ class Agent:
             history = [m for m in state["messages"][:-1] if isinstance(m, HumanMessage | AIMessage)]
             context = runtime.context
             loop = context.loop or self.loop
-            text = loop.answer(get_stream_writer(), context.passages, question, history, context.prompt)
+            text = loop.answer(get_stream_writer(), context, question, history, context.prompt)
             return {"messages": [AIMessage(text)]}
 
         graph = StateGraph(MessagesState, context_schema=TurnContext)
@@ -191,32 +193,29 @@ class Agent:
         graph.add_edge(START, "answer")
         return graph.compile(checkpointer=self.threads.checkpointer)
 
-    @staticmethod
-    def _run_tool(
-        emit: Callable[[Any], None],
-        name: str,
-        args: dict[str, Any],
-        call: Callable[[], Any],
-        show: Callable[[Any], str],
-    ) -> Any:
+    def _run_tool(self, emit: Emit, name: str, args: dict[str, Any], call: Callable[[], ToolResult]) -> ToolResult:
+        """One tool call of the retrieval-first path, reported as its start and end events."""
         call_id = f"rf-{uuid.uuid4().hex[:8]}"
-        emit({"tool_start": ToolStart(call_id, name, args)})
+        emit(ToolStart(call_id, name, args, self._step(name)))
         start = time.perf_counter()
         try:
             result = call()
         except UnknownKnowledgeBase:  # deleted while answering: the answer ends here, in one line
             raise
         except Exception as exc:  # a failing tool is reported, and the answer goes on without it
-            emit(
-                {
-                    "tool_end": ToolEnd(
-                        call_id, name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start, ok=False
-                    )
-                }
-            )
-            return [] if name == "search_knowledge_base" else f"{name} failed: {exc}"
-        emit({"tool_end": ToolEnd(call_id, name, show(result), time.perf_counter() - start)})
+            emit(ToolEnd(call_id, name, f"{type(exc).__name__}: {exc}", time.perf_counter() - start, ok=False))
+            return ToolResult(f"{name} failed: {exc}")
+        emit(ToolEnd(call_id, name, result.text, time.perf_counter() - start, passages=result.passages))
         return result
+
+    def _step(self, name: str) -> str:
+        entry = self.tools.get(name)
+        return entry.step if entry else ""
+
+    def _passages(self, name: str, artifact: Any) -> list[Passage] | None:
+        """A tool's passages (its artifact), for a tool that returns them; None for the others."""
+        entry = self.tools.get(name)
+        return list(artifact or []) if entry is not None and entry.passages else None
 
     # ---- streaming -----------------------------------------------------------------------------------
 
@@ -256,7 +255,7 @@ class Agent:
         graph = self.graph_for(web)
         if context.model_settings and not self.tool_calling:
             model = self.model.bind(**context.model_settings)
-            context.loop = LocalLoop(self.config, self.kb, model, self._run_tool, self.scraper, self.search_options)
+            context.loop = LocalLoop(self.config, self.kb, model, self._run_tool, self.tools, self.search_options)
         started: dict[str, tuple[str, float]] = {}
         asked: dict[str, dict[str, Any]] = {}  # a call's arguments by its id, for the audit log
         checker = CitationChecker(partial(_evidence, context))
@@ -330,12 +329,13 @@ class Agent:
     def _took(self, event: ToolEnd, context: TurnContext, args: dict[str, Any]) -> None:
         """What a finished tool call adds to the answer: its output backs claims (a search's passages do so
         themselves), web results become web sources, and an outside tool's call is written to the audit log."""
-        if event.name != "search_knowledge_base":
+        entry = self.tools.get(event.name)
+        if event.passages is None:
             context.tool_results.append(event.output)
-        if event.name == "web_search" and isinstance(event.artifact, list):
+        if isinstance(event.artifact, list):
             seen = {r.url for r in context.web}
             context.web += [r for r in event.artifact if isinstance(r, WebResult) and r.url not in seen]
-        if event.name in self.outside:
+        if entry is not None and entry.origin != BUILT_IN:
             from tools.mcp_client import McpCall  # the MCP client's imports only where outside tools are in use
 
             call = event.artifact if isinstance(event.artifact, McpCall) else None
@@ -360,13 +360,9 @@ class Agent:
             graph.update_state(config, {"messages": [AIMessage(text, id=last.id)]})
 
     def _events(self, mode: str, chunk: Any, started: dict[str, tuple[str, float]]) -> Iterator[Event]:
-        if mode == "custom":
-            if "token" in chunk:
-                yield Token(chunk["token"])
-            elif "phase" in chunk:
-                yield chunk["phase"]
-            else:
-                yield chunk.get("tool_start") or chunk["tool_end"]
+        if mode == "custom":  # the retrieval-first path's own events
+            if isinstance(chunk, Token | Phase | ToolStart | ToolEnd):
+                yield chunk
         elif mode == "messages":
             message, _meta = chunk
             # Only streamed chunks: whole messages repeat text already streamed (or are handled in `stream`).
@@ -381,12 +377,16 @@ class Agent:
                         for call in message.tool_calls:
                             call_id = call["id"] or f"call-{uuid.uuid4().hex[:8]}"
                             started[call_id] = (call["name"], time.perf_counter())
-                            yield ToolStart(call_id, call["name"], call["args"])
+                            yield ToolStart(call_id, call["name"], call["args"], self._step(call["name"]))
                     elif isinstance(message, ToolMessage):
                         name, t0 = started.pop(message.tool_call_id, (message.name or "tool", time.perf_counter()))
                         ok = getattr(message, "status", "success") != "error"
                         seconds, artifact = time.perf_counter() - t0, getattr(message, "artifact", None)
-                        yield ToolEnd(message.tool_call_id, name, message_text(message), seconds, ok, artifact)
+                        passages = self._passages(name, artifact)
+                        yield ToolEnd(
+                            message.tool_call_id, name, message_text(message), seconds, ok, passages,
+                            None if passages is not None else artifact,
+                        )  # fmt: skip
 
     def _last_answer(self, thread_id: str) -> str:
         history = self.history(thread_id)

@@ -33,7 +33,7 @@ environment.prepare()
 from kbagent.components import Components  # noqa: E402
 from kbagent.evaluation_view import run_answer_set  # noqa: E402
 from kbagent.settings import Settings  # noqa: E402
-from tests.small_model import SMALL  # noqa: E402  (the 0.5B GGUF, joined from its PyPI parts)
+from tests.support.small_model import SMALL  # noqa: E402  (the 0.5B GGUF, joined from its PyPI parts)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ingest.loaders import load  # noqa: E402
-from tests.files import WORDS, filler, write_epub, write_pptx, write_xlsx  # noqa: E402
+from tests.support.files import WORDS, filler, write_epub, write_pptx, write_xlsx  # noqa: E402
 
 KINDS = ("pptx", "xlsx", "epub", "eml", "json")
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from langchain_core.documents import Document  # noqa: E402
 
 from ingest.loaders import load  # noqa: E402
-from tests.files import WORDS, filler, write_epub, write_pptx, write_xlsx  # noqa: E402
+from tests.support.files import WORDS, filler, write_epub, write_pptx, write_xlsx  # noqa: E402
 
 MARKITDOWN = """
 import json, statistics, sys, time

@@ -1,6 +1,6 @@
 """OCR engines on scanned pages rendered from known text: character error rate and seconds per page.
 
-Pages are drawn by tests/scans.py (DejaVu fonts, three faces, three sizes; some turned by a degree and speckled
+Pages are drawn by tests/support/scans.py (DejaVu fonts, three faces, three sizes; some turned by a degree and speckled
 like a scan) at 200 dpi, the resolution PDF pages are rendered at for OCR. Each engine reads every page through
 kbagent's own reader (ingest/text/ocr.py: the same grey-scale, size cap and time limit as an ingest), once with
 its default threads and once single-threaded. CER = edit distance / reference length, on text with whitespace
@@ -27,7 +27,7 @@ from record import save  # bench/record.py: every result file with its command
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest.text.ocr import ENGINES, OcrReader, RapidOcr, Tesseract, missing
-from tests.scans import scanned_page
+from tests.support.scans import scanned_page
 
 WORDS = (
     "pump valve invoice warranty delivery meeting report budget contract schedule engineer customer office "

@@ -75,7 +75,7 @@ def main() -> None:
 def start_postgres(stack: ExitStack) -> str:
     import socket
 
-    from tests.pg_server import new_database, postgres_server
+    from tests.support.pg_server import new_database, postgres_server
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

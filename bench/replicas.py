@@ -33,7 +33,7 @@ REPLICA = """
 import sys
 from pathlib import Path
 from kbagent.settings import Settings
-from tests.ui_app import running_app
+from tests.support.ui_app import running_app
 
 data, chroma, database, models, delay = sys.argv[1:6]
 settings = Settings(data_dir=Path(data), collection="replicas", chroma_url=chroma, database_url=database,
@@ -120,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     from postgres_scifact import start_postgres
 
-    from tests.ui_app import write_docs
+    from tests.support.ui_app import write_docs
 
     results: dict[str, object] = {"note": "every process on this machine's CPUs, shared with other jobs"}
     with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:

@@ -1,5 +1,5 @@
 """Robustness: thousands of hostile and broken files of every type kbagent reads, through its real ingest in one
-run (tests/hostile.py makes them: bombs a review reproduced, and Hypothesis mutations of valid files).
+run (tests/support/hostile.py makes them: bombs a review reproduced, and Hypothesis mutations of valid files).
 
     .venv/bin/python bench/robustness.py [--mutants 3000] [--timeout 10] [--memory-mb 2048]
 
@@ -86,7 +86,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from record import save  # bench/record.py: every result file with its command
 
-    from tests.hostile import write_all
+    from tests.support.hostile import write_all
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "hostile"

@@ -45,7 +45,7 @@ def _timed(tool: Any, args: dict[str, Any], calls: int) -> dict[str, float]:
 
 
 def web_search(calls: int) -> dict[str, Any]:
-    from tests.search_stand_in import KEY, search_stand_in
+    from tests.support.search_stand_in import KEY, search_stand_in
     from tools.config import SearchKeys, ToolsConfig
     from tools.web_search import PROVIDERS, make_web_search, make_web_search_tool
 
@@ -61,11 +61,11 @@ def web_search(calls: int) -> dict[str, Any]:
 
 
 def mcp(calls: int) -> dict[str, Any]:
-    from tests.conftest import free_port
+    from tests.support.servers import free_port
     from tools.config import ToolsConfig
     from tools.mcp_client import make_mcp_tools, start_mcp
 
-    script = str(REPO / "tests" / "mcp_outside_server.py")
+    script = str(REPO / "tests" / "support" / "mcp_outside_server.py")
     port = free_port()
     server = subprocess.Popen([sys.executable, script, "http", str(port), "t"], stderr=subprocess.DEVNULL)
     try:

@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from kbagent.settings import Settings
-    from tests.ui_app import running_app, write_docs
+    from tests.support.ui_app import running_app, write_docs
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:

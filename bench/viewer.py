@@ -32,7 +32,7 @@ from record import save  # noqa: E402  (bench/record.py)
 
 from kbagent.components import Components  # noqa: E402
 from kbagent.settings import Settings  # noqa: E402
-from tests.files import filler, write_pdf  # noqa: E402
+from tests.support.files import filler, write_pdf  # noqa: E402
 
 REPEATS = 5
 

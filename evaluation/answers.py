@@ -18,7 +18,7 @@ from typing import Any
 from agent.events import Done, Error, Event, Sources, Token
 from agent.grounding import CITATION_GROUP
 from evaluation.answer_metrics import abstains, contains, grounding, keyword_recall, token_f1
-from evaluation.judge import Judge
+from evaluation.judge import CRITERIA, Judge
 
 Stream = Callable[[str], Iterable[Event]]  # question → the agent's events, in a fresh thread
 Price = Callable[[str, int | None, int | None], float | None]  # (model, prompt, completion tokens) → USD
@@ -219,9 +219,7 @@ def summarize(rows: list[AnswerRow]) -> dict[str, Any]:
         "replaced_answers": _share([r.replaced for r in answered]),
         "abstained_unanswerable": _share([r.abstained for r in unanswerable]),
         "wrongly_abstained": _share([r.abstained for r in answerable]),
-        "judge": {k: _mean([j.get(k) for j in judged]) for k in ("accuracy", "completeness", "relevance")}
-        if judged
-        else None,
+        "judge": {k: _mean([j.get(k) for j in judged]) for k in CRITERIA} if judged else None,
         "first_token_p50_s": _percentile(first_tokens, 0.5),
         "first_token_p95_s": _percentile(first_tokens, 0.95),
         "seconds_p50": _percentile([r.seconds for r in answered], 0.5),

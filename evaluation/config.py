@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from knowledge_base.config import Section
+from kbagent.sections import Section
 
 # USD per million input and output tokens, as the providers list them (late 2026); KBAGENT_PRICES overrides.
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {

@@ -1,5 +1,5 @@
-"""Where an answers-leaderboard figure turns green, amber or red: one table, so the CLI's leaderboard and the app's
-colour the same run the same way."""
+"""Where an evaluation figure turns green, amber or red: one table for the answers leaderboard and one pair of lines
+for retrieval, so the CLI and the app colour the same run the same way."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ THRESHOLDS: dict[str, tuple[float, float, bool]] = {  # name: (green, amber, hig
     "seconds_p50": (10.0, 20.0, False),
 }
 
+# MRR, nDCG and coverage of a retrieval run: green at or above the first line, amber at or above the second.
+RETRIEVAL_LINES = (0.8, 0.5)
+
 # The figures a leaderboard shows, in order (`evaluation.answers.summarize` names them).
 FIGURES = ["questions", "errors", "contains", "keyword_recall", "f1", "cited", "citation_support",
            "unsupported_answers", "abstained_unanswerable", "wrongly_abstained", "first_token_p50_s",
@@ -38,3 +41,9 @@ def grade(name: str, value: Any) -> Grade | None:
     if value >= amber if higher else value <= amber:
         return "fair"
     return "poor"
+
+
+def retrieval_grade(value: float) -> Grade:
+    """Good (green), fair (amber) or poor (red) for a retrieval figure between 0 and 1 (`RETRIEVAL_LINES`)."""
+    green, amber = RETRIEVAL_LINES
+    return "good" if value >= green else "fair" if value >= amber else "poor"

@@ -1,6 +1,6 @@
 """Ask kbagent's agent with a model of your choice and print its citations.
 
-    python examples/ask_agent.py "QUESTION" [MODEL]    (MODEL as `kbagent models` lists it; default: the configured one)
+python examples/ask_agent.py "QUESTION" [MODEL]    (MODEL as `kbagent models` lists it; default: the configured one)
 """
 
 import sys
@@ -13,6 +13,5 @@ model = sys.argv[2] if len(sys.argv) > 2 else None
 with Components(load_settings()) as parts:
     answer = parts.agent(model).ask(question)
 print(answer.answer)
-for source in answer.sources:  # the passages the answer cites as [n]
-    page = f", p. {source['page']}" if source["page"] else ""
-    print(f"[{source['n']}] {source['title']} — {source['source']}{page}")
+for passage in answer.sources:  # the passages the answer cites as [n]
+    print(passage.label)  # "[n] title — source (p. 3)": a page, slide, sheet or chapter

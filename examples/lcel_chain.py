@@ -1,6 +1,6 @@
 """The knowledge base's retriever in your own LCEL chain, with any LangChain chat model.
 
-    python examples/lcel_chain.py "QUESTION" [provider:model]    (default openai:gpt-4o-mini, needs OPENAI_API_KEY)
+python examples/lcel_chain.py "QUESTION" [provider:model]    (default openai:gpt-4o-mini, needs OPENAI_API_KEY)
 """
 
 import sys

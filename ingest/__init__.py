@@ -10,7 +10,8 @@ if TYPE_CHECKING:
     from ingest.chunking import Chunker, ChunkingConfig
     from ingest.config import IngestConfig
     from ingest.loaders import LoadError
-    from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
+    from ingest.pipeline import Ingestor, TextSource
+    from ingest.report import IngestReport, Outcome, Progress
     from knowledge_base import KnowledgeBase
 
 __getattr__ = lazy.exports(
@@ -21,9 +22,9 @@ __getattr__ = lazy.exports(
         "IngestConfig": "ingest.config",
         "LoadError": "ingest.loaders",
         "Ingestor": "ingest.pipeline",
-        "IngestReport": "ingest.pipeline",
-        "Outcome": "ingest.pipeline",
-        "Progress": "ingest.pipeline",
+        "IngestReport": "ingest.report",
+        "Outcome": "ingest.report",
+        "Progress": "ingest.report",
         "TextSource": "ingest.pipeline",
     },
 )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, model_validator
 
 from ingest.text.ocr import OcrMode
-from knowledge_base.config import Section
+from kbagent.sections import Section
 
 if TYPE_CHECKING:
     from ingest.chunking import ChunkingConfig

@@ -9,7 +9,6 @@ Each thread hands its files to a worker process (`ingest.workers`) under a memor
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import logging
 import os
@@ -24,8 +23,10 @@ from typing import Any
 from langchain_core.documents import Document
 
 from ingest.chunking import Chunker
-from ingest.loaders import LoadError, format_of, is_supported, kind_of
+from ingest.discovery import FileToIngest, discover
+from ingest.loaders import LoadError, format_of, kind_of
 from ingest.read import FileRead, ReadSettings
+from ingest.report import IngestReport, Outcome, Progress
 from ingest.text.ocr import OcrReader
 from ingest.workers import InProcess, ReadWorkers
 from knowledge_base import ChunkedSource, KnowledgeBase
@@ -34,61 +35,6 @@ log = logging.getLogger(__name__)
 
 UNREAD_PAGES = "+unread-pages"  # marks the stored hash of a file whose pages OCR skipped or failed
 GROUP_SOURCES = 1024  # and up to write_batch_chunks: longer runs to sort by length, less padding per batch
-
-
-@dataclass
-class Outcome:
-    source: str
-    status: str  # added | updated | moved (message: "from OLD") | unchanged | failed | skipped | removed
-    message: str = ""
-    chunks: int = 0
-    notes: list[str] = field(default_factory=list)
-    """What was left out of a file that was ingested: hidden sheets, what a cap cut, pages OCR did not read."""
-    ocr_pages: int = 0
-    ocr_seconds: float = 0.0
-    retry: bool = False
-    """A failure that may not happen again (a timeout on a busy machine, a worker that died)."""
-
-
-@dataclass
-class IngestReport:
-    outcomes: list[Outcome] = field(default_factory=list)
-    embedded: int = 0
-    reused: int = 0
-    seconds: float = 0.0
-
-    def of(self, status: str) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == status]
-
-    @property
-    def counts(self) -> dict[str, int]:
-        names = ("added", "updated", "moved", "unchanged", "failed", "skipped", "removed")
-        return {name: len(self.of(name)) for name in names}
-
-    @property
-    def ocr_pages(self) -> int:
-        return sum(o.ocr_pages for o in self.outcomes)
-
-    @property
-    def ocr_seconds(self) -> float:
-        return sum(o.ocr_seconds for o in self.outcomes)
-
-    @property
-    def succeeded(self) -> bool:
-        """False only when nothing could be ingested and something failed."""
-        c = self.counts
-        return not (c["failed"] and not (c["added"] or c["updated"] or c["moved"] or c["unchanged"]))
-
-
-class Progress:
-    """What the pipeline tells its caller; the CLI draws a bar, the UI a progress widget."""
-
-    def files_found(self, total: int) -> None: ...
-    def chunks_planned(self, count: int) -> None: ...
-    def chunks_embedded(self, count: int) -> None: ...
-    def file_done(self, outcome: Outcome) -> None: ...
-    def ocr_planned(self, pages: int) -> None: ...
-    def ocr_page_done(self, seconds: float) -> None: ...
 
 
 @dataclass
@@ -104,13 +50,6 @@ class TextSource:
     metadata: dict[str, object] = field(default_factory=dict)
     documents: list[Document] = field(default_factory=list)
     """Already split text (a downloaded PDF's pages, page numbers kept); `text` is still what is hashed."""
-
-
-@dataclass
-class FileToIngest:
-    path: Path
-    doc_type: str
-    root: Path | None = None  # the folder it was found in (or the file's own folder), for showing it relative
 
 
 @dataclass
@@ -462,60 +401,3 @@ def source_hash(fingerprint: str, doc_type: str, raw: bytes, text_format: str) -
     digest.update(f"{fingerprint}{text_format}|{doc_type}|".encode())
     digest.update(raw)
     return digest.hexdigest()
-
-
-def discover(
-    path: Path, globs: list[str], excludes: list[str], doc_type: str | None
-) -> tuple[list[FileToIngest], list[Outcome]]:
-    """Files to ingest under a path, in a stable order, and one outcome per path that can't be walked."""
-    if not path.exists():
-        return [], [Outcome(str(path), "failed", "no such file or directory")]
-    if path.is_file():
-        resolved = path.resolve()
-        if not is_supported(resolved):
-            return [], [Outcome(str(resolved), "failed", f"unsupported file type {path.suffix or '(none)'!r}")]
-        return [FileToIngest(resolved, doc_type or resolved.parent.name, resolved.parent)], []
-    root = path.resolve()
-    return walk(root, root, globs, excludes, doc_type)
-
-
-def walk(
-    folder: Path, root: Path, globs: list[str], excludes: list[str], doc_type: str | None
-) -> tuple[list[FileToIngest], list[Outcome]]:
-    """The files under `folder`, which lies in the ingested folder `root` (a watcher walks a subfolder that
-    changed): doc types and glob paths are relative to `root`."""
-    found: list[FileToIngest] = []
-    skipped: list[Outcome] = []
-    for here, dirs, files in os.walk(folder, followlinks=False, onerror=None):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            entry = file_in_folder(root, Path(here) / name, globs, excludes, doc_type)
-            if isinstance(entry, FileToIngest):
-                found.append(entry)
-            elif entry is not None:
-                skipped.append(entry)
-    return found, skipped
-
-
-def file_in_folder(
-    root: Path, file: Path, globs: list[str], excludes: list[str], doc_type: str | None
-) -> FileToIngest | Outcome | None:
-    """One file found under the folder `root` as a folder ingest takes it: to ingest, skipped (why), or None
-    (hidden, or left out by the globs). The doc type is the first folder under `root`, else `root`'s name."""
-    rel = file.relative_to(root).as_posix()
-    if any(part.startswith(".") for part in Path(rel).parts):
-        return None
-    if globs and not _matches(rel, file.name, globs):
-        return None
-    if excludes and _matches(rel, file.name, excludes):
-        return None
-    if not is_supported(file):
-        return Outcome(str(file), "skipped", f"unsupported file type {file.suffix or '(none)'!r}")
-    if not file.is_file():  # broken symlink, socket, ...
-        return Outcome(str(file), "skipped", "not a regular file")
-    parts = Path(rel).parts
-    return FileToIngest(file, doc_type or (parts[0] if len(parts) > 1 else root.name), root)
-
-
-def _matches(rel: str, name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)

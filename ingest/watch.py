@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.pipeline import FileToIngest, Ingestor, IngestReport, Outcome, Progress, file_in_folder, walk
+from ingest.discovery import FileToIngest, file_in_folder, walk
+from ingest.pipeline import Ingestor
+from ingest.report import IngestReport, Outcome, Progress
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +29,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-F = TypeVar("F", bound=Callable[..., Any])
 KbOption = Annotated[
     str | None, typer.Option("--kb", help="The knowledge base (default: KBAGENT_KB, else the data dir's default).")
 ]
@@ -796,8 +795,8 @@ def mcp_stdio() -> None:
     """Serve the knowledge base over MCP on stdio (tools: search_knowledge_base, ask, list_sources; ingest_url
     with KBAGENT_MCP_WRITES=on). For the app's HTTP endpoint instead, set KBAGENT_MCP=on and run `serve`."""
     from agent.models import available_models
-    from ui.mcp_server import serve_stdio
-    from ui.services import Services
+    from kbagent.frontends.mcp_server import serve_stdio
+    from kbagent.services.operations import Services
 
     with _components() as parts:
         parts.kb  # noqa: B018  (opened now: a store that can't be opened is said before the client waits)

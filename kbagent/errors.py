@@ -17,10 +17,6 @@ class ConfigError(KbagentError, ValueError):
     """A setting names something that can't be used here; the message says what to do instead."""
 
 
-class SourceError(KbagentError):
-    """One source (a file or a page) could not be read: one line in the ingest summary, the rest goes on."""
-
-
 class AnswerError(KbagentError):
     """The agent gave no answer: the model failed, or stopped without one."""
 

@@ -14,8 +14,9 @@ from rich.table import Table
 
 from evaluation import evaluate_questions, load_questions
 from evaluation.beir import count_judged, ingest_corpus, score_queries
+from evaluation.judge import CRITERIA
 from evaluation.questions import report_lines
-from evaluation.thresholds import FIGURES, grade
+from evaluation.thresholds import FIGURES, grade, retrieval_grade
 from kbagent.components import Components
 from kbagent.errors import UserError
 from kbagent.progress import RichProgress
@@ -56,7 +57,7 @@ def run_question_set(
 
 
 def _colour(value: float) -> str:
-    return f"[{'green' if value >= 0.8 else 'yellow' if value >= 0.5 else 'red'}]{value:.3f}[/]"
+    return f"[{RICH_COLOUR[retrieval_grade(value)]}]{value:.3f}[/]"
 
 
 def _print_question_summary(summary: dict[str, Any]) -> None:
@@ -124,7 +125,7 @@ def _print_leaderboard(board: dict[str, Any]) -> None:
     table = Table("figure", *board, title="Answers")
     for name in FIGURES:
         table.add_row(name, *(_shade(name, board[m]["overall"][name]) for m in board))
-    for name in ("accuracy", "completeness", "relevance"):
+    for name in CRITERIA:
         judged = [board[m]["overall"]["judge"] for m in board]
         if any(judged):
             table.add_row(f"judge {name} (1-5)", *(f"{j[name]:.2f}" if j else "–" for j in judged))

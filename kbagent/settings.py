@@ -19,9 +19,9 @@ from agent.config import AgentConfig, ProviderKeys
 from evaluation.config import EvalConfig
 from ingest.config import IngestConfig
 from ingest.web.config import FetchConfig
+from kbagent.services.config import AppConfig
 from knowledge_base.config import EmbeddingConfig, SearchConfig, StoreConfig
 from tools.config import SearchKeys, ToolsConfig
-from ui.config import AppConfig
 from viewer.config import ViewerConfig
 
 PREFIX = "KBAGENT_"

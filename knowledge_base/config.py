@@ -9,16 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
+
+from kbagent.sections import Section
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 Mode = Literal["hybrid", "dense", "keyword"]
-
-
-class Section(BaseModel):
-    """A settings section: built by field name or by its flat alias, never silently extended."""
-
-    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, extra="forbid", frozen=True)
+DEFAULT_MODE: Mode = "hybrid"
 
 
 class StoreConfig(Section):
@@ -123,7 +120,7 @@ class EmbeddingConfig(Section):
 
 class SearchConfig(Section):
     k: int = Field(10, ge=1, le=200, alias="search_k", description="Results a search returns unless told.")
-    mode: Mode = Field("hybrid", alias="search_mode", description="Default retrieval mode.")
+    mode: Mode = Field(DEFAULT_MODE, alias="search_mode", description="Default retrieval mode.")
     mmr: bool = Field(False, alias="search_mmr", description="Diversify results with maximal marginal relevance.")
     min_score: float | None = Field(
         None,

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from kbagent.text import RANKING_STOPWORDS
+
 TOKENIZER = "porter unicode61 remove_diacritics 2"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS chunk_text (
@@ -34,12 +36,6 @@ CREATE TRIGGER IF NOT EXISTS chunk_text_ad AFTER DELETE ON chunk_text BEGIN
 END;
 """
 
-# Words too common to rank by; leaving them out also keeps posting-list scans short on large stores.
-STOPWORDS = frozenset(
-    "a an and are as at be been but by can do does for from had has have how i if in into is it its of on or "
-    "s so such t than that the their them then there these they this to was we were what when where which who "
-    "why will with you your".split()
-)
 TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
@@ -61,7 +57,7 @@ class KeywordRow(NamedTuple):
 
 def query_terms(query: str) -> list[str]:
     words = dict.fromkeys(w.lower() for w in TOKEN.findall(query))
-    return [w for w in words if w not in STOPWORDS] or list(words)
+    return [w for w in words if w not in RANKING_STOPWORDS] or list(words)
 
 
 def match_expression(query: str | Sequence[str]) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import sqlite3
 import time
@@ -50,8 +49,6 @@ UPSERT = (
     f"INSERT INTO sources ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:])
 )
-LOCATION_SUFFIX = re.compile(r" \((?:p\.|slide|sheet|chapter|attachment) [^\n]*\)$")
-"""A label's "(p. 3)", "(slide 2)", "(sheet Budget)", "(chapter 4)" or "(attachment a.pdf, p. 2)" at its end."""
 
 
 def location_of(meta: Mapping[str, Any]) -> str:

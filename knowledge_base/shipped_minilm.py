@@ -1,5 +1,6 @@
 """The shipped all-MiniLM-L6-v2 on engines that need neither sentence-transformers nor transformers at run
-time, and give the same vectors as sentence-transformers (tests/test_embeddings.py bounds the difference).
+time, and give the same vectors as sentence-transformers (tests/knowledge_base/test_embeddings.py bounds the
+difference).
 
 - onnxruntime in float32 serves queries and small jobs: it starts without importing torch (a search in about a
   second), and is the reference the other engines are held to.

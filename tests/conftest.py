@@ -7,11 +7,10 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,51 +30,9 @@ from kbagent.components import open_knowledge_base  # noqa: E402
 from kbagent.settings import Settings  # noqa: E402
 from knowledge_base import KnowledgeBase  # noqa: E402
 from knowledge_base.embeddings import Embedder, build_embedder  # noqa: E402
-from tests import parts  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "samples" / "harborview"
-VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_server(
-    url: str,
-    proc: subprocess.Popen,  # type: ignore[type-arg]
-    log_path: Path,
-    what: str,
-    up: Callable[[int], bool] = lambda status: status == 200,
-) -> None:
-    """Until the server `proc` started answers `url` with a status that is `up` (by default 200: an OpenAI-compatible
-    server's `/models` listing them); fails with its log's end if it exits or is not up within 180 s (loading a
-    GGUF takes a while on two cores)."""
-    import httpx
-
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if up(httpx.get(url, timeout=1).status_code):
-                return
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                pytest.fail(f"{what} exited: {log_path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.5)
-    proc.kill()
-    pytest.fail(f"{what} did not start within 180 s: {log_path.read_text(errors='replace')[-2000:]}")
-
-
-def stop_server(proc: subprocess.Popen, wait_s: float) -> None:  # type: ignore[type-arg]
-    """Stops a server a test started: asked to end, then killed if it has not within `wait_s`."""
-    proc.terminate()
-    try:
-        proc.wait(wait_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+from tests.support import parts  # noqa: E402
+from tests.support.paths import VENV_BIN  # noqa: E402
+from tests.support.servers import free_port, stop_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -120,8 +77,8 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real PostgreSQL server on 127.0.0.1 (tests/pg_server.py); the URL of its `postgres` database."""
-    from tests.pg_server import postgres_server
+    """A real PostgreSQL server on 127.0.0.1 (tests/support/pg_server.py); the URL of its `postgres` database."""
+    from tests.support.pg_server import postgres_server
 
     try:
         server = postgres_server(free_port())
@@ -136,7 +93,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def database_url(postgres: str) -> str:
     """A fresh database on the test server: a knowledge base's records, keyword index, threads and lock."""
-    from tests.pg_server import new_database
+    from tests.support.pg_server import new_database
 
     return new_database(postgres)
 
@@ -181,13 +138,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    from tests import parts
+    from tests.support import parts
 
     parts.check(item)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    from tests import parts
+    from tests.support import parts
 
     line = parts.summary_line()
     if line:

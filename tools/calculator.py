@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kbagent.errors import KbagentError
+from tools.base import AgentTool, ToolParts
 
+CALCULATOR_TOOL = "calculator"
 MAX_EXPONENT = 10_000
 MAX_MAGNITUDE = 1e300
 MAX_INT_DIGITS = 4_000
@@ -223,7 +225,7 @@ def describe(expression: str) -> str:
 def make_calculator_tool() -> Any:
     from langchain_core.tools import tool
 
-    @tool("calculator")
+    @tool(CALCULATOR_TOOL)
     def calculator(expression: str) -> str:
         """Evaluate arithmetic exactly: + - * / ** % //, parentheses, percentages ("17.5% of 2,340"),
         and functions sqrt, log, ln, exp, sin, cos, tan, round, min, max. Use it for any calculation."""
@@ -233,3 +235,9 @@ def make_calculator_tool() -> Any:
             return f"Calculator error: {exc}"
 
     return calculator
+
+
+def agent_tools(parts: ToolParts) -> list[AgentTool]:
+    """The calculator, for both paths (the small local model gets a shorter description)."""
+    local = "Evaluate arithmetic exactly, e.g. 120 - 45 or 3 * 18.50 or 15% of 80."
+    return [AgentTool(make_calculator_tool(), local=True, local_description=local, local_args=("expression",))]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from knowledge_base.config import Section
+from kbagent.sections import Section
 
 
 class ToolsConfig(Section):

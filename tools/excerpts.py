@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from kbagent.text import PASSAGE_SENTENCE_END
 from knowledge_base.keyword_index import TOKEN, query_terms
 
-SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)\s+(?=[A-Z0-9\"'(\[$£€])")  # not after an initial
 REFERS_BACK = re.compile(
     r"^(?:(?:of|among|from|for|in|with|by|to|all|both|each|none|most|some)\s+(?:these|those|them|this|that|which|it)"
     r"|he|she|it|they|this|that|these|those|his|her|its|their|there)\b",
@@ -121,7 +121,7 @@ def table_rows_as_lines(text: str) -> str:
 
 
 def _add_paragraph(units: list[Unit], paragraph: list[str]) -> None:
-    sentences = SENTENCE_END.split(" ".join(paragraph))
+    sentences = PASSAGE_SENTENCE_END.split(" ".join(paragraph))
     units.extend(Unit(s, n == 0) for n, s in enumerate(sentences) if s.strip())
     paragraph.clear()
 

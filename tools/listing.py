@@ -1,16 +1,19 @@
-"""Every tool the agent may be offered and where it comes from, for `kbagent tools`: the built-in ones, web search
-when a provider is configured, and the outside MCP servers' tools that their allow-lists let through."""
+"""Every tool the agent may be offered and where it comes from, for `kbagent tools`: the registry's tools, web
+search when a provider is configured, and the outside MCP servers' tools that their allow-lists let through."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from tools.calculator import make_calculator_tool
-from tools.knowledge_search import make_search_tool
-from tools.scraper import make_scrape_tool
+from langchain_core.tools import BaseTool
 
-BUILT_IN = "built-in"
+from tools.base import ToolParts
+from tools.registry import build_tools
+
+if TYPE_CHECKING:
+    from tools.web_search import WebSearch
 
 
 @dataclass(frozen=True)
@@ -26,22 +29,11 @@ class ToolInfo:
         return asdict(self)
 
 
-def _info(tool: Any, origin: str, local_loop: bool) -> ToolInfo:
-    return ToolInfo(tool.name, origin, " ".join(str(tool.description).split()), local_loop)
-
-
-def built_in_tools() -> list[ToolInfo]:
-    """kbagent's own tools, described by the tools themselves (built only to be read: nothing is searched)."""
-    tools = [make_search_tool(cast(Any, None)), make_calculator_tool(), make_scrape_tool(lambda url: "")]
-    return [_info(tool, BUILT_IN, local_loop=True) for tool in tools]
-
-
-def list_tools(web_search: Any | None, mcp_tools: list[Any]) -> list[ToolInfo]:
-    """The built-in tools, then `web_search` (a `WebSearch`, or None when off), then the outside tools."""
-    listed = built_in_tools()
-    if web_search is not None:
-        from tools.web_search import make_web_search_tool
-
-        listed.append(_info(make_web_search_tool(web_search), f"web search: {web_search.origin}", local_loop=True))
-    listed += [_info(tool, tool.metadata["origin"], local_loop=False) for tool in mcp_tools]
-    return listed
+def list_tools(web_search: WebSearch | None, mcp_tools: Sequence[BaseTool]) -> list[ToolInfo]:
+    """The registry's tools, described by the tools themselves (built only to be read: nothing is searched or
+    fetched): the built-in ones, then `web_search` (None when off), then the outside tools."""
+    parts = ToolParts(scraper=lambda url: "", web_search=web_search, outside=mcp_tools)
+    return [
+        ToolInfo(entry.name, entry.origin, " ".join(str(entry.tool.description).split()), entry.local)
+        for entry in build_tools(parts).values()
+    ]

@@ -11,9 +11,9 @@ from dataclasses import asdict
 import gradio as gr
 
 from kbagent.errors import KbagentError
-from ui.answering import client_of
+from kbagent.services.answering import client_of
+from kbagent.services.operations import Services, SessionChoices
 from ui.chat_tab import CHAT_CONCURRENCY, MAX_QUESTION_CHARS
-from ui.services import Services, SessionChoices
 from ui.settings_tab import mode_or_default, session_choices
 
 

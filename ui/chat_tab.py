@@ -14,9 +14,9 @@ import gradio as gr
 
 from agent.events import Done, Sources
 from agent.models import ModelChoice
-from ui import formatting
-from ui.answering import Busy, Feed, client_of
-from ui.services import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services, SessionChoices
+from kbagent.services.answering import Busy, Feed, client_of
+from kbagent.services.operations import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services, SessionChoices
+from ui import chat_format
 from ui.settings_tab import SettingsTab, session_choices
 
 SOURCES_PLACEHOLDER = "_The passages cited in an answer appear here._"
@@ -82,7 +82,7 @@ class ChatHandlers:
 
     def _shown(self, feed: Feed, history: list[Any], text: str, thread_id: str) -> Iterator[tuple[Any, ...]]:
         """The answer's events as page updates: one update for whatever arrived since the last."""
-        view = formatting.AnswerView(history, text, self.svc.display_names())
+        view = chat_format.AnswerView(history, text, self.svc.display_names())
         view.notice = "Thinking…"
         yield view.messages(), f"_{view.step}_", thread_id
         panel: Any = gr.skip()
@@ -91,7 +91,7 @@ class ChatHandlers:
                 view.apply(event)
                 panel = f"_{view.step}_" if not view.done else panel
                 if isinstance(event, Sources):
-                    panel = formatting.sources_markdown(event.cited, event.retrieved, view.names, event.web)
+                    panel = chat_format.sources_markdown(event.cited, event.retrieved, view.names, event.web)
                 if isinstance(event, Done):
                     thread_id = event.thread_id
                     self.svc.turns.save(thread_id, event.answer, view.turn())
@@ -160,8 +160,8 @@ class ChatHandlers:
         last = answers[-1] if answers else None
         panel = SOURCES_PLACEHOLDER
         if last is not None:
-            panel = formatting.sources_markdown(last.cited, last.retrieved, names, last.web)
-        return formatting.history_messages(turns, shown, names), panel, thread_id
+            panel = chat_format.sources_markdown(last.cited, last.retrieved, names, last.web)
+        return chat_format.history_messages(turns, shown, names), panel, thread_id
 
     def remove_thread(self, thread_id: str) -> tuple[Any, ...]:
         """Forget the open conversation and start an empty one."""
@@ -282,7 +282,7 @@ def wire(tab: ChatTab, handlers: ChatHandlers, thread_state: gr.State, session: 
 
 def thread_choices(svc: Services) -> list[tuple[str, str]]:
     """The 50 most recent threads as (label, id) dropdown choices."""
-    return [(formatting.thread_label(t), t.thread_id) for t in svc.threads.list(50, kb=svc.kb.id)]
+    return [(chat_format.thread_label(t), t.thread_id) for t in svc.threads.list(50, kb=svc.kb.id)]
 
 
 def model_values(defaults: SessionChoices, models: list[ModelChoice]) -> list[str]:

@@ -15,9 +15,9 @@ import gradio as gr
 
 from evaluation.answers import AnswerRow
 from kbagent.errors import UserError
-from ui import formatting
+from kbagent.services.operations import Services, SessionChoices
+from ui import evaluation_format
 from ui.chat_tab import model_values
-from ui.services import Services, SessionChoices
 from ui.settings_tab import SettingsTab, mode_or_default, session_choices
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class EvaluationHandlers:
         except ValueError as exc:  # not a question set
             gr.Warning(str(exc).replace(str(path), path.name))
             return gr.skip(), gr.skip()
-        return formatting.eval_summary_html(result.summary()), formatting.eval_rows(
+        return evaluation_format.eval_summary_html(result.summary()), evaluation_format.eval_rows(
             result.results, self.svc.display_names()
         )
 
@@ -116,7 +116,7 @@ class EvaluationHandlers:
         except (UserError, ValueError, KeyError, OSError) as exc:  # a refused model, not a question set
             gr.Warning(str(exc).replace(str(path), path.name))
             return gr.skip(), gr.skip()
-        return formatting.answers_leaderboard_html(run.leaderboard()), formatting.answer_details_html(
+        return evaluation_format.answers_leaderboard_html(run.leaderboard()), evaluation_format.answer_details_html(
             run.rows, run.cited
         )
 
@@ -204,8 +204,8 @@ def build(handlers: EvaluationHandlers) -> EvaluationTab:
             run_eval = gr.Button("Run evaluation", variant="primary", elem_id="run-eval")
             eval_summary = gr.HTML(elem_id="eval-summary")
             eval_table = gr.Dataframe(
-                headers=formatting.EVAL_HEADERS,
-                column_widths=formatting.EVAL_WIDTHS,  # type: ignore[arg-type]
+                headers=evaluation_format.EVAL_HEADERS,
+                column_widths=evaluation_format.EVAL_WIDTHS,  # type: ignore[arg-type]
                 interactive=False,
                 wrap=True,
                 max_height=600,

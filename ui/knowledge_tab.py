@@ -14,8 +14,8 @@ from typing import Any
 import gradio as gr
 
 from kbagent.errors import UserError
-from ui import formatting
-from ui.services import ReportingProgress, Services, SessionChoices
+from kbagent.services.operations import ReportingProgress, Services, SessionChoices
+from ui import knowledge_format
 from ui.settings_tab import SettingsTab, mode_or_default
 
 
@@ -33,9 +33,9 @@ class KnowledgeHandlers:
         names = [r.source for r in records]
         kept = [s for s in keep or [] if s in names]
         return (
-            formatting.source_rows(records),
+            knowledge_format.source_rows(records),
             gr.update(choices=[(r.display, r.source) for r in records], value=kept),
-            formatting.totals_markdown(self.svc.stats()),
+            knowledge_format.totals_markdown(self.svc.stats()),
         )
 
     def refresh(self, chosen: list[str] | None) -> tuple[Any, ...]:
@@ -52,9 +52,9 @@ class KnowledgeHandlers:
         report, renamed = self.svc.ingest_uploads(
             ((p, Path(p).name) for p in paths), progress=ReportingProgress(lambda f, t: progress(f, desc=t))
         )
-        message = formatting.report_markdown(
+        message = knowledge_format.report_markdown(
             report, "Upload", self.svc.display_names()
-        ) + formatting.same_bytes_markdown(renamed)
+        ) + knowledge_format.same_bytes_markdown(renamed)
         return (message, None, *self.view())
 
     def ingest_url_ui(
@@ -75,7 +75,7 @@ class KnowledgeHandlers:
         except Exception as exc:  # a bad KBAGENT_ALLOW_HOSTS entry and the like
             gr.Warning(f"Could not ingest {link}: {exc}")
             return (gr.skip(), gr.skip(), *self.view())
-        return (formatting.report_markdown(report, "Web", self.svc.display_names()), "", *self.view())
+        return (knowledge_format.report_markdown(report, "Web", self.svc.display_names()), "", *self.view())
 
     def delete_selected(self, chosen: list[str] | None) -> tuple[Any, ...]:
         """Delete the selected sources (and their uploaded copies); nothing selected gets a warning."""
@@ -91,12 +91,12 @@ class KnowledgeHandlers:
             gr.Warning("Select one or more sources first.")
             return (gr.skip(), *self.view())
         report = self.svc.reingest(list(chosen), progress=ReportingProgress(lambda f, t: progress(f, desc=t)))
-        return (formatting.report_markdown(report, "Re-ingest", self.svc.display_names()), *self.view(chosen))
+        return (knowledge_format.report_markdown(report, "Re-ingest", self.svc.display_names()), *self.view(chosen))
 
     def select_row(self, chosen: list[str] | None, evt: gr.SelectData) -> Any:
         """A click on a table row adds its source to the selection."""
         row = evt.row_value or []
-        source = formatting.source_of_cell(row[0]) if row else ""
+        source = knowledge_format.source_of_cell(row[0]) if row else ""
         current = list(chosen or [])
         if source and source not in current:
             current.append(source)
@@ -105,7 +105,7 @@ class KnowledgeHandlers:
     def watch_view(self) -> str:
         """The watched folders with each one's last sync and errors (on page load and every few seconds)."""
         watched = self.svc.watched
-        return formatting.watched_markdown(watched.status(), watched.roots)
+        return knowledge_format.watched_markdown(watched.status(), watched.roots)
 
     def watch_add(self, typed: str) -> tuple[Any, str]:
         """Watch a folder on the server, only under KBAGENT_WATCH_ROOTS; a refusal is a warning, the path kept."""
@@ -132,7 +132,7 @@ class KnowledgeHandlers:
             return ""
         mode_value = mode_or_default(mode_value, self.defaults)
         docs = self.svc.search(query, int(k_value or self.defaults.k), mode_value)
-        return formatting.search_markdown(docs, self.svc.display_names())
+        return knowledge_format.search_markdown(docs, self.svc.display_names())
 
 
 @dataclass
@@ -166,7 +166,7 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
     """Lay out the tab (inside `gr.Tabs`): totals, the two ways in, the sources table and its actions, a search."""
     svc = handlers.svc
     with gr.Tab("Knowledge base", id="kb") as tab:
-        totals = gr.Markdown(formatting.totals_markdown(svc.stats()), elem_id="totals")
+        totals = gr.Markdown(knowledge_format.totals_markdown(svc.stats()), elem_id="totals")
         with gr.Row():
             with gr.Column():
                 files = gr.File(label="Upload files", file_count="multiple", elem_id="upload")
@@ -179,10 +179,10 @@ def build(handlers: KnowledgeHandlers) -> KnowledgeTab:
                 add_url = gr.Button("Add URL", elem_id="add-url")
         ingest_result = gr.Markdown(elem_id="ingest-result")
         sources_table = gr.Dataframe(
-            value=formatting.source_rows(svc.sources()),
-            headers=formatting.SOURCE_HEADERS,
-            datatype=formatting.SOURCE_TYPES,  # type: ignore[arg-type]
-            column_widths=formatting.SOURCE_WIDTHS,  # type: ignore[arg-type]
+            value=knowledge_format.source_rows(svc.sources()),
+            headers=knowledge_format.SOURCE_HEADERS,
+            datatype=knowledge_format.SOURCE_TYPES,  # type: ignore[arg-type]
+            column_widths=knowledge_format.SOURCE_WIDTHS,  # type: ignore[arg-type]
             interactive=False,
             wrap=True,
             max_height=420,

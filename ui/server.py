@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import json
 import math
 import secrets
@@ -17,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from kbagent.services.access import allowed_hosts, host_name, is_loopback, parse_auth
+
 if TYPE_CHECKING:
     from kbagent.settings import Settings
 
 
-LOOPBACK_NAMES = {"localhost", "localhost."}
 # What a page of the app may load: everything from the app itself, images only from it (or inline), nothing from
 # anywhere else, so a model's answer that slips a remote image or script past the renderer still loads nothing.
 # Gradio's pages need inline scripts and styles and `eval` (its front end compiles some of its code).
@@ -63,43 +63,6 @@ CSS = """
 def theme() -> Any:
     """Local fonts only, so a page never asks a font CDN for anything."""
     return gr.themes.Soft(primary_hue="teal", secondary_hue="slate", font=FONTS, font_mono=MONO)
-
-
-def parse_auth(value: Any) -> tuple[str, str] | None:
-    """`KBAGENT_AUTH=user:password` → (user, password); empty → no login."""
-    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else (value or "")
-    if not raw:
-        return None
-    user, sep, password = raw.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("KBAGENT_AUTH must be user:password")
-    return user, password
-
-
-def is_loopback(host: str) -> bool:
-    """Whether only this machine can reach `host`: listening anywhere else without a login earns a warning."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def host_name(header: str) -> str:
-    """The name in a Host header, without its port: `[::1]:7860` → `::1`, `Example.lan.:80` → `example.lan`."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rpartition(":")[0].rstrip(".") if ":" in header else header.rstrip(".")
-
-
-def allowed_hosts(settings: Settings) -> frozenset[str]:
-    """The names this app answers to without a login: loopback's, the address it listens on (unless that is
-    every address) and KBAGENT_ALLOWED_HOSTS."""
-    bound = settings.app.host.strip().strip("[]").lower().rstrip(".")
-    listens = {bound} if bound not in ("0.0.0.0", "::", "") else set()
-    return frozenset({"localhost", "127.0.0.1", "::1", *listens, *settings.app.allowed_host_names})
 
 
 class Guard:

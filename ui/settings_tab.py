@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import gradio as gr
 
+from agent.models import ModelChoice
+from kbagent.services.operations import SessionChoices
 from knowledge_base.config import Mode
 from knowledge_base.retrieval import MODES
-from ui import formatting
-from ui.services import SessionChoices
+from ui.markup import md_escape
 
 
 @dataclass
@@ -24,7 +24,7 @@ class SettingsTab:
     temperature: gr.Slider
 
 
-def build(defaults: SessionChoices, models: Sequence[Any] = ()) -> SettingsTab:
+def build(defaults: SessionChoices, models: Sequence[ModelChoice] = ()) -> SettingsTab:
     """Lay out the tab (inside `gr.Tabs`), starting from the configured defaults; then which models run here."""
     with gr.Tab("Settings", id="settings"):
         gr.Markdown("These apply to this browser session only.")
@@ -40,8 +40,17 @@ def build(defaults: SessionChoices, models: Sequence[Any] = ()) -> SettingsTab:
         mode = gr.Radio(list(MODES), value=defaults.mode, label="Retrieval mode", elem_id="mode")
         temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature", elem_id="temperature")
         gr.Markdown("### Models on this machine")
-        gr.Markdown(formatting.models_markdown(models), elem_id="models-list")
+        gr.Markdown(models_markdown(models), elem_id="models-list")
     return SettingsTab(k, mode, temperature)
+
+
+def models_markdown(models: Sequence[ModelChoice]) -> str:
+    """Which models run here, one line each: the name, yes or no, and why."""
+    lines = []
+    for m in models:
+        verdict = "runs here" if m.usable else "does not run here"
+        lines.append(f"- {'✔' if m.usable else '✘'} `{md_escape(m.spec)}` {verdict}: {md_escape(m.reason)}")
+    return "\n".join(lines) or "_No models._"
 
 
 def mode_or_default(mode: str | None, defaults: SessionChoices) -> Mode:

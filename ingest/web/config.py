@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from knowledge_base.config import Section
+from kbagent.sections import Section
 
 DEFAULT_USER_AGENT = "kbagent/0.1 (+offline knowledge-base ingester)"
 

@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 import httpx
 
 from ingest.loaders import LoadError, load
-from ingest.pipeline import Ingestor, IngestReport, Outcome, Progress, TextSource
+from ingest.pipeline import Ingestor, TextSource
+from ingest.report import IngestReport, Outcome, Progress
 from ingest.web.errors import FetchError
 from ingest.web.fetcher import Page, WebFetcher
 
