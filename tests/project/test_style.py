@@ -1,4 +1,4 @@
-"""The code stays `ruff` clean, typed (`mypy`), and the packages keep their one-way dependencies (`lint-imports`,
+"""The code stays `ruff` clean and `ruff format`ted, typed (`mypy`), and the packages keep their one-way dependencies (`lint-imports`,
 with the contracts in pyproject.toml)."""
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ def _tool(name: str) -> str:
 
 def test_ruff_clean() -> None:
     result = subprocess.run([_tool("ruff"), "check", str(REPO)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_ruff_format_clean() -> None:
+    result = subprocess.run([_tool("ruff"), "format", "--check", str(REPO)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:]
 
 
