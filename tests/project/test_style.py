@@ -40,3 +40,10 @@ def test_types_check() -> None:
         [_tool("mypy"), "--cache-dir", str(REPO / ".mypy_cache")], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-5000:]
+
+
+def test_bench_scripts_do_not_shadow_packages() -> None:
+    """`python bench/x.py` puts bench/ first on the path: a script named like a package hides that package."""
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    scripts = {p.stem for p in (REPO / "bench").glob("*.py")}
+    assert not packages & scripts, f"bench scripts named like packages: {sorted(packages & scripts)}"

@@ -11,7 +11,7 @@ digits only: whitespace, hyphenation, ligatures, case) and fuzzy (difflib blocks
 
 On a shared CPU the times are high; on an idle machine rerun:
 
-    .venv/bin/python bench/viewer.py
+    .venv/bin/python bench/viewer_speed.py
 
 Writes bench/results/viewer.json.
 """
