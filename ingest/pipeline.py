@@ -26,7 +26,7 @@ from ingest.chunking import Chunker
 from ingest.discovery import FileToIngest, discover
 from ingest.loaders import LoadError, format_of, kind_of
 from ingest.read import FileRead, ReadSettings
-from ingest.report import IngestReport, Outcome, Progress
+from ingest.report import IngestReport, Outcome, Progress, Status
 from ingest.text.ocr import OcrReader
 from ingest.workers import InProcess, ReadWorkers
 from knowledge_base import ChunkedSource, KnowledgeBase
@@ -243,7 +243,7 @@ class Ingestor:
         for prepared in pending:
             if (item := prepared.item) is None:
                 continue
-            status = "updated" if item.source in known else "moved" if item.source in donors else "added"
+            status: Status = "updated" if item.source in known else "moved" if item.source in donors else "added"
             message = f"from {donors[item.source]}" if status == "moved" else ""
             outcome = Outcome(item.source, status, message, chunks=len(item.chunks))
             if (read := prepared.read) is not None:

@@ -4,12 +4,16 @@ line, `summary`), and the `Progress` a caller is told as it goes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+Status = Literal["added", "updated", "moved", "unchanged", "failed", "skipped", "removed"]
+"""What became of one source; a moved one's message says "from OLD"."""
 
 
 @dataclass
 class Outcome:
     source: str
-    status: str  # added | updated | moved (message: "from OLD") | unchanged | failed | skipped | removed
+    status: Status
     message: str = ""
     chunks: int = 0
     notes: list[str] = field(default_factory=list)
@@ -27,13 +31,23 @@ class IngestReport:
     reused: int = 0
     seconds: float = 0.0
 
-    def of(self, status: str) -> list[Outcome]:
+    def of(self, status: Status) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
 
     @property
-    def counts(self) -> dict[str, int]:
-        names = ("added", "updated", "moved", "unchanged", "failed", "skipped", "removed")
-        return {name: len(self.of(name)) for name in names}
+    def counts(self) -> dict[Status, int]:
+        return {name: len(self.of(name)) for name in get_args(Status)}
+
+    def summary(self) -> str:
+        """The one counts line every front door prints: what became of the sources, then what it cost."""
+        c = self.counts
+        rate = self.embedded / self.seconds if self.seconds else 0.0
+        ocr = f"; {self.ocr_pages} pages OCR'd in {self.ocr_seconds:.1f}s" if self.ocr_pages else ""
+        return (
+            f"{c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, {c['failed']} failed, "
+            f"{c['skipped']} skipped, {c['removed']} removed, {c['moved']} moved; {self.embedded} chunks embedded "
+            f"({self.reused} reused) in {self.seconds:.1f}s ({rate:.1f} chunks/s){ocr}"
+        )
 
     @property
     def ocr_pages(self) -> int:

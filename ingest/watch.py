@@ -59,11 +59,7 @@ class SyncResult:
         """What changed, what failed, what it cost."""
         if self.report is None:
             return f"sync failed: {self.error}"
-        c = self.report.counts
-        return (
-            f"{c['added']} added, {c['updated']} changed, {c['removed']} removed, {c['moved']} moved, "
-            f"{c['failed']} failed; {self.report.embedded} chunks embedded in {self.report.seconds:.1f}s"
-        )
+        return self.report.summary()
 
 
 class FolderWatcher:

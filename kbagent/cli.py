@@ -120,15 +120,7 @@ def ingest(
         for outcome in report.outcomes:
             for note in outcome.notes:  # pages not read in a file that was ingested
                 out.print(f"[yellow]note[/]    {_safe(_given(outcome.source, files))}: {_safe(note)}")
-        rate = report.embedded / report.seconds if report.seconds else 0.0
-        moved = f", {counts['moved']} moved" if counts["moved"] else ""  # --sync: a file renamed keeps its vectors
-        ocr = f"; {report.ocr_pages} pages OCR'd in {report.ocr_seconds:.1f}s" if report.ocr_pages else ""
-        out.print(
-            f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
-            f"{counts['failed']} failed, {counts['skipped']} skipped, {counts['removed']} removed{moved}; "
-            f"{report.embedded} chunks embedded ({report.reused} reused) in {report.seconds:.1f}s "
-            f"({rate:.1f} chunks/s){ocr}"
-        )
+        out.print(_safe(report.summary()))
     if not report.succeeded or (strict and counts["failed"]):
         raise typer.Exit(1)
 

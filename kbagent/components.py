@@ -441,20 +441,27 @@ class Components:
         kb: KnowledgeBase | str | None = None,
         sitemaps: Sequence[str] = (),
         progress: Progress | None = None,
-        **options: Any,
+        doc_type: str | None = None,
+        globs: list[str] | None = None,
+        excludes: list[str] | None = None,
+        sync: bool = False,
+        crawl: int = 0,
+        max_pages: int = 50,
+        render: bool | None = None,
     ) -> IngestReport:
         """Files and folders through the pipeline, pages through the guarded fetcher, into `kb` (None: the default),
-        one report: what `kbagent ingest` and the app's Knowledge base tab both run. `options`: `doc_type`, and for
-        files `globs`, `excludes`, `sync`; for pages `crawl`, `max_pages`, `render`."""
+        one report: what `kbagent ingest` and the app's Knowledge base tab both run. `globs`, `excludes` and `sync`
+        apply to files; `crawl`, `max_pages` and `render` to pages."""
         from ingest.web import combine, ingest_web
 
-        file_options = {k: options[k] for k in ("globs", "excludes", "sync") if k in options}
-        web_options = {k: options[k] for k in ("crawl", "max_pages", "render") if k in options}
-        doc_type = options.get("doc_type")
         ingestor = self.ingestor(kb)
         reports = []
         if paths:
-            reports.append(ingestor.run(list(paths), doc_type=doc_type, progress=progress, **file_options))
+            reports.append(
+                ingestor.run(
+                    list(paths), doc_type=doc_type, progress=progress, globs=globs, excludes=excludes, sync=sync
+                )
+            )
         if urls or sitemaps:
             reports.append(
                 ingest_web(
@@ -464,7 +471,9 @@ class Components:
                     sitemaps=list(sitemaps),
                     doc_type=doc_type,
                     progress=progress,
-                    **web_options,
+                    crawl=crawl,
+                    max_pages=max_pages,
+                    render=render,
                 )
             )
         return combine(*reports)

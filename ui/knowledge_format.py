@@ -24,14 +24,7 @@ SOURCE_WIDTHS = ["34%", "26%", "8%", "10%", "7%", "15%"]
 
 def report_markdown(report: IngestReport, title: str = "Ingest", names: Mapping[str, str] | None = None) -> str:
     """An ingest report: counts, then one line per source (with what a loader left out, if anything)."""
-    c = report.counts
-    moved = f", {c['moved']} moved" if c.get("moved") else ""
-    lines = [
-        f"**{title}:** {c['added']} added, {c['updated']} updated, {c['unchanged']} unchanged, {c['failed']} failed, "
-        f"{c['skipped']} skipped, {c['removed']} removed{moved}; {report.embedded} chunks embedded in "
-        f"{report.seconds:.1f} s"
-        + (f"; {report.ocr_pages} pages OCR'd in {report.ocr_seconds:.1f} s" if report.ocr_pages else "")
-    ]
+    lines = [f"**{title}:** {report.summary()}"]
     for o in report.outcomes:
         if o.status in ("failed", "skipped"):
             icon = "✘" if o.status == "failed" else "⚠"

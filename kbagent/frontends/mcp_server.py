@@ -101,8 +101,7 @@ def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
             failed = [o for o in report.outcomes if o.status == "failed"]
             if failed:
                 raise ToolError(f"could not ingest {url}: {failed[0].message}")
-            counts = ", ".join(f"{n} {what}" for what, n in report.counts.items() if n)
-            return f"ingested {url}: {counts or 'nothing new'}; {report.embedded} chunks embedded"
+            return f"ingested {url}: {report.summary()}"
 
     return server
 

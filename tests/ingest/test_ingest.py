@@ -194,3 +194,24 @@ def test_searches_answer_during_an_ingest_in_the_same_process(tmp_path: Path, em
     worker.join()
     assert answered >= 3
     assert len(embedded_kb.sources()) == 40
+
+
+def test_a_misspelt_ingest_option_is_an_error_not_dropped(tmp_path: Path) -> None:
+    from kbagent.components import Components
+    from kbagent.settings import Settings
+
+    (tmp_path / "a.md").write_text("# A\n\nText.\n")
+    with Components(Settings(data_dir=tmp_path / "data")) as parts, pytest.raises(TypeError, match="globz"):
+        parts.ingest([tmp_path / "a.md"], globz=["*.md"])  # type: ignore[call-arg]
+
+
+def test_the_counts_line_names_every_outcome_once() -> None:
+    from ingest.report import IngestReport, Outcome, Status
+
+    statuses: list[Status] = ["added", "added", "updated", "moved", "unchanged", "failed", "skipped", "removed"]
+    report = IngestReport([Outcome(f"s{i}", s) for i, s in enumerate(statuses)], embedded=6, reused=2, seconds=2.0)
+    line = report.summary()
+    words = "added updated unchanged failed skipped removed moved".split()
+    assert [w for w in line.replace(",", " ").replace(";", " ").split() if w in words] == words
+    assert line.startswith("2 added, 1 updated, 1 unchanged, 1 failed, 1 skipped, 1 removed, 1 moved; ")
+    assert "6 chunks embedded (2 reused) in 2.0s (3.0 chunks/s)" in line

@@ -274,7 +274,7 @@ def test_kbagent_watch_prints_a_line_per_batch_and_stops_on_ctrl_c(tmp_path: Pat
         assert "1 added" in expect("(full sync)")
         _note(folder / "two.md", "Two", "The second note.")
         line = expect("(changes)")
-        assert "1 added, 0 changed, 0 removed, 0 moved, 0 failed" in line
+        assert "1 added, 0 updated, 0 unchanged, 0 failed" in line and "0 removed, 0 moved" in line
         (folder / "two.md").rename(folder / "three.md")
         assert "1 moved" in expect("(changes)")
         os.kill(proc.pid, signal.SIGINT)

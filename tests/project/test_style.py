@@ -1,5 +1,5 @@
-"""The code stays `ruff` clean and `ruff format`ted, typed (`mypy`), and the packages keep their one-way dependencies (`lint-imports`,
-with the contracts in pyproject.toml)."""
+"""The code stays `ruff` clean and `ruff format`ted, typed (`mypy`), and the packages keep their one-way
+dependencies (`lint-imports`, with the contracts in pyproject.toml)."""
 
 from __future__ import annotations
 
