@@ -74,7 +74,7 @@ def test_the_agent_searches_the_web_and_its_sources_carry_the_url(
     sources = next(e for e in events if isinstance(e, Sources))
     assert [r.url for r in sources.web] == [HOURS_URL, RULES_URL]  # the javascript: result is no source
     answer = fold(events)
-    assert answer.web[0]["url"] == HOURS_URL and answer.web[0]["title"] == "Harbor Co-op opening hours"
+    assert answer.web[0].url == HOURS_URL and answer.web[0].title == "Harbor Co-op opening hours"
     assert "10:00" in answer.answer and not answer.retracted  # the result's snippet backs the answer
 
 
@@ -133,7 +133,7 @@ def audited() -> Iterator[list[str]]:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpHub]:
     marker = f"kbagent-test-{uuid.uuid4().hex}"
-    script = str(REPO / "tests" / "mcp_outside_server.py")
+    script = str(REPO / "tests" / "support" / "mcp_outside_server.py")
     path = tmp_path_factory.mktemp("mcp") / "servers.json"
     server = {"command": sys.executable, "args": [script, "stdio", marker], "allowTools": ["lookup"]}
     path.write_text(json.dumps({"mcpServers": {"outside": server}}), encoding="utf-8")
@@ -214,4 +214,4 @@ def test_the_app_offers_web_search_only_when_its_switch_is_on(
         assert "web_search" not in model.bound_tools and off.web == [] and stand_in.seen == []
         choices = replace(svc.default_choices(), web=True)
         on = fold(svc.stream("When is the Harbor Co-op open?", None, choices, caller="127.0.0.1"))
-        assert "web_search" in model.bound_tools and on.web[0]["url"] == HOURS_URL and len(stand_in.seen) == 1
+        assert "web_search" in model.bound_tools and on.web[0].url == HOURS_URL and len(stand_in.seen) == 1

@@ -275,7 +275,7 @@ def test_kbagent_tools_lists_every_tool_and_where_it_comes_from(tmp_path: Path) 
     }  # fmt: skip
     assert listed["web_search"]["origin"] == "web search: SearXNG (http://127.0.0.1:8888)"
     assert listed["outside__lookup"]["origin"].startswith("MCP server 'outside' (stdio: ")
-    assert listed["outside__lookup"]["local_loop"] is False and listed["web_search"]["local_loop"] is True
+    assert listed["outside__lookup"]["local_loop"] is False and listed["web_search"]["local_loop"] is False
     assert "outside__wipe_notes" not in listed
     assert "MCP server 'broken' left out" in run.stderr and "wipe_notes is marked destructive" in run.stderr
     assert processes_with(marker) == []
