@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 BUILT_IN = "built-in"
 
+Rewrite = Callable[[Any, str], str]
+"""`rewrite(context, query)`: a follow-up's query made stand-alone from the conversation. The context is the
+agent's per-answer `TurnContext`, a type tools/ may not import (it depends on tools/), so it goes unchecked."""
+
 
 @dataclass(frozen=True)
 class ToolParts:
@@ -32,7 +36,7 @@ class ToolParts:
     k: int = 5
     min_similarity: float | None = None
     search_options: SearchOptions | None = None
-    rewrite: Callable[[Any, str], str] | None = None
+    rewrite: Rewrite | None = None
     """`rewrite(context, query)`: a follow-up's query made stand-alone from the conversation (the turn's context)."""
     scraper: Callable[[str], str] | None = None
     web_search: WebSearch | None = None
@@ -65,7 +69,7 @@ class AgentTool:
     def name(self) -> str:
         return self.tool.name
 
-    def local_spec(self) -> dict[str, Any]:
+    def local_spec(self) -> dict[str, object]:
         """The tool as the small model reads it, in the OpenAI function format its chat template expects."""
         spec = convert_to_openai_tool(self.tool)
         function = spec["function"]

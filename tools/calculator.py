@@ -11,7 +11,9 @@ import math
 import operator
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TypeAlias
+
+from langchain_core.tools import BaseTool
 
 from kbagent.errors import KbagentError
 from tools.base import AgentTool, ToolParts
@@ -29,12 +31,14 @@ MAX_ROUND_DIGITS = 100
 MAX_FACTORIAL = 1000
 MAX_WORK = 4_000  # units of _cost: about twenty operations on the largest numbers allowed
 
+Number: TypeAlias = int | float
+
 
 class CalculatorError(KbagentError, ValueError):
     pass
 
 
-BINARY: dict[type, Callable[[Any, Any], Any]] = {
+BINARY: dict[type, Callable[[Number, Number], object]] = {  # a power may be complex: checked after
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -43,9 +47,9 @@ BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-UNARY: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+UNARY: dict[type, Callable[[Number], Number]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 # name -> (function, fewest arguments, most arguments)
-FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
+FUNCTIONS: dict[str, tuple[Callable[..., object], int, int]] = {
     "sqrt": (math.sqrt, 1, 1),
     "cbrt": (lambda x: math.copysign(abs(float(x)) ** (1 / 3), x), 1, 1),
     "abs": (abs, 1, 1),
@@ -117,7 +121,7 @@ class _Evaluation:
     def __init__(self) -> None:
         self.work = 0
 
-    def run(self, node: ast.AST, depth: int) -> Any:
+    def run(self, node: ast.AST, depth: int) -> Number:
         if depth > MAX_DEPTH:
             raise CalculatorError("expression nested too deeply")
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
@@ -134,12 +138,12 @@ class _Evaluation:
             return self._call(node, node.func.id, depth)
         raise CalculatorError(f"not allowed in a calculation: {type(node).__name__}")
 
-    def _binary(self, node: ast.BinOp, depth: int) -> Any:
+    def _binary(self, node: ast.BinOp, depth: int) -> Number:
         left, right = self.run(node.left, depth + 1), self.run(node.right, depth + 1)
         if isinstance(node.op, ast.Pow):
-            whole = isinstance(left, int) and isinstance(right, int) and right > 0
+            whole = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
             _check_power(left, right)
-            self._spend(left, right, result_bits=_bits(left) * right if whole and abs(left) > 1 else 0)
+            self._spend(left, right, result_bits=_bits(left) * int(right) if whole else 0)
         elif isinstance(node.op, ast.Mult):
             self._spend(left, right, result_bits=_bits(left) + _bits(right))
         else:
@@ -151,7 +155,7 @@ class _Evaluation:
         except ArithmeticError as exc:  # OverflowError: a float too large, or an int too large for a float
             raise CalculatorError("result too large") from exc
 
-    def _call(self, node: ast.Call, name: str, depth: int) -> Any:
+    def _call(self, node: ast.Call, name: str, depth: int) -> Number:
         if name not in FUNCTIONS:
             raise CalculatorError(f"unknown function {name!r}")
         function, fewest, most = FUNCTIONS[name]
@@ -168,7 +172,7 @@ class _Evaluation:
         self._spend(result)
         return result
 
-    def _spend(self, *operands: Any, result_bits: int = 0) -> None:
+    def _spend(self, *operands: Number, result_bits: int = 0) -> None:
         """Pays for one operation before it runs. Multiplying or dividing n-bit numbers takes ~n² steps, so
         the price is the square of the largest size involved, in blocks of 1024 bits."""
         bits = max([result_bits, *(_bits(v) for v in operands)])
@@ -177,11 +181,11 @@ class _Evaluation:
             raise CalculatorError("calculation too large")
 
 
-def _bits(value: Any) -> int:
+def _bits(value: Number) -> int:
     return value.bit_length() if isinstance(value, int) else 64
 
 
-def _check_arguments(name: str, args: list[Any]) -> None:
+def _check_arguments(name: str, args: list[Number]) -> None:
     """The arguments whose size, not value, would make a function slow."""
     if name == "factorial" and not (isinstance(args[0], int) and 0 <= args[0] <= MAX_FACTORIAL):
         raise CalculatorError(f"factorial needs a whole number from 0 to {MAX_FACTORIAL}")
@@ -189,7 +193,7 @@ def _check_arguments(name: str, args: list[Any]) -> None:
         raise CalculatorError(f"round's digits must be a whole number from -{MAX_ROUND_DIGITS} to {MAX_ROUND_DIGITS}")
 
 
-def _check_power(base: Any, exponent: Any) -> None:
+def _check_power(base: Number, exponent: Number) -> None:
     """Refused before it runs: a power whose result would pass the size limit."""
     if abs(exponent) > MAX_EXPONENT:
         raise CalculatorError(f"exponent larger than {MAX_EXPONENT}")
@@ -198,10 +202,12 @@ def _check_power(base: Any, exponent: Any) -> None:
         raise CalculatorError("result too large")
 
 
-def _check_value(value: Any) -> Any:
+def _check_value(value: object) -> Number:
     """Every intermediate value: a real number, finite, within the size limits."""
     if isinstance(value, complex):
         raise CalculatorError("the result is not a real number (a negative number to a fractional power?)")
+    if not isinstance(value, int | float):  # no function listed gives anything else
+        raise CalculatorError(f"the result is not a number: {type(value).__name__}")
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise CalculatorError("result too large")
     if isinstance(value, float) and math.isnan(value):
@@ -222,7 +228,7 @@ def describe(expression: str) -> str:
     return f"{expression} = {format_result(calculate(expression))}"
 
 
-def make_calculator_tool() -> Any:
+def make_calculator_tool() -> BaseTool:
     from langchain_core.tools import tool
 
     @tool(CALCULATOR_TOOL)

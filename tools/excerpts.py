@@ -13,12 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kbagent.text import PASSAGE_SENTENCE_END
 from knowledge_base.keyword_index import TOKEN, query_terms
+
+if TYPE_CHECKING:
+    from knowledge_base.embeddings import Embedder
 
 REFERS_BACK = re.compile(
     r"^(?:(?:of|among|from|for|in|with|by|to|all|both|each|none|most|some)\s+(?:these|those|them|this|that|which|it)"
@@ -126,7 +129,7 @@ def _add_paragraph(units: list[Unit], paragraph: list[str]) -> None:
     paragraph.clear()
 
 
-def focus(embedder: Any, question: str, texts: Sequence[str], budget_chars: int) -> list[str]:
+def focus(embedder: Embedder, question: str, texts: Sequence[str], budget_chars: int) -> list[str]:
     """Each text cut down to its units most similar to the question, about `budget_chars` in all.
 
     Every text keeps its heading and best unit, so every passage stays citable and placed; the rest of the
@@ -183,7 +186,7 @@ def focus(embedder: Any, question: str, texts: Sequence[str], budget_chars: int)
     return out
 
 
-def relevance(embedder: Any, question: str, texts: Sequence[str]) -> list[float]:
+def relevance(embedder: Embedder, question: str, texts: Sequence[str]) -> list[float]:
     """Similarity to the question, plus the share of its words a text holds (each word weighted by how few
     of the texts have it), plus a little for holding the kind of answer the question asks for."""
     vectors = np.asarray(embedder.embed([question, *texts]), dtype=np.float32)

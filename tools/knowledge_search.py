@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, cast
+from typing import cast
 
 from langchain.tools import ToolRuntime, tool
+from langchain_core.documents import Document
+from langchain_core.tools import BaseTool
 
 from knowledge_base import KnowledgeBase
 from knowledge_base.records import location_of
 from knowledge_base.retrieval import SearchOptions
-from tools.base import AgentTool, ToolParts
+from tools.base import AgentTool, Rewrite, ToolParts
 from tools.data_tags import neutralise
 from tools.excerpts import table_rows_as_lines
 
@@ -59,7 +61,7 @@ class Passage:
         where = self.source + (f" ({self.location})" if self.location else "")
         return f"[{self.n}] {self.title} — {where}" if self.title else f"[{self.n}] {where}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | int | float | None]:
         return asdict(self)
 
 
@@ -70,7 +72,7 @@ class Passages:
         self._by_chunk: dict[str, Passage] = {}
         self._lock = threading.Lock()
 
-    def add(self, doc: Any) -> Passage:
+    def add(self, doc: Document) -> Passage:
         meta = doc.metadata
         chunk_id = meta.get("chunk_id") or doc.id or str(len(self._by_chunk))
         with self._lock:
@@ -135,7 +137,7 @@ def search_passages(
         if min_similarity is not None:
             docs = [d for d in docs if (d.metadata.get("similarity") or 0.0) >= min_similarity]
         ranked.append(docs)
-    merged: dict[str, Any] = {}
+    merged: dict[str, Document] = {}
     for rank in range(k):
         for docs in ranked:
             if rank < len(docs):
@@ -143,7 +145,7 @@ def search_passages(
     return [registry.add(d) for d in list(merged.values())[:k]]
 
 
-def chunk_key(doc: Any) -> str:
+def chunk_key(doc: Document) -> str:
     return str(doc.metadata.get("chunk_id") or doc.id or doc.page_content)
 
 
@@ -152,20 +154,20 @@ def make_search_tool(
     default_k: int = 5,
     min_similarity: float | None = None,
     options: SearchOptions | None = None,
-    rewrite: Callable[[Any, str], str] | None = None,
-) -> Any:
+    rewrite: Rewrite | None = None,
+) -> BaseTool:
     """The LangChain tool: the numbered passages as text for the model, and as `Passage`s beside it (its
     artifact) for the front ends. Its per-answer registry comes from the agent's runtime context. `options` (the
     retrieval mode and ranking) default to the knowledge base's; `rewrite(context, query)` gives the query made
     stand-alone from the conversation (a follow-up's), searched beside the query the model wrote."""
 
     # `runtime` is None when the tool is invoked on its own (a chain, a test): LangChain injects it only into a
-    # parameter annotated `ToolRuntime` (`[Any]`: the turn's context is the agent's), hence a default of None and not
-    # `ToolRuntime | None`.
+    # parameter annotated `ToolRuntime` (of `object`: the turn's context is the agent's, read here with getattr),
+    # hence a default of None and not `ToolRuntime | None`.
     @tool(SEARCH_TOOL, response_format="content_and_artifact")
     def search_knowledge_base(
         query: str,
-        runtime: ToolRuntime[Any] = None,  # type: ignore[assignment]
+        runtime: ToolRuntime[object] = None,  # type: ignore[assignment]
         k: int = default_k,
         doc_type: str | None = None,
     ) -> tuple[str, list[Passage]]:

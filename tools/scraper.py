@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+
+from langchain_core.tools import BaseTool
 
 from ingest.text import ExtractError, pdf_text
 from ingest.web import FetchError, WebFetcher
@@ -40,7 +41,7 @@ def _pdf_text(raw: bytes) -> str:
         return f"({exc})"
 
 
-def make_scrape_tool(scraper: Callable[[str], str]) -> Any:
+def make_scrape_tool(scraper: Callable[[str], str]) -> BaseTool:
     """The LangChain tool around a scraper function (so tests can pass a stub scraper)."""
     from langchain_core.tools import tool
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tools.config import ToolsConfig
 from tools.data_tags import attribute, neutralise
 from tools.mcp_client.hub import CallFailed, ListedTool, McpCall, McpHub
 from tools.mcp_client.servers import ServerSpec, load_servers
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
 
 __all__ = [
     "CallFailed", "ListedTool", "McpCall", "McpHub", "ServerSpec", "load_servers", "make_mcp_tools", "offered",
@@ -66,10 +69,10 @@ def tool_name(server: str, tool: str) -> str:
     return _NOT_NAME.sub("_", f"{server}__{tool}")[:MAX_NAME_CHARS]
 
 
-def make_mcp_tools(hub: McpHub) -> tuple[list[Any], list[str]]:
+def make_mcp_tools(hub: McpHub) -> tuple[list[BaseTool], list[str]]:
     """A LangChain tool per offered outside tool, and the notes on those held back."""
     tools, notes = offered(hub)
-    made: dict[str, Any] = {}
+    made: dict[str, BaseTool] = {}
     for listed in tools:
         name = tool_name(listed.server, listed.name)
         if name in made:
@@ -79,11 +82,11 @@ def make_mcp_tools(hub: McpHub) -> tuple[list[Any], list[str]]:
     return list(made.values()), notes
 
 
-def make_mcp_tool(hub: McpHub, listed: ListedTool, name: str) -> Any:
+def make_mcp_tool(hub: McpHub, listed: ListedTool, name: str) -> BaseTool:
     """One outside tool as a sync LangChain tool, its arguments as the server's JSON schema describes them."""
     from langchain_core.tools import StructuredTool
 
-    def call(**arguments: Any) -> tuple[str, McpCall]:
+    def call(**arguments: object) -> tuple[str, McpCall]:
         done = hub.call(listed.server, listed.name, arguments)
         return (done.error if not done.ok else as_data(done)), done
 

@@ -17,16 +17,28 @@ import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED, Implementation
+from mcp_types import (
+    CONNECTION_CLOSED,
+    CallToolResult,
+    ContentBlock,
+    EmbeddedResource,
+    Implementation,
+    ResourceLink,
+    TextContent,
+)
 
 from tools.mcp_client.servers import ServerSpec
+
+if TYPE_CHECKING:
+    from mcp.client import Transport
+    from mcp.client._transport import TransportStreams
 
 T = TypeVar("T")
 MAX_TOOLS_PER_SERVER = 200
@@ -43,7 +55,7 @@ class ListedTool:
     server: str
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: dict[str, object]
     destructive: bool
 
 
@@ -53,7 +65,7 @@ class McpCall:
 
     server: str
     tool: str
-    arguments: dict[str, Any]
+    arguments: dict[str, object]
     text: str
     error: str
     seconds: float
@@ -70,7 +82,7 @@ class CallFailed(Exception):
 @dataclass
 class _Server:
     spec: ServerSpec
-    client: Any = None  # the `mcp.Client` while its session is up
+    client: Client | None = None  # while its session is up
     listed: list[ListedTool] = field(default_factory=list)
     error: str = ""
     stop: asyncio.Event | None = None
@@ -110,7 +122,7 @@ class McpHub:
         """The tools `server` listed when it (last) started."""
         return list(self._servers[server].listed)
 
-    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> McpCall:
+    def call(self, server: str, tool: str, arguments: dict[str, object]) -> McpCall:
         """Calls `tool` on `server` within its limits; never raises."""
         state = self._servers[server]
         started = time.monotonic()
@@ -137,7 +149,7 @@ class McpHub:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _run(self, work: Coroutine[Any, Any, T], wait_s: float) -> T:
+    def _run(self, work: Coroutine[object, object, T], wait_s: float) -> T:
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
         try:
             return future.result(wait_s)
@@ -195,9 +207,11 @@ class McpHub:
                 state.client = None
             ready.set()
 
-    async def _call(self, state: _Server, tool: str, arguments: dict[str, Any]) -> str:
+    async def _call(self, state: _Server, tool: str, arguments: dict[str, object]) -> str:
         await self._connect(state)
         client = state.client
+        if client is None:  # never: `_connect` gave it a session, and nothing ran since
+            raise CallFailed("the session closed before the call")
         try:
             result = await asyncio.wait_for(client.call_tool(tool, arguments), state.spec.timeout_s)
         except TimeoutError:
@@ -211,14 +225,14 @@ class McpHub:
             raise CallFailed(one_line(exc)) from None
         return result_text(result, state.spec.max_output_chars)
 
-    def _drop(self, state: _Server, client: Any) -> None:
+    def _drop(self, state: _Server, client: Client) -> None:
         """Ends a session whose server is gone; the next call starts the server again."""
         if state.client is client:
             state.client = None
             if state.stop is not None:
                 state.stop.set()
 
-    def _transport(self, spec: ServerSpec) -> Any:
+    def _transport(self, spec: ServerSpec) -> Transport:
         if spec.command is not None:
             params = StdioServerParameters(command=spec.command, args=list(spec.args), env=spec.env, cwd=spec.cwd)
             return stdio_client(params, errlog=self._errlog(spec.name))
@@ -237,7 +251,7 @@ class McpHub:
 
 
 @contextlib.asynccontextmanager
-async def _http_transport(spec: ServerSpec) -> AsyncIterator[Any]:
+async def _http_transport(spec: ServerSpec) -> AsyncIterator[TransportStreams]:
     """Streamable HTTP with the server's headers; every response's bytes bounded as they arrive."""
     cap = 8 * spec.max_output_chars + 65536  # UTF-8, JSON escapes, and text given twice (content, structured)
     transport = _CappedTransport(httpx2.AsyncHTTPTransport(), cap)
@@ -254,7 +268,7 @@ class _TooLarge(httpx2.StreamError):
 
 
 class _Capped(httpx2.AsyncByteStream):
-    def __init__(self, inner: Any, cap: int) -> None:
+    def __init__(self, inner: httpx2.AsyncByteStream, cap: int) -> None:
         self._inner, self._cap = inner, cap
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -277,7 +291,9 @@ class _CappedTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         response = await self._inner.handle_async_request(request)
-        if response.headers.get("content-type", "").lower().startswith("application/json"):
+        # A sync stream is never one here, and httpx2 reads none asynchronously (a RuntimeError): nothing to cap.
+        json_body = response.headers.get("content-type", "").lower().startswith("application/json")
+        if json_body and isinstance(response.stream, httpx2.AsyncByteStream):
             response.stream = _Capped(response.stream, self._cap)
         return response
 
@@ -285,7 +301,7 @@ class _CappedTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-async def _list_tools(client: Any, server: str) -> list[ListedTool]:
+async def _list_tools(client: Client, server: str) -> list[ListedTool]:
     """Every tool the server lists (page by page, bounded), with its description and input schema."""
     listed: list[ListedTool] = []
     cursor = None
@@ -304,7 +320,7 @@ async def _list_tools(client: Any, server: str) -> list[ListedTool]:
     return listed[:MAX_TOOLS_PER_SERVER]
 
 
-def result_text(result: Any, max_chars: int) -> str:
+def result_text(result: CallToolResult, max_chars: int) -> str:
     """A tool result as text, within `max_chars`; its own error, or output over the limit, is `CallFailed`."""
     parts: list[str] = []
     size = 0
@@ -324,18 +340,17 @@ def result_text(result: Any, max_chars: int) -> str:
     return text
 
 
-def _block_text(block: Any) -> str:
-    kind = getattr(block, "type", "")
-    if kind == "text":
+def _block_text(block: ContentBlock) -> str:
+    if isinstance(block, TextContent):
         return str(block.text)
-    if kind == "resource":
+    if isinstance(block, EmbeddedResource):
         resource = block.resource
         text = getattr(resource, "text", None)
         kind = resource.mime_type or "binary"
         return str(text) if text is not None else f"[{kind} resource {resource.uri}: not text]"
-    if kind == "resource_link":
+    if isinstance(block, ResourceLink):
         return f"[link: {block.uri}]"
-    return f"[{kind or 'unknown'} content: not text]"
+    return f"[{block.type} content: not text]"
 
 
 def one_line(error: BaseException | str, max_chars: int = 300) -> str:

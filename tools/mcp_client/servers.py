@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -93,7 +93,7 @@ def load_servers(path: Path, timeout_s: float, max_output_chars: int) -> tuple[l
     return specs, problems
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path) -> object:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ConfigError(f"{path}: over {MAX_FILE_BYTES >> 20} MB, not an MCP servers file")
@@ -104,7 +104,7 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from None
 
 
-def _spec(name: str, raw: Any, timeout_s: float, max_output_chars: int) -> ServerSpec | None:
+def _spec(name: str, raw: object, timeout_s: float, max_output_chars: int) -> ServerSpec | None:
     """A server's spec, None for a disabled one; a ValueError says what is wrong with the entry."""
     if not name.strip():
         raise ValueError("a server needs a name")

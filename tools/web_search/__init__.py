@@ -12,17 +12,17 @@ import json
 import logging
 import re
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from langchain_core.tools import BaseTool
 
 from kbagent.errors import ConfigError
 from tools.base import AgentTool, ToolParts
 from tools.config import SearchKeys, ToolsConfig
 from tools.data_tags import attribute, neutralise
 from tools.web_search import brave, searxng, serpapi, tavily
-from tools.web_search.base import Provider, SearchFailed, WebResult
+from tools.web_search.base import JsonValue, Provider, SearchFailed, WebResult
 
 __all__ = ["PROVIDERS", "Provider", "SearchFailed", "WebResult", "WebSearch", "make_web_search", "parse_choice"]
 
@@ -114,7 +114,7 @@ class WebSearch:
         unique = {r.url: r for r in reversed(results)}  # the first result for each address, in order
         return [r for r in results if unique.get(r.url) is r][: self.count]
 
-    def _send(self, request: httpx.Request) -> tuple[int, Any]:
+    def _send(self, request: httpx.Request) -> tuple[int, JsonValue]:
         """The status and the JSON body (None when it is not JSON), read within the time and size limits."""
         deadline = time.monotonic() + self.timeout_s
         try:
@@ -128,7 +128,7 @@ class WebSearch:
         except httpx.HTTPError as exc:  # the message names the exception, never the URL (SerpApi's holds the key)
             raise self._failed(f"could not reach {urlsplit(self.url).hostname} ({type(exc).__name__})") from None
 
-    def _body(self, response: httpx.Response, deadline: float) -> Any:
+    def _body(self, response: httpx.Response, deadline: float) -> JsonValue:
         if response.is_redirect:
             raise self._failed(f"redirected (HTTP {response.status_code}); set the address it redirects to")
         declared = response.headers.get("content-length", "")
@@ -146,7 +146,7 @@ class WebSearch:
         except ValueError:
             return None
 
-    def _status_line(self, status: int, data: Any) -> str:
+    def _status_line(self, status: int, data: JsonValue) -> str:
         meaning = self.provider.status_says.get(status) or STATUS_SAYS.get(status)
         if meaning is None:
             meaning = "the service failed" if status >= 500 else "unexpected answer"
@@ -192,7 +192,7 @@ def format_results(query: str, results: list[WebResult], provider: Provider) -> 
     return "\n".join([head, *pages])
 
 
-def make_web_search_tool(search: WebSearch) -> Any:
+def make_web_search_tool(search: WebSearch) -> BaseTool:
     """The LangChain tool: text for the model (`content`), the typed results for the app (`artifact`)."""
     from langchain_core.tools import tool
 

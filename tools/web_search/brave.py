@@ -3,11 +3,9 @@ errors as `{"type": "ErrorResponse", "error": {"code", "detail", ...}}`."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
-from tools.web_search.base import Provider, WebResult, listed
+from tools.web_search.base import JsonObject, Provider, WebResult, listed, member
 
 MAX_COUNT = 20  # the API's own limit
 
@@ -18,12 +16,12 @@ def _request(url: str, query: str, count: int, key: str) -> httpx.Request:
     return httpx.Request("GET", url, params=params, headers=headers)
 
 
-def _results(data: Any) -> list[WebResult]:
+def _results(data: JsonObject) -> list[WebResult]:
     web = data.get("web") or {}  # absent when nothing was found
-    return listed("brave", web.get("results", []), "title", "url", "description")
+    return listed("brave", member(web, "results", []), "title", "url", "description")
 
 
-def _message(data: Any) -> str:
+def _message(data: JsonObject) -> str:
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
         return ""

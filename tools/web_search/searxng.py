@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
-from tools.web_search.base import Provider, WebResult, listed
+from tools.web_search.base import JsonObject, Provider, WebResult, listed
 
 
 def _request(url: str, query: str, count: int, key: str) -> httpx.Request:
@@ -16,11 +14,11 @@ def _request(url: str, query: str, count: int, key: str) -> httpx.Request:
     return httpx.Request("GET", endpoint, params={"q": query, "format": "json"}, headers={"Accept": "application/json"})
 
 
-def _results(data: Any) -> list[WebResult]:
+def _results(data: JsonObject) -> list[WebResult]:
     return listed("searxng", data.get("results"), "title", "url", "content")
 
 
-def _message(data: Any) -> str:
+def _message(data: JsonObject) -> str:
     return ""  # its errors are plain pages, explained by their status
 
 

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
-from tools.web_search.base import Provider, SearchFailed, WebResult, listed
+from tools.web_search.base import JsonObject, Provider, SearchFailed, WebResult, listed, member
 
 
 def _request(url: str, query: str, count: int, key: str) -> httpx.Request:
@@ -15,15 +13,15 @@ def _request(url: str, query: str, count: int, key: str) -> httpx.Request:
     return httpx.Request("GET", url, params=params, headers={"Accept": "application/json"})
 
 
-def _results(data: Any) -> list[WebResult]:
-    status = (data.get("search_metadata") or {}).get("status")
+def _results(data: JsonObject) -> list[WebResult]:
+    status = member(data.get("search_metadata") or {}, "status")
     if status == "Error":
         raise SearchFailed(_message(data) or "the search failed")
     # "Fully empty" searches succeed with an `error` that says nothing was found and no organic_results.
     return listed("serpapi", data.get("organic_results", []), "title", "link", "snippet")
 
 
-def _message(data: Any) -> str:
+def _message(data: JsonObject) -> str:
     error = data.get("error") if isinstance(data, dict) else None
     return error if isinstance(error, str) else ""
 

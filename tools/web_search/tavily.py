@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
-from tools.web_search.base import Provider, WebResult, listed
+from tools.web_search.base import JsonObject, Provider, WebResult, listed
 
 MAX_COUNT = 20  # the API's own limit
 
@@ -16,11 +14,11 @@ def _request(url: str, query: str, count: int, key: str) -> httpx.Request:
     return httpx.Request("POST", url, json=body, headers={"Authorization": f"Bearer {key}"})
 
 
-def _results(data: Any) -> list[WebResult]:
+def _results(data: JsonObject) -> list[WebResult]:
     return listed("tavily", data.get("results"), "title", "url", "content")
 
 
-def _message(data: Any) -> str:
+def _message(data: JsonObject) -> str:
     detail = data.get("detail") if isinstance(data, dict) else None
     if isinstance(detail, dict):
         detail = detail.get("error")
