@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TypeAlias
 
 from kbagent.errors import AnswerError
 from tools.knowledge_search import Passage
 from tools.web_search import WebResult
+
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
+ToolArgs: TypeAlias = dict[str, object]
+"""A tool call's arguments, as the model gave them: passed through to the tool, which checks them."""
 
 
 @dataclass
@@ -20,7 +24,7 @@ class Token:
 class ToolStart:
     call_id: str
     name: str
-    args: dict[str, Any]
+    args: ToolArgs
     step: str = ""
     """What a front end shows while it runs (`AgentTool.step`); empty: "Running NAME…"."""
 
@@ -34,7 +38,7 @@ class ToolEnd:
     ok: bool = True
     passages: list[Passage] | None = None
     """What a search found, as data (the tool's artifact); None for a tool whose text is its result."""
-    artifact: Any = None
+    artifact: object = None
     """Another tool's result as data (`content_and_artifact`): web results, an outside call's record."""
 
 
@@ -121,7 +125,7 @@ class Answer:
     retracted: str = ""  # the model's own answer, when the agent replaced it
     web: list[WebResult] = field(default_factory=list)  # the web search results the answer was given
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JsonValue]:
         return asdict(self)
 
 
