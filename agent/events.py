@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TypeAlias
 
@@ -10,7 +10,8 @@ from kbagent.errors import AnswerError
 from tools.knowledge_search import Passage
 from tools.web_search import WebResult
 
-JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
+JsonValue: TypeAlias = str | int | float | bool | Sequence["JsonValue"] | Mapping[str, "JsonValue"] | None
+"""Data as JSON holds it (read-only views, so a `dict[str, float]` is one too)."""
 ToolArgs: TypeAlias = dict[str, object]
 """A tool call's arguments, as the model gave them: passed through to the tool, which checks them."""
 
