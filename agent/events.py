@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TypeAlias
 
 from kbagent.errors import AnswerError
 from tools.knowledge_search import Passage
 from tools.web_search import WebResult
+
+JsonValue: TypeAlias = str | int | float | bool | Sequence["JsonValue"] | Mapping[str, "JsonValue"] | None
+"""Data as JSON holds it (read-only views, so a `dict[str, float]` is one too)."""
+ToolArgs: TypeAlias = dict[str, object]
+"""A tool call's arguments, as the model gave them: passed through to the tool, which checks them."""
 
 
 @dataclass
@@ -20,7 +25,7 @@ class Token:
 class ToolStart:
     call_id: str
     name: str
-    args: dict[str, Any]
+    args: ToolArgs
     step: str = ""
     """What a front end shows while it runs (`AgentTool.step`); empty: "Running NAME…"."""
 
@@ -34,7 +39,7 @@ class ToolEnd:
     ok: bool = True
     passages: list[Passage] | None = None
     """What a search found, as data (the tool's artifact); None for a tool whose text is its result."""
-    artifact: Any = None
+    artifact: object = None
     """Another tool's result as data (`content_and_artifact`): web results, an outside call's record."""
 
 
@@ -121,7 +126,7 @@ class Answer:
     retracted: str = ""  # the model's own answer, when the agent replaced it
     web: list[WebResult] = field(default_factory=list)  # the web search results the answer was given
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JsonValue]:
         return asdict(self)
 
 

@@ -9,12 +9,17 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from agent.config import AgentConfig
 from kbagent.errors import ConfigError
 from knowledge_base.embeddings import cpu_computes_bfloat16, resolve_local_model
 from tools.data_tags import add_model_tokens
+
+if TYPE_CHECKING:
+    import torch
+    from langchain_huggingface import ChatHuggingFace
+    from transformers import BitsAndBytesConfig, PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ def locate(name: str) -> tuple[str, str | None]:
     return resolve_local_model(name), None
 
 
-def build_hf_chat_model(name: str, config: AgentConfig, token: str | None = None) -> Any:
+def build_hf_chat_model(name: str, config: AgentConfig, token: str | None = None) -> ChatHuggingFace:
     from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
     from transformers import AutoTokenizer, pipeline
 
@@ -111,17 +116,32 @@ def build_hf_chat_model(name: str, config: AgentConfig, token: str | None = None
     return ChatHuggingFace(llm=llm, tokenizer=tokenizer, model_id=name)
 
 
-def load_model(folder: str, gguf: str | None, plan: LoadPlan, token: str | None = None) -> Any:
+class _Source(TypedDict):
+    """Where `from_pretrained` reads the weights from, and as what."""
+
+    local_files_only: bool
+    token: str | None
+    dtype: torch.dtype
+
+
+class _Placement(TypedDict, total=False):
+    """Where `from_pretrained` puts the weights, quantised or not."""
+
+    device_map: str
+    quantization_config: BitsAndBytesConfig
+
+
+def load_model(folder: str, gguf: str | None, plan: LoadPlan, token: str | None = None) -> PreTrainedModel:
     """The model as `plan` says. transformers won't quantise while it reads a GGUF file, so a GGUF model is read
     dense (dequantised) on the CPU first and quantised from that state dict."""
     import torch
     from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, plan.dtype)
-    source: dict[str, Any] = {"local_files_only": True, "token": token, "dtype": dtype}
-    placed: dict[str, Any] = {"device_map": "auto"} if plan.device == "cuda" else {}
+    source: _Source = {"local_files_only": True, "token": token, "dtype": dtype}
+    placed: _Placement = {"device_map": "auto"} if plan.device == "cuda" else {}
     if plan.nf4:
-        placed.update(device_map="auto" if plan.device == "cuda" else "cpu", quantization_config=nf4_config(dtype))
+        placed = {"device_map": "auto" if plan.device == "cuda" else "cpu", "quantization_config": nf4_config(dtype)}
     if gguf is None:
         return AutoModelForCausalLM.from_pretrained(folder, **source, **placed)
     if not plan.nf4:
@@ -134,7 +154,7 @@ def load_model(folder: str, gguf: str | None, plan: LoadPlan, token: str | None 
     return model_class.from_pretrained(None, config=model_config, state_dict=state, dtype=dtype, **placed)
 
 
-def nf4_config(compute_dtype: Any) -> Any:
+def nf4_config(compute_dtype: torch.dtype) -> BitsAndBytesConfig:
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(

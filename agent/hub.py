@@ -8,11 +8,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agent.catalog import CatalogModel, find
 from agent.embedded_model import sha256_of
 from kbagent.errors import KbagentError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 # Where a file is downloaded and stays until its sha256 is checked: a hidden folder inside the models folder (a
@@ -44,7 +47,7 @@ def resolve(target: str) -> CatalogModel:
     raise PullError(f"unknown model {target!r}: give a name from `kbagent models recommend` or OWNER/REPO/FILE.gguf")
 
 
-def pull(target: str, models_dir: Path, tqdm_class: Any = None, sha256: str | None = None) -> Pulled:
+def pull(target: str, models_dir: Path, tqdm_class: type[tqdm] | None = None, sha256: str | None = None) -> Pulled:
     """Downloads `target` into `models_dir` (kept as it is when already there and intact), checked against
     `sha256` when given, else the catalogue's or the hub's; raises PullError. The file is downloaded aside
     (`UNCHECKED`) and moved in only once it is checked: a file nothing can be checked against stays aside."""

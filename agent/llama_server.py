@@ -23,16 +23,21 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama, LlamaGrammar
+    from llama_cpp.llama_chat_format import ChatFormatterResponse
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HANDLER_NAME = "kbagent-gguf-tools"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "presence_penalty", "frequency_penalty")
 
 
-def handle_chat(llama: Any, messages: list[dict[str, Any]], tool_first: bool = False, **request: Any) -> Any:
+def handle_chat(llama: Llama, messages: list[dict[str, Any]], tool_first: bool = False, **request: Any) -> Any:
     """A llama-cpp-python chat-completion handler: the non-streamed response, or an iterator of chunks.
     `tool_first`: a turn that answers a user's message starts with a tool call (see `serve`)."""
     choice = request.get("tool_choice") or "auto"
@@ -79,7 +84,9 @@ def _new_question(messages: list[dict[str, Any]]) -> bool:
     return bool(messages) and messages[-1].get("role") == "user"
 
 
-def _turn(llama: Any, prompt: str, tools: list[dict[str, Any]], sampling: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+def _turn(
+    llama: Llama, prompt: str, tools: list[dict[str, Any]], sampling: dict[str, Any]
+) -> Iterator[tuple[str, Any]]:
     """The assistant's turn as ("text", piece) and ("call", tool_call) items."""
     markers = [*sampling["stop"], *([CALL_OPEN] if tools else [])]
     said, held = "", ""
@@ -103,7 +110,9 @@ def _turn(llama: Any, prompt: str, tools: list[dict[str, Any]], sampling: dict[s
         yield "text", held
 
 
-def _generate(llama: Any, prompt: str, sampling: dict[str, Any], grammar: Any = None) -> Iterator[str]:
+def _generate(
+    llama: Llama, prompt: str, sampling: dict[str, Any], grammar: LlamaGrammar | None = None
+) -> Iterator[str]:
     """Text pieces, special tokens written out (Qwen's `<tool_call>` is one), until an end-of-generation token or
     the token budget; llama.cpp reuses the cached state of the prompt's longest known prefix."""
     import codecs
@@ -134,7 +143,7 @@ _GENERATE_OPTIONS = {
 }
 
 
-def _constrained_call(llama: Any, prompt: str, tools: list[dict[str, Any]], sampling: dict[str, Any]) -> dict:
+def _constrained_call(llama: Llama, prompt: str, tools: list[dict[str, Any]], sampling: dict[str, Any]) -> dict:
     """The call the model opened, generated again under the tools' grammar: it always parses, names a tool
     offered and carries arguments of that tool's schema."""
     text = "".join(_generate(llama, prompt, sampling, _grammar(json.dumps(tools, sort_keys=True))))
@@ -145,7 +154,7 @@ def _constrained_call(llama: Any, prompt: str, tools: list[dict[str, Any]], samp
 
 
 @cache
-def _grammar(tools_json: str) -> Any:
+def _grammar(tools_json: str) -> LlamaGrammar:
     from llama_cpp import LlamaGrammar
 
     calls = []
@@ -211,11 +220,12 @@ def _partial(text: str, marker: str) -> int:
     return next((n for n in range(min(len(text), len(marker) - 1), 0, -1) if marker.startswith(text[-n:])), 0)
 
 
-def _as_list(stop: Any) -> list[str]:
+def _as_list(stop: str | list[str] | None) -> list[str]:
     return [stop] if isinstance(stop, str) else list(stop or [])
 
 
-def _formatter(llama: Any) -> Any:
+def _formatter(llama: Llama) -> Callable[..., ChatFormatterResponse]:
+    """The GGUF's own chat template, called with OpenAI-style message dicts (as `handle_chat` gets them)."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     template = llama.metadata.get("tokenizer.chat_template")
@@ -225,7 +235,7 @@ def _formatter(llama: Any) -> Any:
     return Jinja2ChatFormatter(template, eos_token=special["eos"], bos_token=special["bos"])
 
 
-def _special_text(llama: Any) -> dict[str, str]:
+def _special_text(llama: Llama) -> dict[str, str]:
     def text(token: int) -> str:
         return llama.detokenize([token], special=True).decode(errors="ignore") if token >= 0 else ""
 
@@ -272,10 +282,10 @@ class NullContentAccepted:
     """ASGI wrapper: llama-cpp-python's request model refuses `"content": null`, which OpenAI clients (LangChain
     among them) send with an assistant message's tool calls; it becomes "" before the request is validated."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
             await self.app(scope, receive, send)
             return
@@ -293,7 +303,7 @@ class NullContentAccepted:
         headers.append((b"content-length", str(len(body)).encode()))
         replayed = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal replayed
             if replayed:
                 return dict(await receive())

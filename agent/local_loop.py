@@ -21,13 +21,13 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agent import prompts
 from agent.config import AgentConfig
-from agent.events import Event, Phase, Token
+from agent.events import Event, Phase, Token, ToolArgs
 from agent.grounding import specifics_missing
 from agent.routing import arithmetic_in, gathers_many, only_arithmetic, standalone_query, urls_in
 from knowledge_base import KnowledgeBase
@@ -39,6 +39,10 @@ from tools.excerpts import focus
 from tools.knowledge_search import SEARCH_TOOL, Passage, Passages, chunk_key, format_passages, search_passages
 from tools.scraper import SCRAPE_TOOL
 
+if TYPE_CHECKING:
+    from langchain_core.language_models import LanguageModelInput
+    from langchain_core.runnables import Runnable, RunnableConfig
+
 HISTORY_MESSAGES = 6
 CALL_START = "<tool_call>"
 CALL = re.compile(r"<tool_call>\s*(\{.*\})\s*(?:</tool_call>)?\s*$", re.DOTALL)
@@ -47,10 +51,10 @@ CALL_SCHEMA = {
     "properties": {"name": {"type": "string"}, "arguments": {"type": "object"}},
     "required": ["name", "arguments"],
 }
-NOSTREAM = {"tags": ["nostream"]}  # LangGraph streams no tokens of its own for this call: the loop does
+NOSTREAM: RunnableConfig = {"tags": ["nostream"]}  # LangGraph streams no tokens of its own for this call: the loop does
 
 Emit = Callable[[Event], None]
-Call = tuple[str, dict[str, Any]]  # a tool's name and its arguments
+Call = tuple[str, ToolArgs]  # a tool's name and its arguments
 
 
 @dataclass
@@ -61,7 +65,7 @@ class ToolResult:
     passages: list[Passage] | None = None
 
 
-RunTool = Callable[[Emit, str, dict[str, Any], Callable[[], ToolResult]], ToolResult]
+RunTool = Callable[[Emit, str, ToolArgs, Callable[[], ToolResult]], ToolResult]
 
 
 class TurnState(Protocol):
@@ -106,7 +110,7 @@ class LocalLoop:
         self,
         config: AgentConfig,
         kb: KnowledgeBase,
-        model: Any,
+        model: Runnable[LanguageModelInput, BaseMessage],
         run_tool: RunTool,
         tools: ToolRegistry,
         search_options: SearchOptions,
@@ -186,7 +190,7 @@ class LocalLoop:
         ordered = firsts + [d for d in docs if not any(d is f for f in firsts)]
         return [registry.add(d) for d in ordered[:k]]
 
-    def tool_text(self, emit: Emit, turn: TurnState, name: str, args: dict[str, Any], question: str) -> str:
+    def tool_text(self, emit: Emit, turn: TurnState, name: str, args: ToolArgs, question: str) -> str:
         """Run one tool the model (or a rule) asked for; what the model reads back: a tool's text, or the new
         passages a search found, cut to what bears on the question."""
         entry = self.tools.get(name)
@@ -204,9 +208,7 @@ class LocalLoop:
         excerpts = focus(self.kb.embedder, question, [p.text for p in new], self.config.context_chars // 2)
         return format_passages(new, compact=True, texts=excerpts)
 
-    def generate(
-        self, emit: Emit, messages: list[BaseMessage], tools: bool
-    ) -> tuple[str, tuple[str, dict[str, Any]] | None]:
+    def generate(self, emit: Emit, messages: list[BaseMessage], tools: bool) -> tuple[str, Call | None]:
         """The model's reply: an answer, streamed as it comes, or a tool call, held back (and run only when
         `tools`). The reply's first characters tell which; a call that does not parse is asked for again under a
         JSON schema."""
@@ -292,7 +294,7 @@ class LocalLoop:
         ]
 
 
-def _invoke(entry: AgentTool, args: dict[str, Any], turn: TurnState) -> ToolResult:
+def _invoke(entry: AgentTool, args: ToolArgs, turn: TurnState) -> ToolResult:
     """The LangChain tool, called as a model's tool call is: a tool that reads the agent's runtime gets the turn's
     context (a search numbers its passages in the turn's registry), and its artifact comes back beside its text."""
     from langchain.tools import ToolRuntime
@@ -307,5 +309,5 @@ def _invoke(entry: AgentTool, args: dict[str, Any], turn: TurnState) -> ToolResu
     return ToolResult(text, list(message.artifact or []) if entry.passages else None)
 
 
-def _ignore(_: Any) -> None:
+def _ignore(_: object) -> None:
     """A tool called here writes to no stream: the loop reports it."""

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kb_threads (
@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS kb_thread_sources (
 CREATE INDEX IF NOT EXISTS kb_thread_sources_thread ON kb_thread_sources (thread_id);
 """
 THREAD_COLUMNS = "thread_id, title, model, created_at, updated_at, kb"
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+CitedPassage = dict[str, object]
+"""A cited passage as `Passage.as_dict()` gives it: kept as JSON and shown by exports, never read here."""
 LEGACY_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")  # LangGraph's, copied row by row
 """A knowledge base's schema held its conversations before they moved to the global schema (`adopt`)."""
 
@@ -53,7 +58,10 @@ class ThreadInfo:
 class Threads(Protocol):
     """What the agent and the app use: the checkpointer, and the list of threads with their titles."""
 
-    checkpointer: Any
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[str]:
+        """LangGraph's store of each thread's messages."""
+        ...
 
     def new_thread(self) -> str: ...
     def touch(self, thread_id: str, question: str, model: str, kb: str = "") -> None: ...
@@ -64,11 +72,11 @@ class Threads(Protocol):
         """The latest threads first: of one knowledge base (its id), or of all with None."""
         ...
 
-    def keep_sources(self, thread_id: str, answer: str, cited: Sequence[dict[str, Any]]) -> None:
+    def keep_sources(self, thread_id: str, answer: str, cited: Sequence[CitedPassage]) -> None:
         """The passages an answer cited, kept with its text (what an export shows beside it)."""
         ...
 
-    def sources(self, thread_id: str) -> dict[str, builtins.list[dict[str, Any]]]:
+    def sources(self, thread_id: str) -> dict[str, builtins.list[CitedPassage]]:
         """Answer text → the passages it cited (the latest, should one text repeat)."""
         ...
 
@@ -96,7 +104,7 @@ class ThreadStore:
             if columns and "kb" not in columns:
                 self._db.execute("ALTER TABLE kb_threads ADD COLUMN kb TEXT NOT NULL DEFAULT ''")
         self._db.executescript(SCHEMA)
-        self.checkpointer: Any = SqliteSaver(self._db)
+        self.checkpointer = SqliteSaver(self._db)
         self.checkpointer.setup()
 
     def new_thread(self) -> str:
@@ -132,14 +140,14 @@ class ThreadStore:
             self._db.execute("DELETE FROM kb_threads WHERE thread_id = ?", (thread_id,))
             self._db.execute("DELETE FROM kb_thread_sources WHERE thread_id = ?", (thread_id,))
 
-    def keep_sources(self, thread_id: str, answer: str, cited: Sequence[dict[str, Any]]) -> None:
+    def keep_sources(self, thread_id: str, answer: str, cited: Sequence[CitedPassage]) -> None:
         with self.checkpointer.lock, self._db:
             self._db.execute(
                 "INSERT INTO kb_thread_sources VALUES (?, ?, ?, ?)",
                 (thread_id, answer.strip(), json.dumps(list(cited)), time.time()),
             )
 
-    def sources(self, thread_id: str) -> dict[str, builtins.list[dict[str, Any]]]:
+    def sources(self, thread_id: str) -> dict[str, builtins.list[CitedPassage]]:
         with self.checkpointer.lock:
             rows = self._db.execute(
                 "SELECT answer, cited FROM kb_thread_sources WHERE thread_id = ? ORDER BY saved_at", (thread_id,)
@@ -168,7 +176,7 @@ class PostgresThreadStore:
         self._db = Database(url, schema, max_size=4, schema_sql="")
         # The checkpointer wants autocommit connections that return rows as dicts: a pool of its own.
         self._pool = self._db.extra_pool(autocommit=True, prepare_threshold=0, row_factory=dict_row)
-        self.checkpointer: Any = PostgresSaver(self._pool)  # type: ignore[arg-type]
+        self.checkpointer = PostgresSaver(self._pool)  # type: ignore[arg-type]
         # Two replicas starting at once would both run the checkpointer's migrations: one waits instead, on a
         # session lock (its migrations build indexes CONCURRENTLY, which would wait for an open transaction).
         with self._db.connect(autocommit=True) as conn:
@@ -189,7 +197,7 @@ class PostgresThreadStore:
                 (thread_id, title, model, now, now, kb),
             )
 
-    def add(self, info: ThreadInfo, cited: dict[str, builtins.list[dict[str, Any]]] | None = None) -> None:
+    def add(self, info: ThreadInfo, cited: dict[str, builtins.list[CitedPassage]] | None = None) -> None:
         """List a thread copied from elsewhere (`copy_threads`), as it was listed there, with its answers' sources."""
         with self._db.transaction() as conn:
             conn.execute(
@@ -221,14 +229,14 @@ class PostgresThreadStore:
             conn.execute("DELETE FROM kb_threads WHERE thread_id = %s", (thread_id,))
             conn.execute("DELETE FROM kb_thread_sources WHERE thread_id = %s", (thread_id,))
 
-    def keep_sources(self, thread_id: str, answer: str, cited: Sequence[dict[str, Any]]) -> None:
+    def keep_sources(self, thread_id: str, answer: str, cited: Sequence[CitedPassage]) -> None:
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO kb_thread_sources VALUES (%s, %s, %s, %s)",
                 (thread_id, answer.strip(), json.dumps(list(cited)), time.time()),
             )
 
-    def sources(self, thread_id: str) -> dict[str, builtins.list[dict[str, Any]]]:
+    def sources(self, thread_id: str) -> dict[str, builtins.list[CitedPassage]]:
         with self._db.connection() as conn:
             rows = conn.execute(
                 "SELECT answer, cited FROM kb_thread_sources WHERE thread_id = %s ORDER BY saved_at", (thread_id,)
@@ -291,12 +299,12 @@ def copy_threads(source: Threads, target: PostgresThreadStore, kb: str | None = 
             continue
         for saved in reversed(list(source.checkpointer.list({"configurable": {"thread_id": info.thread_id}}))):
             where = saved.config["configurable"]
-            config: dict[str, Any] = {"thread_id": where["thread_id"], "checkpoint_ns": where.get("checkpoint_ns", "")}
+            config: dict[str, str] = {"thread_id": where["thread_id"], "checkpoint_ns": where.get("checkpoint_ns", "")}
             if saved.parent_config:
                 config["checkpoint_id"] = saved.parent_config["configurable"]["checkpoint_id"]
             versions = saved.checkpoint["channel_versions"]  # every channel's blob, not only the last step's
             target.checkpointer.put({"configurable": config}, saved.checkpoint, saved.metadata, versions)
-            by_task: dict[str, list[tuple[str, Any]]] = {}
+            by_task: dict[str, list[tuple[str, object]]] = {}
             for task_id, channel, value in saved.pending_writes or []:
                 by_task.setdefault(task_id, []).append((channel, value))
             for task_id, writes in by_task.items():

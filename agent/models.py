@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agent import embedded_model
 from agent.config import AgentConfig, ProviderKeys
-from agent.providers import PROVIDERS, ModelChoice, Provider
+from agent.providers import PROVIDERS, ModelChoice, Provider, Sampling
 from kbagent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 __all__ = ["ModelChoice", "ModelFactory", "ModelSpec", "app_model_refusal", "available_models", "parse_model"]
 
@@ -60,14 +63,14 @@ class ModelFactory:
     keys: ProviderKeys
     models_dir: Path
 
-    def build(self, spec: ModelSpec | str | None = None, temperature: float | None = None) -> Any:
+    def build(self, spec: ModelSpec | str | None = None, temperature: float | None = None) -> BaseChatModel:
         """The model for `spec` (None: the configured one); `temperature` overrides the configured one."""
         spec = parse_model(self.config.model if spec is None else spec) if not isinstance(spec, ModelSpec) else spec
         config = self.config if temperature is None else self.config.model_copy(update={"temperature": temperature})
         return provider_of(spec).build(spec.name, self.keys, config, self.models_dir)
 
 
-def call_settings(spec: ModelSpec, config: AgentConfig, temperature: float) -> dict[str, Any]:
+def call_settings(spec: ModelSpec, config: AgentConfig, temperature: float) -> Sampling:
     """The call arguments that make one call of a model `build` made sample at `temperature`: a model (a llama.cpp
     instance above all) is built once and shared, and a client's temperature travels with its calls."""
     return provider_of(spec).sampling(config, temperature)

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import urlparse
 
 from agent import embedded_model
@@ -23,9 +23,17 @@ from agent.config import AgentConfig, ProviderKeys
 from kbagent.errors import ConfigError
 from tools.data_tags import add_model_tokens
 
+if TYPE_CHECKING:
+    from langchain_community.chat_models import ChatLlamaCpp
+    from langchain_core.language_models import BaseChatModel
+    from langchain_openai import ChatOpenAI
+    from llama_cpp import Llama
+
 log = logging.getLogger(__name__)
 
-Builder = Callable[[str, ProviderKeys, AgentConfig, Path], Any]
+Sampling: TypeAlias = dict[str, object]
+"""Call arguments a chat model's `bind` takes (a temperature, an options dict): each provider's own."""
+Builder = Callable[[str, ProviderKeys, AgentConfig, Path], "BaseChatModel"]
 """(model name, provider keys, agent settings, models folder) → a LangChain chat model; ConfigError when it can't."""
 
 
@@ -38,7 +46,7 @@ class ModelChoice:
     reason: str
 
 
-def _temperature(config: AgentConfig, temperature: float) -> dict[str, Any]:
+def _temperature(config: AgentConfig, temperature: float) -> Sampling:
     return {"temperature": temperature}
 
 
@@ -56,14 +64,14 @@ class Provider:
     """Runs in this process and answers one question at a time (the app takes its per-model lock)."""
     model_is_path: bool = False
     """Its model name is a path this process opens: app users may load only files under the models folder."""
-    sampling: Callable[[AgentConfig, float], dict[str, Any]] = _temperature
+    sampling: Callable[[AgentConfig, float], Sampling] = _temperature
     """The call arguments that make one call of a built model sample at a temperature (`agent.models.call_settings`)."""
 
 
 # ---- builders -----------------------------------------------------------------------------------------------
 
 
-def _openai_chat(name: str, key: str, base_url: str | None, config: AgentConfig, usage: bool = False) -> Any:
+def _openai_chat(name: str, key: str, base_url: str | None, config: AgentConfig, usage: bool = False) -> ChatOpenAI:
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(
@@ -77,7 +85,7 @@ def _openai_chat(name: str, key: str, base_url: str | None, config: AgentConfig,
     )
 
 
-def _openai(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> Any:
+def _openai(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> BaseChatModel:
     key = keys.secret("openai_api_key")
     if not key and not keys.openai_base_url:
         raise ConfigError("openai models need OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)")
@@ -94,7 +102,7 @@ def openai_compatible(name: str, key_field: str, url_field: str) -> Provider:
     """A provider reached through its OpenAI-compatible endpoint: its key and base URL settings are all it needs
     (the URL defaults to the public endpoint and can point elsewhere: a proxy, a gateway, a test stand-in)."""
 
-    def build(model: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> Any:
+    def build(model: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> BaseChatModel:
         key = keys.secret(key_field)
         if not key:
             raise ConfigError(f"{name} models need {key_field.upper()}")
@@ -126,7 +134,7 @@ def ollama_problem(host: str) -> str | None:
     return None
 
 
-def _ollama(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> Any:
+def _ollama(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> BaseChatModel:
     from langchain_ollama import ChatOllama
 
     host = ollama_url(keys.ollama_host)
@@ -148,7 +156,7 @@ def _ollama_status(keys: ProviderKeys) -> ModelChoice:
     return ModelChoice("ollama:<model>", problem is None, problem or f"server at {host}")
 
 
-def _ollama_sampling(config: AgentConfig, temperature: float) -> dict[str, Any]:
+def _ollama_sampling(config: AgentConfig, temperature: float) -> Sampling:
     """Its options replace the built model's, so those it was built with come along."""
     return {"options": {"temperature": temperature, "num_predict": config.max_tokens, "num_ctx": config.context_tokens}}
 
@@ -157,7 +165,7 @@ def _is_local(host: str) -> bool:
     return (urlparse(host).hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
-def build_llama_cpp(path: str, config: AgentConfig) -> Any:
+def build_llama_cpp(path: str, config: AgentConfig) -> ChatLlamaCpp:
     if not os.path.exists(path):
         raise ConfigError(f"no GGUF file at {path}")
     if importlib.util.find_spec("llama_cpp") is None:
@@ -180,7 +188,7 @@ def build_llama_cpp(path: str, config: AgentConfig) -> Any:
     return model
 
 
-def special_tokens(llama: Any) -> list[str]:
+def special_tokens(llama: Llama) -> list[str]:
     """What llama.cpp reads as one of the model's special tokens when it tokenizes a prompt (control and
     user-defined tokens: `<|im_start|>`, `<tool_call>`): outside text must not hold them (`tools.data_tags`)."""
     from llama_cpp import LLAMA_TOKEN_ATTR_CONTROL, LLAMA_TOKEN_ATTR_USER_DEFINED
@@ -194,7 +202,7 @@ def _llama_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def _embedded(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> Any:
+def _embedded(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> BaseChatModel:
     return build_llama_cpp(str(embedded_model.ensure_model_file(models_dir)), config)
 
 
@@ -206,7 +214,7 @@ def _embedded_status(keys: ProviderKeys) -> ModelChoice:
     return ModelChoice("embedded", True, "Qwen2.5-Coder-1.5B-Instruct Q4_K_M, in-process (default)")
 
 
-def _gguf(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> Any:
+def _gguf(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> BaseChatModel:
     return build_llama_cpp(name, config)
 
 
@@ -215,7 +223,7 @@ def _gguf_status(keys: ProviderKeys) -> ModelChoice:
     return ModelChoice("gguf:<path>", llama, "llama.cpp in-process" if llama else "llama-cpp-python is not installed")
 
 
-def _hf(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> Any:
+def _hf(name: str, keys: ProviderKeys, config: AgentConfig, models_dir: Path) -> BaseChatModel:
     from agent.hf_model import build_hf_chat_model
 
     return build_hf_chat_model(name, config, keys.secret("hf_token"))
@@ -235,7 +243,7 @@ def _hf_status(keys: ProviderKeys | None = None) -> ModelChoice:
     return ModelChoice("hf:<id-or-path>", True, f"{plan.describe()}; {where}")
 
 
-def _hf_sampling(config: AgentConfig, temperature: float) -> dict[str, Any]:
+def _hf_sampling(config: AgentConfig, temperature: float) -> Sampling:
     """transformers' generate arguments, through the pipeline."""
     sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
     return {"pipeline_kwargs": sampling}

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
@@ -25,11 +25,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from agent import prompts
 from agent.citations import CitationChecker, Evidence
 from agent.config import AgentConfig
-from agent.events import Answer, Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart, fold
+from agent.events import Answer, Done, Error, Event, Phase, Sources, Token, ToolArgs, ToolEnd, ToolStart, fold
 from agent.grounding import sentences
 from agent.local_loop import Emit, LocalLoop, ToolResult
 from agent.memory import Threads
 from agent.models import ModelSpec, call_settings, uses_tool_calling
+from agent.providers import Sampling
 from agent.routing import standalone_query
 from kbagent.errors import KbagentError, UnknownKnowledgeBase
 from knowledge_base import KnowledgeBase
@@ -39,6 +40,14 @@ from tools.data_tags import as_data
 from tools.knowledge_search import Passage, Passages
 from tools.registry import build_tools
 from tools.web_search import WebResult, WebSearch
+
+if TYPE_CHECKING:
+    from langchain.agents.middleware import ModelRequest, ModelResponse
+    from langchain_core.language_models import BaseChatModel, LanguageModelInput
+    from langchain_core.messages import AnyMessage
+    from langchain_core.runnables import Runnable, RunnableConfig
+    from langchain_core.tools import BaseTool
+    from langgraph.graph.state import CompiledStateGraph
 
 audit = logging.getLogger("kbagent.audit")
 MAX_GRAPHS = 4  # compiled tool-calling graphs kept, one per combination of tools offered
@@ -53,7 +62,7 @@ class TurnContext:
     question: str = ""
     earlier: list[str] = field(default_factory=list)  # the user's earlier questions in this conversation, in order
     prompt: list[BaseMessage] = field(default_factory=list)  # what the local model answered from (retrieval-first)
-    model_settings: dict[str, Any] = field(default_factory=dict)  # this answer's sampling (`call_settings`)
+    model_settings: Sampling = field(default_factory=dict)  # this answer's sampling (`call_settings`)
     loop: LocalLoop | None = None  # the retrieval-first loop on this answer's model settings
     web: list[WebResult] = field(default_factory=list)  # the web search results this answer was given
     caller: str = ""  # who asked (a client address, "cli"): for the audit log of outside tool calls
@@ -61,6 +70,10 @@ class TurnContext:
     def standalone(self, query: str) -> str:
         """A follow-up query as the search tool runs it (see `agent.routing.standalone_query`)."""
         return standalone_query(query, self.earlier)
+
+
+Graph: TypeAlias = "CompiledStateGraph[Any, TurnContext, Any, Any]"
+"""Either path's compiled graph: their state types differ (LangChain's agent state, `MessagesState`)."""
 
 
 class AnswerCancelled(Exception):
@@ -76,7 +89,7 @@ class _StopWhenCancelled(BaseCallbackHandler):
     def __init__(self, cancel: threading.Event) -> None:
         self.cancel = cancel
 
-    def _check(self, *_: Any, **__: Any) -> None:
+    def _check(self, *_: object, **__: object) -> None:
         if self.cancel.is_set():
             raise AnswerCancelled("the answer was cancelled")
 
@@ -97,13 +110,13 @@ class Agent:
         self,
         config: AgentConfig,
         kb: KnowledgeBase,
-        model: Any,
+        model: BaseChatModel,
         spec: ModelSpec,
         threads: Threads,
         scraper: Callable[[str], str] | None = None,
         search_options: SearchOptions | None = None,
         web_search: WebSearch | None = None,
-        outside_tools: Sequence[Any] = (),
+        outside_tools: Sequence[BaseTool] = (),
     ) -> None:
         """`web_search`: the configured provider, offered per answer (`stream(web=True)`); `outside_tools`: the
         MCP servers' tools (`tools.mcp_client.make_mcp_tools`), offered to tool-calling models on every answer."""
@@ -128,13 +141,13 @@ class Agent:
         self.tools = build_tools(parts)
         self.offers_opt_in = any(entry.opt_in for entry in self.tools.values())
         self.loop = LocalLoop(config, kb, model, self._run_tool, self.tools, self.search_options)
-        self._graphs: OrderedDict[bool, Any] = OrderedDict()
+        self._graphs: OrderedDict[bool, Graph] = OrderedDict()
         self._graphs_lock = threading.Lock()
         self.graph = self.graph_for(web=False) if self.tool_calling else self._retrieval_first_graph()
 
     # ---- the two graphs ----------------------------------------------------------------------------
 
-    def graph_for(self, web: bool) -> Any:
+    def graph_for(self, web: bool) -> Graph:
         """The graph that answers with these tools: the tool-calling graph offers web search only when `web` is
         asked for (and a provider configured). Compiled graphs are kept per combination of tools (a few)."""
         if not self.tool_calling:
@@ -147,19 +160,21 @@ class Agent:
                 self._graphs.popitem(last=False)
             return graph
 
-    def _tool_graph(self, web: bool = False) -> Any:
+    def _tool_graph(self, web: bool = False) -> Graph:
         from langchain.agents import create_agent
         from langchain.agents.middleware import wrap_model_call
 
         @wrap_model_call
-        def per_call(request: Any, handler: Callable[[Any], Any]) -> Any:
+        def per_call(
+            request: ModelRequest[TurnContext], handler: Callable[[ModelRequest[TurnContext]], ModelResponse]
+        ) -> ModelResponse:
             """Each model call of the turn gets this answer's sampling (a temperature a client asked for), and is
             shown the question, earlier turns and tool results escaped; the thread keeps them as they were (the
             citation check reads those)."""
             wanted = request.runtime.context.model_settings
             return handler(
                 request.override(
-                    messages=[as_data(m) for m in request.messages],
+                    messages=[cast("AnyMessage", as_data(m)) for m in request.messages],  # of the class it was given
                     model_settings={**request.model_settings, **wanted},
                 )
             )
@@ -175,7 +190,7 @@ class Agent:
             middleware=[per_call],
         )
 
-    def _retrieval_first_graph(self) -> Any:
+    def _retrieval_first_graph(self) -> Graph:
         from langgraph.config import get_stream_writer
         from langgraph.graph import START, MessagesState, StateGraph
         from langgraph.runtime import Runtime
@@ -193,7 +208,7 @@ class Agent:
         graph.add_edge(START, "answer")
         return graph.compile(checkpointer=self.threads.checkpointer)
 
-    def _run_tool(self, emit: Emit, name: str, args: dict[str, Any], call: Callable[[], ToolResult]) -> ToolResult:
+    def _run_tool(self, emit: Emit, name: str, args: ToolArgs, call: Callable[[], ToolResult]) -> ToolResult:
         """One tool call of the retrieval-first path, reported as its start and end events."""
         call_id = f"rf-{uuid.uuid4().hex[:8]}"
         emit(ToolStart(call_id, name, args, self._step(name)))
@@ -212,19 +227,21 @@ class Agent:
         entry = self.tools.get(name)
         return entry.step if entry else ""
 
-    def _passages(self, name: str, artifact: Any) -> list[Passage] | None:
+    def _passages(self, name: str, artifact: object) -> list[Passage] | None:
         """A tool's passages (its artifact), for a tool that returns them; None for the others."""
         entry = self.tools.get(name)
-        return list(artifact or []) if entry is not None and entry.passages else None
+        if entry is None or not entry.passages:
+            return None
+        return list(artifact) if isinstance(artifact, list | tuple) else []
 
     # ---- streaming -----------------------------------------------------------------------------------
 
-    def model_at(self, temperature: float | None) -> Any:
+    def model_at(self, temperature: float | None) -> Runnable[LanguageModelInput, BaseMessage]:
         """The agent's model, sampling at `temperature` for the calls made through it (the model is built once)."""
         settings = self._settings(temperature)
         return self.model.bind(**settings) if settings else self.model
 
-    def _settings(self, temperature: float | None) -> dict[str, Any]:
+    def _settings(self, temperature: float | None) -> Sampling:
         if temperature is None or temperature == self.config.temperature:
             return {}
         return call_settings(self.spec, self.config, temperature)
@@ -257,11 +274,11 @@ class Agent:
             model = self.model.bind(**context.model_settings)
             context.loop = LocalLoop(self.config, self.kb, model, self._run_tool, self.tools, self.search_options)
         started: dict[str, tuple[str, float]] = {}
-        asked: dict[str, dict[str, Any]] = {}  # a call's arguments by its id, for the audit log
+        asked: dict[str, ToolArgs] = {}  # a call's arguments by its id, for the audit log
         checker = CitationChecker(partial(_evidence, context))
         usage: dict[str, int] = {}
         start = time.perf_counter()
-        config: dict[str, Any] = {"configurable": {"thread_id": thread_id}, "recursion_limit": 12}
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}, "recursion_limit": 12}
         if cancel is not None:
             config["callbacks"] = [_StopWhenCancelled(cancel)]
         try:
@@ -326,7 +343,7 @@ class Agent:
             return None
         return checker
 
-    def _took(self, event: ToolEnd, context: TurnContext, args: dict[str, Any]) -> None:
+    def _took(self, event: ToolEnd, context: TurnContext, args: ToolArgs) -> None:
         """What a finished tool call adds to the answer: its output backs claims (a search's passages do so
         themselves), web results become web sources, and an outside tool's call is written to the audit log."""
         entry = self.tools.get(event.name)
@@ -350,7 +367,7 @@ class Agent:
                 " ".join(str(outcome).split())[:300] or "failed",
             )
 
-    def _keep_final(self, graph: Any, config: dict[str, Any], text: str) -> None:
+    def _keep_final(self, graph: Graph, config: RunnableConfig, text: str) -> None:
         """The thread keeps the answer as the user was shown it (citations added, or replaced), so a reopened
         conversation and the next question's history read the same text."""
         state = graph.get_state(config)
@@ -359,18 +376,18 @@ class Agent:
         if isinstance(last, AIMessage) and last.id and message_text(last).strip() != text and not last.tool_calls:
             graph.update_state(config, {"messages": [AIMessage(text, id=last.id)]})
 
-    def _events(self, mode: str, chunk: Any, started: dict[str, tuple[str, float]]) -> Iterator[Event]:
+    def _events(self, mode: str, chunk: object, started: dict[str, tuple[str, float]]) -> Iterator[Event]:
         if mode == "custom":  # the retrieval-first path's own events
             if isinstance(chunk, Token | Phase | ToolStart | ToolEnd):
                 yield chunk
-        elif mode == "messages":
+        elif mode == "messages" and isinstance(chunk, tuple):
             message, _meta = chunk
             # Only streamed chunks: whole messages repeat text already streamed (or are handled in `stream`).
             if isinstance(message, AIMessageChunk):
                 text = message_text(message)
                 if text:
                     yield Token(text)
-        elif mode == "updates":
+        elif mode == "updates" and isinstance(chunk, dict):
             for update in chunk.values():
                 for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
                     if isinstance(message, AIMessage):
@@ -428,9 +445,9 @@ def _core_unsupported(text: str, checker: CitationChecker, strict: bool = False)
     return len(sentences(text)) <= 3 and (checker.made_up() or (strict and checker.unbacked()))
 
 
-def _count_usage(mode: str, chunk: Any, usage: dict[str, int]) -> None:
+def _count_usage(mode: str, chunk: object, usage: dict[str, int]) -> None:
     """Adds the token counts a streamed message reports (API models do; llama.cpp's stream does not)."""
-    message = chunk[0] if mode == "messages" else None
+    message = chunk[0] if mode == "messages" and isinstance(chunk, tuple) else None
     reported = getattr(message, "usage_metadata", None) or {}
     for key in ("input_tokens", "output_tokens"):
         if reported.get(key):

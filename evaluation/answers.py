@@ -13,12 +13,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from agent.events import Done, Error, Event, Sources, Token
+from agent.events import Done, Error, Event, JsonValue, Sources, Token
 from agent.grounding import CITATION_GROUP
 from evaluation.answer_metrics import abstains, contains, grounding, keyword_recall, token_f1
-from evaluation.judge import CRITERIA, Judge
+from evaluation.judge import CRITERIA, Grade, Judge
 
 Stream = Callable[[str], Iterable[Event]]  # question → the agent's events, in a fresh thread
 Price = Callable[[str, int | None, int | None], float | None]  # (model, prompt, completion tokens) → USD
@@ -76,7 +75,7 @@ class AnswerRow:
     completion_tokens: int = 0
     prompt_tokens: int | None = None
     usd: float | None = None
-    judge: dict[str, Any] | None = None
+    judge: Grade | None = None
 
 
 def _listen(events: Iterable[Event]) -> _Heard:
@@ -187,6 +186,11 @@ def _mean(values: list[float | None]) -> float | None:
     return round(statistics.fmean(known), 4) if known else None
 
 
+def _score(grade: Grade, criterion: str) -> float | None:
+    value = grade.get(criterion)
+    return value if isinstance(value, int | float) else None
+
+
 def _percentile(values: list[float], share: float) -> float | None:
     if not values:
         return None
@@ -194,7 +198,7 @@ def _percentile(values: list[float], share: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 3)
 
 
-def summarize(rows: list[AnswerRow]) -> dict[str, Any]:
+def summarize(rows: list[AnswerRow]) -> dict[str, JsonValue]:
     """Figures for a set of rows (one model's, or one category of it)."""
     answered = [r for r in rows if not r.error]
     answerable = [r for r in answered if r.answerable]
@@ -219,7 +223,7 @@ def summarize(rows: list[AnswerRow]) -> dict[str, Any]:
         "replaced_answers": _share([r.replaced for r in answered]),
         "abstained_unanswerable": _share([r.abstained for r in unanswerable]),
         "wrongly_abstained": _share([r.abstained for r in answerable]),
-        "judge": {k: _mean([j.get(k) for j in judged]) for k in CRITERIA} if judged else None,
+        "judge": {k: _mean([_score(j, k) for j in judged]) for k in CRITERIA} if judged else None,
         "first_token_p50_s": _percentile(first_tokens, 0.5),
         "first_token_p95_s": _percentile(first_tokens, 0.95),
         "seconds_p50": _percentile([r.seconds for r in answered], 0.5),
@@ -230,9 +234,9 @@ def summarize(rows: list[AnswerRow]) -> dict[str, Any]:
     }
 
 
-def leaderboard(rows: list[AnswerRow]) -> dict[str, Any]:
+def leaderboard(rows: list[AnswerRow]) -> dict[str, JsonValue]:
     """Per model: overall figures and per-category figures."""
-    board: dict[str, Any] = {}
+    board: dict[str, JsonValue] = {}
     for model in dict.fromkeys(r.model for r in rows):
         mine = [r for r in rows if r.model == model]
         categories = {c: summarize([r for r in mine if r.category == c]) for c in sorted({r.category for r in mine})}

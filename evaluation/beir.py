@@ -11,12 +11,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluation.metrics import mean, ndcg, recall, reciprocal_rank
 from ingest import Ingestor, Progress, TextSource
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
+
+if TYPE_CHECKING:
+    from agent.events import JsonValue
 
 SOURCE_PREFIX = "beir:"
 
@@ -31,9 +34,9 @@ class BeirResult:
     mrr_at_10: float
     ingest_seconds: float
     latencies_ms: list[float] = field(default_factory=list)
-    per_query: list[dict[str, Any]] = field(default_factory=list)
+    per_query: list[dict[str, JsonValue]] = field(default_factory=list)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:  # the CLI's table reads its figures as numbers and text
         lat = sorted(self.latencies_ms)
         return {
             "dataset": self.name,
@@ -97,7 +100,8 @@ def score_queries(
     queries = read_queries(folder)
     qrels = read_qrels(folder)
     judged = [qid for qid in queries if qid in qrels][:limit]
-    ndcgs, recalls, rrs, latencies, per_query = [], [], [], [], []
+    ndcgs, recalls, rrs, latencies = [], [], [], []
+    per_query: list[dict[str, JsonValue]] = []
     for qid in judged:
         t0 = time.perf_counter()
         docs = kb.search(queries[qid], k=300, options=options)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -29,7 +28,7 @@ class EvalConfig(Section):
 
     @field_validator("prices", mode="before")
     @classmethod
-    def _json(cls, value: Any) -> Any:
+    def _json(cls, value: object) -> object:
         return json.loads(value) if isinstance(value, str) else value
 
     def usd(self, model: str, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Protocol
 
 CRITERIA = ("accuracy", "completeness", "relevance")
 PROMPT = """You grade an answer to a question against a reference answer.
@@ -22,15 +22,24 @@ Reference answer: <reference>{reference}</reference>
 Answer to grade: <answer>{answer}</answer>"""
 JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
+Grade = dict[str, float | str]
+"""Each criterion's score and its `<criterion>_reason`, or {"error": why there is none}."""
+
+
+class ChatModel(Protocol):
+    """What the judge uses of a chat model (a LangChain one, or one that waits for its turn)."""
+
+    def invoke(self, prompt: str, /) -> object: ...
+
 
 class Judge:
     """Grades with any LangChain chat model (temperature 0 is the caller's choice)."""
 
-    def __init__(self, model: Any, label: str) -> None:
+    def __init__(self, model: ChatModel, label: str) -> None:
         self.model = model
         self.label = label
 
-    def grade(self, question: str, reference: str, answer: str) -> dict[str, Any]:
+    def grade(self, question: str, reference: str, answer: str) -> Grade:
         prompt = PROMPT.format(question=question, reference=reference or "(none)", answer=answer or "(empty)")
         try:
             reply = self.model.invoke(prompt)
@@ -39,7 +48,7 @@ class Judge:
         return parse_grade(getattr(reply, "content", reply))
 
 
-def parse_grade(reply: Any) -> dict[str, Any]:
+def parse_grade(reply: object) -> Grade:
     """The scores and reasons from the judge's reply, or {"error": ...} saying what was wrong with it."""
     text = reply if isinstance(reply, str) else json.dumps(reply)
     match = JSON_OBJECT.search(text)
@@ -49,7 +58,7 @@ def parse_grade(reply: Any) -> dict[str, Any]:
         data = None
     if not isinstance(data, dict):
         return {"error": f"the judge's reply is not a JSON object: {text[:120]!r}"}
-    grade: dict[str, Any] = {}
+    grade: Grade = {}
     for name in CRITERIA:
         score = data.get(name)
         if isinstance(score, bool) or not isinstance(score, int | float) or not 1 <= score <= 5:

@@ -13,13 +13,16 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from evaluation.metrics import mean, ndcg, reciprocal_rank
 from knowledge_base import KnowledgeBase
 from knowledge_base.retrieval import SearchOptions
+
+if TYPE_CHECKING:
+    from agent.events import JsonValue
 
 
 class Question(BaseModel):
@@ -45,7 +48,7 @@ class QuestionResult:
     ndcg: float
     coverage: float
     keyword_ranks: dict[str, int | None]
-    retrieved: list[dict[str, Any]] = field(default_factory=list)
+    retrieved: list[dict[str, object]] = field(default_factory=list)  # text, source, score: for reports
 
 
 @dataclass
@@ -54,7 +57,7 @@ class QuestionSetResult:
     mode: str
     results: list[QuestionResult]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, JsonValue]:
         categories: dict[str, list[QuestionResult]] = {}
         for r in self.results:
             categories.setdefault(r.category, []).append(r)
@@ -119,7 +122,7 @@ def evaluate_questions(
             continue
         docs = kb.search(q.question, k=k, options=options)
         mrr, nd, coverage, ranks = score_question(q, [d.page_content for d in docs], k)
-        retrieved = [
+        retrieved: list[dict[str, object]] = [
             {"text": d.page_content, "source": d.metadata.get("source"), "score": d.metadata.get("score")} for d in docs
         ]
         result = QuestionResult(q.question, q.category, q.keywords, mrr, nd, coverage, ranks, retrieved)

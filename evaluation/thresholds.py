@@ -3,7 +3,7 @@ for retrieval, so the CLI and the app colour the same run the same way."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 Grade = Literal["good", "fair", "poor"]
 
@@ -31,7 +31,7 @@ FIGURES = ["questions", "errors", "contains", "keyword_recall", "f1", "cited", "
            "usd"]  # fmt: skip
 
 
-def grade(name: str, value: Any) -> Grade | None:
+def grade(name: str, value: float | None) -> Grade | None:
     """Good (green), fair (amber) or poor (red); None for a figure without lines (counts, cost) or without a value."""
     if value is None or name not in THRESHOLDS:
         return None

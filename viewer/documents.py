@@ -10,12 +10,18 @@ a long document, a sheet as a grid of its rows, a slide as its title and shapes 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from viewer.html import grid_html, markdown_html, text_html, window
 from viewer.locate import Located, Span, locate
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+
+    from ingest.loaders.sheets import Grid
 
 WINDOW_CHARS = 20_000
 """Characters shown either side of the passage in a long document (a 5 MB file is never sent whole)."""
@@ -79,22 +85,25 @@ def view_file(request: TextRequest) -> TextView:
     return view
 
 
-def _place(meta: dict[str, Any]) -> str:
+def _place(meta: Mapping[str, object]) -> str:
     return f"p. {meta['page']}" if meta.get("page") else str(meta.get("location") or "")
 
 
-def _containing(documents: list[Any], passage: str) -> int:
+def _containing(documents: Sequence[Document], passage: str) -> int:
     """The part whose text holds the passage best (a chunk from before its place was recorded)."""
     scored = [(found.share if (found := locate(passage, d.page_content)) else 0.0, -n) for n, d in enumerate(documents)]
     return -max(scored)[1]
 
 
-def view_text(text: str, text_format: str, request: TextRequest, meta: dict[str, Any] | None = None) -> TextView:
+def view_text(text: str, text_format: str, request: TextRequest, meta: Mapping[str, object] | None = None) -> TextView:
     """The passage shown in `text` (a loader's output, or a web page's stored text)."""
     found = locate(request.passage, text)
     grid = (meta or {}).get("grid")
     if grid is not None:
-        return _grid_view(text, grid, found, request)
+        from ingest.loaders.sheets import Grid  # a sheet's document holds one (the ingest's own class)
+
+        if isinstance(grid, Grid):
+            return _grid_view(text, grid, found, request)
     markdown = text_format == "markdown"
     passage_spans = found.spans if found else []
     backing = [s for span in request.backing for s in found.to_document(*span)] if found else []
@@ -127,7 +136,7 @@ def _text_under(text: str, found: Located | None) -> str:
     return " ".join(" ".join(text[s:e].split()) for s, e in found.spans) if found else ""
 
 
-def _grid_view(text: str, grid: Any, found: Located | None, request: TextRequest) -> TextView:
+def _grid_view(text: str, grid: Grid, found: Located | None, request: TextRequest) -> TextView:
     """A sheet: its rows as a table, those the passage spans marked, those that back the answer more strongly."""
     lines = _line_starts(text)
     name = text.split("\n", 1)[0].removeprefix("# ").strip()

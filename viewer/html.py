@@ -15,9 +15,12 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from viewer.locate import Span
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 PASSAGE, BACKING = "kb-passage", "kb-backing"
 P_ON, P_OFF, B_ON, B_OFF = "\ue000", "\ue001", "\ue002", "\ue003"
@@ -119,7 +122,7 @@ def markdown_html(text: str, passage: Sequence[Span] = (), backing: Sequence[Spa
     return clean(f'<div class="kb-doc kb-markdown">{marked(body)}</div>')
 
 
-def _alt_text(renderer: object, tokens: list[Any], index: int, options: object, env: object) -> str:
+def _alt_text(renderer: object, tokens: Sequence[Token], index: int, options: object, env: object) -> str:
     """An image as its alt text: a document's image would load from wherever its address points."""
     return html.escape("".join(child.content for child in tokens[index].children or []))
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from ingest.loaders import format_of
 from ingest.pipeline import UNREAD_PAGES, source_hash
@@ -112,7 +112,8 @@ class SourceViewer:
         spans = [(max(s - offset, 0), e - offset) for s, e in backing if e > offset]
         view = View(record.source_id, record.source, record.title, record.kind, passage, status, note, chunk_id)
         view.backing, view.location = spans, location_of(meta)
-        view.page = page or (int(meta["page"]) if meta.get("page") else None)
+        stored_page = meta.get("page")
+        view.page = page or (int(stored_page) if stored_page and isinstance(stored_page, int | float | str) else None)
         if "://" in record.source:
             view.url = record.source
             self._stored(view, record, chunk_id)
@@ -129,7 +130,7 @@ class SourceViewer:
             raise UnknownSource(f"no source {source_id[:40]!r} in this knowledge base")
         return record
 
-    def _chunk(self, record: SourceRecord, chunk_id: str, saved: str) -> tuple[str, dict[str, Any], Status, str]:
+    def _chunk(self, record: SourceRecord, chunk_id: str, saved: str) -> tuple[str, Mapping[str, object], Status, str]:
         """(the chunk's text, its metadata, status, note): the recorded chunk, else the saved passage."""
         if chunk_id and CHUNK_ID.fullmatch(chunk_id) and chunk_id in record.chunk_ids:
             rows = self.kb.keywords.rows([chunk_id])
@@ -173,7 +174,7 @@ class SourceViewer:
         view.file_link = Path(path).as_uri() + (f"#page={view.page}" if record.kind == "pdf" and view.page else "")
         return raw
 
-    def _shown(self, view: View, record: SourceRecord, raw: bytes, meta: dict[str, Any], as_text: bool) -> None:
+    def _shown(self, view: View, record: SourceRecord, raw: bytes, meta: Mapping[str, object], as_text: bool) -> None:
         limit = self.config.view_timeout_s
         pixels = int(self.config.view_max_megapixels * 1e6)
         try:
