@@ -13,7 +13,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -39,7 +39,7 @@ THREAD_COLUMNS = "thread_id, title, model, created_at, updated_at, kb"
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
-CitedPassage = dict[str, object]
+CitedPassage = Mapping[str, object]
 """A cited passage as `Passage.as_dict()` gives it: kept as JSON and shown by exports, never read here."""
 LEGACY_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")  # LangGraph's, copied row by row
 """A knowledge base's schema held its conversations before they moved to the global schema (`adopt`)."""

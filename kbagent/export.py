@@ -59,7 +59,7 @@ def conversation(parts: Components, thread_id: str) -> Conversation:
         elif isinstance(message, AIMessage) and turns and message_text(message).strip() and not message.tool_calls:
             turns[-1].answer = message_text(message).strip()  # the last one: tool-calling turns end with the answer
     for turn in turns:
-        turn.cited = cited.get(turn.answer, [])
+        turn.cited = [dict(p) for p in cited.get(turn.answer, [])]
     name = kb.name if kb else "(deleted)"
     return Conversation(thread_id, info.title, name, info.model, info.created_at, info.updated_at, turns)
 
