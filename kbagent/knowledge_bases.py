@@ -12,6 +12,7 @@ import builtins
 import contextlib
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +96,7 @@ class KnowledgeBases:
         self.parts.forget(info.id)  # opened again with its new settings
         return self.parts.kb_info(info.id)
 
-    def _checked(self, key: str, value: str) -> Any:
+    def _checked(self, key: str, value: str) -> object:
         """`value` as the setting it overrides takes it, validated the same way."""
         flat = OVERRIDES[key]
         try:
@@ -113,11 +114,11 @@ class KnowledgeBases:
                 raise UserError(str(exc)) from None
         return checked
 
-    def effective(self, name: str) -> dict[str, tuple[Any, str]]:
+    def effective(self, name: str) -> dict[str, tuple[object, str]]:
         """Each setting a knowledge base may set: its value there, and whose it is ("knowledge base" or "global")."""
         info = self.parts.kb_info(name)
         settings = self.parts.kb_settings(info)
-        shown: dict[str, tuple[Any, str]] = {}
+        shown: dict[str, tuple[object, str]] = {}
         for key, flat in OVERRIDES.items():
             section, field = FLAT[flat]
             whose = "knowledge base" if key in info.overrides else "global"
@@ -203,7 +204,7 @@ def _description(text: str) -> str:
     return text
 
 
-def _locks(parts: Components, place: Place) -> tuple[WriteLock, WriteLock, Any]:
+def _locks(parts: Components, place: Place) -> tuple[WriteLock, WriteLock, Callable[[], None]]:
     """The watch and ingest locks of a knowledge base, without opening it; and what closes them."""
     from knowledge_base.backend import FileWriteLock
 
