@@ -510,9 +510,9 @@ def evaluate(
     settings = load_settings()
     if answers:
         models: list[str | None] = list(model) if model else [None]
-        summary = run_answer_set(settings, path, models, judge, (per_category, limit), report, store, json_out, kb)
+        board = run_answer_set(settings, path, models, judge, (per_category, limit), report, store, json_out, kb)
         if json_out:
-            print(json.dumps(summary, indent=2))
+            print(json.dumps(board, indent=2))
         return
     if path.is_dir():
         if not (path / "corpus.jsonl").exists():
