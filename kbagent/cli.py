@@ -275,7 +275,10 @@ def search(
     with _components() as parts:
         target = parts.knowledge_base(kb)
         options = _options(target, mode, mmr, min_score)
-        filters = {"doc_type": doc_type, "source_prefix": _source_prefix(source_prefix)}
+        filters: dict[str, str | int | float | bool | None] = {
+            "doc_type": doc_type,
+            "source_prefix": _source_prefix(source_prefix),
+        }
         docs = target.search(query, k=k, filters=filters, options=options)
         names = target.display_names()
         ids = target.records.source_ids(d.metadata.get("source", "") for d in docs)

@@ -96,7 +96,7 @@ class KnowledgeBases:
         self.parts.forget(info.id)  # opened again with its new settings
         return self.parts.kb_info(info.id)
 
-    def _checked(self, key: str, value: str) -> object:
+    def _checked(self, key: str, value: str) -> str | int | float | bool | None:
         """`value` as the setting it overrides takes it, validated the same way."""
         flat = OVERRIDES[key]
         try:
