@@ -31,7 +31,8 @@ def question_problem(text: str) -> str | None:
 
 
 class ChatHandlers:
-    """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put."""
+    """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put.
+    Outputs are `object`s: a value or a `gr.update(...)`, which Gradio checks against its component."""
 
     def __init__(self, svc: Services, defaults: SessionChoices) -> None:
         self.svc = svc

@@ -20,7 +20,8 @@ from ui.settings_tab import SettingsTab, mode_or_default
 
 class KnowledgeHandlers:
     """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put.
-    Each write handler returns its message first, then `view()`'s table, selection and totals."""
+    Each write handler returns its message first, then `view()`'s table, selection and totals. Outputs are
+    `object`s: a value or a `gr.update(...)`, which Gradio checks against its component."""
 
     def __init__(self, svc: Services, defaults: SessionChoices) -> None:
         self.svc = svc
