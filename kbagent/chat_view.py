@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,6 +12,10 @@ from rich.markup import escape
 from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from agent.runner import Agent
 from kbagent.errors import KbagentError
+
+if TYPE_CHECKING:
+    from tools.knowledge_search import Passage
+    from tools.web_search import WebResult
 
 
 class TerminalRenderer:
@@ -22,9 +26,9 @@ class TerminalRenderer:
         self.console = console
         self.names = names or {}  # source → its path relative to the folder it was ingested from
         self.show_tools = show_tools
-        self.sources: list[Any] = []  # cited
-        self.retrieved: list[Any] = []  # retrieved and not cited
-        self.web: list[Any] = []  # web search results (`WebResult`)
+        self.sources: list[Passage] = []  # cited
+        self.retrieved: list[Passage] = []  # retrieved and not cited
+        self.web: list[WebResult] = []  # web search results
         self.done: Done | None = None
         self.error: str | None = None
 
@@ -76,7 +80,7 @@ class TerminalRenderer:
                 line = "".join(c if c.isprintable() else " " for c in f"{r.title} — {r.url}")
                 self.console.print(f"  {line}", markup=False, highlight=False)
 
-    def line(self, p: Any) -> str:
+    def line(self, p: Passage) -> str:
         """A passage as "title — path (p. N)" (or slide, sheet, chapter), the path relative to the folder it was
         ingested from."""
         where = self.names.get(p.source, p.source) + (f" ({p.location})" if p.location else "")

@@ -13,12 +13,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypedDict, TypeGuard
 
 import typer
 
 from kbagent import environment
 from kbagent.errors import AnswerError, KbagentError, UnknownKnowledgeBase, UserError
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from langchain_core.documents import Document
+    from rich.console import Console
+    from rich.progress import TaskID
+
+    from kbagent.components import Components
+    from kbagent.knowledge_bases import KnowledgeBases
+    from knowledge_base.config import Mode
+    from knowledge_base.retrieval import SearchOptions
+    from knowledge_base.store import KnowledgeBase
 
 environment.prepare()
 
@@ -34,7 +47,7 @@ KbOption = Annotated[
 ]
 
 
-def _components() -> Any:
+def _components() -> Components:
     """Every part, built on first use from the settings; close it when done."""
     from kbagent.components import Components
     from kbagent.settings import load_settings
@@ -49,7 +62,7 @@ def _safe(text: str) -> str:
     return escape("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))
 
 
-def _console(stderr: bool = False) -> Any:
+def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
@@ -195,7 +208,7 @@ def watch(
 
 
 @contextlib.contextmanager
-def _stop_when_deleted(kb: Any, stop: threading.Event, every_s: float = 0.5) -> Iterator[threading.Event]:
+def _stop_when_deleted(kb: KnowledgeBase, stop: threading.Event, every_s: float = 0.5) -> Iterator[threading.Event]:
     """Sets `stop` (and the event it yields) once the knowledge base is deleted: `kbagent kb delete` waits for
     this watcher to let go of its watch lock."""
     deleted = threading.Event()
@@ -225,7 +238,7 @@ def _stop_on_ctrl_c() -> Iterator[threading.Event]:
     wherever the interrupt lands, where a library may swallow it; a second Ctrl+C interrupts at once."""
     stop = threading.Event()
 
-    def interrupted(signum: int, frame: Any) -> None:
+    def interrupted(signum: int, frame: FrameType | None) -> None:
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -254,11 +267,14 @@ def search(
     with _components() as parts:
         target = parts.knowledge_base(kb)
         options = _options(target, mode, mmr, min_score)
-        filters = {"doc_type": doc_type, "source_prefix": _source_prefix(source_prefix)}
+        filters: dict[str, str | int | float | bool | None] = {
+            "doc_type": doc_type,
+            "source_prefix": _source_prefix(source_prefix),
+        }
         docs = target.search(query, k=k, filters=filters, options=options)
         names = target.display_names()
         ids = target.records.source_ids(d.metadata.get("source", "") for d in docs)
-    rows = [_doc_row(d) | {"source_id": ids.get(d.metadata.get("source", ""), "")} for d in docs]
+    rows = [_doc_row(d, ids.get(d.metadata.get("source", ""), "")) for d in docs]
     if json_out:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -273,15 +289,25 @@ def search(
         out.print(f"    {text[:400]}{'…' if len(text) > 400 else ''}", markup=False)
 
 
-def _options(kb: Any, mode: str | None, mmr: bool | None, min_score: float | None) -> Any:
+def _options(kb: KnowledgeBase, mode: str | None, mmr: bool | None, min_score: float | None) -> SearchOptions:
     from dataclasses import replace
 
     from knowledge_base.retrieval import MODES
 
-    if mode is not None and mode not in MODES:
+    if mode is not None and not _is_mode(mode):
         raise UserError(f"unknown mode {mode!r}; use one of: {', '.join(MODES)}")
-    changes = {"mode": mode, "mmr": mmr, "min_score": min_score}
-    return replace(kb.default_options(), **{k: v for k, v in changes.items() if v is not None})
+    options = kb.default_options()
+    if mode is not None:
+        options = replace(options, mode=mode)
+    if mmr is not None:
+        options = replace(options, mmr=mmr)
+    return options if min_score is None else replace(options, min_score=min_score)
+
+
+def _is_mode(value: str) -> TypeGuard[Mode]:
+    from knowledge_base.retrieval import MODES
+
+    return value in MODES
 
 
 def _source_prefix(prefix: str | None) -> str | None:
@@ -290,7 +316,24 @@ def _source_prefix(prefix: str | None) -> str | None:
     return str(Path(prefix).expanduser().resolve())
 
 
-def _doc_row(doc: Any) -> dict[str, Any]:
+class _DocRow(TypedDict):
+    """A search hit as `kbagent search --json` prints it."""
+
+    text: str
+    source: str
+    title: str
+    doc_type: str
+    page: int | None
+    location: str
+    section: str | None
+    score: float | None
+    similarity: float | None
+    bm25: float | None
+    chunk_id: str | None
+    source_id: str
+
+
+def _doc_row(doc: Document, source_id: str) -> _DocRow:
     from knowledge_base.records import location_of
 
     meta = doc.metadata
@@ -306,6 +349,7 @@ def _doc_row(doc: Any) -> dict[str, Any]:
         "similarity": meta.get("similarity"),
         "bm25": meta.get("bm25"),
         "chunk_id": meta.get("chunk_id"),
+        "source_id": source_id,
     }
 
 
@@ -326,7 +370,7 @@ def sources(
     for record, r in zip(listed, records, strict=True):  # the path relative to the folder it was ingested from
         table.add_row(record.display, str(r["kind"]), str(r["doc_type"]), str(r["chunks"]), str(r["ingested_at"]))
     _console().print(table)
-    _console().print(f"{len(records)} sources, {sum(int(r['chunks']) for r in records)} chunks")
+    _console().print(f"{len(records)} sources, {sum(record.chunks for record in listed)} chunks")
 
 
 @app.command()
@@ -416,7 +460,7 @@ def migrate(
     from kbagent.settings import load_settings
 
     with Bar(console=_console(stderr=True), transient=True, disable=json_out) as bar:
-        tasks: dict[str, Any] = {}
+        tasks: dict[str, TaskID] = {}
 
         def show(what: str, done: int, total: int) -> None:
             if what not in tasks:
@@ -461,9 +505,9 @@ def evaluate(
     settings = load_settings()
     if answers:
         models: list[str | None] = list(model) if model else [None]
-        summary = run_answer_set(settings, path, models, judge, (per_category, limit), report, store, json_out, kb)
+        board = run_answer_set(settings, path, models, judge, (per_category, limit), report, store, json_out, kb)
         if json_out:
-            print(json.dumps(summary, indent=2))
+            print(json.dumps(board, indent=2))
         return
     if path.is_dir():
         if not (path / "corpus.jsonl").exists():
@@ -522,7 +566,7 @@ def chat(
         ChatSession(_console(), lambda model: parts.agent(model, kb=target), model, thread).run()
 
 
-def _thread_kb(parts: Any, kb: str | None, thread: str | None) -> Any:
+def _thread_kb(parts: Components, kb: str | None, thread: str | None) -> KnowledgeBase:
     """The knowledge base an answer comes from: the one named, else the conversation's own, else the default."""
     held = parts.threads.get(thread) if thread else None
     if kb is None and held is not None and held.kb:
@@ -537,7 +581,7 @@ kb_app = typer.Typer(help="Knowledge bases: each with its own documents, convers
 app.add_typer(kb_app, name="kb")
 
 
-def _kb_admin(parts: Any) -> Any:
+def _kb_admin(parts: Components) -> KnowledgeBases:
     from kbagent.knowledge_bases import KnowledgeBases
 
     return KnowledgeBases(parts)

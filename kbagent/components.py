@@ -22,7 +22,11 @@ from knowledge_base.config import StoreConfig
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from agent.memory import Threads
+    from chromadb.api import ClientAPI
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.tools import BaseTool
+
+    from agent.memory import PostgresThreadStore, Threads, ThreadStore
     from agent.models import ModelFactory
     from agent.runner import Agent
     from ingest import Ingestor, IngestReport, Progress
@@ -31,9 +35,10 @@ if TYPE_CHECKING:
     from knowledge_base.backend import Place
     from knowledge_base.config import Mode
     from knowledge_base.embeddings import Embedder
+    from knowledge_base.reranker import CrossEncoderReranker
     from tools.mcp_client import McpHub
     from tools.web_search import WebSearch
-    from viewer.service import SourceViewer
+    from viewer.service import Runner, SourceViewer
 
 
 CHUNKING_FIELDS = ("chunk_size", "chunk_overlap")
@@ -80,8 +85,8 @@ def open_knowledge_base(settings: Settings, embedder: Embedder | None = None) ->
 def assemble(
     settings: Settings,
     embedder: Embedder,
-    client: Any,
-    reranker: Any,
+    client: ClientAPI,
+    reranker: CrossEncoderReranker | None,
     place: Place | None = None,
     name: str = "",
     alive: Callable[[], bool] | None = None,
@@ -182,7 +187,7 @@ class Components:
         self,
         settings: Settings,
         embedder: Embedder | None = None,
-        chat_model: Any | None = None,
+        chat_model: BaseChatModel | None = None,
         threads_path: Path | None = None,
     ) -> None:
         self.settings = settings
@@ -221,14 +226,14 @@ class Components:
         return open_catalog(self.settings.store)
 
     @cached_property
-    def chroma(self) -> Any:
+    def chroma(self) -> ClientAPI:
         """The one Chroma client every knowledge base of this data dir uses."""
         from knowledge_base.chroma import open_client
 
         return open_client(self.settings.store)
 
     @cached_property
-    def reranker(self) -> Any:
+    def reranker(self) -> CrossEncoderReranker | None:
         from knowledge_base.reranker import build_reranker
 
         return build_reranker(self.settings.search, self.settings.embedding.device)
@@ -330,7 +335,7 @@ class Components:
             self._adopt_threads(self.__dict__["threads"])
         return info
 
-    def _adopt_threads(self, threads: Any) -> None:
+    def _adopt_threads(self, threads: ThreadStore | PostgresThreadStore) -> None:
         """Conversations from before knowledge bases become theirs: in SQLite, the data dir's first knowledge
         base's; in PostgreSQL, each knowledge base's whose schema held some (moved to the global schema)."""
         from knowledge_base.catalog import LEGACY_FOLDER
@@ -352,7 +357,9 @@ class Components:
         if self._threads_path is not None:
             return ThreadStore(self._threads_path)
         url = self.settings.store.database_url.get_secret_value()
-        store: Any = PostgresThreadStore(url, GLOBAL_SCHEMA) if url else ThreadStore(self.settings.threads_path)
+        store: ThreadStore | PostgresThreadStore = (
+            PostgresThreadStore(url, GLOBAL_SCHEMA) if url else ThreadStore(self.settings.threads_path)
+        )
         try:
             self._adopt_threads(store)
         except BaseException:  # interrupted: not cached, so `close` would not see it
@@ -392,7 +399,7 @@ class Components:
         return start_mcp(self.settings.tools, self.settings.store.data_dir / "logs")
 
     @cached_property
-    def mcp_tools(self) -> list[Any]:
+    def mcp_tools(self) -> list[BaseTool]:
         """The outside servers' tools their allow-lists let through, built once (the servers start on first use);
         each tool held back, and each server that did not start, is logged once."""
         from tools.mcp_client import make_mcp_tools
@@ -411,7 +418,7 @@ class Components:
 
         return ModelFactory(self.settings.agent, self.settings.keys, self.settings.store.models_path)
 
-    def viewer(self, runner: Any | None = None, kb: KnowledgeBase | str | None = None) -> SourceViewer:
+    def viewer(self, runner: Runner | None = None, kb: KnowledgeBase | str | None = None) -> SourceViewer:
         """Views of `kb`'s cited passages (None: the default's; `viewer.service`), drawn and parsed in a worker
         process under the viewer's limits (`runner`: another, e.g. `InProcess` for a test); close its runner when
         done."""
@@ -478,7 +485,7 @@ class Components:
             )
         return combine(*reports)
 
-    def warm_up(self, model: Any) -> None:
+    def warm_up(self, model: BaseChatModel) -> None:
         """Has a local chat model read the fixed system prompt once, so llama.cpp keeps it in its cache and the
         first question reads only what follows it (the model itself loaded when it was built)."""
         from langchain_core.messages import HumanMessage, SystemMessage
@@ -495,7 +502,7 @@ class Components:
         k: int | None = None,
         mode: Mode | None = None,
         temperature: float | None = None,
-        chat_model: Any | None = None,
+        chat_model: BaseChatModel | None = None,
     ) -> Agent:
         """An agent answering from `kb` (None: the default) on `model` (None: the knowledge base's, else the
         configured one), with this session's k, retrieval mode and temperature where given, else the knowledge

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +23,11 @@ from kbagent.progress import RichProgress
 from kbagent.settings import Settings
 from knowledge_base import KnowledgeBase
 
-OptionsFor = Callable[[KnowledgeBase], Any]
+if TYPE_CHECKING:
+    from evaluation.answers import AnswerRow
+    from knowledge_base.retrieval import SearchOptions
+
+OptionsFor = Callable[[KnowledgeBase], "SearchOptions"]
 
 
 def _bar(console: Console, enabled: bool) -> Progress:
@@ -39,7 +43,7 @@ def _bar(console: Console, enabled: bool) -> Progress:
 
 def run_question_set(
     settings: Settings, path: Path, k: int, options_for: OptionsFor, limit: int | None, quiet: bool, kb: str | None
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[Mapping[str, object], list[str]]:
     """Retrieval figures of the knowledge base `kb` (None: the default) on a question set."""
     try:
         questions = [q for q in load_questions(path) if q.answerable][:limit]
@@ -60,7 +64,7 @@ def _colour(value: float) -> str:
     return f"[{RICH_COLOUR[retrieval_grade(value)]}]{value:.3f}[/]"
 
 
-def _print_question_summary(summary: dict[str, Any]) -> None:
+def _print_question_summary(summary: Mapping[str, Any]) -> None:
     table = Table(
         "category",
         "questions",
@@ -84,7 +88,7 @@ def _print_question_summary(summary: dict[str, Any]) -> None:
 
 def run_beir(
     settings: Settings, folder: Path, store: Path | None, options_for: OptionsFor, limit: int | None, quiet: bool
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[Mapping[str, object], list[str]]:
     err = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="kbagent-beir-") as tmp:
         beir_settings = settings.override(data_dir=store or Path(tmp), chroma_url="", collection="beir")
@@ -112,7 +116,7 @@ def run_beir(
 RICH_COLOUR = {"good": "green", "fair": "yellow", "poor": "red"}
 
 
-def _shade(name: str, value: Any) -> str:
+def _shade(name: str, value: float | None) -> str:
     """The figure coloured by `evaluation.thresholds`, the lines the app's leaderboard uses too."""
     if value is None:
         return "[dim]–[/]"
@@ -120,7 +124,7 @@ def _shade(name: str, value: Any) -> str:
     return f"[{RICH_COLOUR[shade]}]{value:.3g}[/]" if shade else f"{value}"
 
 
-def _print_leaderboard(board: dict[str, Any]) -> None:
+def _print_leaderboard(board: Mapping[str, Any]) -> None:
     """One column per model, one row per figure (green, amber, red by `evaluation.thresholds`)."""
     table = Table("figure", *board, title="Answers")
     for name in FIGURES:
@@ -149,7 +153,7 @@ def run_answer_set(
     store: Path | None,
     quiet: bool,
     kb: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """`kbagent eval SET --answers`: every model answers the sampled questions from the knowledge base `kb` (None:
     the default; a SQuAD-layout folder gets a store of its own); returns the leaderboard."""
     from agent.models import parse_model
@@ -182,7 +186,7 @@ def run_answer_set(
             task = bar.add_task("answers", total=len(streams) * len(questions))
             right: dict[str, list[bool]] = {}
 
-            def step(row: Any, done: int, total: int) -> None:
+            def step(row: AnswerRow, done: int, total: int) -> None:
                 right.setdefault(row.model, []).append(bool(row.contains))
                 share = sum(right[row.model]) / len(right[row.model])
                 bar.update(task, completed=done, description=f"{row.model} {share:.0%} right")

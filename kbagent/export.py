@@ -4,8 +4,9 @@ the passages each answer cited, with their sources and places, as Markdown or JS
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langchain_core.messages import AIMessage, HumanMessage
 
@@ -22,7 +23,7 @@ EXCERPT_CHARS = 300
 class Turn:
     question: str
     answer: str = ""
-    cited: list[dict[str, Any]] = field(default_factory=list)  # `Passage.as_dict()`s
+    cited: Sequence[Mapping[str, object]] = field(default_factory=list)  # `Passage.as_dict()`s
 
 
 @dataclass
@@ -35,10 +36,9 @@ class Conversation:
     updated_at: float
     turns: list[Turn]
 
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for key in ("created_at", "updated_at"):
-            out[key] = _when(out[key])
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = asdict(self)
+        out["created_at"], out["updated_at"] = _when(self.created_at), _when(self.updated_at)
         return out
 
 
@@ -77,11 +77,11 @@ def to_markdown(found: Conversation) -> str:
             lines += ["", "### Sources", ""]
             for passage in turn.cited:
                 lines.append(f"- {_label(passage)}")
-                lines += [f"  {line}" for line in _quoted(_excerpt(passage.get("text", "")))]
+                lines += [f"  {line}" for line in _quoted(_excerpt(str(passage.get("text", ""))))]
     return "\n".join(lines) + "\n"
 
 
-def _label(passage: dict[str, Any]) -> str:
+def _label(passage: Mapping[str, object]) -> str:
     where = str(passage.get("source", "")) + (f" ({passage['location']})" if passage.get("location") else "")
     title = passage.get("title") or ""
     return f"[{passage.get('n')}] {title} — {where}" if title else f"[{passage.get('n')}] {where}"

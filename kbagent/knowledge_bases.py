@@ -12,8 +12,9 @@ import builtins
 import contextlib
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -95,7 +96,7 @@ class KnowledgeBases:
         self.parts.forget(info.id)  # opened again with its new settings
         return self.parts.kb_info(info.id)
 
-    def _checked(self, key: str, value: str) -> Any:
+    def _checked(self, key: str, value: str) -> str | int | float | bool | None:
         """`value` as the setting it overrides takes it, validated the same way."""
         flat = OVERRIDES[key]
         try:
@@ -113,28 +114,28 @@ class KnowledgeBases:
                 raise UserError(str(exc)) from None
         return checked
 
-    def effective(self, name: str) -> dict[str, tuple[Any, str]]:
+    def effective(self, name: str) -> dict[str, tuple[object, str]]:
         """Each setting a knowledge base may set: its value there, and whose it is ("knowledge base" or "global")."""
         info = self.parts.kb_info(name)
         settings = self.parts.kb_settings(info)
-        shown: dict[str, tuple[Any, str]] = {}
+        shown: dict[str, tuple[object, str]] = {}
         for key, flat in OVERRIDES.items():
             section, field = FLAT[flat]
             whose = "knowledge base" if key in info.overrides else "global"
             shown[key] = (getattr(getattr(settings, section), field), whose)
         return shown
 
-    def describe(self, name: str) -> dict[str, Any]:
+    def describe(self, name: str) -> dict[str, object]:
         """Its catalog entry with its totals: sources, chunks, conversations."""
         info = self.parts.kb_info(name)
+        sources, chunks, conversations = self._totals(info)
+        return {**info.as_dict(), "sources": sources, "chunks": chunks, "conversations": conversations}
+
+    def _totals(self, info: KbInfo) -> tuple[int, int, int]:
+        """How many sources, chunks and conversations it holds."""
         kb = self.parts.knowledge_base(info)
         threads = self.parts.threads.list(limit=1 << 62, kb=info.id)
-        return {
-            **info.as_dict(),
-            "sources": len(kb.records.hashes()),
-            "chunks": kb.collection.count(),
-            "conversations": len(threads),
-        }
+        return len(kb.records.hashes()), kb.collection.count(), len(threads)
 
     # ---- deleting ------------------------------------------------------------------------------------
 
@@ -142,11 +143,11 @@ class KnowledgeBases:
         """Deletes a knowledge base: its vectors, records, keyword index, uploads, watch list and conversations.
         A watcher following it stops first (it sees the deletion within a second); UserError when it or an
         ingest has not let go within `wait_s` (the deletion is then finished by a later `kb` command)."""
-        totals = self.describe(name)
         info = self.parts.kb_info(name)
+        sources, chunks, conversations = self._totals(info)
         self.catalog.start_delete(info.id)
         self._finish(info, wait_s)
-        return Deleted(info.name, totals["sources"], totals["chunks"], totals["conversations"])
+        return Deleted(info.name, sources, chunks, conversations)
 
     def finish_deletions(self) -> builtins.list[str]:
         """Finishes deletions cut short (a crash, or a watcher that had not stopped yet); the names finished."""
@@ -203,7 +204,7 @@ def _description(text: str) -> str:
     return text
 
 
-def _locks(parts: Components, place: Place) -> tuple[WriteLock, WriteLock, Any]:
+def _locks(parts: Components, place: Place) -> tuple[WriteLock, WriteLock, Callable[[], None]]:
     """The watch and ingest locks of a knowledge base, without opening it; and what closes them."""
     from knowledge_base.backend import FileWriteLock
 

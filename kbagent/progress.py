@@ -3,13 +3,17 @@ its own, shown once a file needs OCR)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest import Outcome, Progress
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
 
 class RichProgress(Progress):
-    def __init__(self, console: Any, enabled: bool = True) -> None:
+    def __init__(self, console: Console, enabled: bool = True) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bar
 
@@ -25,7 +29,7 @@ class RichProgress(Progress):
         )
         self._files = self._bar.add_task("files", total=None, rate="")
         self._chunks = self._bar.add_task("chunks", total=0, rate="")
-        self._ocr: Any = None  # the OCR line's task, added when the first page needs OCR
+        self._ocr: TaskID | None = None  # the OCR line's task, added when the first page needs OCR
 
     def __enter__(self) -> RichProgress:
         self._bar.start()
@@ -69,7 +73,7 @@ class LineProgress(Progress):
     """Progress as a line every few seconds, for work that may or may not be long (a watcher's batch): a short
     batch prints nothing, a long one says how far it got."""
 
-    def __init__(self, console: Any, every_s: float = 5.0) -> None:
+    def __init__(self, console: Console, every_s: float = 5.0) -> None:
         import time
 
         self._console = console

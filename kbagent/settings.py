@@ -9,7 +9,6 @@ the same flat names, so no user's environment or script breaks.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -67,13 +66,13 @@ class _FlatSource(PydanticBaseSettingsSource):
         assert isinstance(reader, EnvSettingsSource)  # the .env reader is one too
         self._vars = dict(reader.env_vars)
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[object, str, bool]:  # pragma: no cover
         return None, field_name, False  # unused: __call__ reads every section at once
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> dict[str, dict[str, str]]:
         """Values by section (`{"search": {"k": "5"}}`), so that pydantic-settings merges them under what a
         caller passes, section by section."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, dict[str, str]] = {}
         for flat, (section, name) in FLAT.items():
             value = self._vars.get(env_name(flat).lower())
             if value is not None:
@@ -110,30 +109,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _nest(cls, data: Any) -> Any:
+    def _nest(cls, data: object) -> object:
         """Flat keyword arguments into their sections. Only a caller passes flat names (the environment comes
         in by section), so a flat value wins over the same field inside a section."""
         if not isinstance(data, dict):
             return data
-        nested: dict[str, dict[str, Any]] = {}
+        nested: dict[str, dict[str, object]] = {}
         for key, value in data.items():
             if key in SECTIONS:
                 given = value.model_dump() if isinstance(value, BaseModel) else dict(value)
                 nested.setdefault(key, {}).update(given)
         return _place({k: v for k, v in data.items() if k not in SECTIONS}, nested)
 
-    def override(self, **changes: Any) -> Settings:
+    def override(self, **changes: object) -> Settings:
         """A copy with some flat-named settings changed (None leaves a setting as it is), validated again."""
-        data: dict[str, Any] = {name: getattr(self, name).model_dump() for name in SECTIONS}
+        data: dict[str, dict[str, object]] = {name: getattr(self, name).model_dump() for name in SECTIONS}
         return type(self).model_validate(_place({k: v for k, v in changes.items() if v is not None}, data))
 
     @property
     def threads_path(self) -> Path:
         return self.store.data_dir / "threads.sqlite3"
 
-    def masked(self) -> dict[str, Any]:
+    def masked(self) -> dict[str, object]:
         """Effective settings by their flat names, as printable values, secrets masked."""
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}
         for flat, (section, name) in FLAT.items():
             value = getattr(getattr(self, section), name)
             if isinstance(value, SecretStr):
@@ -144,7 +143,7 @@ class Settings(BaseSettings):
         return out
 
 
-def _place(flat: dict[str, Any], nested: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _place(flat: dict[str, object], nested: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
     """Flat-named values into their sections of `nested`; a name no section knows is refused, never ignored."""
     for key, value in flat.items():
         if key not in FLAT:
@@ -166,7 +165,7 @@ def describe_error(exc: ValidationError) -> str:
     return f"invalid setting {name}: {first['msg']}"
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and `.env`, with flat-named overrides; a bad value is one clear line."""
     from kbagent.errors import ConfigError
 

@@ -3,8 +3,7 @@ bold, the words that back an answer underlined; a PDF's page number and a file:/
 
 from __future__ import annotations
 
-from typing import Any
-
+from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
@@ -27,7 +26,7 @@ def parse_citation(citation: str) -> tuple[str, str, str]:
     return "", source_id, chunk_id
 
 
-def show(console: Any, view: View) -> None:
+def show(console: Console, view: View) -> None:
     """The view as lines: what and where, the one-line note, then the passage in context."""
     where = f" ({view.location})" if view.location else ""
     console.print(f"[bold]{escape(view.title or view.source)}[/] — {escape(view.source)}{escape(where)}")

@@ -8,9 +8,9 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import gradio as gr
+from gradio.components.chatbot import MessageDict, MetadataDict
 
 from agent.events import Done, Error, Event, Phase, Sources, Token, ToolEnd, ToolStart
 from agent.memory import ThreadInfo
@@ -24,6 +24,8 @@ TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
 MAX_TOOL_OUTPUT = 1500
 MAX_PASSAGE_CHARS = 700
 WEB_PAGE = re.compile(r'^\s*<web_page url="([^"<>]*)" title="([^"<>]*)">\s*$')  # as `tools.data_tags.attribute` writes
+# A chat message: as Gradio hands the history in (a dict), or as a handler adds it.
+ChatItem = gr.ChatMessage | MessageDict
 FRAMING = re.compile(r"^\s*(?:</?retrieved_passages>|</?web_page\b[^>]*>|<!--.*-->)\s*$")  # the model's, not the user's
 
 
@@ -31,7 +33,7 @@ class AnswerView:
     """One answer's events, folded into the chat messages that show it. `messages()` returns a new list of new
     messages every time (Gradio diffs what it is given; mutating what it already holds would send nothing)."""
 
-    def __init__(self, history: Sequence[Any], question: str, names: Mapping[str, str] | None = None) -> None:
+    def __init__(self, history: Sequence[ChatItem], question: str, names: Mapping[str, str] | None = None) -> None:
         self.history = list(history)
         self.names = names or {}  # source → what the user calls it (`KnowledgeBase.display_names`)
         self.question = question
@@ -88,8 +90,8 @@ class AnswerView:
     def answer(self) -> str:
         return "".join("".join(p) for p in self.parts if isinstance(p, list)).strip()
 
-    def messages(self) -> list[Any]:
-        out: list[Any] = [*self.history, gr.ChatMessage(role="user", content=self.question)]
+    def messages(self) -> list[ChatItem]:
+        out: list[ChatItem] = [*self.history, gr.ChatMessage(role="user", content=self.question)]
         retracted = self.done.retracted if self.done else ""
         for part in self.parts:
             if isinstance(part, ToolCall):
@@ -103,8 +105,8 @@ class AnswerView:
         last = self.parts[-1] if self.parts else None
         waiting = last is None or (isinstance(last, ToolCall) and last.output is not None)  # a running tool shows
         if self.notice and not self.error and waiting:
-            pending = {"title": self.notice, "status": "pending"}
-            out.append(gr.ChatMessage(role="assistant", content="", metadata=pending))  # type: ignore[arg-type]
+            pending: MetadataDict = {"title": self.notice, "status": "pending"}
+            out.append(gr.ChatMessage(role="assistant", content="", metadata=pending))
         if self.error:
             out.append(gr.ChatMessage(role="assistant", content=f"⚠ **Error:** {safe_markdown(self.error)}"))
         return out
@@ -139,7 +141,7 @@ def tool_message(call: ToolCall, names: Mapping[str, str] | None = None) -> gr.C
     if call.output is not None:
         shown = passages_markdown(call.passages, names or {}) if call.passages is not None else None
         body += f"\n\n**{'Output' if call.ok else 'Failed'}**\n\n{shown or readable_output(call.output)}"
-    metadata: dict[str, Any] = {"title": f"{TOOL_ICON} {call.name}", "id": call.call_id}
+    metadata: MetadataDict = {"title": f"{TOOL_ICON} {call.name}", "id": call.call_id}
     if call.output is None:
         metadata["status"] = "pending"
         metadata["log"] = "running"
@@ -147,7 +149,7 @@ def tool_message(call: ToolCall, names: Mapping[str, str] | None = None) -> gr.C
         metadata["status"] = "done"
         metadata["duration"] = round(call.seconds or 0.0, 2)
         metadata["log"] = "ok" if call.ok else "failed"
-    return gr.ChatMessage(role="assistant", content=body, metadata=metadata)  # type: ignore[arg-type]
+    return gr.ChatMessage(role="assistant", content=body, metadata=metadata)
 
 
 def passages_markdown(passages: Sequence[Passage], names: Mapping[str, str], limit: int = MAX_TOOL_OUTPUT) -> str:

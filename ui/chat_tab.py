@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
 
 import gradio as gr
 
@@ -32,7 +31,8 @@ def question_problem(text: str) -> str | None:
 
 
 class ChatHandlers:
-    """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put."""
+    """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put.
+    Outputs are `object`s: a value or a `gr.update(...)`, which Gradio checks against its component."""
 
     def __init__(self, svc: Services, defaults: SessionChoices) -> None:
         self.svc = svc
@@ -42,7 +42,7 @@ class ChatHandlers:
     def chat(
         self,
         message: str,
-        history: list[Any],
+        history: list[chat_format.ChatItem],
         thread_id: str,
         model_value: str,
         k_value: float,
@@ -50,7 +50,7 @@ class ChatHandlers:
         temp: float,
         web: bool = False,
         request: gr.Request | None = None,
-    ) -> Iterator[tuple[Any, ...]]:
+    ) -> Iterator[tuple[object, ...]]:
         """Stream one answer into the chat and what the agent is doing, then the passages it cites, into the
         sources panel; a bad question gets a warning and leaves the page as it was. Never writes the question
         box: the user may be typing the next question. The answer runs in a worker (`Services.answer`): Stop, a
@@ -80,12 +80,14 @@ class ChatHandlers:
             if self._running.get(session) is feed:
                 del self._running[session]
 
-    def _shown(self, feed: Feed, history: list[Any], text: str, thread_id: str) -> Iterator[tuple[Any, ...]]:
+    def _shown(
+        self, feed: Feed, history: list[chat_format.ChatItem], text: str, thread_id: str
+    ) -> Iterator[tuple[object, ...]]:
         """The answer's events as page updates: one update for whatever arrived since the last."""
         view = chat_format.AnswerView(history, text, self.svc.display_names())
         view.notice = "Thinking…"
         yield view.messages(), f"_{view.step}_", thread_id
-        panel: Any = gr.skip()
+        panel: object = gr.skip()
         while events := feed.batch():
             for event in events:
                 view.apply(event)
@@ -105,7 +107,7 @@ class ChatHandlers:
         if feed is not None:
             feed.close()
 
-    def take(self, message: str, busy: bool) -> tuple[Any, ...]:
+    def take(self, message: str, busy: bool) -> tuple[object, ...]:
         """Ask (or Enter) hands the question to `chat` and empties the box for the next one. While an answer is
         being written the question stays in the box, with a warning (Ask is disabled, Stop shown); a refusal
         raises a silent `gr.Error`, so the chain's `chat` does not run. Returns the question, the box, Ask, Stop
@@ -118,7 +120,7 @@ class ChatHandlers:
             raise gr.Error(problem, visible=False, print_exception=False)
         return text, "", gr.update(value="Answering…", interactive=False), gr.update(visible=True), True
 
-    def finish(self, thread_id: str) -> tuple[Any, ...]:
+    def finish(self, thread_id: str) -> tuple[object, ...]:
         """After an answer (or Stop): Ask again, Stop hidden, and the thread list as it is now, this one chosen."""
         return (
             self.refresh_threads(thread_id),
@@ -127,26 +129,26 @@ class ChatHandlers:
             False,
         )
 
-    def stop(self, thread_id: str, request: gr.Request | None = None) -> tuple[Any, ...]:
+    def stop(self, thread_id: str, request: gr.Request | None = None) -> tuple[object, ...]:
         self.cancel(request)
         gr.Info("Stopped: the answer so far stays.")
         return self.finish(thread_id)
 
-    def refresh_threads(self, thread_id: str) -> Any:
+    def refresh_threads(self, thread_id: str) -> object:
         """After an answer: a new thread joins the list, and stays selected."""
         return gr.update(choices=thread_choices(self.svc), value=thread_id or None)
 
-    def threads_now(self) -> Any:
+    def threads_now(self) -> object:
         """On page load: the threads as they are now (other sessions, the CLI and the API add them too)."""
         return gr.update(choices=thread_choices(self.svc))
 
-    def new_conversation(self) -> tuple[Any, ...]:
+    def new_conversation(self) -> tuple[object, ...]:
         """An empty chat; the next question starts a new thread."""
         return [], SOURCES_PLACEHOLDER, "", gr.update(choices=thread_choices(self.svc), value=None)
 
     def open_thread(
         self, thread_id: str | None, model_value: str, k_value: float, mode_value: str, temp: float
-    ) -> tuple[Any, ...]:
+    ) -> tuple[object, ...]:
         """Show a past conversation; the session's model reads it, since threads live in the agent's memory."""
         if not thread_id:
             return [], SOURCES_PLACEHOLDER, ""
@@ -163,7 +165,7 @@ class ChatHandlers:
             panel = chat_format.sources_markdown(last.cited, last.retrieved, names, last.web)
         return chat_format.history_messages(turns, shown, names), panel, thread_id
 
-    def remove_thread(self, thread_id: str) -> tuple[Any, ...]:
+    def remove_thread(self, thread_id: str) -> tuple[object, ...]:
         """Forget the open conversation and start an empty one."""
         if thread_id:
             self.svc.threads.delete(thread_id)

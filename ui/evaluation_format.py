@@ -46,10 +46,10 @@ def eval_summary_html(summary: Mapping[str, Any]) -> str:
     return f'<table class="kb-eval"><caption>{caption}</caption>{head}{"".join(rows)}</table>'
 
 
-def eval_rows(results: Sequence[QuestionResult], names: Mapping[str, str] | None = None) -> list[list[Any]]:
+def eval_rows(results: Sequence[QuestionResult], names: Mapping[str, str] | None = None) -> list[list[str | float]]:
     """One row per question; the first five retrieved chunks by rank and source only, so a row stays a few lines
     high."""
-    rows: list[list[Any]] = []
+    rows: list[list[str | float]] = []
     for r in results:
         missing = [k for k, rank in r.keyword_ranks.items() if rank is None]
         names_shown = [middle_cut(shown(str(c.get("source") or ""), names or {}), 32) for c in r.retrieved]
@@ -72,7 +72,7 @@ def eval_rows(results: Sequence[QuestionResult], names: Mapping[str, str] | None
 # ---- the answers evaluation ---------------------------------------------------------------------------------
 
 
-def figure_cell(name: str, value: Any) -> str:
+def figure_cell(name: str, value: float | None) -> str:
     """One leaderboard figure, green, amber or red by `evaluation.thresholds` (the CLI's lines)."""
     shade = grade(name, value)
     text = "–" if value is None else f"{value:.3g}" if isinstance(value, float) else html.escape(str(value))
@@ -141,7 +141,7 @@ def _figures_line(row: AnswerRow) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def _judge_html(judge: Mapping[str, Any] | None) -> str:
+def _judge_html(judge: Mapping[str, object] | None) -> str:
     if not judge:
         return ""
     if judge.get("error"):

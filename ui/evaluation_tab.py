@@ -7,9 +7,10 @@ the tab out and `wire` connects the two once the Settings tab (whose retrieval m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -60,7 +61,7 @@ class EvaluationHandlers:
         top_k: float | None,
         mode_value: str,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> tuple[Any, ...]:
+    ) -> tuple[object, ...]:
         """Score retrieval on the uploaded or chosen question set."""
         path = self.question_set_path(chosen, uploaded)
         if path is None:
@@ -91,7 +92,7 @@ class EvaluationHandlers:
         mode_value: str,
         temperature: float | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> tuple[Any, ...]:
+    ) -> tuple[object, ...]:
         """Every chosen model answers the sampled questions with this session's settings; the leaderboard and one
         openable entry per answer. A refused model, a bad count or a bad file is a warning, and nothing runs."""
         path = self.question_set_path(chosen, uploaded)
@@ -135,7 +136,7 @@ def per_category_count(value: str | float | None) -> int | None:
     return count
 
 
-def running_accuracy(progress: Any, models: int) -> Any:
+def running_accuracy(progress: gr.Progress, models: int) -> Callable[[AnswerRow, int, int], None]:
     """An `on_row` that moves the progress bar: "model X: n/N, 67% right" (right: contains the answer)."""
     asked: dict[str, int] = {}
     right: dict[str, list[bool]] = {}
@@ -151,7 +152,7 @@ def running_accuracy(progress: Any, models: int) -> Any:
     return step
 
 
-def show_mode(mode: str) -> tuple[Any, Any]:
+def show_mode(mode: str) -> tuple[object, object]:
     """The retrieval controls or the answers ones."""
     return gr.update(visible=mode != "Answers"), gr.update(visible=mode == "Answers")
 
@@ -216,7 +217,9 @@ def build(handlers: EvaluationHandlers) -> EvaluationTab:
                          answers[0], *answers[1])  # fmt: skip
 
 
-def _answers_controls(handlers: EvaluationHandlers) -> tuple[gr.Column, tuple[Any, ...]]:
+def _answers_controls(
+    handlers: EvaluationHandlers,
+) -> tuple[gr.Column, tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown, gr.Button, gr.HTML, gr.HTML]]:
     """The Answers mode's column: the models to compare (the chat's model list), the judge, the sample size."""
     choices = model_values(handlers.defaults, handlers.svc.models)
     with gr.Column(visible=False) as answers:

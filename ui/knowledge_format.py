@@ -7,7 +7,6 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from langchain_core.documents import Document
 
@@ -67,10 +66,10 @@ def display_source(source: str) -> str:
     return source.replace("`", "'")
 
 
-def source_rows(records: Sequence[SourceRecord]) -> list[list[Any]]:
+def source_rows(records: Sequence[SourceRecord]) -> list[list[object]]:
     """The sources table: each source as its user knows it (the full path on hover), the ingest time to the
     minute."""
-    rows: list[list[Any]] = []
+    rows: list[list[object]] = []
     for r in records:
         d = r.as_dict()
         when = str(d["ingested_at"]).replace("T", " ")[:16]
@@ -86,8 +85,10 @@ def source_of_cell(cell: object) -> str:
     return html.unescape(found.group(1)) if found else str(cell)
 
 
-def totals_markdown(stats: Mapping[str, Any]) -> str:
-    types = ", ".join(f"{name or '(none)'} {n}" for name, n in stats.get("doc_types", {}).items()) or "none"
+def totals_markdown(stats: Mapping[str, object]) -> str:
+    doc_types = stats.get("doc_types")
+    counts = doc_types.items() if isinstance(doc_types, Mapping) else ()
+    types = ", ".join(f"{name or '(none)'} {n}" for name, n in counts) or "none"
     return (
         f"**{stats['sources']} sources, {stats['chunks']} chunks** · doc types: {md_escape(types)} · "
         f"embedding model `{stats['embedding_model']}` · store `{stats['store']}`"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 
@@ -21,13 +20,14 @@ from ui.settings_tab import SettingsTab, mode_or_default
 
 class KnowledgeHandlers:
     """The tab's handlers over the shared services; method names are the endpoints' names, so they stay put.
-    Each write handler returns its message first, then `view()`'s table, selection and totals."""
+    Each write handler returns its message first, then `view()`'s table, selection and totals. Outputs are
+    `object`s: a value or a `gr.update(...)`, which Gradio checks against its component."""
 
     def __init__(self, svc: Services, defaults: SessionChoices) -> None:
         self.svc = svc
         self.defaults = defaults
 
-    def view(self, keep: list[str] | None = None) -> tuple[Any, ...]:
+    def view(self, keep: list[str] | None = None) -> tuple[object, ...]:
         """The sources table, the selection (`keep`, less what is gone) and the totals, as they are now."""
         records = self.svc.sources()
         names = [r.source for r in records]
@@ -38,14 +38,14 @@ class KnowledgeHandlers:
             knowledge_format.totals_markdown(self.svc.stats()),
         )
 
-    def refresh(self, chosen: list[str] | None) -> tuple[Any, ...]:
+    def refresh(self, chosen: list[str] | None) -> tuple[object, ...]:
         """Another session or the CLI may have changed the knowledge base: show it again, selection kept."""
         return self.view(chosen)
 
     # Copies the uploads under safe names, ingests them (deleting the copies not ingested) and clears the upload
     # box. No docstring: Gradio would show it as the description of the public /ingest_files endpoint, which has
     # none.
-    def ingest_uploads(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+    def ingest_uploads(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[object, ...]:  # noqa: B008
         if not paths:
             gr.Warning("Choose one or more files first.")
             return (gr.skip(), *self.view())
@@ -62,7 +62,7 @@ class KnowledgeHandlers:
         link: str,
         depth: float | None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
-    ) -> tuple[Any, ...]:
+    ) -> tuple[object, ...]:
         """Ingest a web page (and its same-site links to `depth`); only http(s) URLs, refused with a warning."""
         link = (link or "").strip()
         if not link.lower().startswith(("http://", "https://")):
@@ -77,7 +77,7 @@ class KnowledgeHandlers:
             return (gr.skip(), gr.skip(), *self.view())
         return (knowledge_format.report_markdown(report, "Web", self.svc.display_names()), "", *self.view())
 
-    def delete_selected(self, chosen: list[str] | None) -> tuple[Any, ...]:
+    def delete_selected(self, chosen: list[str] | None) -> tuple[object, ...]:
         """Delete the selected sources (and their uploaded copies); nothing selected gets a warning."""
         if not chosen:
             gr.Warning("Select one or more sources first (click a row, or pick them in the list).")
@@ -85,7 +85,7 @@ class KnowledgeHandlers:
         removed = self.svc.remove(list(chosen))
         return (f"**Deleted** {len(removed)} source(s).", *self.view())
 
-    def reingest_selected(self, chosen: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+    def reingest_selected(self, chosen: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[object, ...]:  # noqa: B008
         """Read the selected sources again; the selection stays for another try."""
         if not chosen:
             gr.Warning("Select one or more sources first.")
@@ -93,7 +93,7 @@ class KnowledgeHandlers:
         report = self.svc.reingest(list(chosen), progress=ReportingProgress(lambda f, t: progress(f, desc=t)))
         return (knowledge_format.report_markdown(report, "Re-ingest", self.svc.display_names()), *self.view(chosen))
 
-    def select_row(self, chosen: list[str] | None, evt: gr.SelectData) -> Any:
+    def select_row(self, chosen: list[str] | None, evt: gr.SelectData) -> object:
         """A click on a table row adds its source to the selection."""
         row = evt.row_value or []
         source = knowledge_format.source_of_cell(row[0]) if row else ""
@@ -107,7 +107,7 @@ class KnowledgeHandlers:
         watched = self.svc.watched
         return knowledge_format.watched_markdown(watched.status(), watched.roots)
 
-    def watch_add(self, typed: str) -> tuple[Any, str]:
+    def watch_add(self, typed: str) -> tuple[object, str]:
         """Watch a folder on the server, only under KBAGENT_WATCH_ROOTS; a refusal is a warning, the path kept."""
         try:
             self.svc.watched.add(typed)
@@ -116,7 +116,7 @@ class KnowledgeHandlers:
             return gr.skip(), self.watch_view()
         return "", self.watch_view()
 
-    def watch_remove(self, typed: str) -> tuple[Any, str]:
+    def watch_remove(self, typed: str) -> tuple[object, str]:
         """Stop watching a folder; its sources stay (delete them in the table)."""
         try:
             self.svc.watched.remove(typed)

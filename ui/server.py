@@ -19,7 +19,13 @@ from starlette.middleware import Middleware
 from kbagent.services.access import allowed_hosts, host_name, is_loopback, parse_auth
 
 if TYPE_CHECKING:
+    from gradio.routes import App
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from kbagent.settings import Settings
+
+# A way in's lifespan: entered with the server's app while the server runs.
+Lifespan = Callable[["App"], contextlib.AbstractAsyncContextManager[None]]
 
 
 # What a page of the app may load: everything from the app itself, images only from it (or inline), nothing from
@@ -60,7 +66,7 @@ CSS = """
 """
 
 
-def theme() -> Any:
+def theme() -> gr.themes.Base:
     """Local fonts only, so a page never asks a font CDN for anything."""
     return gr.themes.Soft(primary_hue="teal", secondary_hue="slate", font=FONTS, font_mono=MONO)
 
@@ -71,11 +77,11 @@ class Guard:
     rebinding, would otherwise be served as if it were this app); every response carries the content policy.
     `hosts` None: the login decides, any host."""
 
-    def __init__(self, app: Any, hosts: frozenset[str] | None) -> None:
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None) -> None:
         self.app = app
         self.hosts = hosts
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
@@ -88,7 +94,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
 
-        async def with_policy(message: Any) -> None:
+        async def with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"]
                 headers.append((b"content-security-policy", CONTENT_POLICY.encode()))
@@ -98,7 +104,7 @@ class Guard:
         await self.app(scope, receive, with_policy)
 
 
-async def _refuse_host(scope: Any, send: Any, host: str) -> None:
+async def _refuse_host(scope: Scope, send: Send, host: str) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
@@ -118,8 +124,8 @@ class WayIn:
     lifespan it needs running (a session manager, say)."""
 
     path: str
-    app: Any
-    lifespan: Callable[[Any], Any] | None = None
+    app: ASGIApp
+    lifespan: Lifespan | None = None
     methods: tuple[str, ...] = ("GET", "POST", "DELETE")
     mount: bool = False  # `path` is a prefix (the app routes what is below it), not one endpoint
 
@@ -140,11 +146,11 @@ class LoginRequired:
     password; a missing or wrong one gets 401 with an OpenAI-style error body. (A class, not a function: Starlette
     routes a function as a request handler, an object as an ASGI app.)"""
 
-    def __init__(self, app: Any, auth: tuple[str, str]) -> None:
+    def __init__(self, app: ASGIApp, auth: tuple[str, str]) -> None:
         self.app = app
         self.expected = f"{auth[0]}:{auth[1]}".encode()
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
         given = _credentials(headers.get(b"authorization", b"").decode("latin-1")).encode()
         if scope["type"] == "lifespan" or secrets.compare_digest(given, self.expected):
@@ -160,9 +166,9 @@ class LoginRequired:
         await send({"type": "http.response.body", "body": body})
 
 
-def _lifespan(ways_in: Sequence[WayIn]) -> Callable[[Any], Any]:
+def _lifespan(ways_in: Sequence[WayIn]) -> Lifespan:
     @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
+    async def lifespan(app: App) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             for way in ways_in:
                 if way.lifespan is not None:
@@ -172,7 +178,7 @@ def _lifespan(ways_in: Sequence[WayIn]) -> Callable[[Any], Any]:
     return lifespan
 
 
-def launch(demo: gr.Blocks, settings: Settings, ways_in: Sequence[WayIn] = (), **kwargs: Any) -> Any:
+def launch(demo: gr.Blocks, settings: Settings, ways_in: Sequence[WayIn] = (), **kwargs: Any) -> tuple[App, str, str]:
     """Start the server with the host, port and login from the settings; never shared. `ways_in` are routed
     beside the UI, behind the same login."""
     app = settings.app

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -29,6 +29,8 @@ from kbagent.services.operations import MAX_QUESTION_CHARS, Services
 from tools.knowledge_search import Passages, format_passages, search_passages
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from kbagent.settings import Settings
 
 T = TypeVar("T")
@@ -83,7 +85,7 @@ def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
         return cited_text(answer.answer, answer.sources)
 
     @server.tool(annotations=read_only)
-    async def list_sources() -> list[dict[str, Any]]:
+    async def list_sources() -> list[dict[str, object]]:
         """Every source in the knowledge base: source (path or URL), title, doc_type, chunks, ingested_at."""
         records = await in_thread(svc.sources)
         return [r.as_dict() for r in records]
@@ -112,7 +114,9 @@ def serve_stdio(svc: Services, allow_writes: bool = False) -> None:
     build_server(svc, allow_writes).run("stdio")
 
 
-def http_app(svc: Services, settings: Settings) -> tuple[Any, Callable[[Any], Any]]:
+def http_app(
+    svc: Services, settings: Settings
+) -> tuple[ASGIApp, Callable[[object], contextlib.AbstractAsyncContextManager[None]]]:
     """The ASGI app to route /mcp to (stateful streamable HTTP) and the lifespan that runs its session manager.
     Without a login the SDK checks hosts as the app does (`kbagent.services.access.allowed_hosts`); with one, it
     protects loopback (its own rule)."""
@@ -142,7 +146,7 @@ def http_app(svc: Services, settings: Settings) -> tuple[Any, Callable[[Any], An
     manager = server.session_manager
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[None]:
+    async def lifespan(_app: object) -> AsyncIterator[None]:
         async with manager.run():
             yield
 

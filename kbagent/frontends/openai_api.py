@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,6 +35,9 @@ from kbagent.frontends.cited import sources_block
 from kbagent.services.answering import Busy, Feed, client_of
 from kbagent.services.operations import MAX_QUESTION_CHARS, Services, SessionChoices
 
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+
 T = TypeVar("T")
 PREFIX = "/v1"
 DEFAULT_MODEL = "kbagent"  # the configured model
@@ -46,12 +49,12 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[dict[str, object]] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):  # content parts: only text parts carry anything for us
             return "".join(
-                p["text"] for p in self.content if p.get("type") == "text" and isinstance(p.get("text"), str)
+                text for p in self.content if p.get("type") == "text" and isinstance(text := p.get("text"), str)
             )
         return self.content or ""
 
@@ -72,7 +75,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.param, self.code = status, param, code
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, object]:
         kind = "invalid_request_error" if self.status < 500 else "api_error"
         return {"error": {"message": str(self), "type": kind, "param": self.param, "code": self.code}}
 
@@ -142,10 +145,8 @@ class OpenAIApi:
             raise ApiError(
                 404, f"the model {chat.model!r} does not exist here: {exc}", "model", "model_not_found"
             ) from exc
-        changes: dict[str, Any] = {"model": model}
-        if chat.temperature is not None:
-            changes["temperature"] = chat.temperature
-        return replace(self.defaults, **changes)
+        choices = replace(self.defaults, model=model)
+        return choices if chat.temperature is None else replace(choices, temperature=chat.temperature)
 
 
 class AnswerStream(StreamingResponse):
@@ -157,7 +158,7 @@ class AnswerStream(StreamingResponse):
         super().__init__(chunks, media_type="text/event-stream")
         self.feed = feed
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with self.feed:
             async with anyio.create_task_group() as group:
 
@@ -178,7 +179,7 @@ class AnswerStream(StreamingResponse):
 async def _unless_gone(request: Request, feed: Feed, work: Callable[[], T]) -> T:
     """`work` (which reads `feed`) in a worker thread; a client that hangs up meanwhile closes the feed, so its
     answer stops at the model's next token."""
-    outcome: list[Any] = []
+    outcome: list[T | ApiError] = []
 
     async with anyio.create_task_group() as group:
 
@@ -193,9 +194,10 @@ async def _unless_gone(request: Request, feed: Feed, work: Callable[[], T]) -> T
         except ApiError as exc:
             outcome.append(exc)
         group.cancel_scope.cancel()
-    if isinstance(outcome[0], ApiError):
-        raise outcome[0]
-    return outcome[0]
+    first = outcome[0]
+    if isinstance(first, ApiError):
+        raise first
+    return first
 
 
 async def _chat_request(request: Request) -> ChatRequest:
@@ -212,7 +214,7 @@ async def _chat_request(request: Request) -> ChatRequest:
         raise ApiError(400, f"{param}: {first['msg']}", param) from None
 
 
-async def _read_body(request: Request) -> Any:
+async def _read_body(request: Request) -> object:
     """The JSON body, read up to MAX_BODY_BYTES: a larger one is 413 before it is all in memory."""
     size = 0
     parts = []
@@ -251,7 +253,7 @@ def _conversation(messages: list[Message], limit: int) -> tuple[str, list[tuple[
     return question, earlier
 
 
-def _extra(done: Done, sources: Sources | None) -> dict[str, Any]:
+def _extra(done: Done, sources: Sources | None) -> dict[str, object]:
     """The documented `kbagent` field: the answer and its passages as data."""
     return {
         "answer": done.answer,
@@ -280,7 +282,7 @@ def _finished(events: Iterator[Event]) -> Iterator[Event]:
         raise ApiError(502, "the agent stopped without an answer", None, "answer_failed")
 
 
-def _completion(events: Iterator[Event], completion_id: str, model: str) -> dict[str, Any]:
+def _completion(events: Iterator[Event], completion_id: str, model: str) -> dict[str, object]:
     sources: Sources | None = None
     done: Done | None = None
     for event in _finished(events):
@@ -308,7 +310,7 @@ def _stream_chunks(events: Iterator[Event], completion_id: str, model: str) -> I
     source) streams the replacement after what was already sent."""
     created = int(time.time())
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    def chunk(delta: dict[str, object], finish: str | None = None, **extra: object) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
         return f"data: {json.dumps({**body, 'choices': [choice], **extra}, ensure_ascii=False)}\n\n"

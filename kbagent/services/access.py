@@ -4,7 +4,9 @@ answered without one. One definition, so the app's guard and the MCP SDK's host 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from kbagent.settings import Settings
@@ -12,9 +14,9 @@ if TYPE_CHECKING:
 LOOPBACK_NAMES = {"localhost", "localhost."}
 
 
-def parse_auth(value: Any) -> tuple[str, str] | None:
+def parse_auth(value: SecretStr | str | None) -> tuple[str, str] | None:
     """`KBAGENT_AUTH=user:password` → (user, password); empty → no login."""
-    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else (value or "")
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
     if not raw:
         return None
     user, sep, password = raw.partition(":")

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from enum import Enum
 
 from agent.events import Error, Event
 from kbagent.errors import UserError
@@ -24,10 +24,18 @@ from kbagent.errors import UserError
 log = logging.getLogger(__name__)
 MAX_PENDING = 64  # events a reader may leave unread before the worker waits for it
 POLL_S = 0.2  # how often a waiting worker or reader looks at the cancel flag
-_END = object()
 
 
-def client_of(request: Any) -> str:
+class _End(Enum):
+    """The writer's last item in a feed's queue: no more events."""
+
+    END = "end"
+
+
+_END = _End.END
+
+
+def client_of(request: object) -> str:
     """The client's address from a Starlette or Gradio request: whose share of the answer slots a request uses.
     (Behind a reverse proxy every client has the proxy's address, unless the server trusts its forwarding
     header.)"""
@@ -84,7 +92,7 @@ class Feed:
     def __init__(self, stall_s: float) -> None:
         self.cancel = threading.Event()
         self.stall_s = stall_s
-        self._queue: queue.Queue[Any] = queue.Queue(MAX_PENDING)
+        self._queue: queue.Queue[Event | _End] = queue.Queue(MAX_PENDING)
         self._done = threading.Event()
         self._ended = False
 
@@ -101,7 +109,7 @@ class Feed:
                 if self._done.is_set() and self._queue.empty():
                     self._ended = True
                 continue
-            if item is _END:
+            if isinstance(item, _End):
                 self._ended = True
             else:
                 return item
@@ -115,7 +123,7 @@ class Feed:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is _END:
+            if isinstance(item, _End):
                 self._ended = True
             else:
                 events.append(item)

@@ -10,10 +10,10 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.config import DEFAULT_K, DEFAULT_TEMPERATURE
 from agent.events import Answer, Error, Event, Sources, fold
@@ -34,7 +34,14 @@ from knowledge_base.config import DEFAULT_MODE, Mode
 from knowledge_base.retrieval import SearchOptions
 
 if TYPE_CHECKING:
+    from langchain_core.documents import Document
+    from langchain_core.language_models import LanguageModelInput
+    from langchain_core.messages import BaseMessage
+    from langchain_core.runnables import Runnable
+
     from kbagent.components import Components
+    from knowledge_base.records import SourceRecord
+    from tools.knowledge_search import Passage
 
 log = logging.getLogger(__name__)
 CHAT_CONCURRENCY = 20  # simultaneous answers (chat, API, MCP); in-process models still answer one at a time
@@ -96,11 +103,13 @@ class FairLock:
 class _TakingTurns:
     """A chat model whose `invoke` waits for the model's turn (a judge on the in-process model chat uses)."""
 
-    def __init__(self, model: Any, turn: contextlib.AbstractContextManager[Any]) -> None:
+    def __init__(
+        self, model: Runnable[LanguageModelInput, BaseMessage], turn: contextlib.AbstractContextManager[object]
+    ) -> None:
         self.model = model
         self.turn = turn
 
-    def invoke(self, prompt: Any) -> Any:
+    def invoke(self, prompt: str) -> BaseMessage:
         with self.turn:
             return self.model.invoke(prompt)
 
@@ -110,9 +119,9 @@ class AnswersRun:
     """An answers evaluation's rows, and the passages each answer cited (by model and question), for showing."""
 
     rows: list[AnswerRow]
-    cited: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    cited: dict[tuple[str, str], list[Passage]] = field(default_factory=dict)
 
-    def leaderboard(self) -> dict[str, Any]:
+    def leaderboard(self) -> Mapping[str, object]:
         return leaderboard(self.rows)
 
 
@@ -337,7 +346,7 @@ class Services:
     # ---- knowledge base --------------------------------------------------------------------------
 
     def ingest_uploads(
-        self, files: Iterable[tuple[str, str]], progress: Any = None
+        self, files: Iterable[tuple[str, str]], progress: Progress | None = None
     ) -> tuple[IngestReport, list[StoredUpload]]:
         """(temp path, original name) pairs → files under DATA_DIR/uploads, ingested; problems storing one are
         outcomes. A file that ends up backing no source (a type ingest refuses, unreadable, or the ingest failed)
@@ -367,12 +376,17 @@ class Services:
                 path.unlink(missing_ok=True)
 
     def ingest_paths(
-        self, paths: list[Path], urls: list[str], crawl: int = 0, doc_type: str | None = None, progress: Any = None
+        self,
+        paths: list[Path],
+        urls: list[str],
+        crawl: int = 0,
+        doc_type: str | None = None,
+        progress: Progress | None = None,
     ) -> IngestReport:
         with self._write_lock:
             return self.parts.ingest(paths, urls, kb=self.kb, crawl=crawl, doc_type=doc_type, progress=progress)
 
-    def sources(self) -> list[Any]:
+    def sources(self) -> list[SourceRecord]:
         return self.kb.sources()
 
     def display_names(self) -> dict[str, str]:
@@ -391,7 +405,7 @@ class Services:
                 path.unlink(missing_ok=True)
         return removed
 
-    def reingest(self, sources: list[str], progress: Any = None) -> IngestReport:
+    def reingest(self, sources: list[str], progress: Progress | None = None) -> IngestReport:
         """Reads the chosen sources again (files from disk, pages from the web); unchanged ones cost nothing."""
         from ingest.web import combine
 
@@ -408,14 +422,14 @@ class Services:
             reports.append(self.ingest_paths(paths, urls, doc_type=doc_type or None, progress=progress))
         return combine(*reports)
 
-    def search(self, query: str, k: int, mode: Mode) -> list[Any]:
+    def search(self, query: str, k: int, mode: Mode) -> list[Document]:
         return self.kb.search(query, k=k, options=self._options(mode))
 
     def _options(self, mode: Mode) -> SearchOptions:
         """The knowledge base's search options with this session's retrieval mode."""
         return replace(self.kb.default_options(), mode=mode)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Mapping[str, object]:
         return self.kb.stats()
 
     # ---- evaluation ------------------------------------------------------------------------------
@@ -474,8 +488,8 @@ class Services:
             raise UserError(f"the model {choices.model!r} can't be used: {_first_line(exc)}") from exc
 
     def _answers_stream(
-        self, agent: Agent, cited: dict[tuple[str, str], list[Any]], choices: SessionChoices
-    ) -> Callable[[str], Any]:
+        self, agent: Agent, cited: dict[tuple[str, str], list[Passage]], choices: SessionChoices
+    ) -> Callable[[str], Iterator[Event]]:
         """One question's events from `agent` in a thread of its own, deleted when the answer is done; the lock
         is held for that one answer only (the run reads the events here: no network write in between)."""
 

@@ -34,7 +34,7 @@ class ToolCall:
 
     call_id: str
     name: str
-    args: dict[str, Any]
+    args: dict[str, object]
     started: float = field(default_factory=time.perf_counter)
     output: str | None = None
     seconds: float | None = None
@@ -42,7 +42,7 @@ class ToolCall:
     passages: list[Passage] | None = None
     step: str = ""  # what the chat says while it runs
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if k != "started"}
 
     @classmethod
