@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kbagent.errors import ConfigError, UnknownKnowledgeBase, UserError
 from kbagent.settings import Settings

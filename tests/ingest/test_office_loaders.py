@@ -306,7 +306,7 @@ def test_places_shown_in_terminal_sources_and_app_ingest_report() -> None:
     from ingest.report import IngestReport, Outcome
     from kbagent.chat_view import TerminalRenderer
     from tools.knowledge_search import Passage
-    from ui.chat_format import report_markdown
+    from ui.knowledge_format import report_markdown
 
     console = Console(record=True, width=200)
     render = TerminalRenderer(console)
