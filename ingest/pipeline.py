@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from langchain_core.documents import Document
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 UNREAD_PAGES = "+unread-pages"  # marks the stored hash of a file whose pages OCR skipped or failed
 GROUP_SOURCES = 1024  # and up to write_batch_chunks: longer runs to sort by length, less padding per batch
+Item = TypeVar("Item")  # what a background reader prepares: a file, or a text given directly
 
 
 @dataclass
@@ -253,7 +254,7 @@ class Ingestor:
             progress.file_done(outcome)
 
     def _in_background(
-        self, items: Iterable[Any], prepare: Callable[[Any, threading.Event], Prepared], progress: Progress
+        self, items: Iterable[Item], prepare: Callable[[Item, threading.Event], Prepared], progress: Progress
     ) -> Generator[Prepared]:
         """`prepare` runs on a reader thread; what it leaves for `later` (OCR) runs on an OCR thread, which
         ends the stream once the reader is done and the OCR queue drained. Both stop once the stream is closed

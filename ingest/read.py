@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from ingest.chunking import Chunker, ChunkingConfig
 from ingest.loaders import LoadError, load
@@ -40,7 +40,7 @@ class FileRead:
     """A file read: its chunks (text, metadata), or why not in one line."""
 
     title: str = ""
-    chunks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    chunks: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What was left out of a file that was read: hidden sheets, what a cap cut, pages OCR did not read."""
     error: str = ""

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 from ingest.read import FileRead, ReadSettings, page_ocr, read_file
 
@@ -61,7 +61,7 @@ class InProcess:
         self.settings = settings
 
     def call(
-        self, function: Callable[..., T], *args: Any, timeout_s: float = 0.0, stop: threading.Event | None = None
+        self, function: Callable[..., T], *args: object, timeout_s: float = 0.0, stop: threading.Event | None = None
     ) -> T:
         """`function(*args)` here (no limits): what `ReadWorkers.call` does in a worker."""
         return function(*args)
@@ -125,7 +125,7 @@ class ReadWorkers:
                 self._discard(worker)
 
     def call(
-        self, function: Callable[..., T], *args: Any, timeout_s: float = 0.0, stop: threading.Event | None = None
+        self, function: Callable[..., T], *args: object, timeout_s: float = 0.0, stop: threading.Event | None = None
     ) -> T:
         """`function(*args)` in a worker, under the memory limit and killed after `timeout_s` (default: the
         limits' time to read a file); `function` is a module's own (it is sent by name) and returns plain data.
@@ -144,7 +144,7 @@ class ReadWorkers:
             else:
                 self._discard(worker)
         if kind == "done":
-            return value
+            return cast(T, value)  # what `function` returned, through the pipe
         raise WorkerError(
             {
                 "timeout": f"took longer than {seconds:g} s and was stopped",
@@ -228,16 +228,16 @@ class _Worker:
     ) -> tuple[FileRead, bool]:
         """(the result, whether this worker may read another file)."""
         _, value, healthy = self.exchange(task, on_planned, on_page, stop, deadlines)
-        return value, healthy
+        return cast(FileRead, value), healthy  # `read_file`'s result, or a FileRead saying why there is none
 
     def exchange(
         self,
-        task: tuple[Any, ...],
+        task: tuple[object, ...],
         on_planned: Callable[[int], None],
         on_page: Callable[[float], None],
         stop: threading.Event,
         deadlines: tuple[float, float, float],
-    ) -> tuple[str, Any, bool]:
+    ) -> tuple[str, object, bool]:
         """(how it ended: done; failed or spent (a call raised; out of memory); timeout, died or stopped (a
         FileRead says why); the result; whether this worker may take another task)."""
         load_s, step_s, total_s = deadlines
@@ -345,7 +345,7 @@ def _ignore(value: float) -> None:
     pass
 
 
-def _called(function: Callable[..., Any], args: tuple[Any, ...], memory_mb: int) -> tuple[str, Any]:
+def _called(function: Callable[..., object], args: tuple[object, ...], memory_mb: int) -> tuple[str, object]:
     """A call's ("done", result), or how it failed, as one line: ("spent", why) ends the worker."""
     try:
         return "done", function(*args)

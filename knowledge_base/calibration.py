@@ -16,7 +16,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from knowledge_base.embeddings import Vectors
 
 AGREEMENT = 0.999  # lowest cosine to float32's vector, over every text of the sample
 SAMPLE_CHUNKS = 32  # texts timed per engine and round, spread over the job's lengths
@@ -25,7 +28,7 @@ ROUNDS = 2  # the first also gives the vectors compared
 
 class Engine(Protocol):
     def load(self) -> None: ...
-    def encode(self, texts: list[str]) -> Any: ...
+    def encode(self, texts: list[str]) -> Vectors: ...
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Calibration:
     chosen: str
     rates: dict[str, float]  # chunks/s on the sample, the best round of each engine
     agreement: dict[str, float]  # lowest cosine to the reference's vectors
-    cpu: dict[str, Any] = field(default_factory=dict)
+    cpu: dict[str, str | int | None] = field(default_factory=dict)
     sample_chunks: int = 0
     seconds: float = 0.0
     measured_at: str = ""
@@ -46,7 +49,7 @@ class Calibration:
         return f"{self.chosen} (measured chunks/s: {others})"
 
 
-def cpu_identity() -> dict[str, Any]:
+def cpu_identity() -> dict[str, str | int | None]:
     """What the measured speeds depend on: the CPU model and its flags, the cores this process may use, and
     the engines' versions. (Its imports wait for it: not on a search's path.)"""
     import platform

@@ -19,12 +19,16 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from kbagent.errors import UserError
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
 
 GLOBAL_SCHEMA = "kbagent_global"  # PostgreSQL: the catalog, and the conversations of every knowledge base
 LEGACY_FOLDER = "."
@@ -48,6 +52,25 @@ CREATE TABLE IF NOT EXISTS knowledge_bases (
 CREATE UNIQUE INDEX IF NOT EXISTS knowledge_bases_name ON knowledge_bases (folded) WHERE deleted_at IS NULL;
 """
 COLUMNS = "id, name, description, folder, embedding_model, chunking, overrides, created_at"
+
+SqlValue = str | int | float | None
+"""What the catalog's columns hold, and its queries' parameters."""
+Row = tuple[SqlValue, ...]
+SettingValues = dict[str, str | int | float | bool | None]
+"""Settings by field name, as JSON in the catalog (values are the settings' own: text, numbers, flags)."""
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchall(self) -> list[Row]: ...
+
+
+class Connection(Protocol):
+    """What the catalog uses of a sqlite3 or psycopg connection."""
+
+    def execute(self, query: str, params: list[SqlValue], /) -> Cursor: ...
 
 
 def check_name(name: str) -> str:
@@ -83,15 +106,15 @@ class KbInfo:
     name: str
     folder: str  # its own files, relative to the data dir
     embedding_model: str
-    chunking: dict[str, Any]  # what its chunks were cut with (`ingest.ChunkingConfig`'s fields): fixed
-    overrides: dict[str, Any] = field(default_factory=dict)  # its own settings (`kbagent kb set`)
+    chunking: SettingValues  # what its chunks were cut with (`ingest.ChunkingConfig`'s fields): fixed
+    overrides: SettingValues = field(default_factory=dict)  # its own settings (`kbagent kb set`)
     description: str = ""
     created_at: float = field(default_factory=time.time)
 
     def path(self, data_dir: Path) -> Path:
         return data_dir / self.folder
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | SettingValues]:
         return {
             "name": self.name,
             "description": self.description,
@@ -103,8 +126,10 @@ class KbInfo:
         }
 
 
-def _info(row: Sequence[Any]) -> KbInfo:
-    kb_id, name, description, folder, model, chunking, overrides, created = row
+def _info(row: Row) -> KbInfo:
+    kb_id, name, description, folder, model, chunking, overrides = (str(value) for value in row[:7])
+    created = row[7]
+    assert isinstance(created, int | float)  # created_at is NOT NULL
     return KbInfo(kb_id, name, folder, model, json.loads(chunking), json.loads(overrides), description, created)
 
 
@@ -112,13 +137,13 @@ class Catalog:
     """The knowledge bases in a database; `SqliteCatalog` and `PostgresCatalog` supply the connection. The SQL is
     written once, with `?` placeholders, which the PostgreSQL side turns into psycopg's `%s`."""
 
-    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _rows(self, query: str, params: Sequence[SqlValue] = ()) -> list[Row]:
         raise NotImplementedError
 
-    def _transaction(self) -> Any:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def _execute(self, conn: Any, query: str, params: Sequence[Any] = ()) -> int:
+    def _execute(self, conn: Connection, query: str, params: Sequence[SqlValue] = ()) -> int:
         """Runs one statement in `conn` (a `_transaction()`'s); the number of rows it changed."""
         raise NotImplementedError
 
@@ -184,7 +209,7 @@ class Catalog:
                 conn, "UPDATE knowledge_bases SET name = ?, folded = ? WHERE id = ?", [name, fold(name), kb_id]
             )
 
-    def update(self, kb_id: str, *, description: str | None = None, overrides: dict[str, Any] | None = None) -> None:
+    def update(self, kb_id: str, *, description: str | None = None, overrides: SettingValues | None = None) -> None:
         with self._transaction() as conn:
             if description is not None:
                 self._execute(conn, "UPDATE knowledge_bases SET description = ? WHERE id = ?", [description, kb_id])
@@ -206,14 +231,14 @@ class Catalog:
         with self._transaction() as conn:
             self._execute(conn, "DELETE FROM knowledge_bases WHERE id = ? AND deleted_at IS NOT NULL", [kb_id])
 
-    def _check_free(self, conn: Any, name: str, kb_id: str) -> None:
+    def _check_free(self, conn: Connection, name: str, kb_id: str) -> None:
         """UserError when another knowledge base has this name (in any case)."""
         query = "SELECT name FROM knowledge_bases WHERE folded = ? AND deleted_at IS NULL AND id <> ?"
         holder = self._rows_in(conn, query, [fold(name), kb_id])
         if holder:
             raise UserError(f"a knowledge base named {holder[0][0]!r} exists already")
 
-    def _insert(self, conn: Any, info: KbInfo, if_new: bool = False) -> None:
+    def _insert(self, conn: Connection, info: KbInfo, if_new: bool = False) -> None:
         """if_new: nothing happens where the id or the name is taken (no error; see `register`)."""
         self._execute(
             conn,
@@ -232,7 +257,7 @@ class Catalog:
             ],
         )
 
-    def _rows_in(self, conn: Any, query: str, params: Sequence[Any]) -> list[Any]:
+    def _rows_in(self, conn: Connection, query: str, params: Sequence[SqlValue]) -> list[Row]:
         raise NotImplementedError
 
 
@@ -247,14 +272,14 @@ class SqliteCatalog(Catalog):
         self._db.executescript(SCHEMA.replace("DOUBLE PRECISION", "REAL"))
         self._lock = threading.RLock()  # one connection, shared by the app's threads
 
-    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _rows(self, query: str, params: Sequence[SqlValue] = ()) -> list[Row]:
         with self._lock:
             return self._db.execute(query, list(params)).fetchall()
 
-    def _rows_in(self, conn: Any, query: str, params: Sequence[Any]) -> list[Any]:
+    def _rows_in(self, conn: Connection, query: str, params: Sequence[SqlValue]) -> list[Row]:
         return conn.execute(query, list(params)).fetchall()
 
-    def _execute(self, conn: Any, query: str, params: Sequence[Any] = ()) -> int:
+    def _execute(self, conn: Connection, query: str, params: Sequence[SqlValue] = ()) -> int:
         return conn.execute(query, list(params)).rowcount
 
     @contextmanager
@@ -280,18 +305,18 @@ class PostgresCatalog(Catalog):
 
         self.db = Database(url, GLOBAL_SCHEMA, max_size=4, schema_sql=SCHEMA)
 
-    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _rows(self, query: str, params: Sequence[SqlValue] = ()) -> list[Row]:
         with self.db.connection() as conn:
             return conn.execute(query.replace("?", "%s"), list(params)).fetchall()
 
-    def _rows_in(self, conn: Any, query: str, params: Sequence[Any]) -> list[Any]:
+    def _rows_in(self, conn: Connection, query: str, params: Sequence[SqlValue]) -> list[Row]:
         return conn.execute(query.replace("?", "%s"), list(params)).fetchall()
 
-    def _execute(self, conn: Any, query: str, params: Sequence[Any] = ()) -> int:
+    def _execute(self, conn: Connection, query: str, params: Sequence[SqlValue] = ()) -> int:
         return conn.execute(query.replace("?", "%s"), list(params)).rowcount
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self) -> Iterator[psycopg.Connection[TupleRow]]:
         with self.db.transaction() as conn:
             yield conn
 

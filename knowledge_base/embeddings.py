@@ -10,7 +10,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
@@ -19,6 +19,14 @@ from langchain_core.embeddings import Embeddings as LangChainEmbeddings
 from kbagent.errors import ConfigError
 from knowledge_base.config import EmbeddingConfig
 from knowledge_base.torch_env import cap_kernel_cache
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from sentence_transformers import SentenceTransformer
+
+    Vectors = npt.NDArray[np.float32]
+    """Unit vectors, one row a text."""
 
 SHIPPED_MINILM = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 OnEmbedded = Callable[[int], None]  # told how many more texts are embedded, as batches finish
@@ -47,7 +55,7 @@ class Embedder(LangChainEmbeddings):
     def load(self) -> None:
         """Build the model now (the calibration times engines, not their loading)."""
 
-    def encode(self, texts: list[str]) -> Any:
+    def encode(self, texts: list[str]) -> Vectors:
         """Unit vectors as a float32 array."""
         import numpy as np
 
@@ -81,19 +89,19 @@ class SentenceTransformerEmbedder(Embedder):
         self.dtype = dtype
 
     @cached_property
-    def model(self) -> Any:
+    def model(self) -> SentenceTransformer:
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
         cap_kernel_cache()
         from sentence_transformers import SentenceTransformer
 
         path = resolve_local_model(self.model_name)
-        kwargs: dict[str, Any] = {}
+        model_kwargs = None
         if self.dtype == "bfloat16":
             import torch
 
-            kwargs["model_kwargs"] = {"dtype": torch.bfloat16}
+            model_kwargs = {"dtype": torch.bfloat16}
         try:
-            return SentenceTransformer(path, device=self.device, local_files_only=True, **kwargs)
+            return SentenceTransformer(path, device=self.device, local_files_only=True, model_kwargs=model_kwargs)
         except Exception as exc:  # the library raises several types for "not found"
             raise ConfigError(
                 f"embedding model {self.model_name!r} is not available offline ({type(exc).__name__}); "
@@ -209,9 +217,9 @@ class KbagentEmbeddingFunction(EmbeddingFunction[Documents]):
     def default_space(self) -> str:  # type: ignore[override]
         return "cosine"
 
-    def get_config(self) -> dict[str, Any]:
+    def get_config(self) -> dict[str, str]:
         return {"model": self.embedder.model_name}
 
     @staticmethod
-    def build_from_config(config: dict[str, Any]) -> KbagentEmbeddingFunction:
+    def build_from_config(config: dict[str, str]) -> KbagentEmbeddingFunction:
         return KbagentEmbeddingFunction(SentenceTransformerEmbedder(config["model"]))

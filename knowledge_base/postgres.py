@@ -18,7 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import psycopg
@@ -28,6 +28,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from kbagent.errors import ServiceError
 from knowledge_base.keyword_index import KeywordHit, KeywordRow, query_terms, term_counts, within_budget
 from knowledge_base.records import SourceRecord, record_row, with_ids
+
+if TYPE_CHECKING:
+    from psycopg.abc import Params
+    from psycopg.rows import TupleRow
 
 log = logging.getLogger(__name__)
 K1, B = 1.2, 0.75  # FTS5's bm25() constants
@@ -113,7 +117,7 @@ class Database:
         )
         self._create_schema()
 
-    def extra_pool(self, **kwargs: Any) -> ConnectionPool:
+    def extra_pool(self, **kwargs: object) -> ConnectionPool:
         """Another pool on the same schema, its connections made with `kwargs` (LangGraph's checkpointer)."""
         return ConnectionPool(
             self.url,
@@ -125,10 +129,10 @@ class Database:
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S, **kwargs},
         )
 
-    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+    def connect(self, autocommit: bool = False) -> psycopg.Connection[TupleRow]:
         """A connection outside the pool (the lock holds its own), on this knowledge base's schema."""
         try:
-            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S, **kwargs)
+            conn = psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=autocommit)
         except psycopg.OperationalError as exc:
             raise self.unreachable(exc) from None
         self._configure(conn)
@@ -138,7 +142,7 @@ class Database:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return ServiceError(f"cannot reach the database at {self.where} ({first[:200]})")
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+    def _configure(self, conn: psycopg.Connection[TupleRow]) -> None:
         conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
         if not conn.autocommit:
             conn.commit()
@@ -152,7 +156,7 @@ class Database:
                 conn.execute(self._schema_sql)
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self) -> Iterator[psycopg.Connection[TupleRow]]:
         """This thread's transaction's connection, or a pooled one whose work commits when the block ends."""
         current = getattr(self._local, "conn", None)
         if current is not None:
@@ -165,7 +169,7 @@ class Database:
             raise self.unreachable(exc) from None
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self) -> Iterator[psycopg.Connection[TupleRow]]:
         """One transaction; nested calls join the outer one."""
         current = getattr(self._local, "conn", None)
         if current is not None:
@@ -208,11 +212,11 @@ class PostgresRecords:
         self.db.close()
 
     @staticmethod
-    def _row(row: Sequence[Any]) -> SourceRecord:
+    def _row(row: TupleRow) -> SourceRecord:
         source, content_hash, title, doc_type, kind, chunk_ids, ingested_at, root, source_id = row
         return SourceRecord(source, content_hash, title, doc_type, kind, list(chunk_ids), ingested_at, root, source_id)
 
-    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _rows(self, query: str, params: Params = ()) -> list[TupleRow]:
         with self.db.connection() as conn:
             return conn.execute(query, params).fetchall()
 
@@ -390,11 +394,11 @@ class PostgresKeywordIndex:
         return dict(weights)
 
     @staticmethod
-    def _filters(doc_type: str | None, sources: Sequence[str] | None) -> tuple[sql.Composable, list[Any]]:
+    def _filters(doc_type: str | None, sources: Sequence[str] | None) -> tuple[sql.Composable, list[str | list[str]]]:
         if not doc_type and sources is None:
             return sql.SQL(""), []
         conditions: list[sql.Composable] = []
-        params: list[Any] = []
+        params: list[str | list[str]] = []
         if doc_type:
             conditions.append(sql.SQL("f.doc_type = %s"))
             params.append(doc_type)
@@ -415,7 +419,7 @@ class AdvisoryLock:
         self.key = lock_key(f"kbagent-{purpose}:{db.schema}")
         self._mutex = threading.RLock()
         self._depth = 0
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: psycopg.Connection[TupleRow] | None = None
 
     def acquire(self, wait: bool) -> bool:
         if not self._mutex.acquire(blocking=wait):

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -51,7 +50,7 @@ UPSERT = (
 )
 
 
-def location_of(meta: Mapping[str, Any]) -> str:
+def location_of(meta: Mapping[str, object]) -> str:
     """Where in its source a chunk lies, as citations show it: "p. 3" for a PDF page, else the loader's own
     words ("slide 3", "sheet Budget", "chapter 2", "attachment a.pdf, p. 2"); '' for a source read as a whole."""
     return f"p. {meta['page']}" if meta.get("page") else str(meta.get("location") or "")
@@ -110,7 +109,7 @@ def with_ids(records: list[SourceRecord], stored: Mapping[str, str]) -> list[str
     return [r.source_id or stored.get(r.source) or new_source_id() for r in records]
 
 
-def record_row(r: SourceRecord, source_id: str) -> tuple[Any, ...]:
+def record_row(r: SourceRecord, source_id: str) -> tuple[str, str, str, str, str, str, float, str, str]:
     """A record as the columns of COLUMNS, in order."""
     chunk_ids = json.dumps(r.chunk_ids)
     return (r.source, r.content_hash, r.title, r.doc_type, r.kind, chunk_ids, r.ingested_at, r.root, source_id)

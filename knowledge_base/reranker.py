@@ -7,11 +7,14 @@ ships cross-encoder weights, and nothing is downloaded at run time.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kbagent.errors import ConfigError
 from knowledge_base.config import SearchConfig
 from knowledge_base.embeddings import resolve_local_model
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
 
 
 class CrossEncoderReranker:
@@ -21,7 +24,7 @@ class CrossEncoderReranker:
         self.top_n = top_n
 
     @cached_property
-    def model(self) -> Any:
+    def model(self) -> CrossEncoder:
         from sentence_transformers import CrossEncoder
 
         try:

@@ -7,7 +7,7 @@ hydrate (read and filter only what will be shown), rerank, diversify.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, get_args
@@ -27,6 +27,11 @@ RRF_K = 60
 MIN_POOL = 40  # candidates per index at least, however small k is
 MIN_WINDOW = 8  # hits read at a time when filters drop some of the top k
 log = logging.getLogger(__name__)
+
+MetaValue = str | int | float | bool | None
+"""A chunk's metadata value, as Chroma stores it."""
+Filters = dict[str, MetaValue]
+"""Metadata equalities a search keeps to (doc_type, source_prefix, ...); None or "" means any value."""
 
 
 @dataclass
@@ -53,7 +58,7 @@ class Hit:
     dense_score: float | None = None  # cosine similarity
     keyword_score: float | None = None  # BM25
     text: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, MetaValue] = field(default_factory=dict)
     embedding: Sequence[float] | None = None
     rerank_score: float | None = None
     dropped: bool = False  # its text or its vector is gone (or unreadable): never shown
@@ -68,7 +73,7 @@ class Plan:
     options: SearchOptions
     mode: Mode  # the options' mode, or "keyword" once the dense index has failed
     pool: int  # candidates per index
-    filters: dict[str, Any]  # metadata equalities, doc_type among them
+    filters: Filters  # metadata equalities, doc_type among them
     sources: list[str] | None  # the source prefix's sources; None: any
     rerank: bool
 
@@ -84,7 +89,7 @@ class HybridSearch:
 
     def __init__(
         self,
-        collection: Any,
+        collection: Any,  # a chromadb Collection: its reads' types are optional everywhere, checked by use
         keywords: KeywordSearch,
         embedder: Embedder,
         reranker: CrossEncoderReranker | None,
@@ -98,7 +103,7 @@ class HybridSearch:
         self.executor = executor
         self.records = records
 
-    def search(self, query: str, k: int, filters: dict[str, Any] | None, options: SearchOptions) -> list[Document]:
+    def search(self, query: str, k: int, filters: Filters | None, options: SearchOptions) -> list[Document]:
         """Top-k chunks, best first; see `KnowledgeBase.search`."""
         plan = self.plan(query, k, filters, options)
         if plan is None:
@@ -125,14 +130,14 @@ class HybridSearch:
             shown = self.diversify(plan, vector, shown)
         return [to_document(hit) for hit in shown[:k]]
 
-    def plan(self, query: str, k: int, filters: dict[str, Any] | None, options: SearchOptions) -> Plan | None:
+    def plan(self, query: str, k: int, filters: Filters | None, options: SearchOptions) -> Plan | None:
         """None when nothing can match (an empty query, a source prefix no source has): no index is asked."""
         if not query.strip():
             return None
         filters = dict(filters or {})
         sources = None
         if prefix := filters.pop("source_prefix", None):
-            sources = [r.source for r in self.records.all(prefix)]
+            sources = [r.source for r in self.records.all(str(prefix))]
             if not sources:
                 return None
         pool = options.candidates or max(4 * k, MIN_POOL)
@@ -142,6 +147,7 @@ class HybridSearch:
     def keyword(self, plan: Plan) -> Future[list[KeywordHit]]:
         """BM25 search, started in the executor so that it overlaps the dense search."""
         doc_type = plan.filters.get("doc_type")
+        doc_type = doc_type if isinstance(doc_type, str) else None  # a doc_type of another type matches none
         return self.executor.submit(self.keywords.search, plan.query, plan.keyword_pool, doc_type, plan.sources)
 
     @staticmethod
@@ -153,7 +159,7 @@ class HybridSearch:
 
     def dense(self, plan: Plan, vector: Sequence[float] | None, hits: dict[str, Hit]) -> list[str] | None:
         """Nearest chunks, filtered inside Chroma; None when Chroma can't answer, so the keyword index does."""
-        where = dict(plan.filters)
+        where: dict[str, MetaValue | dict[str, list[str]]] = dict(plan.filters)
         if plan.sources is not None:
             where["source"] = {"$in": plan.sources} if len(plan.sources) > 1 else plan.sources[0]
         try:
@@ -275,11 +281,11 @@ def to_document(hit: Hit) -> Document:
     return Document(page_content=hit.text, metadata=meta, id=hit.chunk_id)
 
 
-def matches(meta: dict[str, Any], filters: dict[str, Any]) -> bool:
+def matches(meta: Mapping[str, object], filters: Mapping[str, object]) -> bool:
     return all(value in (None, "") or meta.get(key) == value for key, value in filters.items())
 
 
-def where_clause(filters: dict[str, Any] | None) -> dict[str, Any] | None:
+def where_clause(filters: Mapping[str, object] | None) -> dict[str, object] | None:
     """Chroma's `where` for metadata equalities; empty values mean 'any'."""
     clauses = [{key: value} for key, value in (filters or {}).items() if value not in (None, "")]
     if not clauses:

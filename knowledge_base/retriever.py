@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, SkipValidation
 
 from knowledge_base.config import Mode
-from knowledge_base.retrieval import MODES
+from knowledge_base.retrieval import MODES, Filters, SearchOptions
 
 MAX_K = 100
+
+
+class Searchable(Protocol):
+    """What the retriever uses of a `KnowledgeBase` (which imports this module, so it is not named here)."""
+
+    def default_options(self) -> SearchOptions: ...
+
+    def search(
+        self, query: str, k: int | None = None, filters: Filters | None = None, options: SearchOptions | None = None
+    ) -> list[Document]: ...
 
 
 class KnowledgeBaseRetriever(BaseRetriever):
@@ -26,10 +36,10 @@ class KnowledgeBaseRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    kb: Any = Field(exclude=True)  # a KnowledgeBase (Any: pydantic cannot build a schema for it)
+    kb: SkipValidation[Searchable] = Field(exclude=True)  # a KnowledgeBase; pydantic cannot check a protocol
     k: int = Field(4, ge=1, le=MAX_K)
     mode: Mode | None = None  # None: the knowledge base's configured mode
-    filters: dict[str, Any] = Field(default_factory=dict)  # doc_type, source_prefix or any metadata equality
+    filters: Filters = Field(default_factory=dict)  # doc_type, source_prefix or any metadata equality
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

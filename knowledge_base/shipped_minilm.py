@@ -27,11 +27,26 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from knowledge_base.calibration import Calibration, CalibrationCache, calibrate
 from knowledge_base.embeddings import Embedder, OnEmbedded
 from knowledge_base.torch_env import cap_kernel_cache
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import onnxruntime
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedModel
+
+    from knowledge_base.embeddings import Vectors
+
+    TokenIds = npt.NDArray[np.int64]
+    """A batch's token ids or attention mask, one row a text, padded to its longest."""
+    Batch = tuple[list[int], TokenIds, TokenIds]
+    """(positions of its texts in the job, ids, mask)."""
 
 ONNX_NAME = "all-MiniLM-L6-v2.onnx"
 INT8_NAME = "all-MiniLM-L6-v2.int8.onnx"
@@ -71,7 +86,7 @@ class _Encoder(Embedder):
         return int(json.loads(config.read_text()).get("max_seq_length", 256)) if config.exists() else 256
 
     @cached_property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> Tokenizer:
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
@@ -83,7 +98,7 @@ class _Encoder(Embedder):
     def _pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(self.workers, thread_name_prefix=f"kbagent-embed-{self.engine}")
 
-    def batches(self, texts: list[str]) -> list[tuple[list[int], Any, Any]]:
+    def batches(self, texts: list[str]) -> list[Batch]:
         """(positions, ids, mask): texts sorted by token count, each batch padded to its own longest and holding
         at most `token_budget` padded tokens and `batch_size` texts."""
         import numpy as np
@@ -115,7 +130,7 @@ class _Encoder(Embedder):
     def embed_many(self, texts: list[str], on_embedded: OnEmbedded | None = None) -> list[list[float]]:
         return self.encode(texts, on_embedded).tolist()
 
-    def encode(self, texts: list[str], on_embedded: OnEmbedded | None = None) -> Any:
+    def encode(self, texts: list[str], on_embedded: OnEmbedded | None = None) -> Vectors:
         """Unit vectors (float32 array) in the order of `texts`; `on_embedded` is told as batches finish."""
         import numpy as np
 
@@ -137,10 +152,10 @@ class _Encoder(Embedder):
                     on_embedded(len(positions))
         return out
 
-    def _in_parallel(self, batches: list[tuple[list[int], Any, Any]]) -> Iterator[tuple[list[int], Any]]:
+    def _in_parallel(self, batches: list[Batch]) -> Iterator[tuple[list[int], Vectors]]:
         """At most two batches a worker in flight, so an interrupt waits for those only."""
         todo = iter(batches)
-        running: dict[Future[Any], list[int]] = {}
+        running: dict[Future[Vectors], list[int]] = {}
         try:
             for positions, ids, mask in todo:
                 running[self._pool.submit(self._run, ids, mask)] = positions
@@ -164,7 +179,7 @@ class _Encoder(Embedder):
     def load(self) -> None:
         """Build (and export, the first time) the engine's model."""
 
-    def _run(self, ids: Any, mask: Any) -> Any:
+    def _run(self, ids: TokenIds, mask: TokenIds) -> Vectors:
         raise NotImplementedError
 
 
@@ -187,7 +202,7 @@ class OnnxEmbedder(_Encoder):
         self.engine = "onnx int8" if quantized else "onnx float32"
 
     @cached_property
-    def session(self) -> Any:
+    def session(self) -> onnxruntime.InferenceSession:
         import onnxruntime
 
         with self._loading:
@@ -206,7 +221,7 @@ class OnnxEmbedder(_Encoder):
     def load(self) -> None:
         self.session  # noqa: B018
 
-    def _run(self, ids: Any, mask: Any) -> Any:
+    def _run(self, ids: TokenIds, mask: TokenIds) -> Vectors:
         import numpy as np
 
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": 0 * ids})[0]
@@ -232,7 +247,7 @@ class TracedEmbedder(_Encoder):
         self.engine = f"torch {dtype}"
 
     @cached_property
-    def model(self) -> Any:
+    def model(self) -> torch.jit.ScriptModule:
         cap_kernel_cache()
         import torch
 
@@ -260,14 +275,14 @@ class TracedEmbedder(_Encoder):
         finally:
             torch.set_num_threads(before)
 
-    def _run(self, ids: Any, mask: Any) -> Any:
+    def _run(self, ids: TokenIds, mask: TokenIds) -> Vectors:
         import torch
 
         with torch.inference_mode():
             return self.model(*(torch.from_numpy(a) for a in (ids, mask, 0 * ids))).float().numpy()
 
 
-def _load_hf(model_dir: Path, dtype: str = "float32") -> tuple[Any, Any]:
+def _load_hf(model_dir: Path, dtype: str = "float32") -> tuple[PreTrainedModel, tuple[torch.Tensor, ...]]:
     """The shipped model through transformers: only the exports need it."""
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -285,7 +300,7 @@ def _atomic(path: Path) -> Path:
     return path.with_suffix(f".{os.getpid()}.tmp")
 
 
-def _wrapped(model: Any, pool: bool) -> Any:
+def _wrapped(model: PreTrainedModel, pool: bool) -> torch.nn.Module:
     """The transformer as a module of the three inputs: its hidden states, or (pool) the finished vectors."""
     import torch
 
@@ -294,7 +309,9 @@ def _wrapped(model: Any, pool: bool) -> Any:
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
             hidden = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state

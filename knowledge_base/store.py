@@ -29,7 +29,7 @@ from knowledge_base.embeddings import Embedder
 from knowledge_base.keyword_index import KeywordRow
 from knowledge_base.records import SourceRecord, display_path
 from knowledge_base.reranker import CrossEncoderReranker
-from knowledge_base.retrieval import HybridSearch, SearchOptions
+from knowledge_base.retrieval import Filters, HybridSearch, MetaValue, SearchOptions
 from knowledge_base.retriever import KnowledgeBaseRetriever
 
 T = TypeVar("T")
@@ -223,7 +223,7 @@ class KnowledgeBase:
         now = time.time()
         ids: list[str] = []
         texts: list[str] = []
-        metas: list[dict[str, Any]] = []
+        metas: list[dict[str, MetaValue]] = []
         owners: list[str] = []
         records = []
         for item in items:
@@ -269,7 +269,9 @@ class KnowledgeBase:
         stale = [i for i in self._ids_of_sources([it.source for it in items]) if i not in wanted]
         for part in batched(stale, self._max_batch):
             self.collection.delete(ids=list(part))
-        keyword_rows = [KeywordRow(ids[i], metas[i]["source"], metas[i]["doc_type"], texts[i]) for i in range(len(ids))]
+        keyword_rows = [
+            KeywordRow(ids[i], str(metas[i]["source"]), str(metas[i]["doc_type"]), texts[i]) for i in range(len(ids))
+        ]
         retired, retired_chunks = self._hand_over_ids(records, donors or {})
         self._lock.check()
         self.check_alive()
@@ -334,7 +336,7 @@ class KnowledgeBase:
         positions: list[int],
         ids: list[str],
         texts: list[str],
-        metas: list[dict[str, Any]],
+        metas: list[dict[str, MetaValue]],
         on_embedded: Callable[[int], None] | None,
     ) -> None:
         # The embedder gets a few hundred chunks at a time (it batches them by length itself), and Chroma's write
@@ -413,7 +415,7 @@ class KnowledgeBase:
         self,
         query: str,
         k: int | None = None,
-        filters: dict[str, Any] | None = None,
+        filters: Filters | None = None,
         options: SearchOptions | None = None,
     ) -> list[Document]:
         """Top-k chunks, best first. Metadata carries `score` (the mode's own), `chunk_id`, and where
@@ -429,7 +431,7 @@ class KnowledgeBase:
             raise
 
     def as_retriever(
-        self, k: int = 4, mode: Mode | None = None, filters: dict[str, Any] | None = None
+        self, k: int = 4, mode: Mode | None = None, filters: Filters | None = None
     ) -> KnowledgeBaseRetriever:
         """This knowledge base as a LangChain retriever (`knowledge_base.retriever`), for LCEL chains and tools."""
         return KnowledgeBaseRetriever(kb=self, k=k, mode=mode, filters=filters or {})
@@ -440,7 +442,7 @@ class KnowledgeBase:
             mode=s.mode, mmr=s.mmr, min_score=s.min_score, dense_weight=s.dense_weight, keyword_weight=s.keyword_weight
         )
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         records = self.records.all()
         by_type: dict[str, int] = {}
         for record in records:

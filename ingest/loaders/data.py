@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from langchain_core.documents import Document
 
@@ -37,7 +36,7 @@ def load_jsonl(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     return [_document(path, _lines(text), encoding, reading)]
 
 
-def _lines(text: str) -> Iterator[tuple[str, Any]]:
+def _lines(text: str) -> Iterator[tuple[str, object]]:
     """Each line's item, parsed only when the reader gets to it (reading stops once the budget is spent)."""
     number = 0
     for line_number, line in enumerate(text.splitlines(), 1):
@@ -50,7 +49,7 @@ def _lines(text: str) -> Iterator[tuple[str, Any]]:
             yield _item_name(item, number), item
 
 
-def _document(path: Path, sections: Iterable[tuple[str, Any]], encoding: str, reading: Reading) -> Document:
+def _document(path: Path, sections: Iterable[tuple[str, object]], encoding: str, reading: Reading) -> Document:
     title = path.stem.replace("_", " ").replace("-", " ")
     body = [reading.take(f"# {title}")]
     for name, value in sections:
@@ -68,7 +67,7 @@ def _document(path: Path, sections: Iterable[tuple[str, Any]], encoding: str, re
     )
 
 
-def _sections(data: Any) -> list[tuple[str, Any]]:
+def _sections(data: object) -> list[tuple[str, object]]:
     if isinstance(data, dict):
         return [(str(key), value) for key, value in data.items()]
     if isinstance(data, list):
@@ -76,7 +75,7 @@ def _sections(data: Any) -> list[tuple[str, Any]]:
     return [("value", data)]
 
 
-def _item_name(item: Any, number: int) -> str:
+def _item_name(item: object, number: int) -> str:
     if isinstance(item, dict):
         for key in NAME_KEYS:
             value = item.get(key)
@@ -85,7 +84,7 @@ def _item_name(item: Any, number: int) -> str:
     return f"item {number}"
 
 
-def flatten(value: Any, path: str = "", depth: int = 0) -> Iterator[str]:
+def flatten(value: object, path: str = "", depth: int = 0) -> Iterator[str]:
     """`a.b[2].c: value` lines (the path's last PATH_CHARS characters); a list of plain values on one line."""
     if depth >= MAX_DEPTH:
         yield f"{path}: {json.dumps(value, ensure_ascii=False)}"
@@ -106,7 +105,7 @@ def _capped(path: str) -> str:
     return path if len(path) <= PATH_CHARS else "…" + path[-(PATH_CHARS - 1) :]
 
 
-def _scalar(value: Any) -> str:
+def _scalar(value: object) -> str:
     return json.dumps(value) if value is None or isinstance(value, bool) else str(value)
 
 

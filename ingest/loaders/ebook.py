@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from langchain_core.documents import Document
@@ -20,6 +20,9 @@ from ingest.loaders.archive import open_zip
 from ingest.loaders.errors import LoadError
 from ingest.text import decode, html_to_markdown
 from ingest.text.reading import Reading
+
+if TYPE_CHECKING:
+    from lxml.etree import _Element
 
 CONTAINER = "META-INF/container.xml"
 ENCRYPTION = "META-INF/encryption.xml"
@@ -61,7 +64,7 @@ def load_epub(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     return documents
 
 
-def _xml(data: bytes) -> Any:
+def _xml(data: bytes) -> _Element:
     """Parsed without entity expansion or network access: a package file is untrusted input."""
     from lxml import etree
 
@@ -80,7 +83,7 @@ def _package_path(archive: zipfile.ZipFile) -> str:
     return str(rootfile.get("full-path"))
 
 
-def _spine(package: Any, folder: str) -> list[str]:
+def _spine(package: _Element, folder: str) -> list[str]:
     """The archive names of the spine's XHTML documents, in reading order (non-linear ones last, as readers do),
     without the EPUB 3 table of contents (a list of links, where a search would only find chapter titles)."""
     manifest = {
@@ -102,7 +105,7 @@ def _spine(package: Any, folder: str) -> list[str]:
     return names
 
 
-def _is_nav(item: Any) -> bool:
+def _is_nav(item: _Element) -> bool:
     return "nav" in (item.get("properties") or "").split()
 
 

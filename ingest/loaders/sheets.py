@@ -20,13 +20,18 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from langchain_core.documents import Document
 
 from ingest.loaders.archive import open_zip
 from ingest.loaders.errors import LoadError, said
 from ingest.text.reading import Reading
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+    from xlrd.book import Book
+    from xlrd.sheet import Cell, Sheet
 
 MAX_ROWS = 20_000  # filled rows per workbook; the rest is cut, and the ingest line says so
 MAX_CELLS = 1024  # filled cells of a row; the rest of the row is left out, with a note
@@ -35,8 +40,8 @@ HEADER_SCAN = 10  # a header is looked for among this many filled rows at the to
 
 Row = dict[int, str]
 """A row's filled cells: column index (0 for A) → text, left to right."""
-Cells = Iterable[tuple[int, Any]]
-"""A stored row's cells as (column index, value)."""
+Cells = Iterable[tuple[int, object]]
+"""A stored row's cells as (column index, value: text, number, bool, date or time, None; see `cell_text`)."""
 Sheets = Iterable[tuple[str, bool, Iterable[Cells]]]
 """(name, visible, rows) per sheet, in the workbook's order."""
 
@@ -56,7 +61,7 @@ def load_xlsx(path: Path, raw: bytes, reading: Reading) -> list[Document]:
         book.close()
 
 
-def _xlsx_rows(sheet: Any) -> Iterator[Cells]:
+def _xlsx_rows(sheet: ReadOnlyWorksheet) -> Iterator[Cells]:
     """The sheet's rows as stored, each only its cells. openpyxl's iter_rows pads every row to its last cell (and
     to the sheet's <dimension>), so this drives the parser iter_rows uses, as iter_rows itself does."""
     from openpyxl.worksheet._reader import WorkSheetParser
@@ -90,19 +95,19 @@ def load_xls(path: Path, raw: bytes, reading: Reading) -> list[Document]:
         book.release_resources()
 
 
-def _xls_sheets(book: Any) -> Sheets:
+def _xls_sheets(book: Book) -> Sheets:
     """Each sheet, parsed only when the reader gets to it (xlrd raises bare AssertionErrors for a broken one)."""
     for index, name in enumerate(book.sheet_names()):
         sheet = book.sheet_by_index(index)
         yield name, sheet.visibility == 0, _xls_rows(sheet, book.datemode)
 
 
-def _xls_rows(sheet: Any, datemode: int) -> Iterator[Cells]:
+def _xls_rows(sheet: Sheet, datemode: int) -> Iterator[Cells]:
     for number in range(sheet.nrows):
         yield ((column, _xls_value(cell, datemode)) for column, cell in enumerate(sheet.row(number)))
 
 
-def _xls_value(cell: Any, datemode: int) -> Any:
+def _xls_value(cell: Cell, datemode: int) -> object:
     import xlrd
 
     if cell.ctype == xlrd.XL_CELL_DATE:
@@ -230,7 +235,7 @@ def _letter(column: int) -> str:
     return str(get_column_letter(column))
 
 
-def cell_text(value: Any) -> str:
+def cell_text(value: object) -> str:
     """A cell as one line: whole floats without ".0", dates without a midnight time, no line breaks."""
     if value is None:
         return ""

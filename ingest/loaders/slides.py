@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from langchain_core.documents import Document
 
@@ -18,6 +18,14 @@ from ingest.loaders.archive import open_zip
 from ingest.loaders.errors import LoadError
 from ingest.loaders.word import markdown_table
 from ingest.text.reading import Reading
+
+if TYPE_CHECKING:
+    from pptx.shapes.autoshape import Shape
+    from pptx.shapes.base import BaseShape
+    from pptx.shapes.graphfrm import GraphicFrame
+    from pptx.shapes.group import GroupShape
+    from pptx.slide import Slide
+    from pptx.text.text import _Paragraph
 
 
 def load_pptx(path: Path, raw: bytes, reading: Reading) -> list[Document]:
@@ -49,12 +57,12 @@ def load_pptx(path: Path, raw: bytes, reading: Reading) -> list[Document]:
     return documents
 
 
-def _slide_title(slide: Any) -> str:
+def _slide_title(slide: Slide) -> str:
     shape = slide.shapes.title
     return " ".join(shape.text_frame.text.split()) if shape is not None and shape.has_text_frame else ""
 
 
-def _slide_body(slide: Any) -> str:
+def _slide_body(slide: Slide) -> str:
     title_id = slide.shapes.title.shape_id if slide.shapes.title is not None else None
     shapes = [shape for shape in _in_reading_order(slide.shapes) if shape.shape_id != title_id]
     blocks = [block for shape in shapes for block in _blocks(shape)]
@@ -65,24 +73,26 @@ def _slide_body(slide: Any) -> str:
     return "\n\n".join(b for b in blocks if b)
 
 
-def _in_reading_order(shapes: Iterable[Any]) -> list[Any]:
+def _in_reading_order(shapes: Iterable[BaseShape]) -> list[BaseShape]:
     return sorted(shapes, key=lambda s: (s.top or 0, s.left or 0))
 
 
-def _blocks(shape: Any) -> Iterator[str]:
+def _blocks(shape: BaseShape) -> Iterator[str]:
+    """Only a group has inner shapes, only a graphic frame a table, only an autoshape or placeholder a text frame."""
     from pptx.enum.shapes import MSO_SHAPE_TYPE
 
     if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
-        for inner in _in_reading_order(shape.shapes):
+        for inner in _in_reading_order(cast("GroupShape", shape).shapes):
             yield from _blocks(inner)
-    elif getattr(shape, "has_table", False) and shape.has_table:
-        rows = [[" ".join(cell.text.split()) for cell in row.cells] for row in shape.table.rows]
+    elif shape.has_table:
+        table = cast("GraphicFrame", shape).table
+        rows = [[" ".join(cell.text.split()) for cell in row.cells] for row in table.rows]
         yield markdown_table(rows)
-    elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
-        yield _paragraphs(shape.text_frame.paragraphs)
+    elif shape.has_text_frame:
+        yield _paragraphs(cast("Shape", shape).text_frame.paragraphs)
 
 
-def _paragraphs(paragraphs: Iterable[Any]) -> str:
+def _paragraphs(paragraphs: Iterable[_Paragraph]) -> str:
     """Paragraphs as lines; an indented (level > 0) paragraph as a list item under the one before."""
     lines = []
     for paragraph in paragraphs:

@@ -16,7 +16,10 @@ names it sees (`hide_consent_names`).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
 
 SIGNALS = ("cookie", "consent", "gdpr", "cmp")
 SHAPES = {
@@ -57,7 +60,7 @@ VENDOR_CLASSES = {
 HIDDEN_WORDS = re.compile(r"cookie|consent", re.I)
 
 
-def drop_consent_banners(tree: Any) -> None:
+def drop_consent_banners(tree: HtmlElement) -> None:
     """Removes consent banners from an lxml.html tree in place (the text after each one stays)."""
     found = [el for el in tree.iter() if isinstance(el.tag, str) and is_consent_banner(el)]
     for element in found:
@@ -65,14 +68,14 @@ def drop_consent_banners(tree: Any) -> None:
             element.drop_tree()
 
 
-def is_consent_banner(element: Any) -> bool:
+def is_consent_banner(element: HtmlElement) -> bool:
     vendor = _is_vendor_container(element)
     if not vendor and not _named_and_shaped(element):
         return False
     return not _holds_content(element, vendor)
 
 
-def _named_and_shaped(element: Any) -> bool:
+def _named_and_shaped(element: HtmlElement) -> bool:
     """Names cookies, consent, GDPR or a CMP, and is named or shaped like a banner."""
     tokens = _tokens(element)
     signals = {signal for token in tokens for signal in SIGNALS if token.startswith(signal)}
@@ -83,7 +86,7 @@ def _named_and_shaped(element: Any) -> bool:
     return shaped_name or _shaped_like_dialog(element)
 
 
-def hide_consent_names(tree: Any) -> None:
+def hide_consent_names(tree: HtmlElement) -> None:
     """Takes "cookie" and "consent" out of the ids and classes left after the banners were dropped."""
     for element in tree.iter():
         if not isinstance(element.tag, str):
@@ -95,13 +98,13 @@ def hide_consent_names(tree: Any) -> None:
             element.set("class", " ".join(name for name in classes.split() if not HIDDEN_WORDS.search(name)))
 
 
-def _is_vendor_container(element: Any) -> bool:
+def _is_vendor_container(element: HtmlElement) -> bool:
     ident = element.get("id") or ""
     classes = set((element.get("class") or "").split())
     return ident in VENDOR_IDS or ident.startswith(VENDOR_ID_PREFIXES) or bool(classes & VENDOR_CLASSES)
 
 
-def _holds_content(element: Any, vendor: bool) -> bool:
+def _holds_content(element: HtmlElement, vendor: bool) -> bool:
     """Main content is never inside a banner; a consent manager's own dialog may use an h1 for its title."""
     if element.tag in CONTENT:
         return True
@@ -109,7 +112,7 @@ def _holds_content(element: Any, vendor: bool) -> bool:
     return next(element.iterdescendants(*inner), None) is not None
 
 
-def _tokens(element: Any) -> set[str]:
+def _tokens(element: HtmlElement) -> set[str]:
     """The words of an element's names: "CybotCookiebotDialog" → cybot, cookiebot, dialog."""
     values = [element.get(name) or "" for name in NAMING]
     values += [f"{name} {value}" for name, value in element.attrib.items() if name.startswith("data-")]
@@ -121,7 +124,7 @@ def _shape(word: str) -> bool:
     return word in SHAPES or (word.endswith("s") and word[:-1] in SHAPES)
 
 
-def _shaped_like_dialog(element: Any) -> bool:
+def _shaped_like_dialog(element: HtmlElement) -> bool:
     role = (element.get("role") or "").strip().lower()
     return (
         element.tag == "dialog"

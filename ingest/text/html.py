@@ -13,9 +13,13 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest.text.banners import drop_consent_banners, hide_consent_names
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
+    from lxml.html import HtmlElement
 
 CLUTTER = ["script", "style", "noscript", "nav", "footer", "header", "aside", "form", "iframe", "svg", "template"]
 HIDDEN = '[role="navigation"], [aria-hidden="true"]'
@@ -27,7 +31,7 @@ LINK_TARGET = re.compile(r"\]\([^)]*\)")
 class Converted:
     title: str
     markdown: str
-    tree: Any = None
+    tree: HtmlElement | None = None
     """The parsed lxml document (links absolute when a URL was given); None when the HTML could not be parsed."""
 
 
@@ -52,7 +56,7 @@ def html_to_markdown(html: str, url: str | None = None) -> Converted:
     return Converted(title, markdown, tree)
 
 
-def _without_banners(tree: Any) -> Any:
+def _without_banners(tree: HtmlElement) -> HtmlElement:
     """A copy of the page for conversion: the returned tree keeps the banners' links for the crawler."""
     content = copy.deepcopy(tree)
     drop_consent_banners(content)
@@ -60,7 +64,7 @@ def _without_banners(tree: Any) -> Any:
     return content
 
 
-def _converted(tree: Any, url: str | None) -> tuple[str, str]:
+def _converted(tree: HtmlElement, url: str | None) -> tuple[str, str]:
     import trafilatura
     from trafilatura.settings import DEFAULT_CONFIG
 
@@ -83,7 +87,7 @@ def _converted(tree: Any, url: str | None) -> tuple[str, str]:
     return " ".join(title.split()), markdown
 
 
-def _markdownify(tree: Any) -> str:
+def _markdownify(tree: HtmlElement) -> str:
     import lxml.html
     from bs4 import BeautifulSoup
 
@@ -91,7 +95,7 @@ def _markdownify(tree: Any) -> str:
     return main_content_markdown(soup)
 
 
-def main_content_markdown(soup: Any) -> str:
+def main_content_markdown(soup: BeautifulSoup) -> str:
     """A parsed page's main element (or body) minus scripts, navigation, footers and banners, as Markdown.
     Removes the clutter from `soup` itself."""
     from markdownify import MarkdownConverter
@@ -121,5 +125,5 @@ def tidy(markdown: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def _text(element: Any) -> str:
+def _text(element: HtmlElement | None) -> str:
     return " ".join(element.text_content().split()) if element is not None else ""

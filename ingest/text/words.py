@@ -12,9 +12,8 @@ import csv
 import io
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 UNIT = 10_000
 """Box coordinates are in 1/UNIT of the page's width and height."""
@@ -84,7 +83,9 @@ def from_tesseract_tsv(tsv: str, width: int, height: int) -> PageWords:
     return PageWords(tuple(words), tuple(boxes))
 
 
-def from_quadrilaterals(texts: Sequence[str], quads: Any, width: int, height: int) -> PageWords:
+def from_quadrilaterals(
+    texts: Sequence[str], quads: Iterable[Iterable[Sequence[float]]] | None, width: int, height: int
+) -> PageWords:
     """RapidOCR's lines: a text and its four corner points (pixels) each, as boxes around them."""
     words: list[str] = []
     boxes: list[tuple[int, int, int, int]] = []

@@ -13,12 +13,16 @@ import contextlib
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest.web.config import FetchConfig
 from ingest.web.errors import FetchError
 from ingest.web.guard import Guard
 from ingest.web.proxy import GuardingProxy, PageHosts
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser as Chromium
+    from playwright.sync_api import Playwright, Route
 
 SYSTEM_CHROMIUM = (
     "/usr/lib/chromium/chromium",
@@ -99,8 +103,8 @@ class Browser:
         self.guard = guard
         self.proxy: GuardingProxy | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kbagent-browser")
-        self._playwright: Any = None
-        self._browser: Any = None
+        self._playwright: Playwright | None = None
+        self._browser: Chromium | None = None
 
     def render(self, url: str) -> tuple[str, str]:
         """(final URL, HTML after scripts ran) of a page the static fetch already accepted."""
@@ -142,7 +146,7 @@ class Browser:
 
         if self._browser is None:
             self._start()
-        assert self.proxy is not None
+        assert self._browser is not None and self.proxy is not None
         hosts = self.proxy.pages
         hosts.open(url)
         context = self._browser.new_context(
@@ -180,7 +184,7 @@ class Browser:
             self.proxy = None
 
 
-def _record_or_skip(route: Any, hosts: PageHosts) -> None:
+def _record_or_skip(route: Route, hosts: PageHosts) -> None:
     """Lets the proxy serve the request's host before it is sent. Images, media and fonts add nothing to the
     text; skipping them makes rendering faster."""
     if route.request.resource_type in SKIPPED_RESOURCES:

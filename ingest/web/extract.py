@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest.text import ExtractError, html_to_markdown
 from ingest.text import decode as decode_text
 from ingest.text.html import tidy
 from ingest.web.errors import FetchError
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
 
 SPA_ROOTS = ("root", "app", "__next", "__nuxt", "svelte", "main-app", "ember-app")
 FEW_WORDS = 40
@@ -61,7 +64,7 @@ def text_to_page(text: str, url: str) -> Extracted:
     return Extracted(title[:200] or url, tidy(text))
 
 
-def _script_hint(tree: Any, markdown: str) -> bool:
+def _script_hint(tree: HtmlElement, markdown: str) -> bool:
     words = len(re.sub(r"\(https?://[^)]*\)|[#*|_`>-]", " ", markdown).split())
     empty_root = any(
         not len(el) and not (el.text or "").strip() for root in SPA_ROOTS for el in tree.xpath(f'//*[@id="{root}"]')

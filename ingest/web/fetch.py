@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpcore
 import httpx
@@ -18,6 +18,9 @@ import httpx
 from ingest.web.config import FetchConfig
 from ingest.web.errors import FetchError, Refused
 from ingest.web.guard import Guard
+
+if TYPE_CHECKING:
+    from httpcore import SOCKET_OPTION
 
 REDIRECTS = (301, 302, 303, 307, 308)
 ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,application/pdf;q=0.8,application/xml;q=0.5,*/*;q=0.1"
@@ -36,12 +39,14 @@ class GuardedBackend(httpcore.NetworkBackend):
         port: int,
         timeout: float | None = None,
         local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         address = self.guard.resolve(host, port)
         return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[SOCKET_OPTION] | None = None
+    ) -> httpcore.NetworkStream:
         raise Refused("unix sockets are not fetched")
 
     def sleep(self, seconds: float) -> None:
