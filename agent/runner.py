@@ -124,7 +124,6 @@ class Agent:
         self.kb = kb
         self.spec = spec
         self.model = model
-        self.scraper = scraper
         self.threads = threads
         self.search_options = search_options or kb.default_options()
         self.tool_calling = uses_tool_calling(config, spec)
