@@ -6,8 +6,9 @@ calls a handler directly; `build` lays the tab out and `wire` connects the two o
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import gradio as gr
 
@@ -19,6 +20,15 @@ from ui import chat_format
 from ui.settings_tab import SettingsTab, session_choices
 
 SOURCES_PLACEHOLDER = "_The passages cited in an answer appear here._"
+STOP_WAIT_S = 2.0  # Stop returns once the answer's handler has ended (it does within `POLL_S`), or after this
+
+
+@dataclass
+class _Running:
+    """An answer being written in one browser session, and whether its handler has ended."""
+
+    feed: Feed
+    ended: threading.Event = field(default_factory=threading.Event)
 
 
 def question_problem(text: str) -> str | None:
@@ -37,7 +47,7 @@ class ChatHandlers:
     def __init__(self, svc: Services, defaults: SessionChoices) -> None:
         self.svc = svc
         self.defaults = defaults
-        self._running: dict[str, Feed] = {}  # browser session → its answer being written, for Stop and unload
+        self._running: dict[str, _Running] = {}  # browser session → its answer being written, for Stop and unload
 
     def chat(
         self,
@@ -72,12 +82,13 @@ class ChatHandlers:
             yield history, gr.skip(), thread_id
             return
         session = getattr(request, "session_hash", None) or ""
-        self._running[session] = feed
+        running = self._running[session] = _Running(feed)
         try:
             with feed:
                 yield from self._shown(feed, history, text, thread_id)
         finally:
-            if self._running.get(session) is feed:
+            running.ended.set()
+            if self._running.get(session) is running:
                 del self._running[session]
 
     def _shown(
@@ -102,10 +113,14 @@ class ChatHandlers:
             yield view.messages(), "_No sources: the answer failed._", thread_id
 
     def cancel(self, request: gr.Request | None = None) -> None:
-        """Stops this browser session's answer (Stop, or the tab closed): the model is free at its next token."""
-        feed = self._running.get(getattr(request, "session_hash", None) or "")
-        if feed is not None:
-            feed.close()
+        """Stops this browser session's answer (the tab closed): the model is free at its next token."""
+        self._cancel(request)
+
+    def _cancel(self, request: gr.Request | None) -> _Running | None:
+        running = self._running.get(getattr(request, "session_hash", None) or "")
+        if running is not None:
+            running.feed.close()
+        return running
 
     def take(self, message: str, busy: bool) -> tuple[object, ...]:
         """Ask (or Enter) hands the question to `chat` and empties the box for the next one. While an answer is
@@ -130,7 +145,11 @@ class ChatHandlers:
         )
 
     def stop(self, thread_id: str, request: gr.Request | None = None) -> tuple[object, ...]:
-        self.cancel(request)
+        """Stop: cancels the answer and returns once its handler has ended, so nothing streams in after Ask is
+        back and Gradio has no running handler to cancel (cancelling one mid-update marks the chat "Error")."""
+        running = self._cancel(request)
+        if running is not None:
+            running.ended.wait(STOP_WAIT_S)
         gr.Info("Stopped: the answer so far stays.")
         return self.finish(thread_id)
 
@@ -244,7 +263,8 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
 
 def wire(tab: ChatTab, handlers: ChatHandlers, thread_state: gr.State, session: SettingsTab) -> None:
     """Connect the handlers; after every tab is laid out, since answers use the Settings tab's controls. A question
-    goes through `take` (the box empties, Ask waits, Stop shows), then `chat`, then `finish`; Stop cancels `chat`."""
+    goes through `take` (the box empties, Ask waits, Stop shows), then `chat`, then `finish`. Stop ends a running
+    `chat` through its Feed and waits for it; only then does Gradio cancel, which drops a `chat` still queued."""
     busy = gr.State(False)
     web = gr.State(False)  # the web switch as a State: the /chat endpoint's inputs stay what API clients send
     tab.web.change(lambda on: bool(on), tab.web, web, api_visibility="private", show_progress="hidden")
@@ -270,7 +290,8 @@ def wire(tab: ChatTab, handlers: ChatHandlers, thread_state: gr.State, session: 
         )
         answer.then(handlers.finish, thread_state, after, api_visibility="private", show_progress="hidden")
         answers.append(answer)
-    tab.stop.click(handlers.stop, thread_state, after, cancels=answers, api_visibility="private")
+    stopped = tab.stop.click(handlers.stop, thread_state, after, api_visibility="private", concurrency_limit=None)
+    stopped.then(None, None, None, cancels=answers, api_visibility="private")
     conversation = [tab.chatbot, tab.sources, thread_state, tab.thread_list]
     tab.new_chat.click(handlers.new_conversation, None, conversation, api_visibility="private")
     tab.thread_list.input(

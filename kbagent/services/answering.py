@@ -86,8 +86,9 @@ class AnswerSlots:
 
 class Feed:
     """One answer's events as its worker produces them. Iterating blocks until the next event; `close` (or leaving
-    a `with` block) cancels the answer. `batch` returns the next event and whatever else is already waiting, so a
-    page repaints once for several tokens."""
+    a `with` block) cancels the answer and ends the reading within `POLL_S`: what was not read yet is dropped, so
+    nothing more reaches the reader after a Stop. `batch` returns the next event and whatever else is already
+    waiting, so a page repaints once for several tokens."""
 
     def __init__(self, stall_s: float) -> None:
         self.cancel = threading.Event()
@@ -103,6 +104,9 @@ class Feed:
 
     def __next__(self) -> Event:
         while not self._ended:
+            if self.cancel.is_set():
+                self._ended = True
+                break
             try:
                 item = self._queue.get(timeout=POLL_S)
             except queue.Empty:
@@ -118,7 +122,7 @@ class Feed:
     def batch(self) -> list[Event]:
         """The next event and every event already waiting after it; empty at the end."""
         events = [event for event in [next(self, None)] if event is not None]
-        while events and not self._ended:
+        while events and not self._ended and not self.cancel.is_set():
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:

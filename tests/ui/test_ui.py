@@ -287,6 +287,50 @@ def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
     assert thread_id == "t9" and "Retrieved, not cited" in panel and "[1]" not in panel
 
 
+def test_stop_returns_after_the_answer_ended_and_nothing_is_shown_after_it() -> None:
+    """A model runs on for a while after a cancel (until it looks at the flag): none of what it writes after Stop
+    reaches the page, and the chat handler has ended when Stop returns, so Gradio has nothing to cancel mid-update
+    (which shows "Error" in the chat)."""
+    from kbagent.services.answering import AnswerSlots, start
+
+    class RunsOn(_EmptyServices):
+        turns = type("NoTurns", (), {"save": lambda *a: None})()
+        threads = type("NoThreads", (), {"list": lambda *a, **k: []})()
+        kb = type("Kb", (), {"id": "default"})()
+
+        def answer(self, question: str, thread_id: str | None, choices: SessionChoices, client: str) -> Any:
+            def events(cancel: threading.Event) -> Iterator[Any]:
+                for n in range(400):  # 20 s of words; 3 s more once cancelled (longer than Stop waits)
+                    time.sleep(0.05)
+                    if cancel.is_set() and (cancelled_at := stopped_at[0]) and time.monotonic() > cancelled_at + 3:
+                        return
+                    yield Token(f" w{n}")
+
+            return start(events, AnswerSlots(1, 1), client, 30)
+
+    stopped_at = [0.0]
+    handlers = chat_tab.ChatHandlers(RunsOn(), SessionChoices())  # type: ignore[arg-type]
+    request = type("Request", (), {"session_hash": "s1", "client": None})()
+    shown: list[tuple[float, str]] = []
+
+    def read() -> None:
+        for update in handlers.chat("Tell me slowly.", [], "", "", 5, "hybrid", 0.2, False, request):  # type: ignore[arg-type]
+            shown.append((time.monotonic(), str(update[0])))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not any("w3" in text for _, text in shown) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stopped_at[0] = time.monotonic()
+    handlers.stop("", request)  # type: ignore[arg-type]
+    returned = time.monotonic()
+    assert not reader.is_alive(), "the chat handler still runs after Stop returned"
+    assert returned - stopped_at[0] < chat_tab.STOP_WAIT_S
+    assert [text for at, text in shown if at > returned] == []
+    reader.join(5)
+
+
 def test_eval_summary_is_coloured() -> None:
     row = {"questions": 2, "mrr": 0.9, "ndcg": 0.6, "coverage": 0.1}
     html = evaluation_format.eval_summary_html({"k": 10, "mode": "hybrid", "overall": row, "categories": {"fact": row}})
