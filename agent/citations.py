@@ -23,6 +23,13 @@ from tools.knowledge_search import cited_numbers
 CLOSERS = "\"')]*”’"
 OPENERS = "\"'(*“‘#-•>|"
 MAYBE_CITATION = re.compile(r"\[(?:\d{1,3}(?:\s*[,–-]\s*(?:\d{1,3})?)*\]?)?")  # "[", "[2", "[2, 3]"
+# Words no claim ends on: a sentence ending on one ("The lead for that product is [1].") left its claim out.
+# Particles that end phrasal verbs ("check in", "sign up") are not here.
+DANGLING = frozenset(
+    "is are was were be been being has have had the a an of to by at for with from than and or nor but "
+    "its their his her your our my per costs cost earns totals equals named called".split()
+)
+LAST_WORD = re.compile(r"([A-Za-z]+)\W*$")
 
 
 @dataclass
@@ -51,6 +58,7 @@ class CitationChecker:
         self.backed = 0
         self.numbered = 0  # sentences stating numbers of their own (amounts, dates, times; not the question's)
         self.wrong = 0  # of those, the ones where no source has half or more of those numbers
+        self.empty = 0  # sentences whose claim is missing: they end on "is", "the", "of" (`DANGLING`)
         self.support: list[Support] = []  # per cited sentence, the spans of its passages that back it
         self._out: list[Token | Unsupported] = []
 
@@ -76,7 +84,10 @@ class CitationChecker:
         """Whether the answer's core is backed by no source: most of its sentences with numbers of their own
         (the core of most short answers: a price, a date, a count; not numbers restated from the question) are
         wrong, a sentence being wrong when no source has half or more of its numbers ("June 16 at 18:30" with
-        no 16 anywhere is a wrong date, whatever the time); without numbers, every claim is unbacked."""
+        no 16 anywhere is a wrong date, whatever the time); without numbers, every claim is unbacked. A sentence
+        whose claim is missing ("… is [1].") makes the answer made up too: its citation backs nothing it says."""
+        if self.empty:
+            return True
         if self.numbered:
             return 2 * self.wrong > self.numbered
         return bool(self.claims) and len(self.unsupported) == self.claims
@@ -158,6 +169,8 @@ class CitationChecker:
         claims, says = key_claims(sentence), bool(rare_words(sentence))
         added = own_claims(sentence, question)  # not restated from the question
         self.citable += says
+        last = LAST_WORD.search(sentence)
+        self.empty += says and last is not None and last.group(1).lower() in DANGLING
         if claims:
             self.claims += 1
             missing = unsupported_claims(sentence, [*passages.values(), *evidence.other])

@@ -307,7 +307,9 @@ class Agent:
             if context.prompt:  # the retrieval-first path: the model gets one second try
                 yield Phase("checking")
                 second = self._ask_again(context, text, claims)
-            retracted, text = text, second.text.strip() if second else prompts.unsupported_answer(claims)
+            # The plain sentence: the claims are the model's ("don't mention 22" to a question with no 22 in it
+            # tells its reader nothing); the retracted answer and its Unsupported events name them.
+            retracted, text = text, second.text.strip() if second else prompts.NOT_FOUND
             checker = second or checker
         self._keep_final(graph, config, text)
         cited = context.passages.cited_in(text)

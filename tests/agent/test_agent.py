@@ -128,7 +128,7 @@ def test_claims_no_source_backs_are_reported_and_a_made_up_short_answer_is_repla
         done = events[-1]
         assert isinstance(done, Done) and done.unsupported == flagged
         if replaced:
-            assert done.retracted == reply and done.answer.startswith("I couldn't find that") and "22" in done.answer
+            assert done.retracted == reply and done.answer == "I couldn't find that in the knowledge base."
         else:
             assert not done.retracted and "[1]" in done.answer and done.answer.endswith("6 euros.")
         answer = fold(events)
@@ -139,8 +139,7 @@ def test_claims_no_source_backs_are_reported_and_a_made_up_short_answer_is_repla
     ("second", "shown"),
     [
         ("A return ticket costs 14 euros.", "A return ticket costs 14 euros [1]."),
-        ("I couldn't find that in the knowledge base.", "I couldn't find that in the knowledge base. (The passages "
-         "found don't mention 22.)"),
+        ("I couldn't find that in the knowledge base.", "I couldn't find that in the knowledge base."),
     ],
 )  # fmt: skip
 def test_a_made_up_answer_is_asked_again_once_with_its_unbacked_claims_named(
@@ -529,6 +528,27 @@ def test_an_answer_is_made_up_when_half_its_own_numbers_are_in_no_source() -> No
     two = "It starts on 16 June 2025. Doors open at 18:30."  # one sentence of two wrong: marked, not replaced
     assert not checked("The class starts on 16 June 2025.", "When does the class start?", two).made_up()
     assert checked("The class starts in spring.", "When does the class start?", two).made_up()
+
+
+def test_an_answer_whose_claim_is_missing_is_made_up() -> None:
+    """ "The lead for the product that costs $40/month is [1]." cites a passage that holds every word it says,
+    yet says nothing: made up, like an unbacked one. A sentence that ends on a phrasal verb's particle is whole."""
+    from agent.citations import CitationChecker, Evidence
+
+    passage = "Mara Quint is the technical lead for Beacon, which costs $40/month. Members check in at the desk."
+
+    def made_up(answer: str) -> bool:
+        question = "Who is the technical lead for the product that costs $40/month?"
+        checker = CitationChecker(lambda: Evidence({1: passage}, [question], question))
+        checker.feed(answer)
+        checker.finish()
+        return checker.made_up()
+
+    assert made_up("The technical lead for the product that costs $40/month is [1].")
+    assert made_up("The technical lead for the product that costs $40/month is.")
+    assert made_up("The lead is the [1].")
+    assert not made_up("The technical lead for the product that costs $40/month is Mara Quint [1].")
+    assert not made_up("Members check in [1].")
 
 
 def test_a_short_answer_is_cited_and_a_list_number_or_yes_is_not() -> None:
