@@ -35,6 +35,7 @@ class _Heard:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     replaced: bool = False  # the agent replaced the model's answer: no source backed its claims
+    retracted: str = ""  # the model's answer it replaced
     error: str = ""
 
 
@@ -70,6 +71,8 @@ class AnswerRow:
     supported_citations: int = 0
     unsupported: list[str] = field(default_factory=list)
     replaced: bool = False  # the agent's check replaced the model's answer (claims no source backs)
+    retracted: str = ""  # the answer it replaced, and whether that one held the expected answer: a right answer
+    retracted_contains: bool | None = None  # withdrawn costs more than a wrong one kept and marked
     first_token_s: float | None = None
     seconds: float = 0.0
     completion_tokens: int = 0
@@ -91,6 +94,7 @@ def _listen(events: Iterable[Event]) -> _Heard:
             heard.cited = sorted(p.n for p in event.cited)
         elif isinstance(event, Done):
             heard.answer, heard.prompt_tokens, heard.replaced = event.answer, event.prompt_tokens, bool(event.retracted)
+            heard.retracted = event.retracted
             heard.completion_tokens = event.completion_tokens
         elif isinstance(event, Error):
             heard.error = event.message
@@ -122,16 +126,25 @@ def answer_row(
     row.unsupported = list(found.unsupported)
     words = CITATION_GROUP.sub("", answer)  # "[3]" is where the answer comes from, not what it says
     if question.golds:
-        row.contains = contains(words, question.golds)
         row.f1 = max(token_f1(words, g) for g in question.golds)
     elif question.reference:
         row.f1 = token_f1(words, question.reference)
     if question.keywords:
         row.keyword_recall = keyword_recall(answer, question.keywords)
-        row.contains = row.contains if row.contains is not None else row.keyword_recall == 1.0
+    row.contains = _holds_answer(answer, question)
+    row.retracted = heard.retracted
+    row.retracted_contains = _holds_answer(heard.retracted, question) if heard.retracted else None
     if judge is not None and question.answerable:
         row.judge = judge.grade(question.question, question.reference or "; ".join(question.golds), answer)
     return row
+
+
+def _holds_answer(answer: str, question: AnswerQuestion) -> bool | None:
+    """Whether `answer` holds one of the question's gold spans, else all its keywords; None with neither."""
+    words = CITATION_GROUP.sub("", answer)  # "[3]" is where the answer comes from, not what it says
+    if question.golds:
+        return contains(words, question.golds)
+    return keyword_recall(answer, question.keywords) == 1.0 if question.keywords else None
 
 
 def read_report(path: Path | None) -> list[AnswerRow]:

@@ -183,3 +183,18 @@ def test_correctness_is_scored_on_the_answers_words_not_its_citations() -> None:
     answer = "It leaves at 07:40 [1] from Pier 9 [1]."
     row = answer_row("m", question, lambda q: iter([Token(answer), Done(answer, "t", "m", 0.1)]))
     assert row.contains and row.f1 is not None and row.f1 > 0.7
+
+
+def test_a_replaced_answer_keeps_the_first_answer_and_whether_it_was_right() -> None:
+    """A withdrawal of a right answer costs more than a wrong one kept: each row says whether the answer the
+    check withdrew held the expected answer, so a run counts the right answers its checks withdrew."""
+    from evaluation.answers import answer_row
+
+    question = AnswerQuestion("s", "When does the first ferry leave?", golds=("07:40",))
+    withdrawn = "I couldn't find that in the knowledge base."
+    for first, right in [("It leaves at 07:40.", True), ("It leaves at 08:15.", False)]:
+        done = Done(withdrawn, "t", "m", 0.1, retracted=first)
+        row = answer_row("m", question, lambda q, done=done: iter([Token(withdrawn), done]))
+        assert (row.replaced, row.retracted, row.retracted_contains, row.contains) == (True, first, right, False)
+    row = answer_row("m", question, lambda q: iter([Token("At 07:40."), Done("At 07:40.", "t", "m", 0.1)]))
+    assert (row.replaced, row.retracted, row.retracted_contains, row.contains) == (False, "", None, True)
