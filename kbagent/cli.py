@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypedDict, TypeGuard
 
@@ -534,16 +535,22 @@ def ask(
     kb: KbOption = None,
 ) -> None:
     """Answer a question from the knowledge base, streaming, then list the cited sources."""
-    from agent.events import fold
-    from kbagent.chat_view import TerminalRenderer
+    from kbagent.lazy import Soon
 
     with _components() as parts:
         if web and parts.web_search is None:
             raise UserError("--web needs a web search provider: set KBAGENT_WEB_SEARCH (see docs/tools.md)")
         target = _thread_kb(parts, kb, thread)
+        # llama.cpp reads the model (C, without the GIL) while this thread imports the rest and loads the embedder
+        chat_model = Soon(partial(parts.chat_model, model, kb=target), "kbagent-chat-model")
+        from agent.events import fold
+        from kbagent.chat_view import TerminalRenderer
+
+        target.embedder.load()
         show = None if json_out else TerminalRenderer(_console(), names=target.display_names())
+        agent = parts.agent(model, kb=target, chat_model=chat_model.result())
         try:
-            answer = fold(parts.agent(model, kb=target).stream(question, thread, web=web, caller="cli"), show)
+            answer = fold(agent.stream(question, thread, web=web, caller="cli"), show)
         except AnswerError as exc:  # the renderer has shown it already
             if json_out:
                 print(f"kbagent: error: {exc}", file=sys.stderr)
