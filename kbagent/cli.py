@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from kbagent.components import Components
     from kbagent.knowledge_bases import KnowledgeBases
+    from knowledge_base.catalog import KbInfo
     from knowledge_base.config import Mode
     from knowledge_base.retrieval import SearchOptions
     from knowledge_base.store import KnowledgeBase
@@ -540,9 +541,11 @@ def ask(
     with _components() as parts:
         if web and parts.web_search is None:
             raise UserError("--web needs a web search provider: set KBAGENT_WEB_SEARCH (see docs/tools.md)")
-        target = _thread_kb(parts, kb, thread)
-        # llama.cpp reads the model (C, without the GIL) while this thread imports the rest and loads the embedder
-        chat_model = Soon(partial(parts.chat_model, model, kb=target), "kbagent-chat-model")
+        info = _thread_kb_info(parts, kb, thread)
+        # llama.cpp reads the model (C, without the GIL) while this thread opens the store, imports the rest and
+        # loads the embedder
+        chat_model = Soon(partial(parts.chat_model, model, kb=info), "kbagent-chat-model")
+        target = parts.knowledge_base(info)
         from agent.events import fold
         from kbagent.chat_view import TerminalRenderer
 
@@ -575,13 +578,18 @@ def chat(
 
 def _thread_kb(parts: Components, kb: str | None, thread: str | None) -> KnowledgeBase:
     """The knowledge base an answer comes from: the one named, else the conversation's own, else the default."""
+    return parts.knowledge_base(_thread_kb_info(parts, kb, thread))
+
+
+def _thread_kb_info(parts: Components, kb: str | None, thread: str | None) -> KbInfo:
+    """`_thread_kb`'s catalog entry, the store not opened yet."""
     held = parts.threads.get(thread) if thread else None
     if kb is None and held is not None and held.kb:
         info = parts.catalog.get(held.kb)
         if info is None:
             raise UserError(f"conversation {thread}'s knowledge base was deleted")
-        return parts.knowledge_base(info)
-    return parts.knowledge_base(kb)
+        return info
+    return parts.kb_info(kb)
 
 
 kb_app = typer.Typer(help="Knowledge bases: each with its own documents, conversations and settings.")

@@ -495,20 +495,20 @@ class Components:
 
         model.invoke([SystemMessage(prompts.RETRIEVAL_FIRST), HumanMessage("Hello")], max_tokens=1)
 
-    def chat_model(self, model: str | None = None, *, kb: KnowledgeBase | str | None = None) -> BaseChatModel:
-        """The chat model `agent(model, kb=kb)` would build: built ahead (on another thread, by a one-shot
-        `kbagent ask`) and handed to `agent` as its `chat_model`."""
-        config, spec = self._agent_config(self._target(kb), model)
+    def chat_model(self, model: str | None = None, *, kb: KbInfo) -> BaseChatModel:
+        """The chat model `agent(model, kb=...)` would build for that knowledge base: built ahead (a one-shot
+        `kbagent ask` builds it on another thread, before the store is even opened) and handed to `agent`."""
+        config, spec = self._agent_config(kb, model)
         return self._chat_model or self.models.build(spec, config.temperature)
 
     def _agent_config(
-        self, target: KnowledgeBase, model: str | None, k: int | None = None, temperature: float | None = None
+        self, info: KbInfo, model: str | None, k: int | None = None, temperature: float | None = None
     ) -> tuple[AgentConfig, ModelSpec]:
-        """An agent's settings on `target` (its own, else the global ones; `k` and `temperature` where given)
-        and the model it answers with."""
+        """An agent's settings on a knowledge base (its own, else the global ones; `k` and `temperature` where
+        given) and the model it answers with."""
         from agent.models import parse_model
 
-        config = self.kb_settings(self.info_of(target)).agent
+        config = self.kb_settings(info).agent
         spec = parse_model(config.model if model is None else model)
         changes = {"k": k, "temperature": temperature}
         return config.model_copy(update={key: v for key, v in changes.items() if v is not None}), spec
@@ -533,7 +533,7 @@ class Components:
         from agent.runner import Agent
 
         target = self._target(kb)
-        config, spec = self._agent_config(target, model, k=k, temperature=temperature)
+        config, spec = self._agent_config(self.info_of(target), model, k=k, temperature=temperature)
         chat_model = self._chat_model or chat_model or self.models.build(spec, config.temperature)
         options = target.default_options()
         if mode is not None:

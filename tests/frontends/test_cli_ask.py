@@ -71,3 +71,18 @@ def _opening_a_fifo(pid: int) -> bool:
         except OSError:
             continue
     return False
+
+
+def test_the_chat_model_starts_loading_before_chroma_or_langchain_is_imported(tmp_path: Path) -> None:
+    """What `ask` does before it starts the model's thread imports neither (about a second, under the GIL)."""
+    code = (
+        "import sys; from kbagent.cli import _components, _thread_kb_info\n"
+        "_thread_kb_info(_components(), None, None)\n"
+        "print(sorted(m for m in ('chromadb', 'langchain_core', 'tools.web_search') if m in sys.modules))"
+    )
+    environ = {**os.environ, "KBAGENT_DATA_DIR": str(tmp_path / "data")}
+    made = "from kbagent.cli import _components, _thread_kb; _thread_kb(_components(), None, None)"
+    subprocess.run([sys.executable, "-c", made], check=True, env=environ, timeout=120)  # the default knowledge base
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
