@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from kbagent.errors import ConfigError
 
@@ -43,11 +46,11 @@ class SplitGGUF:
             return False
 
     def ensure(self, models_dir: Path) -> Path:
-        """The joined file in `models_dir`, its sha256 checked on first use in each process (and again whenever
-        the file changes): a file corrupted or replaced since it was joined is joined again from the parts."""
+        """The joined file in `models_dir`, its sha256 checked once for each identity the file has (see
+        `matches`): a file corrupted or replaced since it was joined is joined again from the parts."""
         target = models_dir / self.name
         if target.exists():
-            if self._verified(target):
+            if matches(target, self.sha256, self.size):
                 return target
             log.warning("%s doesn't match its published sha256; joining it again from its parts", target)
             try:
@@ -55,20 +58,8 @@ class SplitGGUF:
             except ConfigError as exc:
                 raise ConfigError(f"{target} doesn't match its published sha256, and {exc}") from exc
         self._join(target)
-        _VERIFIED[target] = _identity(target)
+        remember(target, self.sha256)
         return target
-
-    def _verified(self, target: Path) -> bool:
-        """Hashing ~1 GB takes ~1 s here (3 s from a cold disk), so each process hashes once; the file's identity
-        (inode, size, mtime and ctime, which no `os.utime` can set back) tells it when to hash again."""
-        seen = _identity(target)
-        if _VERIFIED.get(target) == seen:
-            return True
-        if seen[2] != self.size or sha256_of(target) != self.sha256:
-            return False
-        if _identity(target) == seen:  # not written to while it was being read
-            _VERIFIED[target] = seen
-        return True
 
     def _join(self, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,13 +78,63 @@ class SplitGGUF:
 
 
 _BLOCK = 8 * 2**20
-# Files whose sha256 was checked in this process, with their identity then (see `SplitGGUF._verified`).
-_VERIFIED: dict[Path, tuple[int, ...]] = {}
+MEMO = ".kbagent-verified.json"
+"""Beside the checked files, in their folder: each file's name → the sha256 it was found to have and the
+file's identity then, so a new process does not hash a gigabyte again (~1 s warm, 3 s from a cold disk)."""
+Identity = tuple[int, int, int, int, int]
+# What this process checked or read from a memo: path → (sha256, identity then).
+_VERIFIED: dict[Path, tuple[str, Identity]] = {}
 
 
-def _identity(path: Path) -> tuple[int, ...]:
+def _identity(path: Path) -> Identity:
+    """What changes whenever the file's bytes can have: device, inode, size, mtime and ctime (no `os.utime` can
+    set the ctime back, and a file written in place or replaced gets a new one)."""
     st = path.stat()
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def matches(path: Path, sha256: str, size: int | None = None) -> bool:
+    """Whether the file has this sha256 (and `size`, when given): hashed only when neither this process nor the
+    folder's memo saw it with that sha256 at its present identity; a file found to match is remembered in both.
+    The memo is as trusted as the folder itself: whoever can write it can write the model file too."""
+    seen = _identity(path)
+    if _VERIFIED.get(path) == (sha256, seen) or _memo(path.parent).get(path.name) == (sha256, seen):
+        _VERIFIED[path] = (sha256, seen)
+        return True
+    if (size is not None and seen[2] != size) or sha256_of(path) != sha256:
+        return False
+    if _identity(path) == seen:  # not written to while it was being read
+        remember(path, sha256, seen)
+    return True
+
+
+def remember(path: Path, sha256: str, identity: Identity | None = None) -> None:
+    """Records that `path` has `sha256` (known from a hash just taken) at its present identity; a folder that
+    can't be written to keeps no memo, and the next process hashes again."""
+    identity = identity or _identity(path)
+    _VERIFIED[path] = (sha256, identity)
+    memo = {name: {"sha256": sha, "identity": list(ident)} for name, (sha, ident) in _memo(path.parent).items()}
+    memo[path.name] = {"sha256": sha256, "identity": list(identity)}
+    partial = path.parent / f"{MEMO}.{os.getpid()}.{threading.get_ident()}"
+    try:
+        partial.write_text(json.dumps(memo, indent=1) + "\n")
+        partial.replace(path.parent / MEMO)
+    except OSError as exc:
+        log.debug("can't keep the sha256 memo in %s: %s", path.parent, exc)
+        partial.unlink(missing_ok=True)
+
+
+def _memo(folder: Path) -> dict[str, tuple[str, Identity]]:
+    """The folder's memo (empty when there is none or it can't be read)."""
+    try:
+        raw = json.loads((folder / MEMO).read_text())
+        return {
+            name: (str(entry["sha256"]), cast(Identity, tuple(int(n) for n in entry["identity"])))
+            for name, entry in raw.items()
+            if len(entry["identity"]) == 5
+        }
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
 
 
 def sha256_of(path: Path) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.catalog import CatalogModel, find
-from agent.embedded_model import sha256_of
+from agent.embedded_model import matches, remember, sha256_of
 from kbagent.errors import KbagentError
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def pull(target: str, models_dir: Path, tqdm_class: type[tqdm] | None = None, sh
         if entry.sha256 and hub_sha and hub_sha != entry.sha256:
             raise PullError(f"{entry.spec} on the hub is not the file the catalogue names (sha256 {hub_sha[:12]}…)")
         expected, source = _expected(sha256, entry.sha256, hub_sha)
-        if expected and target_path.is_file() and sha256_of(target_path) == expected:
+        if expected and target_path.is_file() and matches(target_path, expected):
             return Pulled(target_path, expected, source)
         unchecked = models_dir / UNCHECKED
         path = Path(hf_hub_download(entry.repo, entry.filename, local_dir=unchecked, tqdm_class=tqdm_class))
@@ -89,6 +89,7 @@ def pull(target: str, models_dir: Path, tqdm_class: type[tqdm] | None = None, sh
         )
     target_path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, target_path)
+    remember(target_path, digest)
     return Pulled(target_path, digest, source)
 
 

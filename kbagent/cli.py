@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypedDict, TypeGuard
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from kbagent.components import Components
     from kbagent.knowledge_bases import KnowledgeBases
+    from knowledge_base.catalog import KbInfo
     from knowledge_base.config import Mode
     from knowledge_base.retrieval import SearchOptions
     from knowledge_base.store import KnowledgeBase
@@ -534,16 +536,24 @@ def ask(
     kb: KbOption = None,
 ) -> None:
     """Answer a question from the knowledge base, streaming, then list the cited sources."""
-    from agent.events import fold
-    from kbagent.chat_view import TerminalRenderer
+    from kbagent.lazy import Soon
 
     with _components() as parts:
         if web and parts.web_search is None:
             raise UserError("--web needs a web search provider: set KBAGENT_WEB_SEARCH (see docs/tools.md)")
-        target = _thread_kb(parts, kb, thread)
+        info = _thread_kb_info(parts, kb, thread)
+        # llama.cpp reads the model (C, without the GIL) while this thread opens the store, imports the rest and
+        # loads the embedder
+        chat_model = Soon(partial(parts.chat_model, model, kb=info), "kbagent-chat-model")
+        target = parts.knowledge_base(info)
+        from agent.events import fold
+        from kbagent.chat_view import TerminalRenderer
+
+        target.embedder.load()
         show = None if json_out else TerminalRenderer(_console(), names=target.display_names())
+        agent = parts.agent(model, kb=target, chat_model=chat_model.result())
         try:
-            answer = fold(parts.agent(model, kb=target).stream(question, thread, web=web, caller="cli"), show)
+            answer = fold(agent.stream(question, thread, web=web, caller="cli"), show)
         except AnswerError as exc:  # the renderer has shown it already
             if json_out:
                 print(f"kbagent: error: {exc}", file=sys.stderr)
@@ -568,13 +578,18 @@ def chat(
 
 def _thread_kb(parts: Components, kb: str | None, thread: str | None) -> KnowledgeBase:
     """The knowledge base an answer comes from: the one named, else the conversation's own, else the default."""
+    return parts.knowledge_base(_thread_kb_info(parts, kb, thread))
+
+
+def _thread_kb_info(parts: Components, kb: str | None, thread: str | None) -> KbInfo:
+    """`_thread_kb`'s catalog entry, the store not opened yet."""
     held = parts.threads.get(thread) if thread else None
     if kb is None and held is not None and held.kb:
         info = parts.catalog.get(held.kb)
         if info is None:
             raise UserError(f"conversation {thread}'s knowledge base was deleted")
-        return parts.knowledge_base(info)
-    return parts.knowledge_base(kb)
+        return info
+    return parts.kb_info(kb)
 
 
 kb_app = typer.Typer(help="Knowledge bases: each with its own documents, conversations and settings.")

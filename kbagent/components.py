@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
     from langchain_core.tools import BaseTool
 
+    from agent.config import AgentConfig
     from agent.memory import PostgresThreadStore, Threads, ThreadStore
-    from agent.models import ModelFactory
+    from agent.models import ModelFactory, ModelSpec
     from agent.runner import Agent
     from ingest import Ingestor, IngestReport, Progress
     from ingest.web import WebFetcher
@@ -494,6 +495,24 @@ class Components:
 
         model.invoke([SystemMessage(prompts.RETRIEVAL_FIRST), HumanMessage("Hello")], max_tokens=1)
 
+    def chat_model(self, model: str | None = None, *, kb: KbInfo) -> BaseChatModel:
+        """The chat model `agent(model, kb=...)` would build for that knowledge base: built ahead (a one-shot
+        `kbagent ask` builds it on another thread, before the store is even opened) and handed to `agent`."""
+        config, spec = self._agent_config(kb, model)
+        return self._chat_model or self.models.build(spec, config.temperature)
+
+    def _agent_config(
+        self, info: KbInfo, model: str | None, k: int | None = None, temperature: float | None = None
+    ) -> tuple[AgentConfig, ModelSpec]:
+        """An agent's settings on a knowledge base (its own, else the global ones; `k` and `temperature` where
+        given) and the model it answers with."""
+        from agent.models import parse_model
+
+        config = self.kb_settings(info).agent
+        spec = parse_model(config.model if model is None else model)
+        changes = {"k": k, "temperature": temperature}
+        return config.model_copy(update={key: v for key, v in changes.items() if v is not None}), spec
+
     def agent(
         self,
         model: str | None = None,
@@ -510,14 +529,11 @@ class Components:
         is not built again."""
         from dataclasses import replace
 
-        from agent.models import parse_model, uses_tool_calling
+        from agent.models import uses_tool_calling
         from agent.runner import Agent
 
         target = self._target(kb)
-        config = self.kb_settings(self.info_of(target)).agent
-        spec = parse_model(config.model if model is None else model)
-        changes = {"k": k, "temperature": temperature}
-        config = config.model_copy(update={key: v for key, v in changes.items() if v is not None})
+        config, spec = self._agent_config(self.info_of(target), model, k=k, temperature=temperature)
         chat_model = self._chat_model or chat_model or self.models.build(spec, config.temperature)
         options = target.default_options()
         if mode is not None:

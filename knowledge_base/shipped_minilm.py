@@ -220,6 +220,7 @@ class OnnxEmbedder(_Encoder):
 
     def load(self) -> None:
         self.session  # noqa: B018
+        self.tokenizer  # noqa: B018
 
     def _run(self, ids: TokenIds, mask: TokenIds) -> Vectors:
         import numpy as np
@@ -425,6 +426,10 @@ class ShippedMiniLM(Embedder):
 
     def embed_query(self, text: str) -> list[float]:
         return self.onnx.embed_query(text)
+
+    def load(self) -> None:
+        """The query engine: what an answer's first search needs (the engine for large jobs loads with one)."""
+        self.onnx.load()
 
     def engine_for(self, texts: list[str]) -> Embedder:
         """The chosen engine once it is known or loaded; onnxruntime for small jobs; a large job first measures

@@ -45,10 +45,10 @@ class ToolsConfig(Section):
     @field_validator("web_search")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        from tools.web_search import parse_choice
-
         value = value.strip()
-        if value:
+        if value:  # the providers (httpx, LangChain's tools) load only when one is chosen
+            from tools.web_search import parse_choice
+
             parse_choice(value)  # a ValueError names what is wrong
         return value
 

@@ -1,4 +1,4 @@
-"""Building chat models: the split GGUF files are verified on every first use in a process, the `hf:` path
+"""Building chat models: the split GGUF files are verified again whenever they changed, the `hf:` path
 loads a local GGUF file or folder in 4-bit, and the OpenAI-compatible providers reach their (overridable)
 endpoints with the right model, key and tools."""
 

@@ -113,6 +113,10 @@ def hub() -> Iterator[Hub]:
 
 
 def kbagent(tmp_path: Path, endpoint: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return python(tmp_path, endpoint, "-m", "kbagent.cli", *args, **env)
+
+
+def python(tmp_path: Path, endpoint: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     environ.update(
         HF_ENDPOINT=endpoint,
@@ -122,9 +126,7 @@ def kbagent(tmp_path: Path, endpoint: str, *args: str, **env: str) -> subprocess
         OLLAMA_HOST=f"127.0.0.1:{free_port()}",
         **env,
     )
-    return subprocess.run(
-        [sys.executable, "-m", "kbagent.cli", *args], capture_output=True, text=True, timeout=120, cwd=REPO, env=environ
-    )
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=REPO, env=environ)
 
 
 def _ggufs(tmp_path: Path) -> list[Path]:
@@ -151,6 +153,23 @@ def test_a_file_that_fails_its_checksum_is_refused_and_deleted(tmp_path: Path, h
     assert result.stderr.strip().count("\n") == 0 and "checksum mismatch" in result.stderr, result.stderr
     assert _ggufs(tmp_path) == []
     assert "KBAGENT_MODEL" not in result.stdout
+
+
+def test_a_pulled_file_is_not_hashed_again_by_the_next_pull_until_it_changes(tmp_path: Path, hub: Hub) -> None:
+    assert kbagent(tmp_path, hub.url, "models", "pull", CUSTOM).returncode == 0
+    path = _ggufs(tmp_path)[0]
+    code = (
+        "from pathlib import Path; from agent import embedded_model as m, hub\n"
+        "hashed = []; real = m.sha256_of\n"
+        "m.sha256_of = hub.sha256_of = lambda p: hashed.append(p) or real(p)\n"
+        f"print(hub.pull({CUSTOM!r}, Path({str(tmp_path / 'models')!r})).path, len(hashed))"
+    )
+    again = python(tmp_path, hub.url, "-c", code)
+    assert again.stdout.split() == [str(path), "0"], again.stderr  # the pull's own check, remembered
+    os.utime(path)  # the same bytes, another identity: hashed again, not downloaded again
+    again = python(tmp_path, hub.url, "-c", code)
+    assert again.stdout.split() == [str(path), "1"], again.stderr
+    assert hub.bytes_sent == len(CONTENT)  # downloaded once
 
 
 def test_an_interrupted_download_resumes_where_it_stopped(tmp_path: Path, hub: Hub) -> None:
