@@ -1,6 +1,10 @@
 """kbagent as an OpenAI-compatible "model": `GET /v1/models` and `POST /v1/chat/completions` (streamed or not),
 served beside the app with `kbagent serve --openai` (KBAGENT_OPENAI_API=on), behind the same login.
 
+A request's `model` picks the knowledge base and the language model (`parse_model_id`): `kbagent` is the default
+knowledge base, `kbagent/NAME` knowledge base NAME, each on its configured model, and `kbagent/NAME:PROVIDER:MODEL`
+(or a language model alone, for the default knowledge base) names another model.
+
 Each request's last user message is the question; the messages before it are the conversation so far (the client
 keeps it, so each answer runs in a thread of its own, deleted after). System messages are not used: kbagent has
 its own prompt. The answer's citations travel in the text ("Sources:" after the answer) and as data in the
@@ -40,7 +44,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 PREFIX = "/v1"
-DEFAULT_MODEL = "kbagent"  # the configured model
+DEFAULT_MODEL = "kbagent"  # the default knowledge base, on its configured model
+KB_PREFIX = DEFAULT_MODEL + "/"  # `kbagent/NAME`: knowledge base NAME; `kbagent/NAME:PROVIDER:MODEL`: on that model
 MAX_BODY_BYTES = 1_000_000
 MAX_MESSAGES = 200
 
@@ -84,13 +89,28 @@ class ApiError(Exception):
 
 
 def model_ids(svc: Services) -> list[str]:
-    """`kbagent` (the configured model), then every model `kbagent models` lists as usable here by name."""
+    """`kbagent` (the default knowledge base on its configured model), `kbagent/NAME` for each knowledge base,
+    then every model `kbagent models` lists as usable here by name (the default knowledge base on that model)."""
     from agent.hub import pulled_models
 
     configured = svc.settings.agent.model or "embedded"
+    kbs = [f"{KB_PREFIX}{kb['name']}" for kb in svc.knowledge_bases()]
     usable = [c.spec for c in svc.models if c.usable and "<" not in c.spec]
     pulled = [f"gguf:{path}" for path in pulled_models(svc.settings.store.models_path)]
-    return list(dict.fromkeys([DEFAULT_MODEL, configured, *usable, *pulled]))
+    return list(dict.fromkeys([DEFAULT_MODEL, *kbs, configured, *usable, *pulled]))
+
+
+def parse_model_id(model: str) -> tuple[str | None, str | None]:
+    """A request's `model` as (knowledge base name, language model), None where it names none (the default
+    knowledge base; its configured model): `kbagent`, `kbagent/NAME`, `kbagent/NAME:PROVIDER:MODEL`, or a
+    language model alone (`PROVIDER:MODEL`, `embedded`). A name holds no `:` or `/`, so the first `:` after it
+    starts the model."""
+    if model == DEFAULT_MODEL:
+        return None, None
+    if model.startswith(KB_PREFIX):
+        name, colon, spec = model.removeprefix(KB_PREFIX).partition(":")
+        return name, (spec if colon else None)
+    return None, model
 
 
 class OpenAIApi:
@@ -98,7 +118,6 @@ class OpenAIApi:
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
-        self.defaults = svc.default_choices()
         self.history_chars = svc.settings.app.openai_history_chars
 
     def app(self) -> Starlette:
@@ -111,14 +130,15 @@ class OpenAIApi:
 
     async def models(self, request: Request) -> Response:
         created = int(time.time())
-        data = [{"id": m, "object": "model", "created": created, "owned_by": "kbagent"} for m in model_ids(self.svc)]
+        ids = await anyio.to_thread.run_sync(model_ids, self.svc)
+        data = [{"id": m, "object": "model", "created": created, "owned_by": "kbagent"} for m in ids]
         return JSONResponse({"object": "list", "data": data})
 
     async def chat(self, request: Request) -> Response:
         try:
             chat = await _chat_request(request)
             question, earlier = _conversation(chat.messages, self.history_chars)
-            choices = self._choices(chat)
+            choices = await anyio.to_thread.run_sync(self._choices, chat)
             feed = self.svc.answer_detached(question, earlier, choices, client_of(request))
         except RecursionError:
             return ApiError(400, "the request is nested too deeply").response()
@@ -137,15 +157,19 @@ class OpenAIApi:
         return JSONResponse(done)
 
     def _choices(self, chat: ChatRequest) -> SessionChoices:
-        """The session choices for this request; a model app users may not have is 404 model_not_found."""
-        model = self.defaults.model if chat.model == DEFAULT_MODEL else chat.model
+        """This request's choices (`parse_model_id`): its knowledge base with that one's settings, looked up now
+        (nothing is kept between requests). An unknown knowledge base, or a model app users may not have, is 404
+        model_not_found."""
+        name, model = parse_model_id(chat.model)
         try:
-            self.svc.allowed_model(model)
+            defaults = self.svc.kb_choices(name)
+            choices = replace(defaults, model=model or defaults.model)
+            self.svc.allowed_model(choices.model, choices.kb)
         except KbagentError as exc:
+            problem = str(exc).replace("`kbagent kb list` shows", "GET /v1/models lists")
             raise ApiError(
-                404, f"the model {chat.model!r} does not exist here: {exc}", "model", "model_not_found"
+                404, f"the model {chat.model!r} does not exist here: {problem}", "model", "model_not_found"
             ) from exc
-        choices = replace(self.defaults, model=model)
         return choices if chat.temperature is None else replace(choices, temperature=chat.temperature)
 
 

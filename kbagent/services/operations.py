@@ -25,7 +25,7 @@ from evaluation.answers import AnswerRow, leaderboard, run_answers
 from evaluation.judge import Judge
 from ingest import IngestReport, Progress
 from ingest.report import Outcome
-from kbagent.errors import UserError
+from kbagent.errors import UnknownKnowledgeBase, UserError
 from kbagent.services.answering import POLL_S, AnswerSlots, Feed, start
 from kbagent.services.turns import TurnLog
 from kbagent.services.uploads import StoredUpload, store_upload
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from kbagent.components import Components
     from knowledge_base.records import SourceRecord
+    from knowledge_base.store import KnowledgeBase
     from tools.knowledge_search import Passage
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class SessionChoices:
     mode: Mode = DEFAULT_MODE
     temperature: float = DEFAULT_TEMPERATURE
     web: bool = False  # the model may search the web too (the chat's switch; only where a provider is configured)
+    kb: str = ""  # the knowledge base answering, by id (`kb_choices`); empty: the default one
 
 
 class FairLock:
@@ -178,7 +180,7 @@ class Services:
         self.threads = parts.threads
         self.uploads_dir = self.kb.place.uploads_path
         self.turns = TurnLog(parts.settings.store.data_dir / "chat_turns.sqlite3")  # tool calls, sources per answer
-        self._agents: dict[tuple[str, int, Mode], Agent] = {}
+        self._agents: dict[tuple[str, str, int, Mode], Agent] = {}
         self._agent_lock = threading.Lock()
         self._model_locks: dict[str, FairLock] = {}
         self._write_lock = threading.Lock()
@@ -196,30 +198,85 @@ class Services:
             model=agent.model or "embedded", k=agent.k, mode=search.mode, temperature=agent.temperature
         )
 
+    # ---- knowledge bases ---------------------------------------------------------------------------
+
+    def knowledge_base(self, kb: str | None = None) -> KnowledgeBase:
+        """A knowledge base by name (or id), looked up for each call: front doors name it per request, and nothing
+        here remembers a "current" one. None: the default. UnknownKnowledgeBase when none has it."""
+        return self.kb if kb is None else self.parts.knowledge_base(kb)
+
+    def kb_choices(self, kb: str | None = None) -> SessionChoices:
+        """The choices a knowledge base answers with when a request names only it: its own model, k and retrieval
+        mode where it sets them, else the global ones (None: the default knowledge base)."""
+        info = self.parts.info_of(self.kb) if kb is None else self.parts.kb_info(kb)
+        settings = self.parts.kb_settings(info)
+        agent, search = settings.agent, settings.search
+        return SessionChoices(
+            model=agent.model or "embedded", k=agent.k, mode=search.mode, temperature=agent.temperature, kb=info.id
+        )
+
+    def knowledge_bases(self) -> list[dict[str, object]]:
+        """Every knowledge base with its description and totals (sources, chunks), the default one marked."""
+        default = self.parts.info_of(self.kb).id
+        listed: list[dict[str, object]] = []
+        for info in self.parts.catalog.all():
+            try:
+                kb = self.parts.knowledge_base(info)
+                sources, chunks = len(kb.records.hashes()), kb.collection.count()
+            except UnknownKnowledgeBase:  # deleted meanwhile
+                continue
+            listed.append(
+                {
+                    "name": info.name,
+                    "description": info.description,
+                    "sources": sources,
+                    "chunks": chunks,
+                    "default": info.id == default,
+                }
+            )
+        return listed
+
+    def _kb_by_id(self, kb_id: str) -> KnowledgeBase:
+        """The knowledge base a `SessionChoices.kb` names (empty: the default), by id: a rename meanwhile is fine."""
+        if not kb_id:
+            return self.kb
+        info = self.parts.catalog.get(kb_id)
+        if info is None:
+            raise UnknownKnowledgeBase("the knowledge base was deleted")
+        return self.parts.knowledge_base(info)
+
     # ---- chat ------------------------------------------------------------------------------------
 
-    def allowed_model(self, model: str) -> None:
+    def allowed_model(self, model: str, kb: str = "") -> None:
         """Raises UserError, before anything is built, when an app user may not have `model` (`app_model_refusal`:
-        the configured model, the offered ones, local model files from the models folder only)."""
+        the configured model, or the model knowledge base `kb` (an id) is set to answer with, the offered ones,
+        local model files from the models folder only)."""
         app, store = self.settings.app, self.settings.store
-        problem = app_model_refusal(
-            model, self.models, store.models_path, configured=self.settings.agent.model, free_paths=app.free_model_paths
-        )
-        if problem:
-            raise UserError(problem)
+        configured = [self.settings.agent.model]
+        if kb:
+            info = self.parts.catalog.get(kb)
+            if info is not None:
+                configured.append(self.parts.kb_settings(info).agent.model)
+        problems = [
+            app_model_refusal(model, self.models, store.models_path, configured=c, free_paths=app.free_model_paths)
+            for c in dict.fromkeys(configured)
+        ]
+        if all(problems):
+            raise UserError(str(problems[0]))
 
     def agent(self, choices: SessionChoices) -> Agent:
         """One agent per (model, k, mode), built on first use and shared by every session (the last few are kept);
         agents on one model share it (a local model is large), and a session's temperature goes with each answer
         (`Agent.stream`), so it builds nothing. Only models an app user may pick are built."""
         model = choices.model or "embedded"
-        key = (model, choices.k, choices.mode)
-        self.allowed_model(model)
+        key = (choices.kb, model, choices.k, choices.mode)
+        self.allowed_model(model, choices.kb)
         with self._agent_lock:
             agent = self._agents.pop(key, None)
             if agent is None:
-                built = next((a.model for (m, _, _), a in self._agents.items() if m == model), None)
-                agent = self.parts.agent(model, kb=self.kb, k=choices.k, mode=choices.mode, chat_model=built)
+                built = next((a.model for (_, m, _, _), a in self._agents.items() if m == model), None)
+                kb = self._kb_by_id(choices.kb)
+                agent = self.parts.agent(model, kb=kb, k=choices.k, mode=choices.mode, chat_model=built)
             self._agents[key] = agent  # most recently used last
             while len(self._agents) > MAX_AGENTS:  # each may hold a local model in memory
                 self._agents.pop(next(iter(self._agents)))
@@ -382,12 +439,16 @@ class Services:
         crawl: int = 0,
         doc_type: str | None = None,
         progress: Progress | None = None,
+        kb: str | None = None,
     ) -> IngestReport:
+        """Into knowledge base `kb` (a name; None: the default)."""
         with self._write_lock:
-            return self.parts.ingest(paths, urls, kb=self.kb, crawl=crawl, doc_type=doc_type, progress=progress)
+            target = self.knowledge_base(kb)
+            return self.parts.ingest(paths, urls, kb=target, crawl=crawl, doc_type=doc_type, progress=progress)
 
-    def sources(self) -> list[SourceRecord]:
-        return self.kb.sources()
+    def sources(self, kb: str | None = None) -> list[SourceRecord]:
+        """The sources of knowledge base `kb` (a name; None: the default)."""
+        return self.knowledge_base(kb).sources()
 
     def display_names(self) -> dict[str, str]:
         """Source → what its user calls it (relative to its ingest folder, or its URL); absolute paths stay in the

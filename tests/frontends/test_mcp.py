@@ -21,7 +21,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INTERNAL_ERROR
 
 from ingest import IngestConfig, build_ingestor
-from kbagent.components import open_knowledge_base
+from kbagent.components import Components, open_knowledge_base
+from kbagent.knowledge_bases import KnowledgeBases
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
 from tests.support.files import write_pptx
@@ -34,12 +35,22 @@ pytestmark = pytest.mark.slow
 QUESTION = "What does a Family membership cost?"
 
 
+ROWING = "# Riverside Rowing Club\n\nAt the Riverside Rowing Club a Family membership costs $70 per year.\n"
+
+
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
-    """A store holding the membership page, as `kbagent ingest` would make it."""
-    data = tmp_path_factory.mktemp("mcp") / "data"
+    """A store holding the membership page, as `kbagent ingest` would make it; and a second knowledge base,
+    `Rowing`, whose one document backs the same answer (so each knowledge base can cite it), as `kbagent kb create`
+    and `kbagent ingest --kb` would make it."""
+    root = tmp_path_factory.mktemp("mcp")
+    data = root / "data"
     with open_knowledge_base(Settings(data_dir=data, _env_file=None), embedder) as kb:
         build_ingestor(IngestConfig(), kb).run([SAMPLES / "policies" / "membership.md"])
+    (root / "rowing.md").write_text(ROWING, encoding="utf-8")
+    with Components(Settings(data_dir=data, _env_file=None), embedder=embedder) as parts:
+        KnowledgeBases(parts).create("Rowing", "The rowing club's papers")
+        parts.ingest([root / "rowing.md"], kb="Rowing")
     return data
 
 
@@ -93,7 +104,7 @@ async def test_stdio_server_lists_and_calls_every_tool(server_env: dict[str, str
     params = StdioServerParameters(command=sys.executable, args=["-m", "kbagent.cli", "mcp"], env=env, cwd=str(REPO))
     async with Client(params, read_timeout_seconds=240) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {"search_knowledge_base", "ask", "list_sources", "ingest_url"}
+        assert set(tools) == {"search_knowledge_base", "ask", "list_sources", "list_knowledge_bases", "ingest_url"}
         assert tools["search_knowledge_base"].input_schema["properties"]["k"]["maximum"] == 20
         await check_read_tools(client)
 
@@ -142,7 +153,8 @@ async def test_app_serves_mcp_over_http_behind_its_login(app_with_mcp: str) -> N
     url = app_with_mcp + "/mcp"
     async with Client(streamable_http_client(url, http_client=_http_client("ada:pw"))) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
-        assert tools == {"search_knowledge_base", "ask", "list_sources"}  # no ingest_url: writes are off by default
+        # no ingest_url: writes are off by default
+        assert tools == {"search_knowledge_base", "ask", "list_sources", "list_knowledge_bases"}
         await check_read_tools(client)
 
     initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
@@ -152,6 +164,42 @@ async def test_app_serves_mcp_over_http_behind_its_login(app_with_mcp: str) -> N
     with pytest.RaisesGroup(REFUSED, flatten_subgroups=True):
         async with Client(streamable_http_client(url, http_client=_http_client("ada:nope"))) as client:
             await client.list_tools()
+
+
+async def test_each_tool_reads_only_the_knowledge_base_it_names(app_with_mcp: str) -> None:
+    """Two knowledge bases, both able to answer: `kb` picks one per call (any case), and searches, answers with
+    their citations, and source lists come from it alone; without `kb`, from the default one. An unknown name is
+    one line of error from every tool that takes one."""
+    async with Client(streamable_http_client(app_with_mcp + "/mcp", http_client=_http_client("ada:pw"))) as client:
+        listed = await client.call_tool("list_knowledge_bases", {})
+        assert not listed.is_error, text_of(listed)
+        kbs = {kb["name"]: kb for kb in listed.structured_content["result"]}
+        assert set(kbs) == {"kbagent", "Rowing"}
+        assert kbs["Rowing"]["description"] == "The rowing club's papers" and kbs["Rowing"]["sources"] == 1
+        assert kbs["Rowing"]["chunks"] >= 1 and kbs["kbagent"]["sources"] >= 1
+        assert kbs["kbagent"]["default"] is True and kbs["Rowing"]["default"] is False
+
+        for kb, own, other in [("rowing", "rowing.md", "membership.md"), (None, "membership.md", "rowing.md")]:
+            picked = {"kb": kb} if kb else {}
+            found = await client.call_tool("search_knowledge_base", {"query": "Family membership price", **picked})
+            assert not found.is_error and own in text_of(found) and other not in text_of(found), text_of(found)
+            asked = await client.call_tool("ask", {"question": QUESTION, **picked})
+            assert not asked.is_error, text_of(asked)
+            answer, sources = text_of(asked).split("\n\nSources:\n")
+            assert answer == ANSWER and sources.startswith("[1] ") and own in sources and other not in sources
+            sourced = await client.call_tool("list_sources", picked)
+            names = {Path(s["source"]).name for s in sourced.structured_content["result"]}
+            assert own in names and other not in names
+
+        unknown = "no knowledge base named 'nope' (list_knowledge_bases names them)"
+        for name, args in [
+            ("search_knowledge_base", {"query": "Family membership price"}),
+            ("ask", {"question": QUESTION}),
+            ("list_sources", {}),
+        ]:
+            refused = await client.call_tool(name, {**args, "kb": "nope"})
+            said = text_of(refused)  # the SDK puts "Error executing tool NAME: " before it
+            assert refused.is_error and said.endswith(": " + unknown) and "\n" not in said, (name, said)
 
 
 def test_mcp_is_off_unless_asked_for() -> None:

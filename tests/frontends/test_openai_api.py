@@ -18,7 +18,8 @@ import pytest
 
 from agent.memory import ThreadStore
 from ingest import IngestConfig, build_ingestor
-from kbagent.components import open_knowledge_base
+from kbagent.components import Components, open_knowledge_base
+from kbagent.knowledge_bases import KnowledgeBases
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
 from tests.support import parts
@@ -29,18 +30,26 @@ from tests.support.servers import free_port, stop_server, wait_for_server
 pytestmark = pytest.mark.slow
 QUESTION = "What does a Family membership cost?"
 DATA: list[Path] = []  # the served store's folder
+ROWING = "# Riverside Rowing Club\n\nAt the Riverside Rowing Club a Family membership costs $70 per year.\n"
 HANG_UP_BOUND_S = 150  # one answer of the embedded model takes 20 to 60 s on two shared cores
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[tuple[str, list[Recorded]]]:
-    """`kbagent serve --openai` with a login over a store holding the membership page; its base URL for clients
-    and the requests its chat model (the stand-in) received."""
+    """`kbagent serve --openai` with a login over a store holding the membership page, and a second knowledge base,
+    `Rowing`, whose one document backs the same answer and which answers on a model of its own; its base URL for
+    clients and the requests its chat model (the stand-in) received."""
     root = tmp_path_factory.mktemp("openai-api")
     data = root / "data"
     DATA[:] = [data]
     with open_knowledge_base(Settings(data_dir=data, _env_file=None), embedder) as kb:
         build_ingestor(IngestConfig(), kb).run([SAMPLES / "policies" / "membership.md"])
+    (root / "rowing.md").write_text(ROWING, encoding="utf-8")
+    with Components(Settings(data_dir=data, _env_file=None), embedder=embedder) as parts:
+        admin = KnowledgeBases(parts)
+        admin.create("Rowing", "The rowing club's papers")
+        admin.set("Rowing", "model", "openai:gpt-4o")
+        parts.ingest([root / "rowing.md"], kb="Rowing")
     port = free_port()
     with openai_stand_in() as (model_url, requests):
         env = {
@@ -73,6 +82,44 @@ def test_models_lists_kbagent_and_the_models_that_run_here(client: openai.OpenAI
     ids = [m.id for m in client.models.list()]
     assert ids[0] == "kbagent" and "openai:gpt-4o-mini" in ids  # the configured model
     assert not any("<" in i for i in ids)
+
+
+def test_each_knowledge_base_is_a_model_answering_only_from_it(
+    client: openai.OpenAI, served: tuple[str, list[Recorded]]
+) -> None:
+    """`kbagent/NAME` (any case) answers from that knowledge base alone, on its own model; `kbagent/NAME:MODEL`
+    on another; `kbagent` and a model alone from the default one. The stand-in answers alike each time: the
+    citations and passages show where each answer came from, and the requests it got which model asked."""
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == "kbagent" and {"kbagent/kbagent", "kbagent/Rowing"} <= set(ids)
+    _, requests = served
+    user = [{"role": "user", "content": QUESTION}]
+    for model, own, other, answered_on in [
+        ("kbagent/Rowing", "rowing.md", "membership.md", "openai:gpt-4o"),
+        ("kbagent/rowing:openai:gpt-4o-mini", "rowing.md", "membership.md", "openai:gpt-4o-mini"),
+        ("kbagent", "membership.md", "rowing.md", "openai:gpt-4o-mini"),
+        ("kbagent/kbagent", "membership.md", "rowing.md", "openai:gpt-4o-mini"),
+        ("openai:gpt-4o", "membership.md", "rowing.md", "openai:gpt-4o"),
+    ]:
+        before = len(requests)
+        reply = client.chat.completions.create(model=model, messages=user)  # type: ignore[arg-type]
+        text = reply.choices[0].message.content or ""
+        answer, sources = text.split("\n\nSources:\n")
+        assert answer == ANSWER and sources.endswith(own), (model, text)
+        extra = (reply.model_extra or {})["kbagent"]
+        passages = [p["source"] for p in [*extra["sources"], *extra["retrieved"]]]
+        assert passages and all(p.endswith(own) for p in passages), (model, passages)
+        assert extra["model"] == answered_on and reply.model == model
+        assert {r.body["model"] for r in requests[before:]} == {answered_on.partition(":")[2]}
+        assert other not in str(requests[before:])
+
+    ask = client.chat.completions.create
+    for model in ("kbagent/nope", "kbagent/", "kbagent/nope:openai:gpt-4o-mini"):
+        unknown = _error(lambda: ask(model=model, messages=user))  # type: ignore[arg-type]  # noqa: B023
+        assert unknown.status_code == 404 and unknown.code == "model_not_found", model  # type: ignore[attr-defined]
+        assert "no knowledge base named" in unknown.message and "\n" not in unknown.message, unknown.message
+    unsafe = _error(lambda: ask(model="kbagent/Rowing:gguf:/etc/passwd", messages=user, stream=True))
+    assert unsafe.status_code == 404 and "models folder" in unsafe.message  # the model policy holds per knowledge base
 
 
 def test_a_completion_carries_its_citations_in_the_text_and_as_data(client: openai.OpenAI) -> None:
