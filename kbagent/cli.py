@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import TaskID
 
+    from agent.events import Answer
     from kbagent.components import Components
     from kbagent.knowledge_bases import KnowledgeBases
     from knowledge_base.catalog import KbInfo
@@ -387,22 +388,39 @@ def show(
 ) -> None:
     """Print a cited passage in its document: a few lines before and after, the passage in bold; for a PDF its
     page and a file://…#page=N link. Says so when the file was moved, deleted or edited since it was ingested."""
-    from agent.support import backing_spans
     from kbagent.source_view import parse_citation
-    from kbagent.source_view import show as show_view
 
     knowledge_base, source_id, chunk_id = parse_citation(citation)
     with _components() as parts:
         target = parts.knowledge_base(knowledge_base or kb)
-        viewer = parts.viewer(kb=target)
-        try:
-            spans: list[tuple[int, int]] = []
-            if backing and chunk_id:
-                rows = target.keywords.rows([chunk_id])
-                spans = backing_spans(backing, rows[0].text) if rows else []
-            view = viewer.view(source_id, chunk_id, backing=spans, as_text=True)
-        finally:
-            viewer.runner.close()
+        chunk = ""
+        if backing and chunk_id:
+            rows = target.keywords.rows([chunk_id])
+            chunk = rows[0].text if rows else ""
+        _show_passage(parts, target, source_id, chunk_id, backing or "", chunk)
+
+
+def _show_passage(
+    parts: Components,
+    target: KnowledgeBase,
+    source_id: str,
+    chunk_id: str,
+    backing: str = "",
+    chunk: str = "",
+    saved_passage: str = "",
+    question: str = "",
+) -> None:
+    """`kbagent show`'s view of a passage: `backing` (an answer's sentences) underlined where `chunk` (the chunk's
+    text) backs it; exits 1 when the file is gone or unreadable."""
+    from agent.support import backing_spans
+    from kbagent.source_view import show as show_view
+
+    viewer = parts.viewer(kb=target)
+    try:
+        spans = backing_spans(backing, chunk, question) if backing and chunk else []
+        view = viewer.view(source_id, chunk_id, backing=spans, saved_passage=saved_passage, as_text=True)
+    finally:
+        viewer.runner.close()
     show_view(_console(), view)
     if view.status in ("missing", "unreadable"):
         raise typer.Exit(1)
@@ -533,11 +551,17 @@ def ask(
     web: Annotated[
         bool, typer.Option("--web", help="Let the model search the web too (the provider in KBAGENT_WEB_SEARCH).")
     ] = False,
+    open_n: Annotated[
+        int | None,
+        typer.Option("--open", metavar="N", help="Then show citation [N] in its document, as `kbagent show` does."),
+    ] = None,
     kb: KbOption = None,
 ) -> None:
     """Answer a question from the knowledge base, streaming, then list the cited sources."""
     from kbagent.lazy import Soon
 
+    if open_n is not None and json_out:
+        raise UserError("--open shows the passage in the terminal: leave out --json")
     with _components() as parts:
         if web and parts.web_search is None:
             raise UserError("--web needs a web search provider: set KBAGENT_WEB_SEARCH (see docs/tools.md)")
@@ -558,8 +582,28 @@ def ask(
             if json_out:
                 print(f"kbagent: error: {exc}", file=sys.stderr)
             raise typer.Exit(1) from exc
+        if open_n is not None:
+            _open_citation(parts, target, answer, open_n, question)
     if json_out:
         print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
+
+
+def _open_citation(parts: Components, target: KnowledgeBase, answer: Answer, n: int, question: str) -> None:
+    """`ask --open N`: citation [N] of the answer shown as `kbagent show` shows it, the words backing the
+    answer's sentences that cite it underlined."""
+    from agent.grounding import sentences
+    from tools.knowledge_search import cited_numbers
+
+    passage = next((p for p in answer.sources if p.n == n), None)
+    if passage is None:
+        cited = ", ".join(f"[{p.n}]" for p in answer.sources)
+        raise UserError(f"--open {n}: the answer cites no [{n}]" + (f"; it cites {cited}" if cited else ""))
+    source_id = target.records.source_ids([passage.source]).get(passage.source, "")
+    if not source_id:
+        raise UserError(f"--open {n}: {passage.source} is no longer in the knowledge base")
+    backing = " ".join(s for s in sentences(answer.answer) if n in cited_numbers(s))
+    _console().print()
+    _show_passage(parts, target, source_id, passage.chunk_id, backing, passage.text, passage.text, question)
 
 
 @app.command()

@@ -5,8 +5,10 @@ Each tool that reads a knowledge base takes `kb` (a name; default: the default k
 looked up per call, and `list_knowledge_bases` names them. The tools call the app's `Services`, so an MCP client
 gets what the app's users get: the same models policy, one answer at a time on an in-process model, the same
 answer slots (and share per client address), one ingest at a time, the same question size limit. An `ask` whose
-request is cancelled (the client gives up or closes the session) stops its answer. HTTP sessions are capped in
-number and closed when idle (KBAGENT_MCP_MAX_SESSIONS, KBAGENT_MCP_IDLE_S).
+request is cancelled (the client gives up or closes the session) stops its answer; its data names each cited
+passage's source id, chunk id and place, and on HTTP, with KBAGENT_PUBLIC_URL, its address in the app
+(`cited.Citations`; none on stdio, which has no app beside it). HTTP sessions are capped in number and closed when
+idle (KBAGENT_MCP_MAX_SESSIONS, KBAGENT_MCP_IDLE_S).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from agent.events import fold
 from kbagent.errors import KbagentError, UnknownKnowledgeBase
-from kbagent.frontends.cited import cited_text
+from kbagent.frontends.cited import Citations, CitedAnswer, cited_result
 from kbagent.services.answering import Feed, client_of
 from kbagent.services.operations import MAX_QUESTION_CHARS, Services
 from tools.knowledge_search import Passages, format_passages, search_passages
@@ -57,8 +59,9 @@ KbName = Annotated[
 ]
 
 
-def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
-    """The MCP server over the app's services; `ingest_url` only when `allow_writes` (KBAGENT_MCP_WRITES)."""
+def build_server(svc: Services, allow_writes: bool = False, public_url: str = "") -> MCPServer:
+    """The MCP server over the app's services; `ingest_url` only when `allow_writes` (KBAGENT_MCP_WRITES);
+    `public_url`: where the app is reached (KBAGENT_PUBLIC_URL), for the addresses of cited passages."""
     server: MCPServer = MCPServer("kbagent", instructions=INSTRUCTIONS)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
@@ -87,10 +90,13 @@ def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
         return await in_thread(run)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
-    async def ask(question: Question, ctx: Context, model: str | None = None, kb: KbName = None) -> str:
+    async def ask(
+        question: Question, ctx: Context, model: str | None = None, kb: KbName = None
+    ) -> Annotated[CallToolResult, CitedAnswer]:
         """Ask kbagent's agent: it searches a knowledge base and answers with citations [n], listed after the
-        answer as 'Sources:'. `model`: one of those `kbagent models` lists as usable (default: the knowledge
-        base's configured one)."""
+        answer as 'Sources:' (the data: each one's source id, chunk id, place and address when the server has
+        one). `model`: one of those `kbagent models` lists as usable (default: the knowledge base's configured
+        one)."""
         client = client_of(ctx.request_context.request)
 
         def start() -> Feed:
@@ -102,7 +108,10 @@ def build_server(svc: Services, allow_writes: bool = False) -> MCPServer:
         feed = await in_thread(start)
         with feed:  # a cancelled call (the client gave up, or closed its session) stops the answer
             answer = await in_thread(lambda: fold(feed), abandon_on_cancel=True)
-        return cited_text(answer.answer, answer.sources)
+        # the passages' places in the knowledge base this call named
+        return await in_thread(
+            lambda: cited_result(answer.answer, answer.sources, Citations(svc.knowledge_base(kb or None), public_url))
+        )
 
     @server.tool(annotations=read_only)
     async def list_sources(kb: KbName = None) -> list[dict[str, object]]:
@@ -160,7 +169,7 @@ def http_app(
                 f"{scheme}://{n}{port}" for n in names for scheme in ("http", "https") for port in ("", ":*")
             ],
         )
-    server = build_server(svc, app.mcp_writes)
+    server = build_server(svc, app.mcp_writes, settings.viewer.public_url)
     server.streamable_http_app(  # builds the session manager
         streamable_http_path=PATH,
         host=app.host,

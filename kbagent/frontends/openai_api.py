@@ -9,7 +9,9 @@ Each request's last user message is the question; the messages before it are the
 keeps it, so each answer runs in a thread of its own, deleted after). System messages are not used: kbagent has
 its own prompt. The answer's citations travel in the text ("Sources:" after the answer) and as data in the
 response's extra `kbagent` field: `{"answer", "sources", "retrieved", "unsupported", "model", "seconds"}`, on the
-completion, or on the last chunk of a stream. Errors are OpenAI-style error objects.
+completion, or on the last chunk of a stream; each passage with its `source_id`, `chunk_id`, `location` and, with
+KBAGENT_PUBLIC_URL, its absolute `address`, which the text's source line carries too (`cited.Citations`).
+Errors are OpenAI-style error objects.
 
 Each answer runs in a worker thread (`Services.answer_detached`); a response only reads its events. A client that
 hangs up closes the answer (the model is free at its next token), a client that stops reading loses it after
@@ -35,7 +37,7 @@ from starlette.routing import Route
 
 from agent.events import Done, Error, Event, Sources, Token
 from kbagent.errors import KbagentError
-from kbagent.frontends.cited import sources_block
+from kbagent.frontends.cited import Citations, addresses, sources_block
 from kbagent.services.answering import Busy, Feed, client_of
 from kbagent.services.operations import MAX_QUESTION_CHARS, Services, SessionChoices
 
@@ -119,6 +121,7 @@ class OpenAIApi:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
         self.history_chars = svc.settings.app.openai_history_chars
+        self.public_url = svc.settings.viewer.public_url
 
     def app(self) -> Starlette:
         return Starlette(
@@ -140,6 +143,7 @@ class OpenAIApi:
             question, earlier = _conversation(chat.messages, self.history_chars)
             choices = await anyio.to_thread.run_sync(self._choices, chat)
             feed = self.svc.answer_detached(question, earlier, choices, client_of(request))
+            cite = Citations(self.svc.knowledge_base(choices.kb or None), self.public_url)  # its passages' places
         except RecursionError:
             return ApiError(400, "the request is nested too deeply").response()
         except Busy as exc:
@@ -148,10 +152,10 @@ class OpenAIApi:
             return exc.response()
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if chat.stream:
-            return AnswerStream(feed, _stream_chunks(feed, completion_id, chat.model))
+            return AnswerStream(feed, _stream_chunks(feed, completion_id, chat.model, cite))
         with feed:
             try:
-                done = await _unless_gone(request, feed, lambda: _completion(feed, completion_id, chat.model))
+                done = await _unless_gone(request, feed, lambda: _completion(feed, completion_id, chat.model, cite))
             except ApiError as exc:
                 return exc.response()
         return JSONResponse(done)
@@ -277,12 +281,13 @@ def _conversation(messages: list[Message], limit: int) -> tuple[str, list[tuple[
     return question, earlier
 
 
-def _extra(done: Done, sources: Sources | None) -> dict[str, object]:
-    """The documented `kbagent` field: the answer and its passages as data."""
+def _extra(done: Done, cited: list[dict[str, object]], sources: Sources | None, cite: Citations) -> dict[str, object]:
+    """The documented `kbagent` field: the answer and its passages as data (`cited`: `cite.data` of its cited
+    passages), each with where it lies."""
     return {
         "answer": done.answer,
-        "sources": [p.as_dict() for p in sources.cited] if sources else [],
-        "retrieved": [p.as_dict() for p in sources.retrieved] if sources else [],
+        "sources": cited,
+        "retrieved": cite.data(sources.retrieved) if sources else [],
         "unsupported": [asdict(u) for u in done.unsupported],
         "model": done.model,
         "seconds": round(done.seconds, 3),
@@ -306,7 +311,7 @@ def _finished(events: Iterator[Event]) -> Iterator[Event]:
         raise ApiError(502, "the agent stopped without an answer", None, "answer_failed")
 
 
-def _completion(events: Iterator[Event], completion_id: str, model: str) -> dict[str, object]:
+def _completion(events: Iterator[Event], completion_id: str, model: str, cite: Citations) -> dict[str, object]:
     sources: Sources | None = None
     done: Done | None = None
     for event in _finished(events):
@@ -315,7 +320,8 @@ def _completion(events: Iterator[Event], completion_id: str, model: str) -> dict
         elif isinstance(event, Done):
             done = event
     assert done is not None
-    block = sources_block(sources.cited if sources else [])
+    cited = cite.data(sources.cited) if sources else []
+    block = sources_block(sources.cited if sources else [], addresses(cited))
     text = f"{done.answer.strip()}\n\n{block}" if block else done.answer.strip()
     return {
         "id": completion_id,
@@ -324,15 +330,18 @@ def _completion(events: Iterator[Event], completion_id: str, model: str) -> dict
         "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": _usage(done),
-        "kbagent": _extra(done, sources),
+        "kbagent": _extra(done, cited, sources, cite),
     }
 
 
-def _stream_chunks(events: Iterator[Event], completion_id: str, model: str) -> Iterator[str]:
+def _stream_chunks(
+    events: Iterator[Event], completion_id: str, model: str, cite: Citations | None = None
+) -> Iterator[str]:
     """Server-sent events: the answer's words as they come, then its sources block, then a last chunk with
     `finish_reason` and the `kbagent` field. An answer the agent replaced at the end (its core claim backed by no
     source) streams the replacement after what was already sent."""
     created = int(time.time())
+    cite = cite or Citations()
 
     def chunk(delta: dict[str, object], finish: str | None = None, **extra: object) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -351,10 +360,11 @@ def _stream_chunks(events: Iterator[Event], completion_id: str, model: str) -> I
             elif isinstance(event, Done):
                 if not done_text_continues(sent, event.answer):
                     yield chunk({"content": "\n\n" + event.answer.strip()})
-                block = sources_block(sources.cited if sources else [])
+                cited = cite.data(sources.cited) if sources else []
+                block = sources_block(sources.cited if sources else [], addresses(cited))
                 if block:
                     yield chunk({"content": "\n\n" + block})
-                yield chunk({}, "stop", usage=_usage(event), kbagent=_extra(event, sources))
+                yield chunk({}, "stop", usage=_usage(event), kbagent=_extra(event, cited, sources, cite))
     except ApiError as exc:
         yield f"data: {json.dumps(exc.body())}\n\n"
     yield "data: [DONE]\n\n"

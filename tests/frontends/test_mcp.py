@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from kbagent.components import Components, open_knowledge_base
 from kbagent.knowledge_bases import KnowledgeBases
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
+from tests.support.addresses import check_address
 from tests.support.files import write_pptx
 from tests.support.openai_stand_in import ANSWER, openai_stand_in
 from tests.support.paths import REPO, SAMPLES
@@ -33,6 +35,7 @@ from tests.support.web_site import Site, web_site  # noqa: F401
 
 pytestmark = pytest.mark.slow
 QUESTION = "What does a Family membership cost?"
+PUBLIC_URL = "https://kb.example.org"
 
 
 ROWING = "# Riverside Rowing Club\n\nAt the Riverside Rowing Club a Family membership costs $70 per year.\n"
@@ -64,6 +67,7 @@ def server_env(data_dir: Path) -> Iterator[dict[str, str]]:
             "KBAGENT_MODEL": "openai:gpt-4o-mini",
             "OPENAI_API_KEY": "sk-test",
             "OPENAI_BASE_URL": url,
+            "KBAGENT_PUBLIC_URL": PUBLIC_URL,  # addresses in answers over HTTP; none on stdio
         }
 
 
@@ -71,8 +75,10 @@ def text_of(result: Any) -> str:
     return "\n".join(block.text for block in result.content if getattr(block, "type", "") == "text")
 
 
-async def check_read_tools(client: Client) -> None:
-    """search_knowledge_base, ask and list_sources answer; bad calls come back as errors, not crashes."""
+async def check_read_tools(client: Client, data: Path, addressed: bool) -> None:
+    """search_knowledge_base, ask and list_sources answer; bad calls come back as errors, not crashes. `ask`'s
+    data says where its cited passage lies, with its address in the app when `addressed` (which then opens that
+    passage in `data`'s knowledge base), else none."""
     found = await client.call_tool("search_knowledge_base", {"query": "Family membership price", "k": 2})
     assert not found.is_error
     assert "[1] Membership" in text_of(found) and "membership.md" in text_of(found) and "$70" in text_of(found)
@@ -80,6 +86,15 @@ async def check_read_tools(client: Client) -> None:
     assert not asked.is_error, text_of(asked)
     answer, sources = text_of(asked).split("\n\nSources:\n")
     assert answer == ANSWER and sources.startswith("[1] Membership") and "membership.md" in sources
+    assert asked.structured_content is not None and asked.structured_content["result"] == text_of(asked)
+    [cited] = asked.structured_content["sources"]
+    assert cited["n"] == 1 and cited["source"].endswith("membership.md") and "location" in cited
+    assert re.fullmatch("[0-9a-f]{16}", cited["source_id"]) and cited["chunk_id"]
+    if addressed:
+        view = check_address(cited["address"], PUBLIC_URL, data, cited)
+        assert "$70" in view.passage and sources.endswith(f" <{cited['address']}>")
+    else:
+        assert cited["address"] is None and "/source/" not in text_of(asked)
     listed = await client.call_tool("list_sources", {})
     names = {Path(s["source"]).name for s in listed.structured_content["result"]}
     assert not listed.is_error and "membership.md" in names
@@ -99,14 +114,18 @@ async def check_read_tools(client: Client) -> None:
         assert result.is_error and says in text_of(result), (name, args, text_of(result))
 
 
-async def test_stdio_server_lists_and_calls_every_tool(server_env: dict[str, str], web_site: Site) -> None:  # noqa: F811
+async def test_stdio_server_lists_and_calls_every_tool(
+    server_env: dict[str, str],
+    data_dir: Path,
+    web_site: Site,  # noqa: F811
+) -> None:
     env = {**server_env, "KBAGENT_MCP_WRITES": "on", "KBAGENT_ALLOW_HOSTS": web_site.allow}
     params = StdioServerParameters(command=sys.executable, args=["-m", "kbagent.cli", "mcp"], env=env, cwd=str(REPO))
     async with Client(params, read_timeout_seconds=240) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert set(tools) == {"search_knowledge_base", "ask", "list_sources", "list_knowledge_bases", "ingest_url"}
         assert tools["search_knowledge_base"].input_schema["properties"]["k"]["maximum"] == 20
-        await check_read_tools(client)
+        await check_read_tools(client, data_dir, addressed=False)  # stdio: no app beside it, no address
 
         refused = await client.call_tool("ingest_url", {"url": "http://169.254.169.254/latest/meta-data/"})
         assert refused.is_error and "refused" in text_of(refused).lower()
@@ -149,13 +168,13 @@ def _http_client(user_password: str | None) -> Any:
     return httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=240))
 
 
-async def test_app_serves_mcp_over_http_behind_its_login(app_with_mcp: str) -> None:
+async def test_app_serves_mcp_over_http_behind_its_login(app_with_mcp: str, data_dir: Path) -> None:
     url = app_with_mcp + "/mcp"
     async with Client(streamable_http_client(url, http_client=_http_client("ada:pw"))) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         # no ingest_url: writes are off by default
         assert tools == {"search_knowledge_base", "ask", "list_sources", "list_knowledge_bases"}
-        await check_read_tools(client)
+        await check_read_tools(client, data_dir, addressed=True)
 
     initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
     for auth in (None, ("ada", "wrong")):

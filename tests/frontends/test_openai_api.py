@@ -4,7 +4,9 @@ real on 127.0.0.1 with a login; its chat model is an OpenAI-compatible stand-in 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from kbagent.knowledge_bases import KnowledgeBases
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
 from tests.support import parts
+from tests.support.addresses import check_address
 from tests.support.openai_stand_in import ANSWER, Recorded, openai_stand_in
 from tests.support.paths import REPO, SAMPLES
 from tests.support.servers import free_port, stop_server, wait_for_server
@@ -32,6 +35,7 @@ QUESTION = "What does a Family membership cost?"
 DATA: list[Path] = []  # the served store's folder
 ROWING = "# Riverside Rowing Club\n\nAt the Riverside Rowing Club a Family membership costs $70 per year.\n"
 HANG_UP_BOUND_S = 150  # one answer of the embedded model takes 20 to 60 s on two shared cores
+PUBLIC_URL = "https://kb.example.org/harbour/"
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +44,22 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
     `Rowing`, whose one document backs the same answer and which answers on a model of its own; its base URL for
     clients and the requests its chat model (the stand-in) received."""
     root = tmp_path_factory.mktemp("openai-api")
+    DATA[:] = [root / "data"]
+    with _serve(root, embedder) as (url, requests):
+        yield url, requests
+
+
+@pytest.fixture(scope="module")
+def served_public(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[tuple[str, Path]]:
+    """The same with KBAGENT_PUBLIC_URL set: its base URL, and its data dir."""
+    root = tmp_path_factory.mktemp("openai-api-public")
+    with _serve(root, embedder, {"KBAGENT_PUBLIC_URL": PUBLIC_URL}) as (url, _):
+        yield url, root / "data"
+
+
+@contextlib.contextmanager
+def _serve(root: Path, embedder: Embedder, more: dict[str, str] | None = None) -> Iterator[tuple[str, list[Recorded]]]:
     data = root / "data"
-    DATA[:] = [data]
     with open_knowledge_base(Settings(data_dir=data, _env_file=None), embedder) as kb:
         build_ingestor(IngestConfig(), kb).run([SAMPLES / "policies" / "membership.md"])
     (root / "rowing.md").write_text(ROWING, encoding="utf-8")
@@ -61,6 +79,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
             "OPENAI_BASE_URL": model_url,
             "KBAGENT_AUTH": "ada:pw",
             "KBAGENT_PORT": str(port),
+            "KBAGENT_PUBLIC_URL": "",
+            **(more or {}),
         }
         log_path = root / "app.log"
         with open(log_path, "wb") as log:
@@ -132,6 +152,28 @@ def test_a_completion_carries_its_citations_in_the_text_and_as_data(client: open
     assert extra["answer"] == ANSWER and extra["model"] == "openai:gpt-4o-mini"
     [cited] = extra["sources"]
     assert cited["n"] == 1 and cited["source"].endswith("membership.md") and "$70" in cited["text"]
+    # Where it lies, for `kbagent show`; without KBAGENT_PUBLIC_URL, no address (here or in the text).
+    assert re.fullmatch("[0-9a-f]{16}", cited["source_id"]) and cited["chunk_id"] and "location" in cited
+    assert cited["address"] is None and "/source/" not in text and "<" not in sources
+
+
+def test_with_a_public_url_each_cited_passage_carries_its_address(served_public: tuple[str, Path]) -> None:
+    """The address is in the data and on the source line, and opens the very passage cited."""
+    url, data = served_public
+    client = openai.OpenAI(base_url=url, api_key="ada:pw", max_retries=0, timeout=240)
+    reply = client.chat.completions.create(model="kbagent", messages=[{"role": "user", "content": QUESTION}])
+    [cited] = (reply.model_extra or {})["kbagent"]["sources"]
+    check_address(cited["address"], PUBLIC_URL, data, cited)
+    sources = (reply.choices[0].message.content or "").split("\n\nSources:\n")[1]
+    assert sources.startswith("[1] Membership") and sources.endswith(f"membership.md <{cited['address']}>")
+
+    stream = client.chat.completions.create(
+        model="kbagent", messages=[{"role": "user", "content": QUESTION}], stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    [streamed] = (chunks[-1].model_extra or {})["kbagent"]["sources"]
+    assert streamed["address"] == cited["address"] and text.endswith(f" <{cited['address']}>")
 
 
 def test_a_streamed_answer_is_the_same_answer_with_data_on_its_last_chunk(client: openai.OpenAI) -> None:
