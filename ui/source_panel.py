@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from viewer.service import SourceViewer, View
 
 MAX_SENTENCE_CHARS = 400  # the answer's sentence carried in a citation's link, for marking its backing words
-CITATION = re.compile(r"(?<![\\\]\[])\[(\d{1,3})\](?![(\[])")
+CITATION = re.compile(r"(?<!\\)\[(\d{1,3})\](?!\()")  # [n], not \[n] nor a link's text
 SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 REFUSED = "No such source in this knowledge base."
 
