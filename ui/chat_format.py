@@ -239,8 +239,9 @@ def _passage_markdown(p: Passage, names: Mapping[str, str], label: str = "", add
         facts.append(f"score {p.score:.3f}")
     if p.similarity is not None:
         facts.append(f"similarity {p.similarity:.2f}")
-    title = md_escape(label) + md_escape(p.title or "untitled")
-    title = f"[{title}]({address})" if address else title  # opens the passage in its document, beside the chat
+    title = md_escape(p.title or "untitled")
+    # A link opens the passage in its document, beside the chat (the [n] escaped inside a link's text).
+    title = f"[{md_escape(label)}{title}]({address})" if address else f"{label}{title}"
     return f"**{title}**  \n{' · '.join(facts)}\n\n{quote(plain_text(p.text, MAX_PASSAGE_CHARS))}"
 
 

@@ -96,7 +96,7 @@ class ChatHandlers:
         self, feed: Feed, history: list[chat_format.ChatItem], text: str, thread_id: str
     ) -> Iterator[tuple[object, ...]]:
         """The answer's events as page updates: one update for whatever arrived since the last."""
-        addresses = Addresses(self.svc.kb)
+        addresses = Addresses(lambda: self.svc.kb)
         view = chat_format.AnswerView(history, text, self.svc.display_names(), addresses)
         view.notice = "Thinking…"
         yield view.messages(), f"_{view.step}_", thread_id
@@ -179,7 +179,7 @@ class ChatHandlers:
         except Exception as exc:  # e.g. the model can't be built here: say so, keep the page
             gr.Warning(f"Could not open that conversation: {exc}")
             return gr.skip(), gr.skip(), gr.skip()
-        shown, names, addresses = self.svc.turns.of(thread_id), self.svc.display_names(), Addresses(self.svc.kb)
+        shown, names, addresses = self.svc.turns.of(thread_id), self.svc.display_names(), Addresses(lambda: self.svc.kb)
         answers = [shown[text.strip()] for role, text in turns if role != "user" and text.strip() in shown]
         last = answers[-1] if answers else None
         panel = SOURCES_PLACEHOLDER

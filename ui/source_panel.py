@@ -44,22 +44,26 @@ REFUSED = "No such source in this knowledge base."
 
 
 class Addresses:
-    """Each passage's address in this app (cached: an answer's messages are made again at every update)."""
+    """Each passage's address in this app (cached: an answer's messages are made again at every update). `kb`
+    gives the knowledge base, read only once a passage needs an address."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
-        self.kb = kb
+    def __init__(self, kb: Callable[[], KnowledgeBase]) -> None:
+        self._kb = kb
         self._ids: dict[str, str] = {}
 
     def __call__(self, passage: Passage, sentence: str = "") -> str:
         """The passage's address, or "" for a source with no record (a web search result, say); `sentence`: the
         answer's sentence citing it, whose backing words the viewer marks."""
         source = passage.source
-        if source not in self._ids:
-            self._ids.update(self.kb.records.source_ids([source]))
-        source_id = self._ids.get(source, "")
-        if not source_id or not passage.chunk_id:
+        if not passage.chunk_id:
             return ""
-        address = source_address(self.kb.name, source_id, passage.chunk_id)
+        kb = self._kb()
+        if source not in self._ids:
+            self._ids.update(kb.records.source_ids([source]))
+        source_id = self._ids.get(source, "")
+        if not source_id:
+            return ""
+        address = source_address(kb.name, source_id, passage.chunk_id)
         if sentence:
             address += "&" + urlencode({"sentence": sentence[:MAX_SENTENCE_CHARS]})
         return address
