@@ -262,7 +262,7 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
         with gr.Column(scale=2, min_width=260, elem_id="chat-sources"):
             gr.Markdown("### Sources")
             sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources-panel", buttons=["copy"])
-        gr.HTML(PANEL_HTML, elem_id="kb-viewer-holder", padding=False)  # the cited source, over the right side
+            gr.HTML(PANEL_HTML, elem_id="kb-viewer-holder", padding=False)  # the cited source, fixed over the side
     return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, stop, asked, sources, web)
 
 

@@ -65,7 +65,7 @@ CSS = (
 .kb-eval { border-collapse: collapse; margin: 0.5em 0; }
 .kb-eval td, .kb-eval th { padding: 4px 12px; border-bottom: 1px solid var(--border-color-primary); text-align: left; }
 .kb-eval caption { text-align: left; font-weight: 600; padding-bottom: 6px; }
-#kb-viewer-holder { padding: 0; margin: 0; min-height: 0; }
+#kb-viewer-holder { display: contents; }  /* takes no room: the panel inside is fixed to the window */
 """
     + PANEL_CSS
 )

@@ -145,7 +145,8 @@ class SourcePages:
             view = self.viewer.view(address.source_id, address.chunk_id, backing=backing, page=page)
         except UserError:
             return 404, refused_page()
-        return 200, view_page(view, address, sentence, cited)
+        shown_as = self.svc.kb.display_names().get(view.source, view.source)
+        return 200, view_page(view, address, sentence, cited, shown_as)
 
     def _backing(self, address: Address, sentence: str) -> list[tuple[int, int]]:
         """The spans of the cited chunk's text that back the answer's sentence (`agent.support`)."""
@@ -182,20 +183,26 @@ mark.kb-backing { background: #fb923c; font-weight: 600; }
 .kb-doc pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .kb-doc { overflow-wrap: anywhere; }
 .kb-passage-text { border-left: 4px solid #f59e0b; padding-left: 8px; white-space: pre-wrap; }
+.kb-article h1 { font-size: 1.35em; } .kb-article h2 { font-size: 1.2em; } .kb-article h3 { font-size: 1.05em; }
+details.kb-under summary { cursor: pointer; color: #4b5563; }
+.kb-box, mark.kb-passage, .kb-passage-text { scroll-margin-top: 48px; }  /* a line of context above the passage */
 """
 # The page scrolls the first highlight into the middle of the panel once it is laid out (the image drawn).
 SCROLL_JS = """
 window.addEventListener('load', () => {
-  const first = document.querySelector('.kb-box, mark.kb-passage, .kb-passage-text');
-  if (first) first.scrollIntoView({block: 'center'});
+  const top = e => e.getBoundingClientRect().top;
+  const all = [...document.querySelectorAll('.kb-box.kb-passage, mark.kb-passage, .kb-passage-text')];
+  const first = all.sort((a, b) => top(a) - top(b))[0];  // a page's text order is not always top to bottom
+  if (first) first.scrollIntoView({block: all.length > 1 ? 'start' : 'center'});
 });
 """
 
 
-def view_page(view: View, address: Address, sentence: str = "", cited: int | None = None) -> str:
-    """A `View` as a whole HTML page: what and where, the one-line note, then the drawn page with its
-    highlight's boxes (a PDF, an image) or the document's cleaned HTML with its marks."""
-    where = " · ".join(x for x in (view.source, view.location) if x)
+def view_page(view: View, address: Address, sentence: str = "", cited: int | None = None, shown_as: str = "") -> str:
+    """A `View` as a whole HTML page: what and where (`shown_as`: the source as its user knows it), the one-line
+    note, then the drawn page with its highlight's boxes (a PDF, an image) or the document's cleaned HTML with
+    its marks."""
+    where = " · ".join(x for x in (shown_as or view.source, view.location) if x)
     head = [f'<h1 class="kb-title">{html.escape(view.title or view.source)}</h1>']
     head.append(f'<div class="kb-where">{html.escape(where)}</div>')
     if view.url:
@@ -239,10 +246,10 @@ def _image_html(view: View) -> str:
         f'<div class="kb-page"><img src="{src}" width="{image.width}" height="{image.height}" '
         f'alt="page {image.page} of {image.pages}">{"".join(boxes)}</div>'
     ]
-    if image.found:
-        out.append(
-            f'<p class="kb-under">Highlighted: <q class="kb-highlighted">{html.escape(image.highlighted_text)}</q></p>'
-        )
+    if image.found:  # the page's own text under the boxes, for a screen reader and for copying
+        text = html.escape(image.highlighted_text)
+        summary = "<summary>The highlighted text</summary>"
+        out.append(f'<details class="kb-under">{summary}<q class="kb-highlighted">{text}</q></details>')
     elif view.passage:
         out.append(
             f'<p class="kb-under">The cited passage:</p><div class="kb-passage-text">{html.escape(view.passage)}</div>'

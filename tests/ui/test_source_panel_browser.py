@@ -173,7 +173,7 @@ def test_a_pdf_citation_shows_its_page_with_boxes_and_the_pages_around_it(
     passage = _cited(viewer_app, href)
     assert frame.locator(".kb-page img").get_attribute("src").startswith("data:image/png")  # from the app itself
     assert frame.locator(".kb-box.kb-passage").count() >= 1
-    assert _same(frame.locator("q.kb-highlighted").inner_text(), passage)
+    assert _same(frame.locator("q.kb-highlighted").text_content(), passage)
     assert frame.locator(".kb-box.kb-backing").count() >= 1
     cited = frame.locator(".kb-page-number").inner_text()
     assert cited == "page 1 of 2" and frame.locator("a.kb-prev-page").count() == 0
