@@ -118,3 +118,22 @@ def test_an_answers_citations_link_to_their_passages_with_their_sentence() -> No
     assert seen[0] == ("c1", "Bikes travel free") and seen[1] == ("c2", "Tickets cost 14 euros")
     assert parse_qs(urlsplit(links[1][1]).query)["chunk"] == ["c2"]
     assert link_citations("Free [1].", cited, None) == "Free [1]."
+
+
+def test_a_reopened_conversation_links_its_citations_and_the_sources_panel_its_passages() -> None:
+    from kbagent.services.turns import Turn
+    from ui.chat_format import history_messages, sources_markdown
+
+    cited = [_passage(1, "c1")]
+    retrieved = [_passage(2, "c2")]
+
+    def address(p: Passage, sentence: str) -> str:
+        return f"/source/kb/0123456789abcdef?chunk={p.chunk_id}"
+
+    answer = "Bikes travel free [1]."
+    messages = history_messages(
+        [("user", "Bikes?"), ("assistant", answer)], {answer: Turn([], cited, retrieved, [])}, {}, address
+    )
+    assert messages[-1].content == "Bikes travel free [\\[1\\]](/source/kb/0123456789abcdef?chunk=c1)."
+    panel = sources_markdown(cited, retrieved, {}, (), {"c1": "/source/kb/x?chunk=c1", "c2": "/source/kb/x?chunk=c2"})
+    assert "**[\\[1\\] t](/source/kb/x?chunk=c1)**" in panel and "**[t](/source/kb/x?chunk=c2)**" in panel
