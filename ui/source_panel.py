@@ -142,7 +142,14 @@ class SourcePages:
         cited = _number((asked.get("cited") or [""])[0])
         try:
             backing = self._backing(address, sentence)
-            view = self.viewer.view(address.source_id, address.chunk_id, backing=backing, page=page)
+            try:
+                view = self.viewer.view(address.source_id, address.chunk_id, backing=backing, page=page)
+            except UserError:  # the chunk is gone (edited since): the passage's text saved with the answer
+                saved = self.svc.turns.passage_text(address.chunk_id) if address.chunk_id else ""
+                if not saved:
+                    raise
+                backing = _backing_in(saved, sentence)
+                view = self.viewer.view(address.source_id, address.chunk_id, saved_passage=saved, backing=backing)
         except UserError:
             return 404, refused_page()
         shown_as = self.svc.kb.display_names().get(view.source, view.source)
@@ -152,10 +159,15 @@ class SourcePages:
         """The spans of the cited chunk's text that back the answer's sentence (`agent.support`)."""
         if not sentence or not address.chunk_id:
             return []
-        from agent.support import backing_spans
-
         rows = self.svc.kb.keywords.rows([address.chunk_id])
-        return backing_spans(sentence, rows[0].text) if rows else []
+        return _backing_in(rows[0].text, sentence) if rows else []
+
+
+def _backing_in(text: str, sentence: str) -> list[tuple[int, int]]:
+    """The spans of a passage's `text` that back the answer's `sentence` (`agent.support`)."""
+    from agent.support import backing_spans
+
+    return backing_spans(sentence, text) if sentence else []
 
 
 def _number(value: str) -> int | None:

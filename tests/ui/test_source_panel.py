@@ -26,13 +26,18 @@ from ui.server import CONTENT_POLICY
 from ui.source_panel import link_citations
 
 DOCS = [SAMPLES / "policies/membership.md", SAMPLES / "guides/fixing-a-flat.md"]
+EDITED = "# Bell tower\n\nThe bell tower opens at noon on Fridays and closes at four.\n"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[RunningApp]:
     tmp = tmp_path_factory.mktemp("viewer-pages")
     settings = Settings(data_dir=tmp / "data", collection=f"t{uuid.uuid4().hex[:12]}", _env_file=None)
-    with running_app(settings, embedder, docs=DOCS) as running:
+    mine = tmp / "mine"
+    mine.mkdir()
+    (mine / "gone.md").write_text("# Gone\n\nThe boathouse key hangs behind the door.\n", encoding="utf-8")
+    (mine / "edited.md").write_text(EDITED, encoding="utf-8")
+    with running_app(settings, embedder, docs=[*DOCS, mine / "gone.md", mine / "edited.md"]) as running:
         yield running
 
 
@@ -76,6 +81,38 @@ def test_only_recorded_sources_of_this_knowledge_base_are_served(served: Running
         response = httpx.get(served.url + address, timeout=60)
         assert response.status_code in (404, 405) and "4711" not in response.text and "root:" not in response.text
     assert httpx.post(served.url + good, timeout=60).status_code in (404, 405)
+
+
+def test_a_source_deleted_since_the_answer_says_so(served: RunningApp) -> None:
+    record = next(r for r in served.kb.sources() if r.source.endswith("gone.md"))
+    _, _, address = _address(served, "gone.md")
+    Path(record.source).unlink()
+    response = httpx.get(served.url + address, timeout=60)
+    assert response.status_code == 200 and 'data-status="missing"' in response.text
+    assert "moved or deleted" in response.text and "boathouse" not in response.text  # no stale text
+
+
+def test_an_old_citation_finds_its_passage_from_the_text_saved_with_the_answer(served: RunningApp) -> None:
+    """The file was edited and ingested again since the answer: its chunk ids changed, and the address falls back
+    to the passage's text saved with the answer, with a note."""
+    from kbagent.services.turns import Turn
+    from tools.knowledge_search import Passage
+
+    record = next(r for r in served.kb.sources() if r.source.endswith("edited.md"))
+    source_id, old_chunk, address = _address(served, "edited.md")
+    text = served.kb.keywords.rows([old_chunk])[0].text
+    cited = Passage(n=1, chunk_id=old_chunk, title="Bell tower", source=record.source, text=text)
+    served.svc.turns.save("t-old", "It opens at noon [1].", Turn([], [cited], [], []))
+    Path(record.source).write_text("# Bell tower\n\nVisits are guided.\n\n" + EDITED.split("\n\n", 1)[1], "utf-8")
+    served.parts.ingest([Path(record.source)])
+    assert old_chunk not in served.kb.source_by_id(source_id).chunk_ids  # the address is an old one now
+    response = httpx.get(served.url + address, timeout=60)
+    assert response.status_code == 200 and 'data-status="changed"' in response.text
+    assert "changed since this answer" in response.text
+    marked = " ".join(re.findall(r'<mark class="kb-passage"[^>]*>(.*?)</mark>', response.text, re.DOTALL))
+    assert "The bell tower opens at noon on Fridays and closes at four." in " ".join(marked.split())
+    unsaved = address.replace(old_chunk, old_chunk[:-1] + ("0" if old_chunk[-1] != "0" else "1"))
+    assert httpx.get(served.url + unsaved, timeout=60).status_code == 404  # gone, and saved with no answer
 
 
 def test_the_page_needs_the_apps_login(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
