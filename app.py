@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+from collections.abc import AsyncIterator
 
 from kbagent import environment
 
@@ -25,6 +26,7 @@ from kbagent.services.operations import Services  # noqa: E402
 from kbagent.settings import Settings, load_settings  # noqa: E402
 from ui import api, chat_tab, evaluation_tab, knowledge_tab, settings_tab  # noqa: E402
 from ui.server import WayIn, launch  # noqa: E402
+from ui.source_panel import SourcePages, SourceRoute  # noqa: E402
 
 __all__ = ["build_app", "is_loopback", "launch", "main", "parse_auth"]
 
@@ -89,8 +91,9 @@ def main(settings: Settings | None = None) -> None:
 
 
 def ways_in(svc: Services, settings: Settings, url: str) -> list[WayIn]:
-    """The endpoints for programs the settings turn on, served beside the UI."""
-    found = []
+    """The viewer's pages (always: the chat's citations open them), and the endpoints for programs the settings
+    turn on, served beside the UI."""
+    found = [source_way(svc)]
     if settings.app.mcp:
         from kbagent.frontends.mcp_server import PATH, http_app
 
@@ -103,6 +106,21 @@ def ways_in(svc: Services, settings: Settings, url: str) -> list[WayIn]:
         found.append(WayIn(PREFIX, OpenAIApi(svc).app(), mount=True))
         print(f"kbagent: OpenAI-compatible API at {url}{PREFIX} (model 'kbagent')", flush=True)
     return found
+
+
+def source_way(svc: Services) -> WayIn:
+    """`/source/<knowledge base>/<source id>`: a cited passage in its document (`ui.source_panel`), behind the
+    page's own login (its cookie, or the user and password); its worker process ends with the server."""
+    pages = SourcePages(svc)
+
+    @contextlib.asynccontextmanager
+    async def closing(_app: object) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            pages.close()
+
+    return WayIn("/source/{kb}/{source_id}", SourceRoute(pages), closing, methods=("GET", "HEAD"), login="page")
 
 
 if __name__ == "__main__":

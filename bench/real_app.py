@@ -34,7 +34,9 @@ def real_app() -> Iterator[tuple[str, Any]]:
     """The app on a free loopback port with the embedded model (warming up in the background, as `kbagent serve`
     starts it) until the block ends: (url, parts)."""
     import app as web_app
+    from agent.models import available_models
     from kbagent.components import Components
+    from kbagent.services.operations import Services
     from kbagent.settings import load_settings
 
     base = load_settings()
@@ -48,8 +50,10 @@ def real_app() -> Iterator[tuple[str, Any]]:
         )
         with Components(settings) as parts:
             parts.ingest([SAMPLES])
-            demo = web_app.build_app(parts, warm=True)
-            _, url, _ = web_app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
+            svc = Services(parts, available_models(settings.keys))
+            demo = web_app.build_app(parts, warm=True, svc=svc)
+            served = web_app.ways_in(svc, settings, f"http://{settings.app.host}:{settings.app.port}")  # the viewer
+            _, url, _ = web_app.launch(demo, settings, served, prevent_thread_lock=True, quiet=True)
             try:
                 yield url.rstrip("/"), parts
             finally:

@@ -2,7 +2,9 @@
 (`.venv/bin/python scripts/screenshots.py`, a few minutes on 2 CPUs), never by the tests.
 
 docs/screenshot.png: the chat with a cited answer and its sources; docs/screenshot-knowledge.png: the Knowledge
-base tab; docs/screenshot-evaluation.png: the Answers evaluation's leaderboard (one question per category).
+base tab; docs/screenshot-evaluation.png: the Answers evaluation's leaderboard (one question per category);
+docs/screenshot-viewer.png: the answer's first citation opened in the viewer's panel beside the chat.
+`scripts/screenshots.py chat viewer` makes only those (chat always: the others follow its answer).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ ANSWERED = """() => document.querySelector('#ask').innerText.trim() == 'Ask'
     && /score|No sources/.test(document.querySelector('#sources-panel').innerText)"""
 
 
-def main() -> None:
+def main(wanted: set[str]) -> None:
+    wanted = wanted or {"chat", "viewer", "knowledge", "evaluation"}
     DOCS.mkdir(exist_ok=True)
     with real_app() as (url, _parts), chromium() as page:
         page.goto(url)
@@ -40,6 +43,16 @@ def main() -> None:
             page.locator("#new-chat").click()
         time.sleep(1)
         page.screenshot(path=str(DOCS / "screenshot.png"))
+
+        citation = page.locator("#chatbot a[href*='/source/']")
+        if "viewer" in wanted and citation.count():
+            citation.first.click()
+            page.frame_locator("#kb-viewer-frame").locator("main").wait_for()
+            time.sleep(1.5)
+            page.screenshot(path=str(DOCS / "screenshot-viewer.png"))
+            page.locator("#kb-viewer [data-kb=close]").click()
+        if not wanted & {"knowledge", "evaluation"}:
+            return
 
         page.get_by_role("tab", name="Knowledge base").click()
         page.locator("#sources-table").get_by_text("membership.md").first.wait_for()
@@ -59,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(set(sys.argv[1:]))

@@ -7,7 +7,7 @@ import html
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import gradio as gr
 from gradio.components.chatbot import MessageDict, MetadataDict
@@ -19,6 +19,7 @@ from tools.knowledge_search import Passage
 from tools.web_search import WebResult
 from ui.markup import md_escape, path_html, plain_text, quote, text_only, url_text, web_link
 from ui.safe_markdown import safe_markdown
+from ui.source_panel import link_citations
 
 TOOL_ICON = "⚙"  # in common fonts (DejaVu too); 🔧 needs an emoji font
 MAX_TOOL_OUTPUT = 1500
@@ -27,15 +28,24 @@ WEB_PAGE = re.compile(r'^\s*<web_page url="([^"<>]*)" title="([^"<>]*)">\s*$')  
 # A chat message: as Gradio hands the history in (a dict), or as a handler adds it.
 ChatItem = gr.ChatMessage | MessageDict
 FRAMING = re.compile(r"^\s*(?:</?retrieved_passages>|</?web_page\b[^>]*>|<!--.*-->)\s*$")  # the model's, not the user's
+# A cited passage's address in the viewer, given the answer's sentence citing it (`ui.source_panel.Addresses`).
+AddressOf = Callable[[Passage, str], str]
 
 
 class AnswerView:
     """One answer's events, folded into the chat messages that show it. `messages()` returns a new list of new
     messages every time (Gradio diffs what it is given; mutating what it already holds would send nothing)."""
 
-    def __init__(self, history: Sequence[ChatItem], question: str, names: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        history: Sequence[ChatItem],
+        question: str,
+        names: Mapping[str, str] | None = None,
+        addresses: AddressOf | None = None,
+    ) -> None:
         self.history = list(history)
         self.names = names or {}  # source → what the user calls it (`KnowledgeBase.display_names`)
+        self.addresses = addresses  # each [n] a link to its passage in the viewer, once the passages are known
         self.question = question
         self.parts: list[ToolCall | list[str]] = []  # tool calls and answer text, in the order they came
         self.cited: list[Passage] = []
@@ -99,7 +109,8 @@ class AnswerView:
             else:
                 text = "".join(part)
                 if text.strip() and not retracted:
-                    out.append(gr.ChatMessage(role="assistant", content=safe_markdown(text, self.names)))
+                    shown = link_citations(safe_markdown(text, self.names), self.cited, self.addresses)
+                    out.append(gr.ChatMessage(role="assistant", content=shown))
         if self.done is not None:
             out.extend(check_messages(self.done, self.names))
         last = self.parts[-1] if self.parts else None
@@ -190,19 +201,22 @@ def sources_markdown(
     retrieved: Sequence[Passage] = (),
     names: Mapping[str, str] | None = None,
     web: Sequence[WebResult] = (),
+    links: Mapping[str, str] | None = None,
 ) -> str:
     """The sources panel: each cited passage under its [n], with title, link or path, page, score and text; then
     the passages retrieved but not cited, under their own heading and without a number, since they are not
-    citations; then the web search results the answer was given, apart from the knowledge base's passages."""
+    citations; then the web search results the answer was given, apart from the knowledge base's passages.
+    `links`: chunk id → its address in the viewer, which the passage's title links to."""
     if not cited and not retrieved and not web:
         return "_No sources for this answer._"
     names = names or {}
-    blocks = [_passage_markdown(p, names, f"[{p.n}] ") for p in cited]
+    links = links or {}
+    blocks = [_passage_markdown(p, names, f"[{p.n}] ", links.get(p.chunk_id, "")) for p in cited]
     if not cited and retrieved:
         blocks.append("_The answer cites none of the passages it was given._")
     if retrieved:
         blocks.append("#### Retrieved, not cited")
-        blocks.extend(_passage_markdown(p, names) for p in retrieved)
+        blocks.extend(_passage_markdown(p, names, "", links.get(p.chunk_id, "")) for p in retrieved)
     if web:
         blocks.append("#### Web results")
         blocks.extend(_web_markdown(r) for r in web)
@@ -215,7 +229,7 @@ def _web_markdown(result: WebResult) -> str:
     return f"**{text_only(result.title or 'untitled')}**  \n{web_link(result.url)}\n\n{snippet}".rstrip()
 
 
-def _passage_markdown(p: Passage, names: Mapping[str, str], label: str = "") -> str:
+def _passage_markdown(p: Passage, names: Mapping[str, str], label: str = "", address: str = "") -> str:
     link = p.source.startswith(("http://", "https://"))
     where = f"[{p.source}]({p.source})" if link else path_html(p.source, names)
     facts = [where]
@@ -226,19 +240,27 @@ def _passage_markdown(p: Passage, names: Mapping[str, str], label: str = "") -> 
     if p.similarity is not None:
         facts.append(f"similarity {p.similarity:.2f}")
     title = md_escape(p.title or "untitled")
-    return f"**{label}{title}**  \n{' · '.join(facts)}\n\n{quote(plain_text(p.text, MAX_PASSAGE_CHARS))}"
+    # A link opens the passage in its document, beside the chat (the [n] escaped inside a link's text).
+    title = f"[{md_escape(label)}{title}]({address})" if address else f"{label}{title}"
+    return f"**{title}**  \n{' · '.join(facts)}\n\n{quote(plain_text(p.text, MAX_PASSAGE_CHARS))}"
 
 
 def history_messages(
-    turns: Sequence[tuple[str, str]], shown: Mapping[str, Turn] | None = None, names: Mapping[str, str] | None = None
+    turns: Sequence[tuple[str, str]],
+    shown: Mapping[str, Turn] | None = None,
+    names: Mapping[str, str] | None = None,
+    addresses: AddressOf | None = None,
 ) -> list[gr.ChatMessage]:
-    """A past conversation: each answer after the tool calls it made (`shown`, by answer text), as it streamed."""
+    """A past conversation: each answer after the tool calls it made (`shown`, by answer text), as it streamed,
+    its citations links to the viewer (`addresses`)."""
     out = []
     for role, text in turns:
         turn = (shown or {}).get(text.strip()) if role != "user" else None
         for call in turn.tools if turn else []:
             out.append(tool_message(call, names))
         shown_text = text if role == "user" else safe_markdown(text, names or {})  # a model's words, made safe
+        if turn is not None:
+            shown_text = link_citations(shown_text, turn.cited, addresses)
         out.append(gr.ChatMessage(role="user" if role == "user" else "assistant", content=shown_text))
     return out
 

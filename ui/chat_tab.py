@@ -18,6 +18,7 @@ from kbagent.services.answering import Busy, Feed, client_of
 from kbagent.services.operations import CHAT_CONCURRENCY, MAX_QUESTION_CHARS, Services, SessionChoices
 from ui import chat_format
 from ui.settings_tab import SettingsTab, session_choices
+from ui.source_panel import PANEL_HTML, Addresses
 
 SOURCES_PLACEHOLDER = "_The passages cited in an answer appear here._"
 STOP_WAIT_S = 2.0  # Stop returns once the answer's handler has ended (it does within `POLL_S`), or after this
@@ -95,7 +96,8 @@ class ChatHandlers:
         self, feed: Feed, history: list[chat_format.ChatItem], text: str, thread_id: str
     ) -> Iterator[tuple[object, ...]]:
         """The answer's events as page updates: one update for whatever arrived since the last."""
-        view = chat_format.AnswerView(history, text, self.svc.display_names())
+        addresses = Addresses(lambda: self.svc.kb)
+        view = chat_format.AnswerView(history, text, self.svc.display_names(), addresses)
         view.notice = "Thinking…"
         yield view.messages(), f"_{view.step}_", thread_id
         panel: object = gr.skip()
@@ -104,7 +106,8 @@ class ChatHandlers:
                 view.apply(event)
                 panel = f"_{view.step}_" if not view.done else panel
                 if isinstance(event, Sources):
-                    panel = chat_format.sources_markdown(event.cited, event.retrieved, view.names, event.web)
+                    links = addresses.of([*event.cited, *event.retrieved])
+                    panel = chat_format.sources_markdown(event.cited, event.retrieved, view.names, event.web, links)
                 if isinstance(event, Done):
                     thread_id = event.thread_id
                     self.svc.turns.save(thread_id, event.answer, view.turn())
@@ -176,13 +179,14 @@ class ChatHandlers:
         except Exception as exc:  # e.g. the model can't be built here: say so, keep the page
             gr.Warning(f"Could not open that conversation: {exc}")
             return gr.skip(), gr.skip(), gr.skip()
-        shown, names = self.svc.turns.of(thread_id), self.svc.display_names()
+        shown, names, addresses = self.svc.turns.of(thread_id), self.svc.display_names(), Addresses(lambda: self.svc.kb)
         answers = [shown[text.strip()] for role, text in turns if role != "user" and text.strip() in shown]
         last = answers[-1] if answers else None
         panel = SOURCES_PLACEHOLDER
         if last is not None:
-            panel = chat_format.sources_markdown(last.cited, last.retrieved, names, last.web)
-        return chat_format.history_messages(turns, shown, names), panel, thread_id
+            links = addresses.of([*last.cited, *last.retrieved])
+            panel = chat_format.sources_markdown(last.cited, last.retrieved, names, last.web, links)
+        return chat_format.history_messages(turns, shown, names, addresses), panel, thread_id
 
     def remove_thread(self, thread_id: str) -> tuple[object, ...]:
         """Forget the open conversation and start an empty one."""
@@ -258,6 +262,7 @@ def build(handlers: ChatHandlers, models: list[ModelChoice]) -> ChatTab:
         with gr.Column(scale=2, min_width=260, elem_id="chat-sources"):
             gr.Markdown("### Sources")
             sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources-panel", buttons=["copy"])
+            gr.HTML(PANEL_HTML, elem_id="kb-viewer-holder", padding=False)  # the cited source, fixed over the side
     return ChatTab(new_chat, thread_list, delete_thread, model, chatbot, question, ask, stop, asked, sources, web)
 
 

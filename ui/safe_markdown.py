@@ -131,7 +131,7 @@ def _spans(line: str) -> Iterator[tuple[bool, str]]:
         if char != "`":
             i += 1
             continue
-        run = len(line) - len(line[i:].lstrip("`"))
+        run = len(line) - i - len(line[i:].lstrip("`"))
         end = _closing(line, i + run, run)
         if end is None:
             i += run

@@ -11,12 +11,13 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import gradio as gr
 from starlette.middleware import Middleware
 
 from kbagent.services.access import allowed_hosts, host_name, is_loopback, parse_auth
+from ui.source_panel import PANEL_CSS, PANEL_JS
 
 if TYPE_CHECKING:
     from gradio.routes import App
@@ -49,7 +50,8 @@ CONTENT_POLICY = "; ".join(
 )
 FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]  # local: no font CDN
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-CSS = """
+CSS = (
+    """
 #sources-panel { max-height: 640px; overflow-y: auto; }
 #threads input { padding-right: 28px; text-overflow: ellipsis; }  /* the arrow never covers a title */
 #chatbot .top-panel { position: static; align-self: flex-end; margin: 4px 4px 0 auto; }  /* above the messages */
@@ -63,7 +65,10 @@ CSS = """
 .kb-eval { border-collapse: collapse; margin: 0.5em 0; }
 .kb-eval td, .kb-eval th { padding: 4px 12px; border-bottom: 1px solid var(--border-color-primary); text-align: left; }
 .kb-eval caption { text-align: left; font-weight: 600; padding-bottom: 6px; }
+#kb-viewer-holder { display: contents; }  /* takes no room: the panel inside is fixed to the window */
 """
+    + PANEL_CSS
+)
 
 
 def theme() -> gr.themes.Base:
@@ -128,6 +133,7 @@ class WayIn:
     lifespan: Lifespan | None = None
     methods: tuple[str, ...] = ("GET", "POST", "DELETE")
     mount: bool = False  # `path` is a prefix (the app routes what is below it), not one endpoint
+    login: Literal["program", "page"] = "program"  # "page": the browser's login cookie counts too
 
 
 def _credentials(header: str) -> str:
@@ -166,6 +172,30 @@ class LoginRequired:
         await send({"type": "http.response.body", "body": body})
 
 
+class PageLoginRequired(LoginRequired):
+    """`LoginRequired` for pages the app's own page opens (the viewer's): the login cookie Gradio gave the
+    browser counts as well as the user and password; without either, 401."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _signed_in(scope):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _signed_in(scope: Scope) -> bool:
+    """Whether the request carries a login cookie of the Gradio app serving it (`gradio.routes`' own check)."""
+    from starlette.requests import Request
+
+    app = scope.get("app")
+    tokens, cookie_id = getattr(app, "tokens", None), getattr(app, "cookie_id", None)
+    if not isinstance(tokens, dict) or not cookie_id:
+        return False
+    cookies = Request(scope).cookies
+    token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+    return bool(token) and tokens.get(token) is not None
+
+
 def _lifespan(ways_in: Sequence[WayIn]) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
@@ -197,6 +227,7 @@ def launch(demo: gr.Blocks, settings: Settings, ways_in: Sequence[WayIn] = (), *
         "share": False,
         "theme": theme(),
         "css": CSS,
+        "js": PANEL_JS,
         "max_file_size": f"{math.ceil(settings.ingest.max_file_mb)}mb",
         "ssr_mode": False,
         "mcp_server": False,
@@ -217,7 +248,8 @@ def launch(demo: gr.Blocks, settings: Settings, ways_in: Sequence[WayIn] = (), *
     from starlette.routing import Mount, Route
 
     for way in ways_in:  # first, so no Gradio route (a catch-all among them) answers their paths
-        endpoint = LoginRequired(way.app, auth) if auth else way.app
+        guarded = PageLoginRequired if way.login == "page" else LoginRequired
+        endpoint = guarded(way.app, auth) if auth else way.app
         route = Mount(way.path, endpoint) if way.mount else Route(way.path, endpoint, methods=list(way.methods))
         demo.app.router.routes.insert(0, route)
     if blocking:

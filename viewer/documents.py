@@ -139,10 +139,12 @@ def _text_under(text: str, found: Located | None) -> str:
 def _grid_view(text: str, grid: Grid, found: Located | None, request: TextRequest) -> TextView:
     """A sheet: its rows as a table, those the passage spans marked, those that back the answer more strongly."""
     lines = _line_starts(text)
-    name = text.split("\n", 1)[0].removeprefix("# ").strip()
+    name, _, rest = text.partition("\n")
+    name = name.removeprefix("# ").strip()
+    first = text[: len(text) - len(rest.lstrip("\n"))].count("\n")  # the first row's line: past the name, blanks
 
     def rows_of(spans: list[Span]) -> set[int]:
-        return {grid.row_of_line(n - 1) for s, e in spans for n in _lines_between(lines, s, e) if n >= 1}
+        return {grid.row_of_line(n - first) for s, e in spans for n in _lines_between(lines, s, e) if n >= first}
 
     passage = rows_of(found.spans) if found else set()
     strong = rows_of([s for span in request.backing for s in found.to_document(*span)]) if found else set()

@@ -104,6 +104,22 @@ class TurnLog:
             ).fetchall()
         return {answer: Turn.loads(shown) for answer, shown in rows}
 
+    def passage_text(self, chunk_id: str) -> str:
+        """The text of the passage `chunk_id` as the latest answer that was given it saw it, or "": what an old
+        citation's address falls back to once its chunk is gone (the file edited and ingested again)."""
+        if not chunk_id:
+            return ""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT shown FROM chat_turns WHERE instr(shown, ?) > 0 ORDER BY saved_at DESC LIMIT 20", (chunk_id,)
+            ).fetchall()
+        for (shown,) in rows:
+            turn = Turn.loads(shown)
+            for passage in [*turn.cited, *turn.retrieved]:
+                if passage.chunk_id == chunk_id:
+                    return passage.text
+        return ""
+
     def delete(self, thread_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM chat_turns WHERE thread_id = ?", (thread_id,))

@@ -163,7 +163,7 @@ def running_app(
         svc = Services(parts, MODELS)
         demo = web_app.build_app(parts, models=MODELS, svc=svc)
         url = f"http://{settings.app.host}:{settings.app.port}"
-        served = web_app.ways_in(svc, settings.override(mcp=True, openai_api=True), url) if ways_in else []
+        served = web_app.ways_in(svc, settings.override(mcp=ways_in, openai_api=ways_in), url)
         _, url, _ = web_app.launch(demo, settings, served, prevent_thread_lock=True, quiet=True, **launch)
         try:
             yield RunningApp(url.rstrip("/"), demo, parts, svc, model)

@@ -271,6 +271,7 @@ def test_a_reopened_conversation_keeps_its_web_results() -> None:
 def test_chat_handler_shows_uncited_passages_as_not_cited() -> None:
     class Uncited(_EmptyServices):
         turns = type("NoTurns", (), {"save": lambda *a: None})()
+        kb = type("Kb", (), {"name": "kb", "records": type("NoRecords", (), {"source_ids": lambda *a: {}})()})()
 
         def stream(self, question: str, thread_id: str | None, choices: SessionChoices) -> Iterator[Any]:
             yield Token("The first ferry leaves at 07:40.")
