@@ -63,7 +63,7 @@ class Addresses:
         source_id = self._ids.get(source, "")
         if not source_id:
             return ""
-        address = source_address(kb.name, source_id, passage.chunk_id)
+        address = source_address(kb.id, source_id, passage.chunk_id)
         if sentence:
             address += "&" + urlencode({"sentence": sentence[:MAX_SENTENCE_CHARS]})
         return address
@@ -134,7 +134,8 @@ class SourcePages:
         """(HTTP status, HTML page) for a request's path and query: 404 for anything not a recorded source of
         this knowledge base (another knowledge base's, an id not recorded, a path, a chunk of another source)."""
         address = parse_address(f"{path}?{query}" if query else path)
-        if address is None or address.knowledge_base != self.svc.kb.name:
+        # links name the id (a rename leaves it alone), as /v1 and MCP addresses do; a typed name works too
+        if address is None or address.knowledge_base not in (self.svc.kb.id, self.svc.kb.name):
             return 404, refused_page()
         asked = parse_qs(query)
         sentence = (asked.get("sentence") or [""])[0][:MAX_SENTENCE_CHARS]
