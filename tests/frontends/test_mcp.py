@@ -224,7 +224,8 @@ async def test_each_tool_reads_only_the_knowledge_base_it_names(app_with_mcp: st
 def test_mcp_is_off_unless_asked_for() -> None:
     from app import ways_in
 
-    assert ways_in(None, Settings(_env_file=None), "http://127.0.0.1:7860") == []  # type: ignore[arg-type]
+    ways = ways_in(None, Settings(_env_file=None), "http://127.0.0.1:7860")  # type: ignore[arg-type]
+    assert [w.path for w in ways] == ["/source/{kb}/{source_id}"]  # the citation viewer only: no /mcp
 
 
 async def test_an_answer_names_the_slide_it_cites(

@@ -251,7 +251,8 @@ def test_bad_requests_get_openai_error_objects(client: openai.OpenAI, served: tu
 def test_the_api_is_off_unless_asked_for() -> None:
     from app import ways_in
 
-    assert ways_in(None, Settings(_env_file=None), "http://127.0.0.1:7860") == []  # type: ignore[arg-type]
+    ways = ways_in(None, Settings(_env_file=None), "http://127.0.0.1:7860")  # type: ignore[arg-type]
+    assert [w.path for w in ways] == ["/source/{kb}/{source_id}"]  # the citation viewer only: no /v1
 
 
 @parts.llama_cpp()
