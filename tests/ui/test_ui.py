@@ -861,7 +861,9 @@ def test_warm_up_builds_the_default_agent_before_the_first_question(api_app: Run
     assert svc._agents == {}
     svc.warm_up()
     defaults = svc.default_choices()
-    assert list(svc._agents) == [(defaults.model, defaults.k, defaults.mode)]  # the first question finds it built
+    assert list(svc._agents) == [
+        (defaults.kb, defaults.model, defaults.k, defaults.mode)
+    ]  # the first question finds it built
 
 
 def test_routes_beside_the_ui_refuse_a_websocket_without_the_login() -> None:
