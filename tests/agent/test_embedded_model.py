@@ -20,6 +20,7 @@ import pytest
 from agent import embedded_model
 from agent.embedded_model import MEMO, SplitGGUF, matches
 from kbagent.errors import ConfigError
+from tests.support.files import flip_a_byte
 from tests.support.paths import REPO
 
 PART = 3 * 2**20 + 17  # over one read block's worth of parts, not a multiple of it
@@ -63,12 +64,7 @@ def _forget_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _flip_a_byte_keeping_mtime(path: Path) -> None:
     before = path.stat()
-    with path.open("r+b") as f:
-        f.seek(before.st_size // 2)
-        byte = f.read(1)
-        f.seek(before.st_size // 2)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    flip_a_byte(path, restore_mtime=True)
     assert (path.stat().st_ino, path.stat().st_size, path.stat().st_mtime_ns) == (
         before.st_ino,
         before.st_size,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from kbagent.components import Components
 from kbagent.errors import ConfigError
 from kbagent.settings import Settings
 from knowledge_base.embeddings import Embedder
+from tests.support.files import flip_a_byte
 from tests.support.openai_stand_in import ANSWER, openai_stand_in
 from tests.support.paths import REPO, SAMPLES
 from tests.support.small_model import SMALL
@@ -36,21 +36,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _flip_a_byte(path: Path, restore_mtime: bool) -> None:
-    """One byte flipped in place: same file, same size, and (if asked) the same modification time."""
-    before = path.stat()
-    with path.open("r+b") as f:
-        f.seek(before.st_size // 2)
-        byte = f.read(1)
-        f.seek(before.st_size // 2)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    if restore_mtime:
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = path.stat()
-    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
-    assert (after.st_mtime_ns == before.st_mtime_ns) == restore_mtime
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("restore_mtime", [True, False], ids=["mtime-restored", "mtime-changed"])
 @pytest.mark.parametrize("process", ["same-process", "new-process"])
@@ -59,7 +44,7 @@ def test_a_model_file_corrupted_in_place_is_joined_again(
 ) -> None:
     path = SMALL.ensure(tmp_path)
     assert SMALL.ensure(tmp_path) == path  # verified once; the second use in this process does not hash again
-    _flip_a_byte(path, restore_mtime)
+    flip_a_byte(path, restore_mtime)
     assert _sha256(path) != SMALL.sha256
     if process == "same-process":
         with caplog.at_level(logging.WARNING, logger="agent.embedded_model"):
@@ -79,7 +64,7 @@ def test_a_model_file_corrupted_in_place_is_joined_again(
 @pytest.mark.slow
 def test_a_corrupted_model_file_without_its_parts_is_refused(tmp_path: Path) -> None:
     path = SMALL.ensure(tmp_path)
-    _flip_a_byte(path, restore_mtime=True)
+    flip_a_byte(path, restore_mtime=True)
     orphan = dataclasses.replace(SMALL, module="kbagent_no_such_part{}")  # the same file, its parts uninstalled
     with pytest.raises(ConfigError, match=r"doesn't match its published sha256.*part 1 is not installed"):
         orphan.ensure(tmp_path)

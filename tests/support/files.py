@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 from pathlib import Path
 
@@ -260,3 +261,18 @@ def write_xls(path: Path, sheets: dict[str, list[list[object]]], hidden: tuple[s
             sheet.visibility = 1
     book.save(str(path))
     return path
+
+
+def flip_a_byte(path: Path, restore_mtime: bool) -> None:
+    """One byte flipped in place: same file, same size, and (if asked) the same modification time."""
+    before = path.stat()
+    with path.open("r+b") as f:
+        f.seek(before.st_size // 2)
+        byte = f.read(1)
+        f.seek(before.st_size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    if restore_mtime:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+    assert (after.st_mtime_ns == before.st_mtime_ns) == restore_mtime
